@@ -1,0 +1,118 @@
+// Shapes of the JSON served by the archviz plugin routes (see tensorboard_archviz/http_api.md).
+// Every string in here may come from a user's model: render it as text, never as HTML.
+
+export type Dim = number | null;
+export type Shape = Dim[];
+
+export interface NodeParams {
+  trainable: number;
+  non_trainable: number;
+}
+
+export interface ArchNode {
+  id: string;
+  name: string;
+  class_name: string;
+  parent: string | null;
+  input_shapes: (Shape | null)[] | null;
+  output_shapes: (Shape | null)[] | null;
+  dtype: string | null;
+  params: NodeParams;
+  activation: string | null;
+  config: Record<string, unknown>;
+  macs: number | null;
+  // optional extras
+  weights?: { name: string; shape: Shape; trainable: boolean }[];
+  buffers?: { name: string; shape: Shape }[];
+  reason?: string;
+  dtype_policy?: string;
+  calls?: number;
+  is_container?: boolean;
+  [key: string]: unknown;
+}
+
+export interface ArchEdge {
+  source: string;
+  target: string;
+  shape: Shape | null;
+  [key: string]: unknown;
+}
+
+export interface Architecture {
+  schema_version: number;
+  framework: 'keras' | 'torch';
+  framework_version: string;
+  model: {
+    name: string;
+    class_name: string;
+    total_params: number;
+    trainable_params: number;
+    non_trainable_params: number;
+    [key: string]: unknown;
+  };
+  inputs: string[];
+  outputs: string[];
+  nodes: ArchNode[];
+  edges: ArchEdge[];
+  [key: string]: unknown;
+}
+
+// GET ./runs
+export interface RunInfo {
+  steps: number[];
+  filter_layers?: string[];   // node ids that have filter grids in this run
+  errors?: string[];          // problems with this run's data, shown to the user
+  [key: string]: unknown;
+}
+export type RunsResponse = Record<string, RunInfo>;
+
+// GET ./filters?run=&layer=[&step=]
+export interface FilterTile {
+  index: number;      // filter index in the layer
+  score: number;      // mean pre-activation of the filter on its maximising image
+  post_score?: number;// mean post-activation value
+  dead: boolean;      // the filter never activates
+  row: number;        // tile position in the grid image
+  col: number;
+}
+export interface FiltersResponse {
+  run: string;
+  layer: string;
+  step: number;
+  steps: number[];
+  image_url: string;  // relative URL of the PNG grid, e.g. "filters_image?run=..&layer=..&step=.."
+  tile_size: number;  // pixels per tile in the PNG
+  margin: number;     // pixels between tiles
+  rows: number;
+  cols: number;
+  tiles: FilterTile[];
+  [key: string]: unknown;
+}
+
+// GET ./diff?run_a=&step_a=&run_b=&step_b=
+export interface NodeChange {
+  id_a: string;
+  id_b: string;
+  fields: Record<string, { a: unknown; b: unknown }>;
+}
+export interface DiffResponse {
+  a: { run: string; step: number };
+  b: { run: string; step: number };
+  added: string[];           // node ids in B only
+  removed: string[];         // node ids in A only
+  changed: NodeChange[];
+  renamed: { id_a: string; id_b: string }[];  // matched structurally
+  edges_added: { source: string; target: string }[];   // ids in B
+  edges_removed: { source: string; target: string }[]; // ids in A
+  totals: {
+    total_params: { a: number; b: number; delta: number };
+    trainable_params: { a: number; b: number; delta: number };
+    non_trainable_params: { a: number; b: number; delta: number };
+  };
+  summary: string;           // e.g. "+2 layers, -1 layer, 3 changed, params +118,272 (+9.4 %)"
+  [key: string]: unknown;
+}
+
+export interface ErrorResponse {
+  error: string;
+}

@@ -1,0 +1,33 @@
+"""tensorboard-archviz: see what a deep-learning model is, inside TensorBoard.
+
+Importing this package imports neither TensorFlow, Keras nor torch; each public name loads its
+framework on first use::
+
+    from tensorboard_archviz import ArchVizCallback                      # Keras
+    from tensorboard_archviz import add_architecture, add_filter_grids   # PyTorch SummaryWriter
+"""
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "ArchVizCallback": ("tensorboard_archviz.keras_callback", "ArchVizCallback"),
+    "add_architecture": ("tensorboard_archviz.torch_writer", "add_architecture"),
+    "add_filter_grids": ("tensorboard_archviz.torch_writer", "add_filter_grids"),
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        module_name, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module_name), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError("module 'tensorboard_archviz' has no attribute %r" % name)
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,337 @@
+"""The framework-neutral Architecture: dataclasses, JSON (de)serialisation, validation, migrations.
+
+The JSON form is the contract between the writers (Keras callback, PyTorch helpers), the plugin
+routes and the dashboard; see DESIGN.md ("Architecture JSON", schema_version 1). Reading
+validates every field and names the bad one in a `SchemaError`; unknown keys are kept (in
+`extra`) so newer writers can add keys without breaking older readers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Callable, Dict, List, Optional
+
+SCHEMA_VERSION = 1
+FRAMEWORKS = ("keras", "torch")
+
+Shape = List[Optional[int]]
+
+
+class SchemaError(ValueError):
+    """An architecture document that does not follow the schema; the message names the field."""
+
+
+@dataclasses.dataclass
+class ModelInfo:
+    name: str
+    class_name: str
+    total_params: int = 0
+    trainable_params: int = 0
+    non_trainable_params: int = 0
+    extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class Node:
+    """One layer / module / functional op; containers are nodes whose children name them as parent.
+
+    Optional keys beyond the contract: `weights` ([{"name", "shape", "trainable"}]), `buffers`
+    (torch: [{"name", "shape"}]), `reason` (why shapes are null), `dtype_policy`, `calls` (how
+    many times a shared layer/module was called), `is_container`.
+    """
+
+    id: str
+    name: str
+    class_name: str
+    parent: Optional[str] = None
+    input_shapes: Optional[List[Optional[Shape]]] = None
+    output_shapes: Optional[List[Optional[Shape]]] = None
+    dtype: Optional[str] = None
+    params: Dict[str, int] = dataclasses.field(
+        default_factory=lambda: {"trainable": 0, "non_trainable": 0})
+    activation: Optional[str] = None
+    config: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    macs: Optional[int] = None
+    extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def total_params(self) -> int:
+        return int(self.params.get("trainable", 0)) + int(self.params.get("non_trainable", 0))
+
+
+@dataclasses.dataclass
+class Edge:
+    source: str
+    target: str
+    shape: Optional[Shape] = None
+    extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class Architecture:
+    framework: str
+    framework_version: str
+    model: ModelInfo
+    inputs: List[str] = dataclasses.field(default_factory=list)
+    outputs: List[str] = dataclasses.field(default_factory=list)
+    nodes: List[Node] = dataclasses.field(default_factory=list)
+    edges: List[Edge] = dataclasses.field(default_factory=list)
+    schema_version: int = SCHEMA_VERSION
+    extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    # -- convenience -----------------------------------------------------------------------
+    def node(self, node_id: str) -> Node:
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise KeyError(node_id)
+
+    def node_ids(self) -> List[str]:
+        return [n.id for n in self.nodes]
+
+    def children(self, node_id: Optional[str]) -> List[Node]:
+        return [n for n in self.nodes if n.parent == node_id]
+
+    def edge_pairs(self) -> List[tuple]:
+        return [(e.source, e.target) for e in self.edges]
+
+    # -- serialisation ----------------------------------------------------------------------
+    def to_dict(self) -> Dict[str, Any]:
+        return to_dict(self)
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "Architecture":
+        return from_dict(data)
+
+    @classmethod
+    def from_json(cls, text: Any) -> "Architecture":
+        return from_json(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# to JSON
+
+def _with_extra(fields: Dict[str, Any], extra: Dict[str, Any]) -> Dict[str, Any]:
+    out = dict(extra)
+    out.update(fields)
+    return out
+
+
+def _node_to_dict(n: Node) -> Dict[str, Any]:
+    return _with_extra({
+        "id": n.id, "name": n.name, "class_name": n.class_name, "parent": n.parent,
+        "input_shapes": n.input_shapes, "output_shapes": n.output_shapes, "dtype": n.dtype,
+        "params": {"trainable": int(n.params.get("trainable", 0)),
+                   "non_trainable": int(n.params.get("non_trainable", 0))},
+        "activation": n.activation, "config": n.config, "macs": n.macs,
+    }, n.extra)
+
+
+def to_dict(arch: Architecture) -> Dict[str, Any]:
+    """The JSON-ready dict of an Architecture (keys in contract order, extras after)."""
+    out = {
+        "schema_version": arch.schema_version,
+        "framework": arch.framework,
+        "framework_version": arch.framework_version,
+        "model": _with_extra({
+            "name": arch.model.name, "class_name": arch.model.class_name,
+            "total_params": int(arch.model.total_params),
+            "trainable_params": int(arch.model.trainable_params),
+            "non_trainable_params": int(arch.model.non_trainable_params),
+        }, arch.model.extra),
+        "inputs": list(arch.inputs),
+        "outputs": list(arch.outputs),
+        "nodes": [_node_to_dict(n) for n in arch.nodes],
+        "edges": [_with_extra({"source": e.source, "target": e.target, "shape": e.shape}, e.extra)
+                  for e in arch.edges],
+    }
+    for k, v in arch.extra.items():
+        out.setdefault(k, v)
+    return out
+
+
+def to_json(arch: Architecture, **kwargs: Any) -> str:
+    return json.dumps(to_dict(arch), **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# from JSON: migrations, then validation
+
+# MIGRATIONS[v] turns a document of schema_version v into one of version v + 1.
+MIGRATIONS: Dict[int, Callable[[Dict[str, Any]], Dict[str, Any]]] = {}
+
+
+def migrate(data: Dict[str, Any]) -> Dict[str, Any]:
+    """Bring an older document up to SCHEMA_VERSION; refuse a newer one with a clear error."""
+    version = data.get("schema_version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise SchemaError("schema_version: expected an integer, got %r" % (version,))
+    if version > SCHEMA_VERSION:
+        raise SchemaError(
+            "schema_version: %d is newer than this tensorboard-archviz understands (%d); "
+            "upgrade tensorboard-archviz" % (version, SCHEMA_VERSION))
+    while version < SCHEMA_VERSION:
+        step = MIGRATIONS.get(version)
+        if step is None:
+            raise SchemaError("schema_version: no migration from version %d" % version)
+        data = step(data)
+        version += 1
+        data["schema_version"] = version
+    return data
+
+
+def _expect(cond: bool, field: str, msg: str) -> None:
+    if not cond:
+        raise SchemaError("%s: %s" % (field, msg))
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _str(d: Dict[str, Any], key: str, where: str, optional: bool = False) -> Optional[str]:
+    v = d.get(key)
+    if v is None and optional:
+        return None
+    _expect(isinstance(v, str), "%s.%s" % (where, key), "expected a string, got %r" % (v,))
+    return v
+
+
+def _count(d: Dict[str, Any], key: str, where: str) -> int:
+    v = d.get(key, 0)
+    _expect(_is_int(v) and v >= 0, "%s.%s" % (where, key),
+            "expected a non-negative integer, got %r" % (v,))
+    return v
+
+
+def _shape(v: Any, where: str) -> Optional[Shape]:
+    if v is None:
+        return None
+    _expect(isinstance(v, list), where, "expected a list of dimensions or null")
+    for i, d in enumerate(v):
+        _expect(d is None or (_is_int(d) and d >= 0), "%s[%d]" % (where, i),
+                "expected a non-negative integer or null, got %r" % (d,))
+    return list(v)
+
+
+def _shapes(v: Any, where: str) -> Optional[List[Optional[Shape]]]:
+    if v is None:
+        return None
+    _expect(isinstance(v, list), where, "expected a list of shapes or null")
+    return [_shape(s, "%s[%d]" % (where, i)) for i, s in enumerate(v)]
+
+
+def _rest(d: Dict[str, Any], known: tuple) -> Dict[str, Any]:
+    return {k: v for k, v in d.items() if k not in known}
+
+
+_NODE_KEYS = ("id", "name", "class_name", "parent", "input_shapes", "output_shapes", "dtype",
+              "params", "activation", "config", "macs")
+
+
+def _node_from_dict(d: Any, where: str) -> Node:
+    _expect(isinstance(d, dict), where, "expected an object")
+    params = d.get("params", {"trainable": 0, "non_trainable": 0})
+    _expect(isinstance(params, dict), where + ".params", "expected an object")
+    config = d.get("config") or {}
+    _expect(isinstance(config, dict), where + ".config", "expected an object")
+    macs = d.get("macs")
+    _expect(macs is None or (_is_int(macs) and macs >= 0), where + ".macs",
+            "expected a non-negative integer or null, got %r" % (macs,))
+    node_id = _str(d, "id", where)
+    _expect(node_id != "", where + ".id", "must not be empty")
+    return Node(
+        id=node_id,
+        name=_str(d, "name", where),
+        class_name=_str(d, "class_name", where),
+        parent=_str(d, "parent", where, optional=True),
+        input_shapes=_shapes(d.get("input_shapes"), where + ".input_shapes"),
+        output_shapes=_shapes(d.get("output_shapes"), where + ".output_shapes"),
+        dtype=_str(d, "dtype", where, optional=True),
+        params={"trainable": _count(params, "trainable", where + ".params"),
+                "non_trainable": _count(params, "non_trainable", where + ".params")},
+        activation=_str(d, "activation", where, optional=True),
+        config=config,
+        macs=macs,
+        extra=_rest(d, _NODE_KEYS),
+    )
+
+
+def from_dict(data: Any) -> Architecture:
+    """Validate (after migrating) a decoded JSON document and build an Architecture."""
+    _expect(isinstance(data, dict), "<root>", "expected a JSON object")
+    data = migrate(dict(data))
+    fw = _str(data, "framework", "<root>")
+    _expect(fw in FRAMEWORKS, "framework", "expected one of %s, got %r" % (FRAMEWORKS, fw))
+    model = data.get("model")
+    _expect(isinstance(model, dict), "model", "expected an object")
+    info = ModelInfo(
+        name=_str(model, "name", "model"),
+        class_name=_str(model, "class_name", "model"),
+        total_params=_count(model, "total_params", "model"),
+        trainable_params=_count(model, "trainable_params", "model"),
+        non_trainable_params=_count(model, "non_trainable_params", "model"),
+        extra=_rest(model, ("name", "class_name", "total_params", "trainable_params",
+                            "non_trainable_params")),
+    )
+    raw_nodes = data.get("nodes")
+    _expect(isinstance(raw_nodes, list), "nodes", "expected a list")
+    nodes = [_node_from_dict(n, "nodes[%d]" % i) for i, n in enumerate(raw_nodes)]
+    ids = set()
+    for i, n in enumerate(nodes):
+        _expect(n.id not in ids, "nodes[%d].id" % i, "duplicate id %r" % n.id)
+        ids.add(n.id)
+    for i, n in enumerate(nodes):
+        _expect(n.parent is None or n.parent in ids, "nodes[%d].parent" % i,
+                "unknown node id %r" % n.parent)
+    raw_edges = data.get("edges")
+    _expect(isinstance(raw_edges, list), "edges", "expected a list")
+    edges = []
+    for i, e in enumerate(raw_edges):
+        where = "edges[%d]" % i
+        _expect(isinstance(e, dict), where, "expected an object")
+        for key in ("source", "target"):
+            v = e.get(key)
+            _expect(isinstance(v, str) and v in ids, "%s.%s" % (where, key),
+                    "unknown node id %r" % (v,))
+        edges.append(Edge(source=e["source"], target=e["target"],
+                          shape=_shape(e.get("shape"), where + ".shape"),
+                          extra=_rest(e, ("source", "target", "shape"))))
+    io = {}
+    for key in ("inputs", "outputs"):
+        v = data.get(key, [])
+        _expect(isinstance(v, list), key, "expected a list of node ids")
+        for i, x in enumerate(v):
+            _expect(isinstance(x, str) and x in ids, "%s[%d]" % (key, i),
+                    "unknown node id %r" % (x,))
+        io[key] = list(v)
+    return Architecture(
+        schema_version=data["schema_version"], framework=fw,
+        framework_version=_str(data, "framework_version", "<root>"),
+        model=info, inputs=io["inputs"], outputs=io["outputs"], nodes=nodes, edges=edges,
+        extra=_rest(data, ("schema_version", "framework", "framework_version", "model",
+                           "inputs", "outputs", "nodes", "edges")),
+    )
+
+
+def from_json(text: Any) -> Architecture:
+    """Parse, migrate and validate a JSON document (str or UTF-8 bytes)."""
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise SchemaError("<root>: not UTF-8 (%s)" % e) from None
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError) as e:
+        raise SchemaError("<root>: not valid JSON (%s)" % e) from None
+    return from_dict(data)
+
+
+def validate(data: Any) -> Dict[str, Any]:
+    """Validate a dict against the schema; returns the normalised (migrated) dict."""
+    return to_dict(from_dict(data))

@@ -1,0 +1,93 @@
+"""Architecture / filter grids -> Summary protos, and writing them with TensorBoard's event writer.
+
+Nothing here imports TensorFlow, Keras or torch: protos come from ``tensorboard.compat.proto``
+and events are written by ``tensorboard.summary.writer.event_file_writer.EventFileWriter`` (the
+writer ``torch.utils.tensorboard.SummaryWriter`` uses), so this works on every Keras backend.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any, Dict, Optional, Union
+
+import numpy as np
+from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.util import tensor_util
+
+from tensorboard_archviz import metadata, schema
+
+
+def architecture_pb(arch: Union[schema.Architecture, Dict[str, Any]],
+                    tag: str = metadata.ARCHITECTURE_TAG) -> summary_pb2.Summary:
+    """A Summary holding the architecture as a rank-0 DT_STRING tensor of its JSON.
+
+    The architecture is validated first, so a bad extractor fails here, not in the dashboard.
+    """
+    if isinstance(arch, dict):
+        arch = schema.from_dict(arch)
+    payload = schema.to_json(arch, separators=(",", ":")).encode("utf-8")
+    tensor = tensor_util.make_tensor_proto(np.array(payload, dtype=object))
+    summary = summary_pb2.Summary()
+    summary.value.add(tag=tag, metadata=metadata.create_architecture_metadata(), tensor=tensor)
+    return summary
+
+
+def filter_grid_pb(node_id: str, png: bytes, tiles: Dict[str, Any]) -> summary_pb2.Summary:
+    """A Summary holding one layer's filter grid: blob sequence ``[png, tiles_json]``."""
+    if not isinstance(png, (bytes, bytearray)) or not bytes(png).startswith(b"\x89PNG\r\n\x1a\n"):
+        raise ValueError("filter grid for %r is not PNG data" % node_id)
+    meta = json.dumps(tiles, separators=(",", ":")).encode("utf-8")
+    tensor = tensor_util.make_tensor_proto(np.array([bytes(png), meta], dtype=object))
+    summary = summary_pb2.Summary()
+    summary.value.add(tag=metadata.filters_tag(node_id),
+                      metadata=metadata.create_filters_metadata(node_id), tensor=tensor)
+    return summary
+
+
+class ArchVizWriter:
+    """Writes archviz summaries into one log directory with TensorBoard's own event writer.
+
+    Every write is flushed at once, so a process killed right after loses nothing.
+    """
+
+    def __init__(self, logdir: str, filename_suffix: str = ".archviz"):
+        # Imported here: the writer pulls in TensorBoard's tf shim, which reading code never needs.
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+        self.logdir = str(logdir)
+        self._writer = EventFileWriter(self.logdir, filename_suffix=filename_suffix)
+        self._lock = threading.Lock()
+
+    def add_summary(self, summary: summary_pb2.Summary, step: Optional[int] = None,
+                    wall_time: Optional[float] = None) -> None:
+        event = event_pb2.Event(summary=summary,
+                                wall_time=time.time() if wall_time is None else wall_time)
+        if step is not None:
+            event.step = int(step)
+        with self._lock:
+            self._writer.add_event(event)
+            self._writer.flush()
+
+    def add_architecture(self, arch: Union[schema.Architecture, Dict[str, Any]],
+                         step: Optional[int] = None) -> None:
+        self.add_summary(architecture_pb(arch), step)
+
+    def add_filter_grid(self, node_id: str, png: bytes, tiles: Dict[str, Any],
+                        step: Optional[int] = None) -> None:
+        self.add_summary(filter_grid_pb(node_id, png, tiles), step)
+
+    def flush(self) -> None:
+        with self._lock:
+            self._writer.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._writer.close()
+
+    def __enter__(self) -> "ArchVizWriter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

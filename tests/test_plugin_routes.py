@@ -1,0 +1,183 @@
+"""The plugin's routes through a real TensorBoard subprocess, with both loaders.
+
+Data is written with the package's own writer (no framework needed): good runs, and runs with
+broken data that must give clear 422 errors while every other run keeps working.
+"""
+
+import io
+import json
+import urllib.parse
+
+import numpy as np
+import pytest
+from PIL import Image
+from tensorboard.compat.proto import summary_pb2
+from tensorboard.util import tensor_util
+
+from conftest import PLUGIN, get_json, http_get, run_tensorboard, wait_for_run
+from tensorboard_archviz import metadata, schema, summary
+
+
+def small_arch(units=10, name="dense"):
+    return schema.Architecture(
+        framework="keras", framework_version="3.15.1",
+        model=schema.ModelInfo("m", "Sequential", total_params=784 * units + units,
+                               trainable_params=784 * units + units, non_trainable_params=0),
+        inputs=["flatten"], outputs=[name],
+        nodes=[schema.Node("flatten", "flatten", "Flatten", input_shapes=[[None, 28, 28]],
+                           output_shapes=[[None, 784]], dtype="float32"),
+               schema.Node(name, name, "Dense", input_shapes=[[None, 784]],
+                           output_shapes=[[None, units]], dtype="float32",
+                           params={"trainable": 784 * units + units, "non_trainable": 0},
+                           activation="softmax", config={"units": units}, macs=784 * units)],
+        edges=[schema.Edge("flatten", name, [None, 784])])
+
+
+def png_bytes(size=(20, 10)):
+    buf = io.BytesIO()
+    Image.fromarray(np.arange(size[0] * size[1], dtype=np.uint8).reshape(size[1], size[0]),
+                    "L").save(buf, "PNG")
+    return buf.getvalue()
+
+
+TILES = {"tile_size": 10, "margin": 0, "rows": 1, "cols": 2, "channels": 1,
+         "value_range": [0, 1], "tiles": [
+             {"index": 0, "score": 1.5, "post_score": 1.5, "dead": False, "row": 0, "col": 0},
+             {"index": 1, "score": -3.0, "post_score": 0.0, "dead": True, "row": 0, "col": 1}]}
+
+
+def raw_summary(tag, value, md):
+    s = summary_pb2.Summary()
+    s.value.add(tag=tag, metadata=md, tensor=tensor_util.make_tensor_proto(value))
+    return s
+
+
+@pytest.fixture(scope="module")
+def logdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("logs")
+    with summary.ArchVizWriter(str(root / "good")) as w:
+        w.add_architecture(small_arch(10), step=0)
+        w.add_architecture(small_arch(32), step=3)
+        w.add_filter_grid("conv2d", png_bytes(), TILES, step=3)
+        w.add_filter_grid("conv2d", png_bytes(), TILES, step=5)
+    with summary.ArchVizWriter(str(root / "weird <b>name</b> ü")) as w:
+        w.add_architecture(small_arch(5, name="<img src=x onerror=alert(1)>"), step=7)
+    amd = metadata.create_architecture_metadata()
+    with summary.ArchVizWriter(str(root / "broken")) as w:
+        w.add_summary(raw_summary(metadata.ARCHITECTURE_TAG,
+                                  np.array(b'{"schema_version": 1, "nodes": [', dtype=object),
+                                  amd), step=1)
+        future = small_arch().to_dict()
+        future["schema_version"] = 99
+        w.add_summary(raw_summary(metadata.ARCHITECTURE_TAG,
+                                  np.array(json.dumps(future).encode(), dtype=object), amd),
+                      step=2)
+        w.add_summary(raw_summary(metadata.filters_tag("conv"),
+                                  np.array([b"not a png", b"{}"], dtype=object),
+                                  metadata.create_filters_metadata("conv")), step=1)
+    with summary.ArchVizWriter(str(root / "wrongdtype")) as w:
+        w.add_summary(raw_summary(metadata.ARCHITECTURE_TAG, np.array(3.5, dtype=np.float32),
+                                  amd), step=0)
+    return root
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["load_fast", "legacy_loader"])
+def server(request, logdir):
+    with run_tensorboard(logdir, load_fast=request.param) as url:
+        wait_for_run(url, "good", steps=2, filter_layers=1)
+        wait_for_run(url, "broken", steps=2)
+        wait_for_run(url, "wrongdtype")
+        yield url
+
+
+def q(**params):
+    return urllib.parse.urlencode(params)
+
+
+def test_runs_lists_steps_and_filter_layers(server):
+    status, runs = get_json(server + PLUGIN + "/runs")
+    assert status == 200
+    assert runs["good"]["steps"] == [0, 3]
+    assert runs["good"]["filter_layers"] == ["conv2d"]
+    assert runs["weird <b>name</b> ü"]["steps"] == [7]
+    assert runs["broken"]["steps"] == [1, 2]
+
+
+def test_architecture_latest_and_by_step(server):
+    status, arch = get_json(server + PLUGIN + "/architecture?" + q(run="good"))
+    assert status == 200
+    assert arch["schema_version"] == 1
+    assert arch["model"]["total_params"] == 784 * 32 + 32
+    assert [n["id"] for n in arch["nodes"]] == ["flatten", "dense"]
+    assert arch["edges"] == [{"source": "flatten", "target": "dense", "shape": [None, 784]}]
+    status, arch0 = get_json(server + PLUGIN + "/architecture?" + q(run="good", step=0))
+    assert status == 200 and arch0["model"]["total_params"] == 7850
+    status, weird = get_json(server + PLUGIN + "/architecture?" + q(run="weird <b>name</b> ü"))
+    assert status == 200 and weird["nodes"][1]["name"] == "<img src=x onerror=alert(1)>"
+
+
+@pytest.mark.parametrize("params,code,needle", [
+    ({}, 400, "run"),
+    ({"run": "good", "step": "abc"}, 400, "integer"),
+    ({"run": "good", "step": "-1"}, 400, "out of range"),
+    ({"run": "good", "step": "99999999999999999999999"}, 400, "out of range"),
+    ({"run": "good", "step": "4"}, 404, "available steps: [0, 3]"),
+    ({"run": "nope"}, 404, "no architecture"),
+    ({"run": "../../etc/passwd"}, 404, "no architecture"),
+    ({"run": "x" * 5000}, 400, "too long"),
+    ({"run": "broken", "step": "1"}, 422, "not valid JSON"),
+    ({"run": "broken", "step": "2"}, 422, "newer than this"),
+    ({"run": "wrongdtype"}, 422, "not a scalar string tensor"),
+])
+def test_architecture_errors_are_json(server, params, code, needle):
+    status, body = get_json(server + PLUGIN + "/architecture?" + q(**params))
+    assert status == code, body
+    assert needle in body["error"]
+    assert "Traceback" not in body["error"]
+
+
+def test_filters_route_and_png(server):
+    status, f = get_json(server + PLUGIN + "/filters?" + q(run="good", layer="conv2d"))
+    assert status == 200
+    assert f["step"] == 5 and f["steps"] == [3, 5]
+    assert [t["dead"] for t in f["tiles"]] == [False, True]
+    assert f["image_url"] == "filters_image?" + q(run="good", layer="conv2d", step=5)
+    status, body, headers = http_get(server + PLUGIN + "/" + f["image_url"])
+    assert status == 200 and headers["Content-Type"] == "image/png"
+    assert Image.open(io.BytesIO(body)).size == (20, 10)
+    status, f3 = get_json(server + PLUGIN + "/filters?" + q(run="good", layer="conv2d", step=3))
+    assert status == 200 and f3["step"] == 3
+
+
+@pytest.mark.parametrize("route,params,code", [
+    ("filters", {"run": "good"}, 400),
+    ("filters", {"run": "good", "layer": "nope"}, 404),
+    ("filters", {"run": "good", "layer": "conv2d", "step": "4"}, 404),
+    ("filters_image", {"run": "broken", "layer": "conv"}, 422),
+    ("filters", {"run": "broken", "layer": "conv"}, 422),
+    ("filters_image", {"layer": "conv"}, 400),
+])
+def test_filters_errors(server, route, params, code):
+    status, body = get_json(server + PLUGIN + "/" + route + "?" + q(**params))
+    assert status == code, body
+    assert isinstance(body, dict) and body["error"]
+
+
+def test_static_files_cannot_escape(server):
+    status, body, headers = http_get(server + PLUGIN + "/index.js")
+    assert status == 200 and "javascript" in headers["Content-Type"]
+    for path in ["/static/..%2Fplugin.py", "/static/../plugin.py", "/static/.gitignore",
+                 "/static/nope.js", "/static/%2e%2e%2fschema.py"]:
+        status, body, _ = http_get(server + PLUGIN + path)
+        assert status == 404, path
+        assert b"import" not in body
+
+
+def test_frontend_metadata_lists_the_tab(server):
+    status, listing = get_json(server + "/data/plugins_listing")
+    assert status == 200
+    entry = listing["archviz"]
+    assert entry["tab_name"] == "Arch Viz"
+    assert entry["enabled"] is True
+    assert entry["loading_mechanism"] == {"type": "IFRAME", "module_path": "/data/plugin/archviz/index.js"} \
+        or entry["loading_mechanism"]["module_path"].endswith("/index.js")
