@@ -181,3 +181,28 @@ def test_frontend_metadata_lists_the_tab(server):
     assert entry["enabled"] is True
     assert entry["loading_mechanism"] == {"type": "IFRAME", "module_path": "/data/plugin/archviz/index.js"} \
         or entry["loading_mechanism"]["module_path"].endswith("/index.js")
+
+
+def test_diff_route(server):
+    status, d = get_json(server + PLUGIN + "/diff?" + q(run_a="good", step_a=0, run_b="good",
+                                                          step_b=3))
+    assert status == 200, d
+    assert d["a"] == {"run": "good", "step": 0} and d["b"] == {"run": "good", "step": 3}
+    assert d["changed"][0]["id_a"] == "dense"
+    assert d["changed"][0]["fields"]["config.units"] == {"a": 10, "b": 32}
+    assert d["totals"]["total_params"] == {"a": 7850, "b": 25120, "delta": 17270}
+    status, d = get_json(server + PLUGIN + "/diff?" + q(run_a="good", run_b="good"))
+    assert status == 200 and d["identical"] is True and d["a"]["step"] == 3
+
+
+@pytest.mark.parametrize("params,code", [
+    ({"run_a": "good"}, 400),
+    ({"run_a": "good", "run_b": "nope"}, 404),
+    ({"run_a": "good", "step_a": "9", "run_b": "good"}, 404),
+    ({"run_a": "good", "step_a": "x", "run_b": "good"}, 400),
+    ({"run_a": "good", "run_b": "broken"}, 422),
+])
+def test_diff_errors(server, params, code):
+    status, body = get_json(server + PLUGIN + "/diff?" + q(**params))
+    assert status == code, body
+    assert body["error"]
