@@ -82,6 +82,7 @@ setuptools.setup(
     },
     entry_points={
         "tensorboard_plugins": ["archviz = tensorboard_archviz.plugin:ArchVizPlugin"],
+        "console_scripts": ["archviz = tensorboard_archviz.cli:main"],
     },
     cmdclass=cmdclass,
     zip_safe=False,
