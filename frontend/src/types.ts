@@ -110,6 +110,8 @@ export interface DiffResponse {
     non_trainable_params: { a: number; b: number; delta: number };
   };
   summary: string;           // e.g. "+2 layers, -1 layer, 3 changed, params +118,272 (+9.4 %)"
+  highlights?: string[];     // sentences for the timeline, e.g. "base unfrozen", "trainable params 0 → 2,257,984"
+  identical?: boolean;       // nothing added, removed or changed
   [key: string]: unknown;
 }
 

@@ -1,0 +1,168 @@
+// What a node box says (plot_model-like, toggled), formatting of shapes and counts, text widths.
+import type { Shape } from '../types';
+import type { GNode, VEdge } from './model';
+import { FONT, FONT_BOLD } from './style';
+
+export interface LabelOpts {
+  name: boolean;
+  type: boolean;
+  shapes: boolean;
+  dtype: boolean;
+  activation: boolean;
+  params: boolean;
+  edgeShapes: boolean;
+}
+
+export const DEFAULT_LABELS: LabelOpts = {
+  name: true, type: true, shapes: true, dtype: false, activation: true, params: true, edgeShapes: true,
+};
+
+export const LABEL_NAMES: [keyof LabelOpts, string][] = [
+  ['name', 'Layer name'], ['type', 'Layer type'], ['shapes', 'Input / output shapes'],
+  ['dtype', 'dtype'], ['activation', 'Activation'], ['params', 'Params (trainable / non-trainable)'],
+  ['edgeShapes', 'Tensor shapes on edges'],
+];
+
+export interface Line {
+  text: string;
+  bold?: boolean;
+  muted?: boolean;
+}
+
+export const BOX = {
+  padX: 10, stripe: 4, head: 22, line: 16, padBottom: 6, minW: 96, maxW: 340,
+  groupPadX: 14, groupHead: 28, groupPadBottom: 14,
+};
+
+export function fmtInt(n: number | null | undefined): string {
+  if (n == null || !isFinite(n)) return '–';
+  return Math.round(n).toLocaleString('en-US');
+}
+
+/** 1234567 -> "1.23M" (for tight places). */
+export function fmtShort(n: number): string {
+  const a = Math.abs(n);
+  if (a >= 1e9) return (n / 1e9).toFixed(a >= 1e10 ? 1 : 2) + 'B';
+  if (a >= 1e6) return (n / 1e6).toFixed(a >= 1e7 ? 1 : 2) + 'M';
+  if (a >= 1e4) return (n / 1e3).toFixed(a >= 1e5 ? 0 : 1) + 'k';
+  return fmtInt(n);
+}
+
+export function fmtShape(s: Shape | null | undefined, torch: boolean): string {
+  if (!Array.isArray(s)) return '?';
+  if (torch) return '[' + s.map((d) => (d == null ? '?' : String(d))).join(', ') + ']';
+  const inner = s.map((d) => (d == null ? 'None' : String(d))).join(', ');
+  return '(' + inner + (s.length === 1 ? ',' : '') + ')';
+}
+
+export function fmtShapes(list: (Shape | null)[] | null | undefined, torch: boolean): string | null {
+  if (!Array.isArray(list) || list.length === 0) return null;
+  if (list.length === 1) return fmtShape(list[0], torch);
+  return '[' + list.map((s) => fmtShape(s, torch)).join(', ') + ']';
+}
+
+export function fmtParams(t: number, nt: number): string {
+  if (!nt) return 'params ' + fmtInt(t);
+  return 'params ' + fmtInt(t + nt) + ' (T ' + fmtInt(t) + ' / NT ' + fmtInt(nt) + ')';
+}
+
+/** The lines of a layer box or a collapsed container box. */
+export function nodeLines(g: GNode, o: LabelOpts, torch: boolean): Line[] {
+  const r = g.raw;
+  const lines: Line[] = [];
+  const name = String(r.name ?? g.id);
+  const type = String(r.class_name ?? '');
+  const act = o.activation && r.activation ? String(r.activation) : '';
+  if (o.name) lines.push({ text: name, bold: true });
+  let typeLine = '';
+  if (o.type) typeLine = type;
+  if (g.isGroup) typeLine = (typeLine ? typeLine + ' · ' : '') + fmtInt(g.leafCount) + (g.leafCount === 1 ? ' layer' : ' layers');
+  if (act) typeLine = typeLine ? typeLine + ' · ' + act : act;
+  if (typeLine) lines.push({ text: typeLine, bold: !o.name && lines.length === 0 });
+  if (!lines.length) lines.push({ text: type || name, bold: true });
+  if (o.shapes) {
+    const ins = fmtShapes(r.input_shapes, torch);
+    const outs = fmtShapes(r.output_shapes, torch);
+    if (ins && g.cat !== 'input') lines.push({ text: 'in  ' + ins });
+    if (outs) lines.push({ text: 'out ' + outs });
+    if (!ins && !outs && typeof r.reason === 'string') lines.push({ text: 'shapes unknown', muted: true });
+  }
+  if (o.dtype && r.dtype) lines.push({ text: String(r.dtype), muted: true });
+  if (o.params) lines.push({ text: fmtParams(g.trainable, g.nonTrainable), muted: g.trainable + g.nonTrainable === 0 });
+  return lines;
+}
+
+/** The one-line header of an expanded container. */
+export function groupTitle(g: GNode): string {
+  const r = g.raw;
+  return String(r.name ?? g.id) + '  ·  ' + String(r.class_name ?? '') + ' · ' + fmtInt(g.leafCount)
+    + (g.leafCount === 1 ? ' layer' : ' layers') + ' · ' + fmtShort(g.trainable + g.nonTrainable) + ' params';
+}
+
+export function edgeLabel(ve: VEdge, torch: boolean): string {
+  const first = ve.edges[0];
+  if (!first) return '';
+  const s0 = first.shape ? fmtShape(first.shape, torch) : '';
+  for (let i = 1; i < ve.edges.length; i++) {
+    const s = ve.edges[i].shape ? fmtShape(ve.edges[i].shape, torch) : '';
+    if (s !== s0) return '×' + ve.edges.length;
+  }
+  return s0 + (ve.edges.length > 1 ? '  ×' + ve.edges.length : '');
+}
+
+/** Text widths with a canvas (same fonts as the SVG), cached. */
+export class Measurer {
+  private ctx: CanvasRenderingContext2D | null;
+  private cache = new Map<string, number>();
+
+  constructor() {
+    const c = document.createElement('canvas');
+    this.ctx = c.getContext('2d');
+  }
+
+  width(text: string, bold = false): number {
+    const key = (bold ? 'b' : 'n') + text;
+    let w = this.cache.get(key);
+    if (w === undefined) {
+      if (this.ctx) {
+        this.ctx.font = bold ? FONT_BOLD : FONT;
+        w = this.ctx.measureText(text).width;
+      } else {
+        w = text.length * (bold ? 7.2 : 6.6);
+      }
+      this.cache.set(key, w);
+    }
+    return w;
+  }
+
+  /** The text cut with an ellipsis to fit maxW. */
+  fit(text: string, maxW: number, bold = false): string {
+    if (this.width(text, bold) <= maxW) return text;
+    let lo = 0; let hi = text.length;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.width(text.slice(0, mid) + '…', bold) <= maxW) lo = mid; else hi = mid - 1;
+    }
+    return text.slice(0, lo) + '…';
+  }
+}
+
+export interface BoxText {
+  lines: Line[];
+  w: number;
+  h: number;
+}
+
+/** Lines cut to the maximum width, and the box size. */
+export function layoutBox(lines: Line[], m: Measurer, extraW = 0): BoxText {
+  const maxText = BOX.maxW - 2 * BOX.padX - BOX.stripe - extraW;
+  let w = 0;
+  const out = lines.map((l) => {
+    const text = m.fit(l.text, maxText, !!l.bold);
+    w = Math.max(w, m.width(text, !!l.bold));
+    return { ...l, text };
+  });
+  const bw = Math.min(BOX.maxW, Math.max(BOX.minW, Math.ceil(w + 2 * BOX.padX + BOX.stripe + extraW)));
+  const bh = BOX.head + Math.max(0, out.length - 1) * BOX.line + BOX.padBottom;
+  return { lines: out, w: bw, h: bh };
+}

@@ -1,0 +1,205 @@
+// The detail panel of the selected node (Netron-like): identity, shapes, parameters, weights,
+// MACs, connections, config, compare-mode changes, and a "Show filters" button. Text only.
+import type { NodeChange } from '../types';
+import type { GNode, GraphModel } from './model';
+import { fmtInt, fmtShape, fmtShapes } from './labels';
+import { CATEGORY_LABELS, Palette } from './style';
+import type { DiffMark } from './draw';
+import { diffColor } from './draw';
+
+export interface PanelActions {
+  jump(id: string): void;
+  toggle(id: string): void;
+  trace(id: string, dir: 'up' | 'down' | 'both'): void;
+  center(id: string): void;
+  close(): void;
+  showFilters: ((id: string) => void) | null;
+}
+
+export interface PanelContext {
+  model: GraphModel;
+  torch: boolean;
+  palette: Palette;
+  expanded: boolean;
+  diff: DiffMark | null;
+  change: NodeChange | null;
+  hasFilters: boolean;
+  traceDir: 'up' | 'down' | 'both' | null;
+}
+
+function h<K extends keyof HTMLElementTagNameMap>(doc: Document, tag: K, cls?: string, txt?: string): HTMLElementTagNameMap[K] {
+  const e = doc.createElement(tag);
+  if (cls) e.className = cls;
+  if (txt !== undefined) e.textContent = txt;
+  return e;
+}
+
+function kv(doc: Document, table: HTMLTableElement, k: string, v: string | HTMLElement, mono = false): void {
+  const tr = h(doc, 'tr');
+  tr.appendChild(h(doc, 'th', undefined, k));
+  const td = h(doc, 'td', mono ? 'avg-mono' : undefined);
+  if (typeof v === 'string') td.textContent = v; else td.appendChild(v);
+  tr.appendChild(td);
+  table.appendChild(tr);
+}
+
+function safeJson(v: unknown): string {
+  try {
+    const s = JSON.stringify(v, null, 2);
+    return s === undefined ? String(v) : s;
+  } catch (_) {
+    return String(v);
+  }
+}
+
+export function renderPanel(panel: HTMLElement, g: GNode, ctx: PanelContext, act: PanelActions): void {
+  const doc = panel.ownerDocument;
+  panel.textContent = '';
+  const r = g.raw;
+  const close = h(doc, 'button', 'avg-btn avg-close', '✕');
+  close.title = 'Close (Esc)';
+  close.setAttribute('data-testid', 'graph-detail-close');
+  close.onclick = () => act.close();
+  panel.appendChild(close);
+  const title = h(doc, 'h3', undefined, String(r.name ?? g.id));
+  title.setAttribute('data-testid', 'graph-detail-title');
+  panel.appendChild(title);
+  const sub = h(doc, 'div', 'avg-sub');
+  const badge = h(doc, 'span', 'avg-badge', CATEGORY_LABELS[g.cat]);
+  badge.style.background = ctx.palette.cat[g.cat];
+  sub.appendChild(badge);
+  if (ctx.diff) {
+    const d = h(doc, 'span', 'avg-badge', ctx.diff === 'inside' ? 'contains changes' : ctx.diff);
+    d.style.background = diffColor(ctx.palette, ctx.diff);
+    sub.appendChild(d);
+  }
+  sub.appendChild(doc.createTextNode(String(r.class_name ?? '')));
+  panel.appendChild(sub);
+  if (g.id !== r.name) {
+    const idl = h(doc, 'div', 'avg-sub avg-mono', 'id: ' + g.id);
+    panel.appendChild(idl);
+  }
+  // breadcrumbs
+  const anc = ctx.model.ancestors(g).reverse();
+  if (anc.length) {
+    const bc = h(doc, 'div', 'avg-sub');
+    bc.appendChild(doc.createTextNode('in '));
+    anc.forEach((a, i) => {
+      if (i) bc.appendChild(doc.createTextNode(' › '));
+      const l = h(doc, 'span', 'avg-link', String(a.raw.name ?? a.id));
+      l.onclick = () => act.jump(a.id);
+      bc.appendChild(l);
+    });
+    panel.appendChild(bc);
+  }
+  // actions
+  const actions = h(doc, 'div', 'avg-actions');
+  const abtn = (label: string, testid: string, fn: () => void, pressed?: boolean): void => {
+    const b = h(doc, 'button', 'avg-btn', label);
+    b.setAttribute('data-testid', testid);
+    if (pressed !== undefined) b.setAttribute('aria-pressed', String(pressed));
+    b.onclick = fn;
+    actions.appendChild(b);
+  };
+  abtn('Center', 'graph-detail-center', () => act.center(g.id));
+  abtn('Trace inputs', 'graph-trace-up', () => act.trace(g.id, 'up'), ctx.traceDir === 'up');
+  abtn('Trace outputs', 'graph-trace-down', () => act.trace(g.id, 'down'), ctx.traceDir === 'down');
+  if (g.isGroup) abtn(ctx.expanded ? 'Collapse' : 'Expand', 'graph-detail-toggle', () => act.toggle(g.id));
+  if (ctx.hasFilters && act.showFilters) {
+    const fn = act.showFilters;
+    abtn('Show filters', 'graph-show-filters', () => fn(g.id));
+  }
+  panel.appendChild(actions);
+
+  const t = h(doc, 'table');
+  kv(doc, t, 'type', String(r.class_name ?? ''));
+  if (r.activation) kv(doc, t, 'activation', String(r.activation));
+  if (r.dtype) kv(doc, t, 'dtype', String(r.dtype));
+  if (typeof r.dtype_policy === 'string') kv(doc, t, 'dtype policy', r.dtype_policy);
+  const total = g.trainable + g.nonTrainable;
+  kv(doc, t, g.isGroup ? 'params (subtree)' : 'params', fmtInt(total));
+  kv(doc, t, 'trainable', fmtInt(g.trainable));
+  kv(doc, t, 'non-trainable', fmtInt(g.nonTrainable));
+  kv(doc, t, g.isGroup && r.macs == null ? 'MACs (sum)' : 'MACs', g.macs == null ? 'n/a' : fmtInt(g.macs));
+  if (typeof r.calls === 'number' && r.calls > 1) kv(doc, t, 'calls', String(r.calls) + ' (shared)');
+  if (g.isGroup) kv(doc, t, 'layers inside', fmtInt(g.leafCount));
+  if (typeof r.reason === 'string') kv(doc, t, 'note', r.reason);
+  panel.appendChild(t);
+
+  panel.appendChild(h(doc, 'h4', undefined, 'Shapes'));
+  const ts = h(doc, 'table');
+  const ins = Array.isArray(r.input_shapes) ? r.input_shapes : [];
+  const outs = Array.isArray(r.output_shapes) ? r.output_shapes : [];
+  if (!ins.length && !outs.length) kv(doc, ts, 'shapes', 'unknown');
+  ins.forEach((s, i) => kv(doc, ts, ins.length > 1 ? `input ${i}` : 'input', fmtShape(s, ctx.torch), true));
+  outs.forEach((s, i) => kv(doc, ts, outs.length > 1 ? `output ${i}` : 'output', fmtShape(s, ctx.torch), true));
+  panel.appendChild(ts);
+
+  const weights = Array.isArray(r.weights) ? r.weights : [];
+  const buffers = Array.isArray(r.buffers) ? r.buffers : [];
+  if (weights.length || buffers.length) {
+    panel.appendChild(h(doc, 'h4', undefined, 'Weights'));
+    const tw = h(doc, 'table');
+    tw.setAttribute('data-testid', 'graph-detail-weights');
+    const head = h(doc, 'tr');
+    for (const c of ['name', 'shape', 'count']) head.appendChild(h(doc, 'th', undefined, c));
+    tw.appendChild(head);
+    const row = (name: string, shape: unknown, note: string): void => {
+      const tr = h(doc, 'tr');
+      tr.appendChild(h(doc, 'td', 'avg-mono', name + note));
+      const shp = Array.isArray(shape) ? shape as (number | null)[] : null;
+      tr.appendChild(h(doc, 'td', 'avg-mono', shp ? fmtShape(shp, ctx.torch) : '?'));
+      const n = shp && shp.every((d) => typeof d === 'number') ? shp.reduce((a: number, d) => a * (d as number), 1) : null;
+      tr.appendChild(h(doc, 'td', 'avg-mono', n == null ? '?' : fmtInt(n)));
+      tw.appendChild(tr);
+    };
+    for (const w of weights) row(String(w?.name ?? ''), w?.shape, w?.trainable === false ? ' (NT)' : '');
+    for (const b of buffers) row(String(b?.name ?? ''), b?.shape, ' (buffer)');
+    panel.appendChild(tw);
+  }
+
+  if (ctx.change && ctx.change.fields && Object.keys(ctx.change.fields).length) {
+    panel.appendChild(h(doc, 'h4', undefined, 'Changed (A → B)'));
+    const tc = h(doc, 'table');
+    for (const [f, v] of Object.entries(ctx.change.fields)) {
+      kv(doc, tc, f, safeJson(v?.a) + '  →  ' + safeJson(v?.b), true);
+    }
+    panel.appendChild(tc);
+  }
+
+  const conn = (label: string, list: { other: GNode; shape: (number | null)[] | null }[]): void => {
+    if (!list.length) return;
+    panel.appendChild(h(doc, 'h4', undefined, `${label} (${list.length})`));
+    const tc = h(doc, 'table');
+    for (const c of list.slice(0, 200)) {
+      const l = h(doc, 'span', 'avg-link', String(c.other.raw.name ?? c.other.id));
+      l.onclick = () => act.jump(c.other.id);
+      kv(doc, tc, c.shape ? fmtShape(c.shape, ctx.torch) : '', l);
+    }
+    panel.appendChild(tc);
+  };
+  conn('Inputs', (ctx.model.inE.get(g.id) || []).map((e) => ({ other: e.s, shape: e.shape })));
+  conn('Outputs', (ctx.model.outE.get(g.id) || []).map((e) => ({ other: e.t, shape: e.shape })));
+
+  if (g.isGroup) {
+    panel.appendChild(h(doc, 'h4', undefined, `Children (${g.children.length})`));
+    const tc = h(doc, 'table');
+    for (const c of g.children.slice(0, 300)) {
+      const l = h(doc, 'span', 'avg-link', String(c.raw.name ?? c.id));
+      l.onclick = () => act.jump(c.id);
+      kv(doc, tc, String(c.raw.class_name ?? ''), l);
+    }
+    panel.appendChild(tc);
+  }
+
+  const cfg = r.config;
+  if (cfg && typeof cfg === 'object' && Object.keys(cfg).length) {
+    panel.appendChild(h(doc, 'h4', undefined, 'Config'));
+    const pre = h(doc, 'pre', undefined, safeJson(cfg));
+    pre.setAttribute('data-testid', 'graph-detail-config');
+    panel.appendChild(pre);
+  }
+  const shapesText = fmtShapes(r.output_shapes, ctx.torch);
+  panel.setAttribute('data-node-id', g.id);
+  panel.setAttribute('aria-label', 'Details of ' + String(r.name ?? g.id) + (shapesText ? ' ' + shapesText : ''));
+}

@@ -1,0 +1,281 @@
+"""ArchVizCallback: writes a Keras model's Architecture (and optionally filter grids) during fit().
+
+```python
+model.fit(x, y, epochs=5, callbacks=[ArchVizCallback(log_dir="logs")])
+```
+Writes into ``<log_dir>/<run>`` (``<log_dir>/train`` by default: the run Keras' own
+``keras.callbacks.TensorBoard`` writes its training data to, so both land in one run):
+
+- the architecture at ``on_train_begin`` (step = epochs completed so far, 0 for a fresh fit;
+  a model that is not built yet — subclassed, on the TensorFlow backend — is written with that
+  step as soon as the first train step has built it);
+- again at ``on_epoch_end`` (step = epoch + 1) whenever it changed — a layer frozen or unfrozen,
+  weights added or reshaped — judged by a cheap fingerprint, so nothing is rewritten otherwise;
+- with ``filters``: filter grids from ``tensorboard_archviz.filters.keras_backend.make_grids`` at
+  ``on_train_end`` and every ``filters_every`` epochs.
+
+Never stops training: any failure inside the callback is logged as exactly one warning through
+python ``logging`` (logger ``tensorboard_archviz.keras_callback``), and the part that failed
+(architecture or filters; everything when the log directory cannot be written) is switched off for
+the rest of that ``fit()``. In a multi-worker run only the chief writes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Any, Dict, Iterable, Optional, Sequence, Union
+
+import keras
+
+logger = logging.getLogger(__name__)
+
+_ARCH, _FILTERS, _ALL = "architecture", "filters", "all"
+
+
+class _WriterError(Exception):
+    """The log directory cannot be written: everything is switched off."""
+
+
+def is_chief() -> bool:
+    """Whether this process should write: the chief of a multi-worker run, or a lone process.
+
+    ``TF_CONFIG``: task type ``chief``, or ``worker`` with index 0 when the cluster has no chief
+    (``ps`` / ``evaluator`` tasks never write). Otherwise a ``keras.distribution`` distribution's
+    process id, then ``torch.distributed``'s rank (only when torch is already imported), must be 0.
+    """
+    raw = os.environ.get("TF_CONFIG")
+    if raw:
+        try:
+            cfg = json.loads(raw)
+        except ValueError:
+            cfg = None
+        if isinstance(cfg, dict):
+            task = cfg.get("task") or {}
+            cluster = cfg.get("cluster") or {}
+            kind = task.get("type") if isinstance(task, dict) else None
+            if kind:
+                try:
+                    index = int(task.get("index", 0) or 0)
+                except (TypeError, ValueError):
+                    index = 0
+                if kind == "chief":
+                    return True
+                if kind == "worker":
+                    return index == 0 and "chief" not in cluster
+                return False
+    try:
+        dist = keras.distribution.distribution()
+    except Exception:  # noqa: BLE001 - a backend without keras.distribution support
+        dist = None
+    if dist is not None and int(getattr(dist, "_process_id", 0) or 0) != 0:
+        return False
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            tdist = torch.distributed
+            if tdist.is_available() and tdist.is_initialized() and tdist.get_rank() != 0:
+                return False
+        except Exception:  # noqa: BLE001 - no usable torch.distributed: a single process
+            pass
+    return True
+
+
+def architecture_fingerprint(model: Any) -> int:
+    """A cheap hash of what makes the architecture change: layers, trainable flags, weights."""
+    items = []
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        own = list(getattr(layer, "_trainable_variables", ())) + \
+            list(getattr(layer, "_non_trainable_variables", ()))
+        items.append((
+            layer.name, type(layer).__name__, bool(layer.trainable), bool(layer.built),
+            tuple((str(v.path), tuple(v.shape), bool(v.trainable)) for v in own),
+        ))
+    return hash(tuple(items))
+
+
+class ArchVizCallback(keras.callbacks.Callback):
+    """Writes the model's architecture for the Arch Viz tab of TensorBoard (see module doc).
+
+    Args:
+        log_dir: the same ``log_dir`` as ``keras.callbacks.TensorBoard``.
+        run: sub-directory (TensorBoard run) written to; ``"train"`` like Keras' callback.
+        filters: ``True`` for filter grids of all conv layers, a list of layer names (or node
+            ids) for those layers, ``False`` for none.
+        filters_every: also write grids every N epochs (else only at the end of training).
+        filters_options: extra keyword options for ``make_grids`` (e.g. ``{"steps": 32}``).
+        filters_time_budget: seconds allowed per grid-making call (passed to ``make_grids``).
+    """
+
+    def __init__(self, log_dir: Union[str, os.PathLike] = "logs", run: str = "train",
+                 filters: Union[bool, Sequence[str]] = False,
+                 filters_every: Optional[int] = None,
+                 filters_options: Optional[Dict[str, Any]] = None,
+                 filters_time_budget: Optional[float] = None):
+        super().__init__()
+        if not isinstance(run, str) or not run:
+            raise ValueError("ArchVizCallback: run must be a non-empty string, got %r" % (run,))
+        if isinstance(filters, str):
+            filters = [filters]
+        if not isinstance(filters, bool):
+            if not isinstance(filters, Iterable) or \
+                    not all(isinstance(x, str) for x in filters):
+                raise ValueError("ArchVizCallback: filters must be True, False or a list of "
+                                 "layer names, got %r" % (filters,))
+            filters = list(filters)
+        if filters_every is not None and (isinstance(filters_every, bool)
+                                          or not isinstance(filters_every, int)
+                                          or filters_every < 1):
+            raise ValueError("ArchVizCallback: filters_every must be a positive integer or "
+                             "None, got %r" % (filters_every,))
+        if filters_options is not None and not isinstance(filters_options, dict):
+            raise ValueError("ArchVizCallback: filters_options must be a dict, got %r"
+                             % (filters_options,))
+        if filters_time_budget is not None and (isinstance(filters_time_budget, bool) or not
+                                                isinstance(filters_time_budget, (int, float))
+                                                or filters_time_budget <= 0):
+            raise ValueError("ArchVizCallback: filters_time_budget must be a positive number "
+                             "of seconds or None, got %r" % (filters_time_budget,))
+        self.log_dir = os.fspath(log_dir)
+        self.run = run
+        self.run_dir = os.path.join(self.log_dir, run)
+        self.filters = filters
+        self.filters_every = filters_every
+        self.filters_options = dict(filters_options or {})
+        self.filters_time_budget = filters_time_budget
+        self._writer = None
+        self._fingerprint: Optional[int] = None
+        self._epochs_done = 0
+        self._disabled: set = set()
+        self._chief = True
+        self._filters_step: Optional[int] = None
+        self._pending_start: Optional[int] = None  # the first write waits for the model's build
+        self.written_steps: list = []  # steps at which an architecture was written (for users)
+
+    # -- the never-crash guard -----------------------------------------------------------------
+    def _guarded(self, feature: str, what: str, fn, *args: Any) -> Any:
+        if not self._chief or feature in self._disabled or _ALL in self._disabled:
+            return None
+        try:
+            return fn(*args)
+        except Exception as e:  # noqa: BLE001 - the callback must never stop training
+            writer_broken = isinstance(e, _WriterError)
+            self._disabled.add(_ALL if writer_broken else feature)
+            cause = e.__cause__ if writer_broken and e.__cause__ is not None else e
+            text = str(cause).strip().splitlines()
+            logger.warning(
+                "ArchVizCallback: %s failed (%s: %s); %s disabled for the rest of this fit(), "
+                "training continues", what, type(cause).__name__, text[0] if text else "",
+                "writing to %s" % self.run_dir if writer_broken else feature)
+            return None
+
+    def _get_writer(self):
+        if self._writer is None:
+            from tensorboard_archviz.summary import ArchVizWriter
+
+            try:
+                self._writer = ArchVizWriter(self.run_dir)
+            except Exception as e:  # noqa: BLE001 - reported by the guard as one warning
+                raise _WriterError(str(e)) from e
+        return self._writer
+
+    def _write(self, method: str, *args: Any, **kwargs: Any) -> None:
+        writer = self._get_writer()
+        try:
+            getattr(writer, method)(*args, **kwargs)
+        except OSError as e:
+            raise _WriterError(str(e)) from e
+
+    # -- architecture ----------------------------------------------------------------------------
+    def _write_architecture(self, step: int, only_if_changed: bool) -> None:
+        model = self.model
+        if model is None:
+            return
+        fp = architecture_fingerprint(model)
+        if only_if_changed and fp == self._fingerprint:
+            return
+        from tensorboard_archviz.extract.keras import extract_keras
+
+        arch = extract_keras(model)
+        self._write("add_architecture", arch, step=step)
+        self._fingerprint = fp
+        self.written_steps.append(step)
+        logger.info("ArchVizCallback: architecture of %r written to %s at step %d",
+                    model.name, self.run_dir, step)
+
+    # -- filters -----------------------------------------------------------------------------------
+    def _write_filters(self, step: int) -> None:
+        if not self.filters or self.model is None or self._filters_step == step:
+            return
+        from tensorboard_archviz.filters.keras_backend import make_grids
+
+        layers = None if self.filters is True else list(self.filters)
+        self._get_writer()
+        count = 0
+        for r in make_grids(self.model, layers, time_budget=self.filters_time_budget,
+                            log=_filters_log, **self.filters_options):
+            self._write("add_filter_grid", r.node_id, r.png, r.tiles, step=step)
+            count += 1
+            logger.info("ArchVizCallback: filter grid of %s written at step %d", r.node_id, step)
+        self._filters_step = step
+        logger.info("ArchVizCallback: %d filter grid(s) written to %s at step %d",
+                    count, self.run_dir, step)
+
+    # -- Keras hooks ---------------------------------------------------------------------------
+    def on_train_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
+        self._disabled = set()
+        self._pending_start = None
+        self._chief = True
+        self._chief = self._guarded(_ALL, "checking the worker role", is_chief) is not False
+        if not self._chief:
+            logger.info("ArchVizCallback: not the chief worker; not writing")
+            return
+        if self.model is not None and not self.model.built:
+            # Subclassed models (and Sequential without an input shape) are built by the first
+            # train step on the TensorFlow backend: write as soon as the model is built.
+            self._pending_start = self._epochs_done
+            return
+        self._guarded(_ARCH, "writing the architecture", self._write_architecture,
+                      self._epochs_done, True)
+
+    def on_train_batch_begin(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        if self._pending_start is not None and self.model is not None and self.model.built:
+            self._write_pending_start()
+
+    def _write_pending_start(self) -> None:
+        step, self._pending_start = self._pending_start, None
+        self._guarded(_ARCH, "writing the architecture", self._write_architecture, step, True)
+
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        if self._pending_start is not None:
+            self._write_pending_start()
+        self._epochs_done = int(epoch) + 1
+        self._guarded(_ARCH, "writing the architecture", self._write_architecture,
+                      self._epochs_done, True)
+        if self.filters and self.filters_every and self._epochs_done % self.filters_every == 0:
+            self._guarded(_FILTERS, "writing filter grids", self._write_filters,
+                          self._epochs_done)
+
+    def on_train_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
+        if self.filters:
+            self._guarded(_FILTERS, "writing filter grids", self._write_filters,
+                          self._epochs_done)
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception as e:  # noqa: BLE001 - closing must not break the end of fit()
+                if _ALL not in self._disabled:
+                    logger.warning("ArchVizCallback: closing the event file in %s failed "
+                                   "(%s: %s)", self.run_dir, type(e).__name__, e)
+
+
+def _filters_log(message: Any, *args: Any) -> None:
+    """Progress lines from make_grids, into this module's logger."""
+    try:
+        text = str(message) % args if args else str(message)
+    except (TypeError, ValueError):
+        text = " ".join(str(x) for x in (message,) + args)
+    logger.info("ArchVizCallback filters: %s", text)
