@@ -6,7 +6,7 @@
 
 Runs ``torch_mlp`` (the PyTorch quickstart network: Flatten, Linear 784-512, ReLU, Linear
 512-512, ReLU, Linear 512-10; 669,706 parameters) and ``torch_resnet`` (a stem conv, one residual
-block, a strided conv, global pooling, a linear head). Each run gets a ``SummaryWriter`` at
+block, a strided conv, a linear head). Each run gets a ``SummaryWriter`` at
 ``<logdir>/<name>`` with training loss / test accuracy scalars and ``add_architecture`` at the
 first and the last step; for the CNN, ``add_filter_grids`` writes its conv layers' filter grids
 after training when ``tensorboard_archviz.filters.torch_backend`` is available. The default data
@@ -96,13 +96,13 @@ def build_models():
                                       nn.ReLU(), nn.MaxPool2d(2))
             self.block = ResidualBlock(16)
             self.down = nn.Conv2d(16, 32, 3, stride=2, padding=1)
-            self.pool = nn.AdaptiveAvgPool2d(1)
-            self.fc = nn.Linear(32, 10)
+            self.flatten = nn.Flatten()
+            self.fc = nn.Linear(32 * 7 * 7, 10)
 
         def forward(self, x):
             x = self.block(self.stem(x))
             x = F.relu(self.down(x))
-            return self.fc(self.pool(x).flatten(1))
+            return self.fc(self.flatten(x))
 
     return {"torch_mlp": MLP(), "torch_resnet": ResidualCNN()}
 
@@ -186,7 +186,8 @@ def main(argv=None) -> None:
     data = load_data(args.dataset)
     for name, model in build_models().items():
         train(name, model, data, args.logdir, args.epochs, args.writer,
-              filters=filters and name == "torch_resnet")
+              filters=filters and name == "torch_resnet",
+              lr=3e-3 if name == "torch_resnet" else 1e-3)
     print("tensorboard --logdir %s   # then open the Arch Viz tab" % args.logdir)
 
 

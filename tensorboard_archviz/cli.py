@@ -270,9 +270,10 @@ def render_table(arch: schema.Architecture, width: Optional[int] = None) -> str:
     out.append("Total params: {:,}".format(m.total_params))
     out.append("Trainable params: {:,}".format(m.trainable_params))
     out.append("Non-trainable params: {:,}".format(m.non_trainable_params))
-    macs = sum(n.macs or 0 for n in arch.nodes if n.parent is None)
+    parents = {n.parent for n in arch.nodes}
+    macs = sum(n.macs or 0 for n in arch.nodes if n.id not in parents)
     if macs:
-        out.append("MACs (top-level layers): {:,}".format(macs))
+        out.append("MACs: {:,}".format(macs))
     return "\n".join(out)
 
 

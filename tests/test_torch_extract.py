@@ -454,3 +454,40 @@ def test_functional_relu_on_root_has_no_parent():
 
     arch = extract_torch(Root(), torch.randn(1, 3))
     assert arch.node("relu").parent is None and arch.outputs == ["relu"]
+
+
+def test_hooks_on_a_block_make_fx_step_aside():
+    model = tm.SmallResNet()
+    seen = []
+    handle = model.block.register_forward_hook(lambda m, a, out: seen.append(tuple(out.shape)))
+    try:
+        arch = extract_torch(model, torch.randn(1, 1, 28, 28))
+    finally:
+        handle.remove()
+    assert arch.extra["extraction"]["method"] == "hooks"
+    assert "module 'block' has forward hooks" in arch.extra["extraction"]["reason"]
+    assert seen == [(1, 8, 28, 28)]  # the user's hook ran, on the real forward
+    assert set(arch.edge_pairs()) == RESNET_EDGES
+
+
+def test_module_list_and_unused_modules_are_nodes_without_shapes():
+    class Stack(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = nn.ModuleList([nn.Linear(4, 4) for _ in range(2)])
+            self.unused = nn.Linear(4, 4)
+
+        def forward(self, x):
+            for blk in self.blocks:
+                x = blk(x)
+            return x
+
+    arch = roundtrip(extract_torch(Stack(), torch.randn(3, 4)))
+    assert arch.edge_pairs() == [("x", "blocks.0"), ("blocks.0", "blocks.1")]
+    assert arch.node("blocks.1").parent == "blocks"
+    assert arch.node("blocks").extra["reason"] == "holds modules, has no forward of its own"
+    assert arch.node("blocks").total_params == 40 and arch.node("blocks").macs == 2 * 3 * 20
+    unused = arch.node("unused")
+    assert unused.extra["reason"] == "not called during the forward pass"
+    assert (unused.input_shapes, unused.macs, unused.total_params) == (None, None, 20)
+    assert arch.model.total_params == 60

@@ -265,8 +265,13 @@ export function startApp(root: HTMLElement): void {
     const step = state.step ?? latestStep(r, run);
     if (step == null) {
       renderTotals(null);
-      main.appendChild(errorBox('No readable architecture in run “' + run + '”.',
-        (r[run].errors || []).join(' ') || 'The run lists no steps.'));
+      if (r[run].errors?.length || !(r[run].filter_layers || []).length) {
+        main.appendChild(errorBox('No readable architecture in run “' + run + '”.',
+          (r[run].errors || []).join(' ') || 'The run lists no steps.'));
+      } else if (state.view !== 'filters') {
+        main.appendChild(h('div', { class: 'av-msg info' },
+          'Run “' + run + '” holds filter grids but no architecture: see the Filters tab.'));
+      }
       if (state.view === 'timeline' || state.view === 'filters') mountPlain();
       return;
     }
@@ -327,6 +332,7 @@ export function startApp(root: HTMLElement): void {
       const first = runs === null;
       if (force || key !== runsKey) {
         const wasEmpty = !runs || Object.keys(runs).length === 0;
+        const before = runs && state.run != null ? JSON.stringify(runs[state.run]) : null;
         runs = fresh;
         runsKey = key;
         if (state.run == null || !runs[state.run]) {
@@ -337,7 +343,9 @@ export function startApp(root: HTMLElement): void {
         if (state.step != null && !(runs[state.run!]?.steps || []).includes(state.step)) state.step = null;
         saveState(state);
         // re-mount only when needed: first load, forced, or the data appeared; otherwise update pickers
-        if (first || force || wasEmpty) renderAll();
+        // (the current run's own data changed, e.g. a new step during training: show it)
+        const after = state.run != null ? JSON.stringify(runs[state.run]) : null;
+        if (first || force || wasEmpty || (before !== after && state.view !== 'compare')) renderAll();
         else { renderPickers(); renderRunMessages(); }
       }
     } catch (e) {

@@ -167,7 +167,7 @@ table.av-table { border-collapse: collapse; width: 100%; table-layout: auto; }
 .av-pickers { display: flex; flex-wrap: wrap; gap: 8px 24px; align-items: center; margin-bottom: 10px; }
 .av-pickers fieldset { border: 1px solid var(--border); border-radius: 4px; padding: 4px 10px 8px; display: flex; gap: 8px; align-items: center; }
 .av-pickers legend { color: var(--muted); padding: 0 4px; }
-.av-graph-pair { display: grid; grid-template-columns: 1fr 1fr; gap: 8px; height: 70vh; min-height: 360px; }
+.av-graph-pair { display: grid; grid-template-columns: 1fr 1fr; gap: 8px; height: 80vh; min-height: 420px; }
 .av-graph-pair > div { border: 1px solid var(--border); border-radius: 4px; position: relative; overflow: hidden; min-width: 0; }
 .av-graph-pair .side-label { position: absolute; top: 4px; left: 8px; z-index: 3; color: var(--muted); background: var(--bg); padding: 0 4px; pointer-events: none; overflow-wrap: anywhere; max-width: 90%; }
 .av-graph-single { height: calc(100vh - var(--av-header-h, 120px) - 40px); min-height: 360px; position: relative; border: 1px solid var(--border); border-radius: 4px; overflow: hidden; }

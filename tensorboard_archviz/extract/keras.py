@@ -258,7 +258,8 @@ class _Extractor:
         self.nodes: Dict[str, schema.Node] = {}
         self.ops: Dict[str, Any] = {}
         self.ids_by_op: Dict[int, str] = {}
-        self.calls: Dict[str, List[Tuple[list, list]]] = {}
+        # node id -> [(input shapes, output shapes, output dtype)] per call
+        self.calls: Dict[str, List[Tuple[list, list, Any]]] = {}
         self.edges: Dict[Tuple[str, str, Any], schema.Edge] = {}
         self.failures: List[Tuple[str, str]] = []
         self.method = ""
@@ -485,8 +486,8 @@ class _Extractor:
                 type(e).__name__, _short(e))
             logger.info("tensorboard_archviz: %s; reporting tracked layers without edges",
                         self.detail)
-            self.nodes.clear(), self.ops.clear(), self.ids_by_op.clear()
-            self.calls.clear(), self.edges.clear()
+            for table in (self.nodes, self.ops, self.ids_by_op, self.calls, self.edges):
+                table.clear()
             self.failures = []
             return None
         finally:

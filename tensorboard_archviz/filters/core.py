@@ -66,7 +66,10 @@ class Options:
     image_size: Optional[Tuple[int, int]] = None   # (h, w) when the model does not fix it
     parametrization: str = "auto"        # "auto" | "pixel" | "fourier"
     decay: float = 1.0                   # 1/f^decay amplitude scaling of the fourier basis
-    center: Optional[float] = 0.25       # Gaussian window sigma / output size; None: plain mean
+    center: Optional[float] = 0.0        # 0: centre neuron; >0: Gaussian sigma / output size;
+                                         # None: plain spatial mean
+    crop: str = "auto"                   # "auto": tiles show the objective's receptive field
+                                         # when it is smaller than the image; "off"
     jitter: Optional[int] = None         # px at the optimisation scale; None: ~4 % of the side
     transforms: str = "auto"             # "auto" (scale/rotate when >= 64 px) | "on" | "off"
     upsample_tiny: bool = True           # optimise inputs <= 32 px at 2x
@@ -117,8 +120,10 @@ def resolve_options(options: Dict[str, Any]) -> Options:
         if len(size) != 2 or min(size) < 1:
             raise ValueError("image_size must be (h, w) with positive ints, got %r" % (opts.image_size,))
         opts.image_size = size
-    if opts.center is not None and not (opts.center > 0):
-        raise ValueError("center must be > 0 or None, got %r" % (opts.center,))
+    if opts.center is not None and not (opts.center >= 0):
+        raise ValueError("center must be >= 0 or None, got %r" % (opts.center,))
+    if opts.crop not in ("auto", "off"):
+        raise ValueError("crop must be 'auto' or 'off', got %r" % (opts.crop,))
     if opts.chunk_size is not None and (not isinstance(opts.chunk_size, (int, np.integer))
                                         or opts.chunk_size < 1):
         raise ValueError("chunk_size must be a positive int or None, got %r" % (opts.chunk_size,))
@@ -293,15 +298,52 @@ def make_schedule(plan: Plan, steps: Optional[int] = None, seed_offset: int = 0)
 
 
 def center_window(out_hw: Tuple[int, int], center: Optional[float]) -> np.ndarray:
-    """Objective weights over the filter's output map (sums to 1): a centred Gaussian or flat."""
+    """Objective weights over the filter's output map (sums to 1).
+
+    ``center == 0``: the single centre position (the "neuron" objective); ``center > 0``: a
+    centred Gaussian with sigma = center x the output size; ``None``: the plain spatial mean.
+    """
     h, w = int(out_hw[0]), int(out_hw[1])
     if center is None:
         return np.full((h, w), 1.0 / (h * w), np.float32)
+    if center == 0:
+        g = np.zeros((h, w), np.float32)
+        g[h // 2, w // 2] = 1.0
+        return g
     sy, sx = max(center * h, 0.5), max(center * w, 0.5)
     y = (np.arange(h) - (h - 1) / 2.0) / sy
     x = (np.arange(w) - (w - 1) / 2.0) / sx
     g = np.exp(-0.5 * (y[:, None] ** 2 + x[None, :] ** 2))
     return (g / g.sum()).astype(np.float32)
+
+
+def support_crop(grad_abs: np.ndarray, plan: "Plan", opts: "Options"
+                 ) -> Optional[Tuple[int, int, int, int]]:
+    """The square region (y0, x0, h, w) of the model input that the objective can see.
+
+    ``grad_abs`` (H, W) is |d objective / d input| at a random image: its support is the
+    receptive field of the objective's window. The crop adds the jitter (and 8 % for the random
+    scale/rotation), is at least 8 px, and is None (no crop) when it would cover most of the image
+    or when ``crop="off"``.
+    """
+    if opts.crop == "off" or plan.center is None:
+        return None
+    h, w = grad_abs.shape
+    mask = grad_abs > 1e-6 * float(grad_abs.max() or 1.0)
+    if not mask.any():
+        return None
+    ys, xs = np.nonzero(mask)
+    pad = int(math.ceil(plan.jitter / plan.scale)) + (int(math.ceil(0.08 * max(h, w)))
+                                                      if plan.transforms else 0)
+    y0, y1 = ys.min() - pad, ys.max() + 1 + pad
+    x0, x1 = xs.min() - pad, xs.max() + 1 + pad
+    side = max(y1 - y0, x1 - x0, min(8, h, w))
+    if side >= 0.8 * min(h, w):
+        return None
+    cy, cx = (y0 + y1) / 2.0, (x0 + x1) / 2.0
+    y0 = int(min(max(round(cy - side / 2.0), 0), h - side))
+    x0 = int(min(max(round(cx - side / 2.0), 0), w - side))
+    return (y0, x0, int(side), int(side))
 
 
 # ----------------------------------------------------------------------------- batching
@@ -396,12 +438,26 @@ class Budget:
         return True
 
 
+def objective_name(center: Optional[float]) -> str:
+    if center is None:
+        return "pre-activation, plain spatial mean"
+    if center == 0:
+        return "pre-activation at the centre position"
+    return "pre-activation, Gaussian window sigma=%g x output size" % center
+
+
 def build_result(plan: Plan, images: np.ndarray, stats: List[Dict[str, Any]], seconds: float,
-                 activation: Optional[str], chunk: int, opts: Options) -> GridResult:
-    """Tile the images (N, H, W, C) into a PNG and assemble the tiles metadata."""
+                 activation: Optional[str], chunk: int, opts: Options,
+                 crop: Optional[Tuple[int, int, int, int]] = None) -> GridResult:
+    """Tile the images (N, H, W, C) (cut to ``crop`` if given) into a PNG and assemble the tiles
+    metadata."""
     from tensorboard_archviz.filters import grid
 
-    png, layout = grid.encode_grid(images, plan.value_range, margin=opts.margin,
+    shown = images
+    if crop is not None:
+        y0, x0, ch, cw = crop
+        shown = images[:, y0:y0 + ch, x0:x0 + cw]
+    png, layout = grid.encode_grid(shown, plan.value_range, margin=opts.margin,
                                    tile_min=opts.tile_min, max_side=opts.max_png_side)
     tiles = []
     for k, (index, st) in enumerate(zip(plan.indices, stats)):
@@ -416,9 +472,9 @@ def build_result(plan: Plan, images: np.ndarray, stats: List[Dict[str, Any]], se
         "parametrization": plan.parametrization, "seconds": round(float(seconds), 3),
         "tiles": tiles,
         # Extra keys (not in the minimal contract).
+        "crop": None if crop is None else [int(v) for v in crop],
         "filters_total": plan.n_total, "layer_class": plan.class_name,
         "activation": activation, "scale": plan.scale, "chunk_size": int(chunk),
-        "objective": ("pre-activation, Gaussian window sigma=%g x output size" % plan.center
-                      if plan.center is not None else "pre-activation, plain spatial mean"),
+        "objective": objective_name(plan.center),
     }
     return GridResult(node_id=plan.node_id, png=png, tiles=meta, images=images)

@@ -256,6 +256,19 @@ class _Optimizer:
     def pre(self, x, idx):
         return self.head(self.forward(x), idx)
 
+    def support(self, indices: Sequence[int]) -> np.ndarray:
+        """|d objective / d input| (H, W) at random images, summed over a few filters."""
+        torch = self.torch
+        idx = torch.as_tensor(list(indices)[:4], dtype=torch.long, device=self.device)
+        lo, hi = self.plan.value_range
+        gen = torch.Generator().manual_seed(self.plan.seed + 5)
+        x = lo + (hi - lo) * torch.rand((len(idx), self.plan.channels) + self.plan.image_hw,
+                                        generator=gen)
+        x = x.to(self.device).requires_grad_(True)
+        obj = (self.pre(x, idx) * self.window).sum()
+        (g,) = torch.autograd.grad(obj, x)
+        return g.abs().sum(dim=(0, 1)).cpu().numpy()
+
     def run(self, indices: Sequence[int], steps: int, seed_offset: int = 0):
         """Optimise images for ``indices``; returns (final images NCHW, idx tensor)."""
         torch = self.torch
@@ -406,4 +419,5 @@ def _run_layer(model, mod, plan: core.Plan, li: Dict[str, Any], opts: core.Optio
         posts.append(post.cpu().numpy())
     images = np.concatenate(images).astype(np.float32)
     stats = core.tile_stats(np.concatenate(pres), np.concatenate(posts), window)
-    return core.build_result(plan, images, stats, 0.0, act_name, chunk, opts)
+    crop = core.support_crop(opt.support(plan.indices), plan, opts)
+    return core.build_result(plan, images, stats, 0.0, act_name, chunk, opts, crop)

@@ -7,7 +7,7 @@
 import type { Architecture, DiffResponse, NodeChange } from '../types';
 import { GraphModel, GNode, Visible } from './model';
 import type { Direction, ScopeLayout } from './layout';
-import { runLayout, warmWorker, workerState } from './layout_client';
+import { LATER_MIN_ITEMS, runLayout, warmWorker, workerState, WORKER_MIN_ITEMS } from './layout_client';
 import { buildJob, compose, Geometry } from './geometry';
 import {
   BoxText, DEFAULT_LABELS, edgeLabel, fmtInt, fmtShort, groupTitle, LABEL_NAMES, LabelOpts,
@@ -475,9 +475,10 @@ class GraphView {
     const items = job.scopes.reduce((s, sc) => s + sc.n, 0);
     const slow = this.win.setTimeout(() => this.status_(`Laying out ${fmtInt(items)} nodes…`), 120);
     const anchorBefore = o.anchor ? this.screenBox(o.anchor) : null;
+    const inWorker = items >= (this.geom ? LATER_MIN_ITEMS : WORKER_MIN_ITEMS);
     let result;
     try {
-      result = await runLayout(job);
+      result = await runLayout(job, inWorker);
     } catch (e) {
       this.win.clearTimeout(slow);
       this.status_('Layout failed: ' + String((e as Error)?.message || e));
@@ -494,7 +495,7 @@ class GraphView {
     this.vis = vis;
     this.geom = geom;
     this.root.setAttribute('data-layout-ms', result.ms.toFixed(1));
-    this.root.setAttribute('data-layout-where', items >= 400 && workerState() === 'ok' ? 'worker' : 'main');
+    this.root.setAttribute('data-layout-where', inWorker && workerState() === 'ok' ? 'worker' : 'main');
     this.root.setAttribute('data-layout-items', String(items));
     this.root.setAttribute('data-visible-nodes', String(vis.items.length));
     this.root.setAttribute('data-visible-groups', String(vis.groups.length));

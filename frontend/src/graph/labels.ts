@@ -70,7 +70,7 @@ export function fmtParams(t: number, nt: number): string {
 export function nodeLines(g: GNode, o: LabelOpts, torch: boolean): Line[] {
   const r = g.raw;
   const lines: Line[] = [];
-  const name = String(r.name ?? g.id);
+  const name = displayName(g);
   const type = String(r.class_name ?? '');
   const act = o.activation && r.activation ? String(r.activation) : '';
   if (o.name) lines.push({ text: name, bold: true });
@@ -92,10 +92,16 @@ export function nodeLines(g: GNode, o: LabelOpts, torch: boolean): Line[] {
   return lines;
 }
 
+/** The name to show: the node's name, or its id when the name alone says little ("0", ""). */
+export function displayName(g: GNode): string {
+  const n = g.raw.name == null ? '' : String(g.raw.name);
+  return n === '' || /^\d+$/.test(n) ? g.id : n;
+}
+
 /** The one-line header of an expanded container. */
 export function groupTitle(g: GNode): string {
   const r = g.raw;
-  return String(r.name ?? g.id) + '  ·  ' + String(r.class_name ?? '') + ' · ' + fmtInt(g.leafCount)
+  return displayName(g) + '  ·  ' + String(r.class_name ?? '') + ' · ' + fmtInt(g.leafCount)
     + (g.leafCount === 1 ? ' layer' : ' layers') + ' · ' + fmtShort(g.trainable + g.nonTrainable) + ' params';
 }
 

@@ -3,8 +3,13 @@
 // whenever the worker cannot start.
 import { runLayoutJob, LayoutJob, LayoutResult } from './layout';
 
-/** Jobs with fewer items than this are laid out on the main thread (no worker round trip). */
+/**
+ * The first layout of a view goes to the worker from this many items (below, the worker's start-up
+ * costs more than it saves); later layouts (expand, search, direction) from LATER_MIN_ITEMS, so
+ * the page never freezes while the user works.
+ */
 export const WORKER_MIN_ITEMS = 400;
+export const LATER_MIN_ITEMS = 40;
 
 type Pending = { resolve: (r: LayoutResult) => void; reject: (e: Error) => void; job: LayoutJob };
 
@@ -55,10 +60,9 @@ export function jobItems(job: LayoutJob): number {
   return job.scopes.reduce((s, sc) => s + sc.n, 0);
 }
 
-/** Lay out a job; big ones in the worker. */
-export function runLayout(job: LayoutJob, forceWorker = false): Promise<LayoutResult> {
-  const big = forceWorker || jobItems(job) >= WORKER_MIN_ITEMS;
-  const w = big ? warmWorker() : null;
+/** Lay out a job, in the worker when asked to (and it runs), else on this thread. */
+export function runLayout(job: LayoutJob, inWorker: boolean): Promise<LayoutResult> {
+  const w = inWorker ? warmWorker() : null;
   if (!w) {
     try { return Promise.resolve(runLayoutJob(job)); } catch (e) { return Promise.reject(e); }
   }

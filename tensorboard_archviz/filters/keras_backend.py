@@ -1,0 +1,646 @@
+"""Filter maximisation for Keras 3 models, on the TensorFlow and the torch backends.
+
+The method is described in core.py. Keras-specific parts:
+
+* The model is truncated at the target layer by temporarily replacing that layer's ``call`` with
+  one that records its input and raises a private stop exception; this works the same for
+  Sequential, Functional, nested and subclassed models. The model is called with
+  ``training=False`` (BatchNorm and Dropout in inference mode); no variable is written.
+* The layer is then applied per image to that image's filter only (``keras.ops``; a depthwise
+  convolution plus a sum, which is what grouped convolutions cost on CPU), giving the
+  pre-activation; ``layer.activation`` gives the post-activation.
+* Gradients: ``tf.GradientTape`` inside one ``tf.function`` running the whole loop (TensorFlow),
+  or the torch optimiser of ``torch_backend`` with ``torch.autograd.grad`` (torch backend).
+* Node ids are the ones the architecture uses (``extract.keras.layer_node_ids``), e.g.
+  ``conv2d_1`` or ``inner_model/conv2d``. Conv1D / Conv3D are skipped with a log line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from tensorboard_archviz.filters import core
+
+DEFAULT_IMAGE_SIZE = 128
+
+
+class _Stop(Exception):
+    """Raised by the patched ``call`` of the target layer to cut the forward pass short."""
+
+
+# ----------------------------------------------------------------------------- layers
+
+
+def _conv_classes(keras):
+    L = keras.layers
+    conv2d = (L.Conv2D, L.DepthwiseConv2D, L.SeparableConv2D, L.Conv2DTranspose)
+    other = tuple(c for c in (getattr(L, n, None) for n in (
+        "Conv1D", "Conv3D", "DepthwiseConv1D", "SeparableConv1D", "Conv1DTranspose",
+        "Conv3DTranspose")) if c is not None)
+    return conv2d, other
+
+
+def _children(layer) -> List[Any]:
+    try:
+        return list(layer._flatten_layers(include_self=False, recursive=False))
+    except Exception:
+        return list(getattr(layer, "layers", []) or [])
+
+
+def node_ids(model) -> Dict[str, Any]:
+    """``{node id: layer}`` with the architecture's ids (falls back to a name-path walk)."""
+    try:
+        from tensorboard_archviz.extract.keras import layer_node_ids
+        ids = layer_node_ids(model)
+        if ids:
+            return ids
+    except Exception:  # the extractor is best effort here: the walk below names layers alike
+        pass
+    out: Dict[str, Any] = {}
+
+    def walk(layer, prefix):
+        for sub in _children(layer):
+            if type(sub).__name__ == "InputLayer":
+                continue
+            nid = prefix + sub.name
+            if nid in out:
+                continue
+            out[nid] = sub
+            walk(sub, nid + "/")
+    walk(model, "")
+    return out
+
+
+def select_layers(model, layers: Optional[Sequence[str]], keras, log: Callable[[str], None]
+                  ) -> List[Tuple[str, Any]]:
+    """(node id, layer) of the 2-D conv layers to visualise; 1-D/3-D convs are logged as skipped.
+
+    ``layers`` may hold node ids (``inner/conv2d``) or plain layer names when unique.
+    """
+    conv2d, other = _conv_classes(keras)
+    ids = node_ids(model)
+    seen = set()
+    unique: List[Tuple[str, Any]] = []
+    for nid, layer in ids.items():   # a shared layer appears once, under its first id
+        if id(layer) not in seen:
+            seen.add(id(layer))
+            unique.append((nid, layer))
+
+    def skip(nid, layer):
+        log("archviz filters: skipped %s (%s): only 2-D convolutions are visualised"
+            % (nid, type(layer).__name__))
+
+    if layers is None:
+        chosen = []
+        for nid, layer in unique:
+            if isinstance(layer, conv2d):
+                chosen.append((nid, layer))
+            elif isinstance(layer, other):
+                skip(nid, layer)
+        return chosen
+    if isinstance(layers, str):
+        layers = [layers]
+    by_name: Dict[str, List[Tuple[str, Any]]] = {}
+    for nid, layer in unique:
+        by_name.setdefault(layer.name, []).append((nid, layer))
+    chosen = []
+    for name in layers:
+        if name in ids:
+            nid, layer = name, ids[name]
+        elif len(by_name.get(name, [])) == 1:
+            nid, layer = by_name[name][0]
+        elif len(by_name.get(name, [])) > 1:
+            raise ValueError("layer name %r is ambiguous; use one of the node ids %s"
+                             % (name, ", ".join(n for n, _ in by_name[name])))
+        else:
+            convs = [n for n, l in unique if isinstance(l, conv2d)]
+            raise ValueError("unknown layer %r; the model's 2-D conv layers are: %s"
+                             % (name, ", ".join(convs) or "(none)"))
+        if isinstance(layer, conv2d):
+            chosen.append((nid, layer))
+        elif isinstance(layer, other):
+            skip(nid, layer)
+        else:
+            raise ValueError("layer %r is a %s, not a 2-D convolution" % (name, type(layer).__name__))
+    return chosen
+
+
+def _leaf_layers(model) -> List[Any]:
+    out, seen = [], set()
+
+    def walk(layer):
+        kids = _children(layer)
+        if not kids:
+            if id(layer) not in seen:
+                seen.add(id(layer))
+                out.append(layer)
+        for k in kids:
+            walk(k)
+    walk(model)
+    return out
+
+
+@contextlib.contextmanager
+def _patched(wrappers: Dict[int, Tuple[Any, Callable]]) -> Iterator[None]:
+    """Temporarily replace ``layer.call`` by ``make(original_call)`` for each layer."""
+    saved = []
+    try:
+        for layer, make in wrappers.values():
+            had = "call" in layer.__dict__
+            saved.append((layer, had, layer.__dict__.get("call")))
+            object.__setattr__(layer, "call", make(layer.call))
+        yield
+    finally:
+        for layer, had, old in reversed(saved):
+            if had:
+                object.__setattr__(layer, "call", old)
+            else:
+                object.__delattr__(layer, "call")
+
+
+def _first_input(args, kwargs):
+    if args:
+        return args[0]
+    return kwargs.get("inputs", next(iter(kwargs.values()), None))
+
+
+def _numel(x) -> int:
+    try:
+        return int(np.prod([int(d) for d in x.shape]))
+    except Exception:
+        return 0
+
+
+# ----------------------------------------------------------------------------- model facts
+
+
+def _input_facts(model, opts: core.Options, keras, targets) -> Tuple[int, Tuple[int, int], str]:
+    """(channels, (h, w), data_format) of the image input."""
+    conv2d, _ = _conv_classes(keras)
+    leaves = [l for l in _leaf_layers(model) if isinstance(l, conv2d)]
+    fmt = getattr(leaves[0], "data_format", None) if leaves else None
+    fmt = fmt or keras.config.image_data_format()
+    inputs = getattr(model, "inputs", None)
+    shape = None
+    if inputs:
+        if len(inputs) != 1:
+            raise _Unsupported("the model has %d inputs; filter grids need a single image input"
+                               % len(inputs))
+        shape = tuple(inputs[0].shape)
+        if len(shape) != 4:
+            raise _Unsupported("the model's input has shape %s, not an image batch (N, H, W, C)"
+                               % (shape,))
+    if shape is not None:
+        if fmt == "channels_first":
+            c, h, w = shape[1], shape[2], shape[3]
+        else:
+            h, w, c = shape[1], shape[2], shape[3]
+    else:
+        h = w = None
+        c = None
+        if leaves:
+            first = leaves[0]
+            try:
+                k = first.depthwise_kernel if hasattr(first, "depthwise_kernel") else first.kernel
+                if isinstance(first, keras.layers.Conv2DTranspose):
+                    c = int(k.shape[3])
+                elif isinstance(first, (keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)):
+                    c = int(k.shape[2])
+                else:
+                    c = int(k.shape[2]) * int(getattr(first, "groups", 1))
+            except Exception:
+                c = None
+    if c is None:
+        raise _Unsupported("cannot tell the number of input channels; build the model with an "
+                           "Input of fixed channels")
+    if opts.image_size is not None:
+        if h is not None and w is not None and (h, w) != tuple(opts.image_size):
+            raise ValueError("image_size=%r conflicts with the model's fixed input size %r"
+                             % (tuple(opts.image_size), (h, w)))
+        h, w = opts.image_size
+    if h is None or w is None:
+        h = h or DEFAULT_IMAGE_SIZE
+        w = w or DEFAULT_IMAGE_SIZE
+    return int(c), (int(h), int(w)), fmt
+
+
+def _value_range(model, opts: core.Options, keras) -> Tuple[float, float]:
+    """The user's value_range, else [0, 255] behind a leading Rescaling layer, else [0, 1]."""
+    if opts.value_range is not None:
+        return opts.value_range
+    layer = model
+    for _ in range(8):
+        kids = [k for k in _children(layer) if type(k).__name__ != "InputLayer"]
+        if not kids:
+            break
+        layer = kids[0]
+        if isinstance(layer, keras.layers.Rescaling):
+            return (0.0, 255.0)
+    return (0.0, 1.0)
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def _probe(model, keras, ops, x, targets: Dict[int, str]) -> Dict[str, Any]:
+    """One forward pass recording, per target layer, its input/output shapes and the bytes of the
+    activations computed before it; plus the first 2-D conv that runs. Stops after the targets."""
+    conv2d, _ = _conv_classes(keras)
+    leaves = _leaf_layers(model)
+    for t_id in targets:
+        if not any(id(l) == t_id for l in leaves):
+            pass
+    state = {"numel": 0, "first_conv": None, "done": 0}
+    info: Dict[str, Dict[str, Any]] = {}
+
+    def make_for(layer):
+        def make(orig):
+            def call(*args, **kwargs):
+                if state["first_conv"] is None and isinstance(layer, conv2d):
+                    state["first_conv"] = id(layer)
+                xin = _first_input(args, kwargs)
+                before = state["numel"]
+                out = orig(*args, **kwargs)
+                state["numel"] += _numel(out) if hasattr(out, "shape") else 0
+                name = targets.get(id(layer))
+                if name is not None and name not in info:
+                    info[name] = {"in_shape": tuple(int(d) for d in xin.shape),
+                                  "out_shape": tuple(int(d) for d in out.shape),
+                                  "bytes_before": 4 * before}
+                    state["done"] += 1
+                    if state["done"] == len(targets):
+                        raise _Stop()
+                return out
+            return call
+        return make
+
+    error = None
+    with _patched({id(l): (l, make_for(l)) for l in leaves}):
+        try:
+            model(x, training=False)
+        except _Stop:
+            pass
+        except Exception as e:   # reported per layer below
+            error = e
+    for name in targets.values():
+        if name not in info:
+            info[name] = {"error": "the forward pass did not reach this layer%s"
+                          % (" (it raised %s: %s)" % (type(error).__name__, str(error)[:300])
+                             if error else "")}
+    info["__first_conv__"] = state["first_conv"]
+    return info
+
+
+# ----------------------------------------------------------------------------- the layer itself
+
+
+def _make_head(layer, keras, ops):
+    """pre-activation of image b's own filter: x_in (B, H, W, C) channels-last, idx (B,) ->
+    (B, Ho, Wo). Also returns the number of output channels."""
+    L = keras.layers
+    fmt = getattr(layer, "data_format", "channels_last")
+    strides = tuple(layer.strides)
+    dil = tuple(layer.dilation_rate)
+    padding = layer.padding
+    const = lambda v: ops.stop_gradient(ops.convert_to_tensor(v))
+    bias = const(layer.bias) if getattr(layer, "use_bias", False) and layer.bias is not None else None
+
+    def to_last(x):
+        return ops.transpose(x, (0, 2, 3, 1)) if fmt == "channels_first" else x
+
+    def add_bias(y, idx):
+        return y if bias is None else y + ops.take(bias, idx)[:, None, None]
+
+    if isinstance(layer, L.SeparableConv2D):
+        dk = const(layer.depthwise_kernel)
+        pk = const(layer.pointwise_kernel)[0, 0]          # (Cin*mult, Cout)
+
+        def head(x, idx):
+            d = ops.depthwise_conv(to_last(x), dk, strides=strides, padding=padding,
+                                   data_format="channels_last", dilation_rate=dil)
+            return add_bias(ops.einsum("bhwc,cb->bhw", d, ops.take(pk, idx, axis=1)), idx)
+        return head, int(pk.shape[1])
+
+    if isinstance(layer, L.Conv2DTranspose):
+        k = const(layer.kernel)                          # (kh, kw, Cout, Cin)
+        cout = int(k.shape[2])
+
+        def head(x, idx):
+            y = ops.conv_transpose(to_last(x), k, strides=strides, padding=padding,
+                                   output_padding=layer.output_padding, data_format="channels_last",
+                                   dilation_rate=dil)
+            onehot = ops.one_hot(idx, cout, dtype=y.dtype)[:, None, None, :]
+            return add_bias(ops.sum(y * onehot, axis=-1), idx)
+        return head, cout
+
+    if isinstance(layer, L.DepthwiseConv2D):
+        k = const(layer.kernel)                          # (kh, kw, Cin, mult)
+        kh, kw, cin, mult = (int(d) for d in k.shape)
+        kernel = ops.reshape(k, (kh, kw, 1, cin * mult))
+        groups = cin
+    else:   # Conv2D
+        kernel = const(layer.kernel)                     # (kh, kw, Cin/groups, Cout)
+        groups = int(getattr(layer, "groups", 1))
+    kh, kw, cg, cout = (int(d) for d in kernel.shape)
+    per_group = cout // groups
+    full = ops.reshape(kernel, (kh, kw, cg, cout))
+    backend = keras.backend.backend()
+    if backend == "tensorflow" and max(strides) > 1 and max(dil) > 1:
+        # TF's depthwise convolution cannot do both: the full convolution, then select.
+        def head(x, idx):
+            y = ops.conv(to_last(x), full, strides=strides, padding=padding,
+                         data_format="channels_last", dilation_rate=dil)
+            onehot = ops.one_hot(idx, cout, dtype=y.dtype)[:, None, None, :]
+            return add_bias(ops.sum(y * onehot, axis=-1), idx)
+        return head, cout
+
+    def head(x, idx):
+        x = to_last(x)
+        h, w, cin = int(x.shape[1]), int(x.shape[2]), int(x.shape[3])
+        if groups > 1:
+            b = ops.shape(x)[0]
+            first = (idx // per_group) * cg
+            chan = ops.reshape(first, (-1, 1)) + ops.arange(cg, dtype=first.dtype)[None, :]
+            rows = ops.reshape(ops.arange(b, dtype=first.dtype) * cin, (-1, 1))
+            flat = ops.reshape(ops.transpose(x, (0, 3, 1, 2)), (-1, h, w))
+            x = ops.take(flat, ops.reshape(rows + chan, (-1,)), axis=0)       # (B*Cg, H, W)
+            x = ops.transpose(ops.reshape(x, (-1, cg, h, w)), (0, 2, 3, 1))  # (B, H, W, Cg)
+        xs = ops.reshape(ops.transpose(x, (1, 2, 0, 3)), (1, h, w, -1))       # (1, H, W, B*Cg)
+        ks = ops.take(full, idx, axis=3)                                      # (kh, kw, Cg, B)
+        ks = ops.reshape(ops.transpose(ks, (0, 1, 3, 2)), (kh, kw, -1, 1))   # (kh, kw, B*Cg, 1)
+        y = ops.depthwise_conv(xs, ks, strides=strides, padding=padding,
+                               data_format="channels_last", dilation_rate=dil)
+        ho, wo = int(y.shape[1]), int(y.shape[2])
+        y = ops.sum(ops.reshape(y, (ho, wo, -1, cg)), axis=-1)                # (Ho, Wo, B)
+        return add_bias(ops.transpose(y, (2, 0, 1)), idx)
+    return head, cout
+
+
+def _activation(layer):
+    act = getattr(layer, "activation", None)
+    if act is None:
+        return (lambda pre: pre), None
+    name = getattr(act, "__name__", type(act).__name__)
+    return act, None if name == "linear" else name
+
+
+# ----------------------------------------------------------------------------- TensorFlow engine
+
+
+class _TFOptimizer:
+    """The whole optimisation loop of one layer as one traced ``tf.function`` (GradientTape)."""
+
+    def __init__(self, plan: core.Plan, forward, head, window: np.ndarray):
+        import tensorflow as tf
+        self.tf, self.plan, self.forward, self.head = tf, plan, forward, head
+        bases = core.make_bases(plan)
+        c = lambda a: None if a is None else tf.constant(a)
+        self.dh_t = None if bases.dct_h is None else tf.constant(bases.dct_h.T.copy())
+        self.dw, self.spec, self.color = c(bases.dct_w), c(bases.spectrum_scale), c(bases.color)
+        self.window = tf.constant(window)
+        hc, wc = plan.canvas_hw
+        C = plan.channels
+        self._loop = tf.function(self._loop_py, input_signature=[
+            tf.TensorSpec((None, C, hc, wc), tf.float32), tf.TensorSpec((None,), tf.int32),
+            tf.TensorSpec((None, 2), tf.int32), tf.TensorSpec((None, 8), tf.float32)])
+        self._pre = tf.function(self._pre_py, input_signature=[
+            tf.TensorSpec((None, plan.image_hw[0], plan.image_hw[1], C), tf.float32),
+            tf.TensorSpec((None,), tf.int32)])
+        self._final = tf.function(self._final_py, input_signature=[
+            tf.TensorSpec((None, C, hc, wc), tf.float32)])
+
+    def render(self, z):
+        tf = self.tf
+        if self.dh_t is not None:
+            z = tf.matmul(tf.matmul(self.dh_t, z * self.spec), self.dw)
+        if self.color is not None:
+            z = tf.einsum("ij,bjhw->bihw", self.color, z)
+        lo, hi = self.plan.value_range
+        return tf.transpose(lo + (hi - lo) * tf.sigmoid(z), (0, 2, 3, 1))   # NHWC
+
+    def to_model(self, canvas, offset, transform):
+        from keras import ops
+        tf = self.tf
+        ch, cw = self.plan.crop_hw
+        x = tf.slice(canvas, tf.stack([0, offset[0], offset[1], 0]), [-1, ch, cw, -1])
+        if transform is not None:
+            x = ops.image.affine_transform(x, transform, interpolation="bilinear",
+                                           fill_mode="reflect", data_format="channels_last")
+        if self.plan.scale > 1:
+            s = self.plan.scale
+            x = tf.nn.avg_pool2d(x, s, s, "VALID")
+        return x
+
+    def _pre_py(self, x, idx):
+        return self.head(self.forward(x), idx)
+
+    def _final_py(self, z):
+        j = self.plan.jitter
+        return self.to_model(self.render(z), tf_const_offset(self.tf, j), None)
+
+    def _loop_py(self, z, idx, offsets, transforms):
+        tf = self.tf
+        plan = self.plan
+        m = tf.zeros_like(z)
+        v = tf.zeros_like(z)
+        b1, b2, eps = 0.9, 0.999, 1e-8
+        steps = tf.shape(offsets)[0]
+        use_tf = plan.transforms
+        for t in tf.range(steps):
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(z)
+                tr = transforms[t] if use_tf else None
+                x = self.to_model(self.render(z), offsets[t], tr)
+                obj = tf.reduce_sum(self._pre_py(x, idx) * self.window)
+            g = tape.gradient(obj, z)
+            m = b1 * m + (1 - b1) * g
+            v = b2 * v + (1 - b2) * g * g
+            tt = tf.cast(t + 1, tf.float32)
+            z = z + plan.lr * (m / (1 - b1 ** tt)) / (tf.sqrt(v / (1 - b2 ** tt)) + eps)
+        return z
+
+    def run(self, indices: Sequence[int], steps: int, seed_offset: int = 0):
+        tf = self.tf
+        plan = self.plan
+        sched = core.make_schedule(plan, steps, seed_offset)
+        trans = np.zeros((steps, 8), np.float32)
+        if sched.affines is not None:
+            trans = core.affine_to_projective(sched.affines, plan.crop_hw)
+        z = tf.constant(core.init_params(plan, len(indices), seed_offset))
+        idx = tf.constant(np.asarray(indices, np.int32))
+        z = self._loop(z, idx, tf.constant(sched.offsets.astype(np.int32)), tf.constant(trans))
+        return self._final(z), idx
+
+    def pre(self, x, idx):
+        return self._pre(x, idx)
+
+    def support(self, indices: Sequence[int]) -> np.ndarray:
+        tf = self.tf
+        plan = self.plan
+        rng = np.random.RandomState(plan.seed + 5)
+        lo, hi = plan.value_range
+        n = min(4, len(indices))
+        x = tf.constant((lo + (hi - lo) * rng.rand(n, plan.image_hw[0], plan.image_hw[1],
+                                                     plan.channels)).astype(np.float32))
+        idx = tf.constant(np.asarray(indices[:n], np.int32))
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            obj = tf.reduce_sum(self._pre(x, idx) * self.window)
+        g = tape.gradient(obj, x)
+        return np.abs(g.numpy()).sum(axis=(0, 3))
+
+
+def tf_const_offset(tf, j):
+    return tf.constant([j, j], tf.int32)
+
+
+# ----------------------------------------------------------------------------- make_grids
+
+
+def make_grids(model, layers: Optional[Sequence[str]] = None, *, time_budget: Optional[float] = None,
+               log: Optional[Callable[[str], None]] = None, **options) -> Iterator[core.GridResult]:
+    """Yield one ``GridResult`` per 2-D conv layer of a Keras 3 model (TensorFlow or torch backend).
+
+    ``layers``: node ids or layer names (default: every Conv2D, DepthwiseConv2D, SeparableConv2D
+    and Conv2DTranspose, nested models included). The image size is the model's fixed input size
+    (else ``image_size=`` or 128); the value range is ``value_range=``, else [0, 255] behind a
+    leading Rescaling layer, else [0, 1]. ``time_budget`` (seconds per call) stops starting new
+    layers once spent; ``log`` receives one line per layer. Options: see ``core.Options``.
+    """
+    import keras
+    from keras import ops
+
+    if not isinstance(model, keras.Model):
+        raise TypeError("make_grids expects a keras.Model, got %s" % type(model).__name__)
+    opts = core.resolve_options(options)
+    budget = core.Budget(time_budget, log)
+    backend = keras.backend.backend()
+    if backend not in ("tensorflow", "torch"):
+        budget.log("archviz filters: the Keras %r backend is not supported (tensorflow, torch); "
+                   "no grids written" % backend)
+        return
+    if not model.built:
+        raise ValueError("make_grids needs a built model: call it on data (or build it) first")
+    targets = select_layers(model, layers, keras, budget.log)
+    if not targets:
+        budget.log("archviz filters: no 2-D conv layer to visualise")
+        return
+    try:
+        c, (h, w), fmt = _input_facts(model, opts, keras, targets)
+    except _Unsupported as e:
+        budget.log("archviz filters: skipped all layers: %s" % e)
+        return
+    value_range = _value_range(model, opts, keras)
+    shape = (1, c, h, w) if fmt == "channels_first" else (1, h, w, c)
+    info = _probe(model, keras, ops, ops.zeros(shape, dtype="float32"),
+                  {id(layer): nid for nid, layer in targets})
+    first_conv = info.pop("__first_conv__")
+    names = [n for n, _ in targets]
+    for k, (nid, layer) in enumerate(targets):
+        if budget.exhausted(k, names[k:]):
+            return
+        li = info[nid]
+        if "error" in li:
+            budget.log("archviz filters: skipped %s: %s" % (nid, li["error"]))
+            continue
+        t0 = time.perf_counter()
+        head, n_total = _make_head(layer, keras, ops)
+        plan = core.make_plan(nid, type(layer).__name__, n_total, c, (h, w), value_range,
+                              id(layer) == first_conv, opts)
+        budget.log("archviz filters [%d/%d] %s" % (k + 1, len(targets), plan.describe()))
+        result = _run_layer(model, layer, head, plan, li, fmt, opts, backend, budget)
+        result.tiles["seconds"] = round(time.perf_counter() - t0, 3)
+        budget.log("archviz filters [%d/%d] %s done in %.1f s (%d dead)"
+                   % (k + 1, len(targets), nid, result.tiles["seconds"],
+                      sum(t["dead"] for t in result.tiles["tiles"])))
+        yield result
+
+
+def _forward_to(model, layer, fmt: str, nchw_input: bool):
+    """A function images -> the input of ``layer`` (the model is cut there); the patch of the
+    layer's ``call`` must be active while it runs (or is traced)."""
+    captured = {}
+
+    def make(orig):
+        def call(*args, **kwargs):
+            captured["x"] = _first_input(args, kwargs)
+            raise _Stop()
+        return call
+
+    def forward(x):
+        from keras import ops
+        if nchw_input and fmt != "channels_first":
+            x = ops.transpose(x, (0, 2, 3, 1))
+        elif not nchw_input and fmt == "channels_first":
+            x = ops.transpose(x, (0, 3, 1, 2))
+        try:
+            model(x, training=False)
+        except _Stop:
+            pass
+        if "x" not in captured:
+            raise RuntimeError("the forward pass did not reach layer %r" % layer.name)
+        return captured.pop("x")
+    return forward, {id(layer): (layer, make)}
+
+
+def _run_layer(model, layer, head, plan: core.Plan, li: Dict[str, Any], fmt: str,
+               opts: core.Options, backend: str, budget: core.Budget) -> core.GridResult:
+    ho, wo = (li["out_shape"][2:4] if getattr(layer, "data_format", "channels_last")
+              == "channels_first" else li["out_shape"][1:3])
+    window = core.center_window((ho, wo), plan.center)
+    act, act_name = _activation(layer)
+    n = len(plan.indices)
+    hc, wc = plan.canvas_hw
+    per_image = 3.0 * (li["bytes_before"] + 4 * int(np.prod(li["in_shape"][1:]))) \
+        + 4 * 8 * plan.channels * hc * wc
+    if backend == "torch":
+        import torch
+        from tensorboard_archviz.filters.torch_backend import _Optimizer
+        forward, patch = _forward_to(model, layer, fmt, nchw_input=True)
+        device = torch.device("cpu")
+        try:
+            import keras
+            device = torch.device(keras.src.backend.torch.core.get_device())
+        except Exception:
+            pass
+        opt = _Optimizer(plan, forward, head, window, device, torch)
+        to_nhwc = lambda t: t.permute(0, 2, 3, 1)
+        to_np = lambda t: t.detach().cpu().numpy()
+        no_grad = torch.no_grad
+    else:
+        forward, patch = _forward_to(model, layer, fmt, nchw_input=False)
+        opt = _TFOptimizer(plan, forward, head, window)
+        to_nhwc = lambda t: t
+        to_np = lambda t: t.numpy()
+        no_grad = contextlib.nullcontext
+
+    with _patched(patch):
+        def time_steps(cnum: int) -> float:
+            sub = [plan.indices[i % n] for i in range(cnum)]
+            opt.run(sub, 1, seed_offset=99)
+            t = time.perf_counter()
+            opt.run(sub, 2, seed_offset=99)
+            return (time.perf_counter() - t) / 2.0
+
+        key = ("keras", backend, id(model), plan.node_id, plan.image_hw, plan.channels,
+               plan.parametrization)
+        chunk = core.choose_chunk(n, per_image, opts, time_steps, key, budget.log)
+        images, pres, posts = [], [], []
+        for lo in range(0, n, chunk):
+            sub = plan.indices[lo:lo + chunk]
+            final, idx = opt.run(sub, plan.steps, seed_offset=lo)
+            with no_grad():
+                pre = opt.pre(final, idx)
+                post = act(pre)
+            images.append(to_np(to_nhwc(final)))
+            pres.append(to_np(pre))
+            posts.append(to_np(post))
+        crop = core.support_crop(opt.support(plan.indices), plan, opts)
+    images = np.concatenate(images).astype(np.float32)
+    stats = core.tile_stats(np.concatenate(pres), np.concatenate(posts), window)
+    return core.build_result(plan, images, stats, 0.0, act_name, chunk, opts, crop)
