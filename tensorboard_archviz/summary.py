@@ -1,13 +1,17 @@
 """Architecture / filter grids -> Summary protos, and writing them with TensorBoard's event writer.
 
 Nothing here imports TensorFlow, Keras or torch: protos come from ``tensorboard.compat.proto``
-and events are written by ``tensorboard.summary.writer.event_file_writer.EventFileWriter`` (the
-writer ``torch.utils.tensorboard.SummaryWriter`` uses), so this works on every Keras backend.
+and records are framed by TensorBoard's own ``RecordWriter`` (local files) or written by its
+``EventFileWriter`` (remote file systems; the writer ``torch.utils.tensorboard.SummaryWriter``
+uses), so this works on every Keras backend.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import socket
 import threading
 import time
 from typing import Any, Dict, Optional, Union
@@ -46,18 +50,59 @@ def filter_grid_pb(node_id: str, png: bytes, tiles: Dict[str, Any]) -> summary_p
     return summary
 
 
+_FILE_UID = itertools.count()
+
+
+class _LocalEventFile:
+    """A local event file written with TensorBoard's own RecordWriter, synchronously.
+
+    TensorBoard's EventFileWriter does file I/O through ``tf.io.gfile``, which imports all of
+    TensorFlow when it is installed (seconds, and hundreds of MB, in a Keras-on-torch or PyTorch
+    process). For local directories the same records go through a plain file instead.
+    """
+
+    def __init__(self, logdir: str, filename_suffix: str):
+        from tensorboard.summary.writer.record_writer import RecordWriter
+
+        os.makedirs(logdir, exist_ok=True)
+        self.path = os.path.join(logdir, "events.out.tfevents.%010d.%s.%s.%s%s" % (
+            time.time(), socket.gethostname(), os.getpid(), next(_FILE_UID), filename_suffix))
+        self._file = open(self.path, "wb")
+        self._records = RecordWriter(self._file)
+        self.add_event(event_pb2.Event(
+            wall_time=time.time(), file_version="brain.Event:2",
+            source_metadata=event_pb2.SourceMetadata(writer="tensorboard_archviz")))
+        self.flush()
+
+    def add_event(self, event: event_pb2.Event) -> None:
+        self._records.write(event.SerializeToString())
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.flush()
+            self._file.close()
+
+
 class ArchVizWriter:
     """Writes archviz summaries into one log directory with TensorBoard's own event writer.
 
-    Every write is flushed at once, so a process killed right after loses nothing.
+    Local directories are written through TensorBoard's ``RecordWriter`` on a plain file (no
+    TensorFlow import); remote ones (``gs://``, ``s3://``, ...) through TensorBoard's
+    ``EventFileWriter``. Every write is flushed at once, so a process killed right after loses
+    nothing. Errors creating or writing the file are raised as ``OSError``.
     """
 
     def __init__(self, logdir: str, filename_suffix: str = ".archviz"):
-        # Imported here: the writer pulls in TensorBoard's tf shim, which reading code never needs.
-        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+        self.logdir = os.fspath(logdir)
+        if "://" in self.logdir:
+            from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-        self.logdir = str(logdir)
-        self._writer = EventFileWriter(self.logdir, filename_suffix=filename_suffix)
+            self._writer = EventFileWriter(self.logdir, filename_suffix=filename_suffix)
+        else:
+            self._writer = _LocalEventFile(self.logdir, filename_suffix)
         self._lock = threading.Lock()
 
     def add_summary(self, summary: summary_pb2.Summary, step: Optional[int] = None,

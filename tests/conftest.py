@@ -53,14 +53,17 @@ def get_json(url: str, timeout: float = 30):
 
 
 @contextlib.contextmanager
-def run_tensorboard(logdir, load_fast=True, extra_args=(), timeout=90):
+def run_tensorboard(logdir, load_fast=True, extra_args=(), timeout=90, path_prefix=""):
+    """Start a real TensorBoard; yields its base URL (with `path_prefix`, no trailing slash)."""
     port = free_port()
     cmd = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir),
            "--host", "127.0.0.1", "--port", str(port),
            "--load_fast=%s" % ("true" if load_fast else "false"),
            "--reload_interval", "1"] + list(extra_args)
+    if path_prefix:
+        cmd.append("--path_prefix=" + path_prefix)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = "http://127.0.0.1:%d" % port
+    url = "http://127.0.0.1:%d%s" % (port, path_prefix.rstrip("/"))
     deadline = time.time() + timeout
     try:
         while True:

@@ -769,8 +769,8 @@ def _build(model, names, leaf_ids, inputs, rec: _Recorder, containers, outputs, 
     for n, t in inputs:
         if batch is None and t.dim() > 0:
             batch = int(t.shape[0])
-        nodes.append(schema.Node(id=n, name=n, class_name="Input", parent=None, input_shapes=[],
-                                 output_shapes=[_shape(t)], dtype=_dtype(t),
+        nodes.append(schema.Node(id=n, name=n, class_name="Input", parent=None,
+                                 input_shapes=[_shape(t)], output_shapes=[_shape(t)], dtype=_dtype(t),
                                  extra={"is_input": True}))
     own_macs: Dict[str, Optional[int]] = {}
     module_nodes: Dict[str, schema.Node] = {}

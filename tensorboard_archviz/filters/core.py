@@ -297,6 +297,24 @@ def make_schedule(plan: Plan, steps: Optional[int] = None, seed_offset: int = 0)
     return Schedule(offsets=offsets.astype(np.int64), affines=affines)
 
 
+def affine_to_projective(affines: np.ndarray, hw: Tuple[int, int]) -> np.ndarray:
+    """(steps, 2, 3) normalised affines (``torch.nn.functional.affine_grid``'s convention, no
+    translation) -> (steps, 8) pixel-space projective transforms (``keras.ops.image``'s), both
+    mapping output points to input points about the image centre."""
+    h, w = float(hw[0]), float(hw[1])
+    cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
+    a, b = affines[:, 0, 0], affines[:, 0, 1]
+    c, d = affines[:, 1, 0], affines[:, 1, 1]
+    out = np.zeros((len(affines), 8), np.float32)
+    out[:, 0] = a
+    out[:, 1] = b * w / h
+    out[:, 2] = cx - a * cx - b * (w / h) * cy
+    out[:, 3] = c * h / w
+    out[:, 4] = d
+    out[:, 5] = cy - c * (h / w) * cx - d * cy
+    return out
+
+
 def center_window(out_hw: Tuple[int, int], center: Optional[float]) -> np.ndarray:
     """Objective weights over the filter's output map (sums to 1).
 

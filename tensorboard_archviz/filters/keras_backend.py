@@ -252,9 +252,6 @@ def _probe(model, keras, ops, x, targets: Dict[int, str]) -> Dict[str, Any]:
     activations computed before it; plus the first 2-D conv that runs. Stops after the targets."""
     conv2d, _ = _conv_classes(keras)
     leaves = _leaf_layers(model)
-    for t_id in targets:
-        if not any(id(l) == t_id for l in leaves):
-            pass
     state = {"numel": 0, "first_conv": None, "done": 0}
     info: Dict[str, Dict[str, Any]] = {}
 
@@ -361,12 +358,13 @@ def _make_head(layer, keras, ops):
 
     def head(x, idx):
         x = to_last(x)
+        idx = ops.cast(idx, "int32")
         h, w, cin = int(x.shape[1]), int(x.shape[2]), int(x.shape[3])
         if groups > 1:
             b = ops.shape(x)[0]
             first = (idx // per_group) * cg
-            chan = ops.reshape(first, (-1, 1)) + ops.arange(cg, dtype=first.dtype)[None, :]
-            rows = ops.reshape(ops.arange(b, dtype=first.dtype) * cin, (-1, 1))
+            chan = ops.reshape(first, (-1, 1)) + ops.arange(cg, dtype="int32")[None, :]
+            rows = ops.reshape(ops.arange(b, dtype="int32") * cin, (-1, 1))
             flat = ops.reshape(ops.transpose(x, (0, 3, 1, 2)), (-1, h, w))
             x = ops.take(flat, ops.reshape(rows + chan, (-1,)), axis=0)       # (B*Cg, H, W)
             x = ops.transpose(ops.reshape(x, (-1, cg, h, w)), (0, 2, 3, 1))  # (B, H, W, Cg)
@@ -441,7 +439,7 @@ class _TFOptimizer:
 
     def _final_py(self, z):
         j = self.plan.jitter
-        return self.to_model(self.render(z), tf_const_offset(self.tf, j), None)
+        return self.to_model(self.render(z), self.tf.constant([j, j], self.tf.int32), None)
 
     def _loop_py(self, z, idx, offsets, transforms):
         tf = self.tf
@@ -493,10 +491,6 @@ class _TFOptimizer:
             obj = tf.reduce_sum(self._pre(x, idx) * self.window)
         g = tape.gradient(obj, x)
         return np.abs(g.numpy()).sum(axis=(0, 3))
-
-
-def tf_const_offset(tf, j):
-    return tf.constant([j, j], tf.int32)
 
 
 # ----------------------------------------------------------------------------- make_grids
