@@ -152,6 +152,7 @@ class ArchVizCallback(keras.callbacks.Callback):
         self._chief = True
         self._filters_step: Optional[int] = None
         self._pending_start: Optional[int] = None  # the first write waits for the model's build
+        self._warned_vanished = False
         self.written_steps: list = []  # steps at which an architecture was written (for users)
 
     # -- the never-crash guard -----------------------------------------------------------------
@@ -227,6 +228,7 @@ class ArchVizCallback(keras.callbacks.Callback):
     def on_train_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
         self._disabled = set()
         self._pending_start = None
+        self._warned_vanished = False
         self._chief = True
         self._chief = self._guarded(_ALL, "checking the worker role", is_chief) is not False
         if not self._chief:
@@ -252,11 +254,30 @@ class ArchVizCallback(keras.callbacks.Callback):
         if self._pending_start is not None:
             self._write_pending_start()
         self._epochs_done = int(epoch) + 1
+        self._check_vanished()
         self._guarded(_ARCH, "writing the architecture", self._write_architecture,
                       self._epochs_done, True)
         if self.filters and self.filters_every and self._epochs_done % self.filters_every == 0:
             self._guarded(_FILTERS, "writing filter grids", self._write_filters,
                           self._epochs_done)
+
+    def _check_vanished(self) -> None:
+        """The event file was removed during training (its run directory deleted): write the
+        architecture again, into a new file, instead of leaving the run empty."""
+        writer = self._writer
+        if writer is None or not self._chief or _ALL in self._disabled:
+            return
+        try:
+            gone = writer.vanished()
+        except Exception:  # noqa: BLE001 - a check only
+            return
+        if gone:
+            if not self._warned_vanished:
+                self._warned_vanished = True
+                logger.warning("ArchVizCallback: the event file in %s was removed during training; "
+                               "writing the architecture again into a new file", self.run_dir)
+            self._fingerprint = None
+            self._filters_step = None
 
     def on_train_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
         if self.filters:

@@ -14,8 +14,10 @@ import json
 import logging
 import mimetypes
 import os
+import struct
 import threading
 import urllib.parse
+import zlib
 from typing import Any, Dict, List, Optional, Tuple
 
 from werkzeug import wrappers
@@ -36,6 +38,10 @@ STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 _DEFAULT_DOWNSAMPLING = 1000
 _MAX_PARAM_LENGTH = 4096
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# What TensorBoard's data providers raise when an event holds a malformed TensorProto
+# (tensor_util.make_ndarray: content of the wrong size, a shape that does not match the values)
+# or a blob sequence of the wrong rank (an index into a 0-d array): stored data, not our bug.
+_DECODE_ERRORS = (ValueError, TypeError, IndexError, KeyError)
 
 
 class RequestError(Exception):
@@ -57,6 +63,32 @@ def _not_found(message: str) -> RequestError:
 
 def _unreadable(message: str) -> RequestError:
     return RequestError(422, message)
+
+
+def _undecodable(what: str, e: Exception) -> RequestError:
+    return _unreadable("%s cannot be decoded: %s: %s" % (what, type(e).__name__, e))
+
+
+def _png_problem(data: bytes) -> Optional[str]:
+    """Why `data` is not a complete PNG (signature, IHDR first, chunk lengths and CRCs, IEND), or None."""
+    if not data.startswith(_PNG_SIGNATURE):
+        return "no PNG signature"
+    pos = len(_PNG_SIGNATURE)
+    first = True
+    while pos + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if first and kind != b"IHDR":
+            return "it does not start with an IHDR chunk"
+        first = False
+        end = pos + 12 + length
+        if end > len(data):
+            return "chunk %r is truncated" % kind.decode("latin-1")
+        if zlib.crc32(data[pos + 4:pos + 8 + length]) != struct.unpack(">I", data[end - 4:end])[0]:
+            return "chunk %r has a bad checksum" % kind.decode("latin-1")
+        if kind == b"IEND":
+            return None
+        pos = end
+    return "it is truncated (no IEND chunk)"
 
 
 def _json_route(method):
@@ -198,10 +230,13 @@ class ArchVizPlugin(base_plugin.TBPlugin):
 
     def _architecture_series(self, ctx, eid, run: str) -> List[Any]:
         """All stored architecture datums of one run (empty when the run has none)."""
-        result = self._data_provider.read_tensors(
-            ctx, experiment_id=eid, plugin_name=metadata.PLUGIN_NAME,
-            downsample=self._downsample,
-            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[metadata.ARCHITECTURE_TAG]))
+        try:
+            result = self._data_provider.read_tensors(
+                ctx, experiment_id=eid, plugin_name=metadata.PLUGIN_NAME,
+                downsample=self._downsample,
+                run_tag_filter=provider.RunTagFilter(runs=[run], tags=[metadata.ARCHITECTURE_TAG]))
+        except _DECODE_ERRORS as e:
+            raise _undecodable("the architecture data of run %r" % run, e) from None
         return list(result.get(run, {}).get(metadata.ARCHITECTURE_TAG, []))
 
     def _decode_architecture(self, eid, run: str, datum) -> schema.Architecture:
@@ -238,11 +273,20 @@ class ArchVizPlugin(base_plugin.TBPlugin):
 
     def _filter_series(self, ctx, eid, run: str, layer: str) -> List[Any]:
         tag = metadata.filters_tag(layer)
-        result = self._data_provider.read_blob_sequences(
-            ctx, experiment_id=eid, plugin_name=metadata.PLUGIN_NAME,
-            downsample=self._downsample,
-            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]))
+        try:
+            result = self._data_provider.read_blob_sequences(
+                ctx, experiment_id=eid, plugin_name=metadata.PLUGIN_NAME,
+                downsample=self._downsample,
+                run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]))
+        except _DECODE_ERRORS as e:
+            raise _undecodable("the filter grids of layer %r in run %r" % (layer, run), e) from None
         return list(result.get(run, {}).get(tag, []))
+
+    def _read_blob(self, ctx, value, what: str) -> bytes:
+        try:
+            return bytes(self._data_provider.read_blob(ctx, blob_key=value.blob_key))
+        except _DECODE_ERRORS as e:
+            raise _undecodable(what, e) from None
 
     def _filter_datum(self, request) -> Tuple[Any, str, str, Any, List[Any]]:
         ctx, eid = self._ctx(request)
@@ -271,6 +315,8 @@ class ArchVizPlugin(base_plugin.TBPlugin):
             try:
                 datums = self._architecture_series(ctx, eid, run)
                 info["steps"] = sorted({d.step for d in datums})
+            except RequestError as e:  # this run's data cannot be decoded: say so, list the rest
+                info["errors"].append(e.message)
             except tb_errors.PublicError as e:
                 info["errors"].append(str(e))
             runs[run] = info
@@ -297,10 +343,10 @@ class ArchVizPlugin(base_plugin.TBPlugin):
         values = list(datum.values)
         if len(values) <= metadata.FILTERS_META_INDEX:
             raise _unreadable("%s has no tile metadata" % what)
-        raw = self._data_provider.read_blob(
-            ctx, blob_key=values[metadata.FILTERS_META_INDEX].blob_key)
+        raw = self._read_blob(ctx, values[metadata.FILTERS_META_INDEX],
+                              "the tile metadata of the %s" % what)
         try:
-            tiles = json.loads(bytes(raw).decode("utf-8"))
+            tiles = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as e:
             raise _unreadable("%s has unreadable tile metadata: %s" % (what, e)) from None
         if not isinstance(tiles, dict) or not isinstance(tiles.get("tiles"), list):
@@ -320,11 +366,11 @@ class ArchVizPlugin(base_plugin.TBPlugin):
         values = list(datum.values)
         if len(values) <= metadata.FILTERS_PNG_INDEX:
             raise _unreadable("filter grid of layer %r in run %r has no image" % (layer, run))
-        png = bytes(self._data_provider.read_blob(
-            ctx, blob_key=values[metadata.FILTERS_PNG_INDEX].blob_key))
-        if not png.startswith(_PNG_SIGNATURE):
-            raise _unreadable("filter grid of layer %r in run %r at step %d is not a PNG image"
-                              % (layer, run, datum.step))
+        what = "filter grid of layer %r in run %r at step %d" % (layer, run, datum.step)
+        png = self._read_blob(ctx, values[metadata.FILTERS_PNG_INDEX], "the image of the " + what)
+        problem = _png_problem(png)
+        if problem is not None:
+            raise _unreadable("%s is not a PNG image: %s" % (what, problem))
         return http_util.Respond(request, png, "image/png")
 
     @_json_route

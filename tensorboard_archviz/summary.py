@@ -8,6 +8,8 @@ uses), so this works on every Keras backend.
 
 from __future__ import annotations
 
+import errno
+import io
 import itertools
 import json
 import os
@@ -59,30 +61,71 @@ class _LocalEventFile:
     TensorBoard's EventFileWriter does file I/O through ``tf.io.gfile``, which imports all of
     TensorFlow when it is installed (seconds, and hundreds of MB, in a Keras-on-torch or PyTorch
     process). For local directories the same records go through a plain file instead.
+
+    Each record reaches the OS whole or not at all: a write that fails half-way (disk full, a
+    KeyboardInterrupt between two partial writes) is cut off again, so the file stays readable
+    and later records are not lost behind a broken one. A file removed while open (its run
+    directory deleted during training) is re-created on the next write, as TensorFlow's own
+    EventsWriter does, instead of writing into a deleted file.
     """
 
     def __init__(self, logdir: str, filename_suffix: str):
-        from tensorboard.summary.writer.record_writer import RecordWriter
+        self._logdir = logdir
+        self._suffix = filename_suffix
+        self.reopened = 0  # how many times the file vanished and was re-created
+        self._open()
 
-        os.makedirs(logdir, exist_ok=True)
-        self.path = os.path.join(logdir, "events.out.tfevents.%010d.%s.%s.%s%s" % (
-            time.time(), socket.gethostname(), os.getpid(), next(_FILE_UID), filename_suffix))
-        self._file = open(self.path, "wb")
-        self._records = RecordWriter(self._file)
-        self.add_event(event_pb2.Event(
+    def _open(self) -> None:
+        os.makedirs(self._logdir, exist_ok=True)
+        self.path = os.path.join(self._logdir, "events.out.tfevents.%010d.%s.%s.%s%s" % (
+            time.time(), socket.gethostname(), os.getpid(), next(_FILE_UID), self._suffix))
+        self._file = open(self.path, "wb", buffering=0)
+        self._write_record(event_pb2.Event(
             wall_time=time.time(), file_version="brain.Event:2",
-            source_metadata=event_pb2.SourceMetadata(writer="tensorboard_archviz")))
-        self.flush()
+            source_metadata=event_pb2.SourceMetadata(writer="tensorboard_archviz")
+        ).SerializeToString())
+
+    def vanished(self) -> bool:
+        """Whether the file was removed since it was opened (the next write re-creates it)."""
+        return not os.path.exists(self.path)
 
     def add_event(self, event: event_pb2.Event) -> None:
-        self._records.write(event.SerializeToString())
+        if self.vanished():
+            try:
+                self._file.close()
+            except OSError:
+                pass
+            self._open()
+            self.reopened += 1
+        self._write_record(event.SerializeToString())
+
+    def _write_record(self, data: bytes) -> None:
+        from tensorboard.summary.writer.record_writer import RecordWriter
+
+        framed = io.BytesIO()
+        RecordWriter(framed).write(data)
+        record = memoryview(framed.getvalue())
+        start = self._file.tell()
+        try:
+            done = 0
+            while done < len(record):
+                n = self._file.write(record[done:])
+                if not n:
+                    raise OSError(errno.EIO, "short write to %s" % self.path)
+                done += n
+        except BaseException:
+            try:  # cut the partial record off again
+                self._file.truncate(start)
+                self._file.seek(start)
+            except OSError:
+                pass
+            raise
 
     def flush(self) -> None:
-        self._file.flush()
+        pass  # unbuffered: every record is handed to the OS by add_event
 
     def close(self) -> None:
         if not self._file.closed:
-            self._file.flush()
             self._file.close()
 
 
@@ -126,6 +169,12 @@ class ArchVizWriter:
     def flush(self) -> None:
         with self._lock:
             self._writer.flush()
+
+    def vanished(self) -> bool:
+        """Whether the local event file was removed (e.g. its run directory deleted) since it was
+        opened; the next write re-creates it. Always False for remote file systems."""
+        check = getattr(self._writer, "vanished", None)
+        return bool(check()) if check is not None else False
 
     def close(self) -> None:
         with self._lock:

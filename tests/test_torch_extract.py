@@ -491,3 +491,26 @@ def test_module_list_and_unused_modules_are_nodes_without_shapes():
     assert unused.extra["reason"] == "not called during the forward pass"
     assert (unused.input_shapes, unused.macs, unused.total_params) == (None, None, 20)
     assert arch.model.total_params == 60
+
+
+@pytest.mark.parametrize("method", ["auto", "hooks"])
+def test_a_dict_argument_is_traced_by_the_real_forward(method):
+    class Batch(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.img = nn.Linear(4, 3)
+            self.txt = nn.Linear(2, 3)
+
+        def forward(self, batch):
+            if isinstance(batch, dict):
+                return self.img(batch["image"]) * self.txt(batch["text"])
+            return self.img(batch)
+
+    inp = ({"image": torch.randn(2, 4), "text": torch.randn(2, 2)},)
+    arch = roundtrip(extract_torch(Batch(), inp, method=method))
+    assert arch.extra["extraction"]["method"] == "hooks"
+    if method == "auto":
+        assert "argument 'batch' is a dict" in arch.extra["extraction"]["reason"]
+    assert arch.inputs == ["batch.image", "batch.text"]
+    assert set(arch.edge_pairs()) == {("batch.image", "img"), ("batch.text", "txt"),
+                                      ("img", "mul"), ("txt", "mul")}

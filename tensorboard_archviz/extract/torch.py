@@ -12,7 +12,9 @@ records what flows where:
   the module whose ``forward`` called it). A module with children (``nn.Sequential``, a block)
   is a container: its children name it as ``parent``, its params are the sum over its subtree.
 * Edges connect the nodes that produce and consume each tensor (inputs, leaf modules,
-  functional ops; containers are grouping only), each with the tensor's shape.
+  functional ops; containers are grouping only), each with the tensor's shape; one edge per
+  (source, target) pair. ``arch.outputs`` are the producers of the model's output tensors
+  (``model.extra["output_names"]`` maps dict keys / tuple positions / dataclass fields to them).
 * Shapes are the real shapes of the example input's forward pass, the batch dimension
   included *as given* (a 16x1x28x28 input reports 16, never ``None``). A module called twice is
   one node: ``input_shapes``/``output_shapes`` list both calls in order, ``extra["calls"]`` is 2,
@@ -26,7 +28,8 @@ records what flows where:
   shape; so the bias counts as one add per output row, e.g. Linear(784, 512) at batch 1 is
   401,920); other parameters whose name contains weight/bias (RNN ``weight_ih_l0``, attention
   ``in_proj_weight``) count ``numel * out[0] * out[1]``. Summed over calls; containers sum their
-  subtree; functional ops are ``None`` (not estimated).
+  subtree (plus their own direct parameters, counted the same way); functional ops are ``None``
+  (not estimated); ``model.extra["macs"]`` is the total.
 
 Two ways to trace, recorded in ``arch.extra["extraction"] = {"method", "reason"}``:
 ``"fx"`` — ``torch.fx`` symbolic tracing (leaf = a module without children, or
@@ -465,6 +468,12 @@ def _run_fx(model, args, kwargs, names, leaf_ids, rec: _Recorder):
         if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
             raise _FxUnsupported("forward takes *args/**kwargs")
     bound.apply_defaults()
+    for k, v in bound.arguments.items():
+        if not isinstance(v, torch.Tensor) and _tensors(v):
+            # a Proxy is neither a dict nor a list: isinstance checks in forward would take
+            # another branch than the real call does
+            raise _FxUnsupported("argument %r is a %s of tensors, which torch.fx traces as one "
+                                 "opaque value" % (k, type(v).__name__))
     concrete = {k: v for k, v in bound.arguments.items() if not _tensors(v)}
 
     class Tracer(fx.Tracer):

@@ -320,7 +320,8 @@ def _make_head(layer, keras, ops):
         def head(x, idx):
             d = ops.depthwise_conv(to_last(x), dk, strides=strides, padding=padding,
                                    data_format="channels_last", dilation_rate=dil)
-            return add_bias(ops.einsum("bhwc,cb->bhw", d, ops.take(pk, idx, axis=1)), idx)
+            p = ops.transpose(ops.take(pk, ops.cast(idx, "int32"), axis=1))   # (B, Cin*mult)
+            return add_bias(ops.sum(d * p[:, None, None, :], axis=-1), idx)
         return head, int(pk.shape[1])
 
     if isinstance(layer, L.Conv2DTranspose):
@@ -398,8 +399,10 @@ class _TFOptimizer:
         self.tf, self.plan, self.forward, self.head = tf, plan, forward, head
         bases = core.make_bases(plan)
         c = lambda a: None if a is None else tf.constant(a)
-        self.dh_t = None if bases.dct_h is None else tf.constant(bases.dct_h.T.copy())
-        self.dw, self.spec, self.color = c(bases.dct_w), c(bases.spectrum_scale), c(bases.color)
+        self.dh_t = None if bases.dct_h is None else tf.constant(bases.dct_h)
+        self.dh, self.dw, self.spec = c(bases.dct_h), c(bases.dct_w), c(bases.spectrum_scale)
+        self.color_t = None if bases.color is None else tf.constant(bases.color.T.copy())
+        self.color = self.color_t
         self.window = tf.constant(window)
         hc, wc = plan.canvas_hw
         C = plan.channels
@@ -413,13 +416,22 @@ class _TFOptimizer:
             tf.TensorSpec((None, C, hc, wc), tf.float32)])
 
     def render(self, z):
+        # Only 2-D matmuls: TF 2.21's oneDNN batch matmul with a broadcast rank-2 operand
+        # corrupts memory on CPU (crashes with "munmap_chunk(): invalid pointer").
         tf = self.tf
+        hc, wc = self.plan.canvas_hw
+        C = self.plan.channels
         if self.dh_t is not None:
-            z = tf.matmul(tf.matmul(self.dh_t, z * self.spec), self.dw)
+            y = tf.reshape(tf.matmul(tf.reshape(z * self.spec, (-1, wc)), self.dw), (-1, hc, wc))
+            y = tf.reshape(tf.transpose(y, (0, 2, 1)), (-1, hc))
+            y = tf.reshape(tf.matmul(y, self.dh), (-1, C, wc, hc))      # = (Dh^T Y Dw)^T
+            z = tf.transpose(y, (0, 3, 2, 1))                            # (B, H, W, C)
+        else:
+            z = tf.transpose(z, (0, 2, 3, 1))
         if self.color is not None:
-            z = tf.einsum("ij,bjhw->bihw", self.color, z)
+            z = tf.reshape(tf.matmul(tf.reshape(z, (-1, C)), self.color_t), (-1, hc, wc, C))
         lo, hi = self.plan.value_range
-        return tf.transpose(lo + (hi - lo) * tf.sigmoid(z), (0, 2, 3, 1))   # NHWC
+        return lo + (hi - lo) * tf.sigmoid(z)                            # NHWC
 
     def to_model(self, canvas, offset, transform):
         from keras import ops

@@ -520,6 +520,8 @@ class GraphView {
       this.win.setTimeout(() => {
         if (seq !== this.seq || this.destroyed) return;
         this.root.setAttribute('data-render-ms', (performance.now() - t0).toFixed(1));
+        // epoch milliseconds, comparable across frames (benchmarks)
+        this.root.setAttribute('data-complete-at', (performance.timeOrigin + performance.now()).toFixed(1));
         this.root.setAttribute('data-render-complete', '1');
       }, 0);
     });
