@@ -192,14 +192,18 @@ def make_plan(node_id: str, class_name: str, n_total: int, channels: int, image_
     """Resolve the per-layer choices (filters, scale, jitter, parametrisation, transforms)."""
     h, w = int(image_hw[0]), int(image_hw[1])
     scale = 2 if (opts.upsample_tiny and max(h, w) <= 32) else 1
-    if opts.jitter is not None:
-        jitter = int(opts.jitter)
-    else:
-        jitter = max(2, int(round(0.04 * scale * max(h, w))))
     if opts.parametrization == "auto":
         param = "pixel" if first_conv else "fourier"
     else:
         param = opts.parametrization
+    if opts.jitter is not None:
+        jitter = int(opts.jitter)
+    elif param == "pixel":
+        # The first layer is linear: jitter would only blur its kernel pattern. One canvas pixel
+        # (half a model pixel at 2x) is enough against aliasing.
+        jitter = 1
+    else:
+        jitter = max(2, int(round(0.04 * scale * max(h, w))))
     transforms = {"on": True, "off": False}.get(opts.transforms, min(h, w) >= 64)
     return Plan(node_id=node_id, class_name=class_name, indices=choose_filters(n_total, opts),
                 n_total=int(n_total), channels=int(channels), image_hw=(h, w),
@@ -371,6 +375,13 @@ def affordable_chunk(n: int, bytes_per_image: float, opts: Options) -> int:
     """The largest batch that fits the memory budget (at least 1)."""
     budget = float(opts.memory_mb) * 2 ** 20
     return int(max(1, min(n, budget // max(bytes_per_image, 1.0))))
+
+
+def chunk_bounds(n: int, chunk: int) -> List[Tuple[int, int]]:
+    """Split n images into equal-as-possible batches of at most ``chunk``."""
+    parts = int(math.ceil(n / float(max(1, chunk))))
+    size = int(math.ceil(n / float(parts)))
+    return [(lo, min(n, lo + size)) for lo in range(0, n, size)]
 
 
 # A batch whose whole working set is below this is run in one piece without timing.

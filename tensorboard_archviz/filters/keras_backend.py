@@ -474,14 +474,19 @@ class _TFOptimizer:
             z = z + plan.lr * (m / (1 - b1 ** tt)) / (tf.sqrt(v / (1 - b2 ** tt)) + eps)
         return z
 
-    def run(self, indices: Sequence[int], steps: int, seed_offset: int = 0):
+    def run(self, indices: Sequence[int], steps: int, z0: Optional[np.ndarray] = None,
+            seed_offset: int = 0):
+        """Optimise images for ``indices`` from ``z0`` (default: a fresh init); returns (final
+        images NHWC, idx tensor)."""
         tf = self.tf
         plan = self.plan
         sched = core.make_schedule(plan, steps, seed_offset)
         trans = np.zeros((steps, 8), np.float32)
         if sched.affines is not None:
             trans = core.affine_to_projective(sched.affines, plan.crop_hw)
-        z = tf.constant(core.init_params(plan, len(indices), seed_offset))
+        if z0 is None:
+            z0 = core.init_params(plan, len(indices), seed_offset)
+        z = tf.constant(np.array(z0, np.float32))
         idx = tf.constant(np.asarray(indices, np.int32))
         z = self._loop(z, idx, tf.constant(sched.offsets.astype(np.int32)), tf.constant(trans))
         return self._final(z), idx
@@ -636,10 +641,10 @@ def _run_layer(model, layer, head, plan: core.Plan, li: Dict[str, Any], fmt: str
         key = ("keras", backend, id(model), plan.node_id, plan.image_hw, plan.channels,
                plan.parametrization)
         chunk = core.choose_chunk(n, per_image, opts, time_steps, key, budget.log)
+        z_all = core.init_params(plan, n)
         images, pres, posts = [], [], []
-        for lo in range(0, n, chunk):
-            sub = plan.indices[lo:lo + chunk]
-            final, idx = opt.run(sub, plan.steps, seed_offset=lo)
+        for lo, hi in core.chunk_bounds(n, chunk):
+            final, idx = opt.run(plan.indices[lo:hi], plan.steps, z0=z_all[lo:hi])
             with no_grad():
                 pre = opt.pre(final, idx)
                 post = act(pre)

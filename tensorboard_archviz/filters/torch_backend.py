@@ -269,13 +269,17 @@ class _Optimizer:
         (g,) = torch.autograd.grad(obj, x)
         return g.abs().sum(dim=(0, 1)).cpu().numpy()
 
-    def run(self, indices: Sequence[int], steps: int, seed_offset: int = 0):
-        """Optimise images for ``indices``; returns (final images NCHW, idx tensor)."""
+    def run(self, indices: Sequence[int], steps: int, z0: Optional[np.ndarray] = None,
+            seed_offset: int = 0):
+        """Optimise images for ``indices`` from ``z0`` (default: a fresh init); returns (final
+        images NCHW, idx tensor). The jitter schedule depends only on the plan and
+        ``seed_offset``, so splitting a layer into chunks does not change its images."""
         torch = self.torch
         plan = self.plan
         idx = torch.as_tensor(list(indices), dtype=torch.long, device=self.device)
-        z = torch.as_tensor(core.init_params(plan, len(indices), seed_offset),
-                            device=self.device).requires_grad_(True)
+        if z0 is None:
+            z0 = core.init_params(plan, len(indices), seed_offset)
+        z = torch.as_tensor(np.array(z0, np.float32), device=self.device).requires_grad_(True)
         sched = core.make_schedule(plan, steps, seed_offset)
         m = torch.zeros_like(z)
         v = torch.zeros_like(z)
@@ -407,10 +411,10 @@ def _run_layer(model, mod, plan: core.Plan, li: Dict[str, Any], opts: core.Optio
 
     key = ("torch", id(model), plan.node_id, plan.image_hw, plan.channels, plan.parametrization)
     chunk = core.choose_chunk(n, per_image, opts, time_steps, key, budget.log)
+    z_all = core.init_params(plan, n)
     images, pres, posts = [], [], []
-    for lo in range(0, n, chunk):
-        sub = plan.indices[lo:lo + chunk]
-        final, idx = opt.run(sub, plan.steps, seed_offset=lo)
+    for lo, hi in core.chunk_bounds(n, chunk):
+        final, idx = opt.run(plan.indices[lo:hi], plan.steps, z0=z_all[lo:hi])
         with torch.no_grad():
             pre = opt.pre(final, idx)
             post = act(pre, idx)
