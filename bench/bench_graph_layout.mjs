@@ -108,7 +108,12 @@ async function main() {
   for (const file of args) {
     for (const lib of ['dagre', 'elk', 'view-flat', 'view-default', 'view-expanded']) {
       const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--one', lib, file], { encoding: 'utf8', timeout: 300000 });
-      if (r.status !== 0) { rows.push({ lib, file: path.basename(file), error: (r.stderr || 'timeout').slice(0, 200) }); continue; }
+      if (r.status !== 0) {
+        const why = r.error && r.error.code === 'ETIMEDOUT' ? 'did not finish in 300 s' : (r.stderr || String(r.error)).slice(0, 200);
+        rows.push({ lib, file: path.basename(file), error: why });
+        console.log(`${path.basename(file).padEnd(24)} ${lib.padEnd(14)} ${why}`);
+        continue;
+      }
       rows.push(JSON.parse(r.stdout.trim().split('\n').pop()));
       const x = rows[rows.length - 1];
       console.log(`${x.file.padEnd(24)} ${x.lib.padEnd(14)} nodes ${String(x.nodes).padStart(5)} edges ${String(x.edges).padStart(5)}`

@@ -172,12 +172,12 @@ class ArchVizCallback(keras.callbacks.Callback):
                 "writing to %s" % self.run_dir if writer_broken else feature)
             return None
 
-    def _get_writer(self):
+    def _get_writer(self, sort_first: bool = False):
         if self._writer is None:
             from tensorboard_archviz.summary import ArchVizWriter
 
             try:
-                self._writer = ArchVizWriter(self.run_dir)
+                self._writer = ArchVizWriter(self.run_dir, sort_first=sort_first)
             except Exception as e:  # noqa: BLE001 - reported by the guard as one warning
                 raise _WriterError(str(e)) from e
         return self._writer
@@ -225,6 +225,21 @@ class ArchVizCallback(keras.callbacks.Callback):
                     count, self.run_dir, step)
 
     # -- Keras hooks ---------------------------------------------------------------------------
+    def set_model(self, model: Any) -> None:
+        """Called by fit() before any callback's on_train_begin: open our event file now.
+
+        Keras' TensorBoard callback creates its file in its own set_model; ours is created at the
+        same moment and named to sort first (see ``ArchVizWriter(sort_first=True)``), so
+        TensorBoard's legacy loader keeps reading Keras' scalars while training runs.
+        """
+        super().set_model(model)
+        if self._writer is None:
+            try:
+                if is_chief():
+                    self._get_writer(sort_first=True)
+            except Exception:  # noqa: BLE001 - the first write reports it, as one warning
+                self._writer = None
+
     def on_train_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
         self._disabled = set()
         self._pending_start = None
@@ -280,9 +295,15 @@ class ArchVizCallback(keras.callbacks.Callback):
             self._filters_step = None
 
     def on_train_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
-        if self.filters:
+        if self.filters and self._filters_step != self._epochs_done:
+            # A fresh (newest) event file for what is written after the last epoch, so that
+            # TensorBoard's legacy loader, which never returns to an older file, reads it too.
+            self._close_writer()
             self._guarded(_FILTERS, "writing filter grids", self._write_filters,
                           self._epochs_done)
+        self._close_writer()
+
+    def _close_writer(self) -> None:
         writer, self._writer = self._writer, None
         if writer is not None:
             try:

@@ -69,16 +69,18 @@ class _LocalEventFile:
     EventsWriter does, instead of writing into a deleted file.
     """
 
-    def __init__(self, logdir: str, filename_suffix: str):
+    def __init__(self, logdir: str, filename_suffix: str, name_offset: float = 0.0):
         self._logdir = logdir
         self._suffix = filename_suffix
+        self._name_offset = name_offset  # seconds subtracted from the time in the file name
         self.reopened = 0  # how many times the file vanished and was re-created
         self._open()
 
     def _open(self) -> None:
         os.makedirs(self._logdir, exist_ok=True)
         self.path = os.path.join(self._logdir, "events.out.tfevents.%010d.%s.%s.%s%s" % (
-            time.time(), socket.gethostname(), os.getpid(), next(_FILE_UID), self._suffix))
+            time.time() - self._name_offset, socket.gethostname(), os.getpid(), next(_FILE_UID),
+            self._suffix))
         self._file = open(self.path, "wb", buffering=0)
         self._write_record(event_pb2.Event(
             wall_time=time.time(), file_version="brain.Event:2",
@@ -136,16 +138,23 @@ class ArchVizWriter:
     TensorFlow import); remote ones (``gs://``, ``s3://``, ...) through TensorBoard's
     ``EventFileWriter``. Every write is flushed at once, so a process killed right after loses
     nothing. Errors creating or writing the file are raised as ``OSError``.
+
+    ``sort_first=True`` dates the file name (not the events) 2 s early. TensorBoard's legacy
+    loader (``--load_fast=false``) reads a run's event files in name order and never returns to
+    an older one; a file created alongside another writer's (Keras' ``TensorBoard`` callback
+    creates its file in ``set_model``, just like ours) then sorts first, so the other writer's
+    data keeps being read while training runs.
     """
 
-    def __init__(self, logdir: str, filename_suffix: str = ".archviz"):
+    def __init__(self, logdir: str, filename_suffix: str = ".archviz", sort_first: bool = False):
         self.logdir = os.fspath(logdir)
         if "://" in self.logdir:
             from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
             self._writer = EventFileWriter(self.logdir, filename_suffix=filename_suffix)
         else:
-            self._writer = _LocalEventFile(self.logdir, filename_suffix)
+            self._writer = _LocalEventFile(self.logdir, filename_suffix,
+                                           name_offset=2.0 if sort_first else 0.0)
         self._lock = threading.Lock()
 
     def add_summary(self, summary: summary_pb2.Summary, step: Optional[int] = None,

@@ -47,4 +47,29 @@ def png_image(png: bytes):
     return im
 
 
+def keras_hand_model():
+    """Keras: Conv2D 'edges' (4 filters, 5x5, hand-set; filter 3 dead: bias -1000), then a second conv,
+    BatchNorm, Dropout and a head."""
+    import keras
+    from keras import layers
+
+    inp = keras.Input((28, 28, 1))
+    x = layers.Conv2D(4, 5, padding="same", activation="relu", name="edges")(inp)
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.Conv2D(6, 3, padding="same", name="second")(x)
+    x = layers.BatchNormalization(name="bn")(x)
+    x = layers.Activation("relu")(x)
+    x = layers.Dropout(0.5)(x)
+    out = layers.Dense(3)(layers.Flatten()(x))
+    m = keras.Model(inp, out, name="hand")
+    k = np.zeros((5, 5, 1, 4), np.float32)
+    for i, kern in enumerate(hand_kernels()):
+        k[:, :, 0, i] = kern
+    k[:, :, 0, 3] = np.random.RandomState(0).randn(5, 5)
+    m.get_layer("edges").set_weights([k, np.array([0, 0, 0, -1000], np.float32)])
+    bn = m.get_layer("bn")
+    bn.set_weights([np.ones(6), np.zeros(6), np.linspace(-0.5, 0.5, 6), np.linspace(0.5, 2, 6)])
+    return m
+
+
 THRESHOLD = 0.9

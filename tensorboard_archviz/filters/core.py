@@ -271,7 +271,7 @@ def render_numpy(params: np.ndarray, plan: Plan, bases: Bases) -> np.ndarray:
     """Reference (numpy) rendering of params (n, C, Hc, Wc) to canvas images in the value range."""
     z = params.astype(np.float64)
     if bases.dct_h is not None:
-        z = np.einsum("yh,nchw,wx->ncyx", bases.dct_h, z * bases.spectrum_scale, bases.dct_w)
+        z = np.einsum("hy,nchw,wx->ncyx", bases.dct_h, z * bases.spectrum_scale, bases.dct_w)
     if bases.color is not None:
         z = np.einsum("ij,njhw->nihw", bases.color, z)
     lo, hi = plan.value_range
@@ -458,8 +458,10 @@ class Budget:
         return time.perf_counter() - self.start
 
     def exhausted(self, done: int, remaining: Sequence[str]) -> bool:
-        """True (and says so) when the budget is spent and layers remain."""
-        if self.time_budget is None or not remaining or self.elapsed() <= self.time_budget:
+        """True (and says so) when the budget is spent and layers remain. The first layer is
+        always started, so every call yields at least one grid."""
+        if self.time_budget is None or not remaining or done == 0 \
+                or self.elapsed() <= self.time_budget:
             return False
         self.log("archviz filters: time budget of %.0f s spent after %d layer(s) (%.1f s); "
                  "skipped %d layer(s): %s" % (self.time_budget, done, self.elapsed(),

@@ -347,15 +347,6 @@ def _make_head(layer, keras, ops):
     kh, kw, cg, cout = (int(d) for d in kernel.shape)
     per_group = cout // groups
     full = ops.reshape(kernel, (kh, kw, cg, cout))
-    backend = keras.backend.backend()
-    if backend == "tensorflow" and max(strides) > 1 and max(dil) > 1:
-        # TF's depthwise convolution cannot do both: the full convolution, then select.
-        def head(x, idx):
-            y = ops.conv(to_last(x), full, strides=strides, padding=padding,
-                         data_format="channels_last", dilation_rate=dil)
-            onehot = ops.one_hot(idx, cout, dtype=y.dtype)[:, None, None, :]
-            return add_bias(ops.sum(y * onehot, axis=-1), idx)
-        return head, cout
 
     def head(x, idx):
         x = to_last(x)
@@ -447,7 +438,10 @@ class _TFOptimizer:
         return x
 
     def _pre_py(self, x, idx):
-        return self.head(self.forward(x), idx)
+        # Not a root name scope: Keras opens one named after the model, and a model named
+        # like "_net" is not a valid root scope name in a traced function.
+        with self.tf.name_scope("archviz"):
+            return self.head(self.forward(x), idx)
 
     def _final_py(self, z):
         j = self.plan.jitter

@@ -1,0 +1,803 @@
+"""Saved PyTorch programs -> Architecture: ``torch.export`` programs (``.pt2``) and TorchScript.
+
+Neither is an ``nn.Module`` with its submodules any more (``ExportedProgram.module()`` keeps only
+the modules that hold parameters and cannot switch to eval mode; a ``ScriptModule`` accepts no
+forward hooks), so ``extract_torch`` cannot run on them. Both still record which module every
+operation ran in, and this module rebuilds the same document ``extract_torch`` writes for the
+original model, from one real run on the example input:
+
+* ``extract_exported_program(program, input_to_model=None)`` — the graph of
+  ``program.module()`` is interpreted on the input (the program's own ``example_inputs`` by
+  default). Each ATen node's ``nn_module_stack`` names its module and call (``fc@1`` = second
+  call), its ``torch_fn`` the Python function it came from (``F.relu`` -> ``relu``, ``x + y`` ->
+  ``add``), so module nodes, functional-op nodes, their ids, params, edges and shapes are the
+  ones ``extract_torch`` gives. Module order is ``named_modules()`` order
+  (``program.module_call_graph``).
+* ``extract_torchscript(module, input_to_model)`` — the inlined TorchScript graph, whose nodes
+  carry their module hierarchy, is run once with every intermediate value returned, which gives
+  real shapes. Classes, params, buffers and (for scripted, not traced, modules) configs come from
+  the ScriptModule itself.
+
+What differs from ``extract_torch`` on the original model (documented, tested):
+
+* ``config`` of modules: a ``.pt2`` keeps no module attributes; the usual keys of Conv*d,
+  Linear, BatchNorm*d, pooling, Flatten, Dropout and ReLU are rebuilt from the ATen arguments and
+  weight shapes (``config_source`` extra = ``"aten"``). A traced TorchScript module keeps none
+  (``{}``); a scripted one keeps them all. ``config`` of functional ops holds the ATen
+  arguments, not the Python call's.
+* A module that never ran has ``class_name`` ``"Module"`` in a ``.pt2`` (the program records no
+  class for it; ``class_known`` extra false). Functional ops that run as several ATen ops with no
+  Python origin recorded are named after the first ATen op (TorchScript: ``F.dropout2d`` ->
+  ``feature_dropout``).
+* TorchScript: two back-to-back calls of one leaf module (``m(m(x))``) count as one call, and a
+  container's repeated calls are merged; operations inside ``if``/``loop`` blocks are seen as
+  one node named after the block's first ATen op.
+
+``arch.extra["extraction"]`` is ``{"method": "torch.export" | "torchscript", "reason": ...}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+from tensorboard_archviz import schema
+from tensorboard_archviz.extract import torch as _tx
+from tensorboard_archviz.extract.torch import ExtractionError
+
+__all__ = ["extract_exported_program", "extract_torchscript"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the framework-neutral middle: modules, graph nodes, values
+
+@dataclasses.dataclass
+class _Mod:
+    qualname: str
+    class_name: str
+    params: List[Tuple[str, List[int], bool]] = dataclasses.field(default_factory=list)  # own
+    buffers: List[Dict[str, Any]] = dataclasses.field(default_factory=list)  # own
+    config: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    leaf: bool = True
+    class_known: bool = True
+
+
+@dataclasses.dataclass
+class _GNode:
+    """One operation of the graph, in execution order."""
+    path: List[Tuple[str, str]]  # enclosing modules (qualname, call key), outermost first
+    name: str  # the functional op's name if it is one
+    group: Any  # consecutive nodes with the same group and path form one functional op
+    ins: List[Any]  # keys of input values (parameters and constants excluded)
+    outs: List[Any]  # keys of output values
+    args: tuple = ()
+    kwargs: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    plumbing: bool = False  # tuple indexing and the like: never a node of its own
+    aten: Optional[str] = None  # the ATen op (for configs rebuilt from arguments)
+
+
+def _short_class(path: str) -> str:
+    return path.rsplit(".", 1)[-1] if path else "Module"
+
+
+def _mark_leaves(modules: Dict[str, _Mod]) -> None:
+    """A module is a leaf when no other module lies below it (MultiheadAttention: always)."""
+    for q, m in modules.items():
+        m.leaf = m.class_name == "MultiheadAttention" or not any(
+            o.startswith(q + ".") for o in modules)
+
+
+def _leaf_call(path: List[Tuple[str, str]], modules: Dict[str, _Mod]) -> Optional[Tuple[str, str]]:
+    for q, key in path:
+        if q in modules and modules[q].leaf:
+            return q, key
+    return None
+
+
+def _boundary(members: List[_GNode], consumers: Dict[Any, set], member_ids: set,
+              graph_outputs: set) -> Tuple[List[Any], List[Any]]:
+    produced = {v for g in members for v in g.outs}
+    ins, seen = [], set()
+    for g in members:
+        for v in g.ins:
+            if v not in produced and v not in seen:
+                seen.add(v)
+                ins.append(v)
+    outs = [v for g in members for v in g.outs
+            if v in graph_outputs or (consumers.get(v, set()) - member_ids)]
+    return ins, outs
+
+
+def _macs(mod: _Mod, params: List[Tuple[str, List[int], bool]], out: Optional[List[int]]) -> int:
+    """``extract_torch``'s torchinfo convention for one call (``params``: names and shapes)."""
+    if out is None:
+        return 0
+    batch = out[0] if out else 1
+    macs = 0
+    for name, shape, _ in params:
+        n = _tx._prod(shape)
+        if name in ("weight", "bias"):
+            macs += n * batch * (_tx._prod(out[2:]) if "Conv" in mod.class_name else 1)
+        elif "weight" in name or "bias" in name:
+            macs += n * _tx._prod(out[:2])
+    return int(macs)
+
+
+def _assemble(root_class: str, modules: Dict[str, _Mod], inputs: List[Tuple[str, torch.Tensor]],
+              gnodes: List[_GNode], values: Dict[Any, Any], output: Any,
+              output_keys: Sequence[Any], extraction: Dict[str, Any],
+              all_params: List[Tuple[str, List[int], bool]], buffer_numel: int
+              ) -> schema.Architecture:
+    """The Architecture, following ``extract_torch``'s recorder and conventions exactly."""
+    _mark_leaves(modules)
+    rec = _tx._Recorder(set(modules) | {n for n, _ in inputs})
+    for n, t in inputs:
+        rec.track(t, n)
+    consumers: Dict[Any, set] = {}
+    for i, g in enumerate(gnodes):
+        for v in g.ins:
+            consumers.setdefault(v, set()).add(i)
+    graph_outputs = set(output_keys)
+
+    def vals(keys: Sequence[Any]) -> tuple:
+        return tuple(values[k] for k in keys if k in values)
+
+    i = 0
+    while i < len(gnodes):
+        g = gnodes[i]
+        leaf = _leaf_call(g.path, modules)
+        j = i
+        if leaf is not None:
+            while j + 1 < len(gnodes) and _leaf_call(gnodes[j + 1].path, modules) == leaf:
+                j += 1
+            ins, outs = _boundary(gnodes[i:j + 1], consumers, set(range(i, j + 1)), graph_outputs)
+            out_vals = vals(outs)
+            rec.module_call(leaf[0], vals(ins), {}, out_vals[0] if len(out_vals) == 1 else out_vals,
+                            leaf=True)
+        elif g.plumbing:
+            pass
+        else:
+            while j + 1 < len(gnodes) and gnodes[j + 1].group == g.group and g.group is not None \
+                    and gnodes[j + 1].path == g.path and not gnodes[j + 1].plumbing:
+                j += 1
+            parent = next((q for q, _ in reversed(g.path) if q in modules), None)
+            if j == i:
+                args, kwargs = g.args, g.kwargs
+                outs = g.outs
+            else:
+                ins, outs = _boundary(gnodes[i:j + 1], consumers, set(range(i, j + 1)),
+                                      graph_outputs)
+                args, kwargs = vals(ins), {}
+            out_vals = vals(outs)
+            rec.op_call(_tx._MethodName(g.name), parent, args, kwargs,
+                        out_vals[0] if len(out_vals) == 1 else out_vals)
+        i = j + 1
+
+    # containers: their calls from the path entries (same rule as extract_torch's fx path)
+    groups: Dict[Tuple[str, str], List[int]] = {}
+    for k, g in enumerate(gnodes):
+        for q, key in g.path:
+            if q in modules and not modules[q].leaf:
+                groups.setdefault((q, key), []).append(k)
+    containers: Dict[str, List[Any]] = {}
+    for (q, _key), idx in groups.items():
+        ins, outs = _boundary([gnodes[k] for k in idx], consumers, set(idx), graph_outputs)
+        in_shapes = [_tx._shape(t) for v in ins for t in _tx._tensors(values.get(v))]
+        out_ts = [t for v in outs for t in _tx._tensors(values.get(v))]
+        containers.setdefault(q, []).append(_tx._Call(
+            in_shapes, [_tx._shape(t) for t in out_ts], _tx._dtype(out_ts[0]) if out_ts else None))
+
+    out_flat = _tx._flatten(output)
+    outputs: List[str] = []
+    out_info = []
+    for path, t in out_flat:
+        src = rec.producer(t)
+        if src is not None and src not in outputs:
+            outputs.append(src)
+        out_info.append({"name": path or "output", "node": src, "shape": _tx._shape(t)})
+    dropped = _tx._prune_dead_ops(rec, outputs)
+    if dropped:
+        extraction["dropped_ops"] = dropped
+    return _build(root_class, modules, inputs, rec, containers, outputs, out_info, extraction,
+                  all_params, buffer_numel)
+
+
+def _build(root_class, modules: Dict[str, _Mod], inputs, rec, containers, outputs, out_info,
+           extraction, all_params, buffer_numel) -> schema.Architecture:
+    nodes: List[schema.Node] = []
+    batch = None
+    for n, t in inputs:
+        if batch is None and t.dim() > 0:
+            batch = int(t.shape[0])
+        nodes.append(schema.Node(id=n, name=n, class_name="Input", parent=None,
+                                 input_shapes=[_tx._shape(t)], output_shapes=[_tx._shape(t)],
+                                 dtype=_tx._dtype(t), extra={"is_input": True}))
+
+    def subtree(q: str) -> List[Tuple[str, List[int], bool]]:
+        out = []
+        for o, m in modules.items():
+            if o == q or o.startswith(q + "."):
+                prefix = o[len(q) + 1:] + "." if o != q else ""
+                out.extend((prefix + name, shape, tr) for name, shape, tr in m.params)
+        return out
+
+    own_macs: Dict[str, Optional[int]] = {}
+    module_nodes: Dict[str, schema.Node] = {}
+    for q, m in modules.items():
+        calls = rec.calls.get(q) or containers.get(q) or []
+        sub = subtree(q)
+        tr = sum(_tx._prod(s) for _, s, t in sub if t)
+        ntr = sum(_tx._prod(s) for _, s, t in sub if not t)
+        extra: Dict[str, Any] = {"calls": len(calls), "is_container": not m.leaf}
+        if m.params:
+            extra["weights"] = [{"name": n, "shape": list(s), "trainable": bool(t)}
+                                for n, s, t in m.params]
+        if m.buffers:
+            extra["buffers"] = [dict(b) for b in m.buffers]
+        if not calls:
+            extra["reason"] = ("holds modules, has no forward of its own"
+                               if m.class_name in ("ModuleList", "ModuleDict")
+                               else "not called during the forward pass")
+        if not m.class_known:
+            extra["class_known"] = False
+        cfg = dict(m.config)
+        if "config_source" in cfg:
+            extra["config_source"] = cfg.pop("config_source")
+        own = sum(_macs(m, sub if m.leaf else m.params, c.outputs[0] if c.outputs else None)
+                  for c in calls) if calls else None
+        own_macs[q] = own
+        act = _tx._ACTIVATIONS.get(m.class_name)
+        module_nodes[q] = schema.Node(
+            id=q, name=q.rsplit(".", 1)[-1], class_name=m.class_name,
+            parent=q.rsplit(".", 1)[0] if "." in q else None,
+            input_shapes=[s for c in calls for s in c.inputs] if calls else None,
+            output_shapes=[s for c in calls for s in c.outputs] if calls else None,
+            dtype=calls[0].dtype if calls else None,
+            params={"trainable": int(tr), "non_trainable": int(ntr)},
+            activation=act, config=cfg, macs=own, extra=extra)
+    total_macs = sum(v for v in own_macs.values() if v)
+    acc = {q: (own_macs[q] or 0) for q in modules}
+    for q in reversed(list(modules)):
+        parent = module_nodes[q].parent
+        if parent is not None and parent in acc:
+            acc[parent] += acc[q]
+    for q, node in module_nodes.items():
+        if not modules[q].leaf and (node.macs is not None or acc[q]):
+            node.macs = acc[q]
+    nodes.extend(module_nodes.values())
+    for op in rec.ops:
+        nodes.append(schema.Node(
+            id=op.id, name=op.id, class_name=op.class_name, parent=op.parent,
+            input_shapes=op.inputs, output_shapes=op.outputs, dtype=op.dtype,
+            activation=op.class_name if op.class_name in _tx._FUNCTIONAL_ACTIVATIONS else None,
+            config=op.config, macs=None, extra={"is_function": True}))
+    edges = [schema.Edge(source=s, target=t, shape=shape) for (s, t), shape in rec.edges.items()]
+    tr = sum(_tx._prod(s) for _, s, t in all_params if t)
+    ntr = sum(_tx._prod(s) for _, s, t in all_params if not t)
+    info = schema.ModelInfo(
+        name=root_class, class_name=root_class,
+        total_params=int(tr + ntr), trainable_params=int(tr), non_trainable_params=int(ntr),
+        extra={"macs": int(total_macs), "macs_convention": "torchinfo mult-adds, whole batch",
+               "batch_size": batch, "output_names": out_info, "buffers": int(buffer_numel)})
+    return schema.Architecture(
+        framework="torch", framework_version=str(torch.__version__), model=info,
+        inputs=[n for n, _ in inputs], outputs=outputs, nodes=nodes, edges=edges,
+        extra={"extraction": extraction})
+
+
+def _input_list(arg_names: Sequence[str], args: tuple, kwargs: Dict[str, Any],
+                taken: set) -> List[Tuple[str, torch.Tensor]]:
+    """(node id, tensor) per input tensor, named after forward's parameters (as extract_torch)."""
+    out: List[Tuple[str, torch.Tensor]] = []
+    for i, a in enumerate(args):
+        name = arg_names[i] if i < len(arg_names) else "input_%d" % i
+        out.extend(_tx._flatten(a, name))
+    for k, v in kwargs.items():
+        out.extend(_tx._flatten(v, k))
+    seen, uniq = set(), []
+    for name, t in out:
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        name = name or "input"
+        while name in taken:
+            name = name + "_input"
+        uniq.append((name, t))
+    return uniq
+
+
+def _first_error_line(e: BaseException) -> str:
+    """The useful line of an exception (TorchScript tracebacks end with the real error)."""
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    for l in reversed(lines):
+        if re.match(r"^[A-Za-z_.]*(Error|Exception):", l):
+            return l[:300]
+    return _tx._first_line(e)
+
+
+# ---------------------------------------------------------------------------------------------
+# torch.export
+
+def _pairs(v: Any, n: int) -> List[int]:
+    if isinstance(v, (list, tuple)):
+        v = [int(x) for x in v]
+        return v * n if len(v) == 1 else v
+    return [int(v)] * n
+
+
+def _aten_config(class_name: str, aten: Optional[str], args: tuple, kwargs: Dict[str, Any],
+                 params: Dict[str, List[int]]) -> Dict[str, Any]:
+    """The usual config keys of common torch.nn layers, from an ATen call and weight shapes."""
+    a = list(args) + [None] * 8
+    cfg: Dict[str, Any] = {}
+    try:
+        if aten in ("conv1d", "conv2d", "conv3d") and "weight" in params:
+            w = params["weight"]
+            nd = len(w) - 2
+            groups = int(a[6]) if a[6] is not None else 1
+            cfg.update(in_channels=w[1] * groups, out_channels=w[0], kernel_size=list(w[2:]),
+                       stride=_pairs(a[3] if a[3] is not None else 1, nd),
+                       padding=a[4] if isinstance(a[4], str) else
+                       _pairs(a[4] if a[4] is not None else 0, nd),
+                       dilation=_pairs(a[5] if a[5] is not None else 1, nd), groups=groups,
+                       bias="bias" in params)
+        elif aten == "linear" and "weight" in params:
+            w = params["weight"]
+            cfg.update(in_features=w[1], out_features=w[0], bias="bias" in params)
+        elif aten == "batch_norm":
+            shape = params.get("weight") or params.get("running_mean")
+            if shape:
+                cfg["num_features"] = shape[0]
+            if a[7] is not None:
+                cfg["eps"] = float(a[7])
+            if a[6] is not None:
+                cfg["momentum"] = float(a[6])
+            cfg["affine"] = "weight" in params
+        elif aten in ("max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d",
+                      "avg_pool3d"):
+            k = a[1]
+            cfg["kernel_size"] = k[0] if isinstance(k, (list, tuple)) and len(set(k)) == 1 else k
+            stride = a[2] if a[2] not in (None, []) else k
+            cfg["stride"] = stride[0] if isinstance(stride, (list, tuple)) \
+                and len(set(stride)) == 1 else stride
+            pad = a[3] if a[3] is not None else 0
+            cfg["padding"] = pad[0] if isinstance(pad, (list, tuple)) and len(set(pad)) == 1 \
+                else pad
+        elif aten in ("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+                      "adaptive_max_pool2d"):
+            size = a[1]
+            cfg["output_size"] = size[0] if isinstance(size, (list, tuple)) \
+                and len(set(size)) == 1 else size
+        elif aten == "flatten":
+            cfg.update(start_dim=int(a[1]) if a[1] is not None else 0,
+                       end_dim=int(a[2]) if a[2] is not None else -1)
+        elif aten in ("dropout", "feature_dropout", "alpha_dropout", "feature_alpha_dropout"):
+            if a[1] is not None:
+                cfg["p"] = float(a[1])
+        elif aten in ("relu", "relu_"):
+            cfg["inplace"] = aten == "relu_"
+    except (TypeError, ValueError, IndexError):
+        return {}
+    if cfg:
+        cfg = {k: v for k, v in ((k, _tx._json_safe(v)) for k, v in cfg.items())
+               if v is not _tx._SKIP}
+        cfg["config_source"] = "aten"
+    return cfg
+
+
+def _aten_name(target: Any) -> str:
+    name = getattr(target, "_opname", None) or getattr(target, "__name__", None) or str(target)
+    return str(name).split(".")[0]
+
+
+def extract_exported_program(program: Any, input_to_model: Any = None) -> schema.Architecture:
+    """The Architecture of a ``torch.export.ExportedProgram`` (see the module docstring).
+
+    `input_to_model` is passed like ``extract_torch``'s (tensor, tuple of args, dict of kwargs);
+    default: the program's ``example_inputs``. Raises ``ExtractionError`` when the program
+    cannot run on the input (e.g. a shape its guards reject), naming the module.
+    """
+    import operator
+
+    import torch.fx as fx
+    from torch.fx import _pytree as fx_pytree
+    from torch.utils import _pytree as pytree
+
+    if input_to_model is None:
+        example = getattr(program, "example_inputs", None)
+        if not example:
+            raise ExtractionError("the exported program carries no example inputs: give an "
+                                  "input (e.g. --input-shape)")
+        args, kwargs = tuple(example[0]), dict(example[1] or {})
+    else:
+        args, kwargs = _tx._call_args(torch.nn.Module(), input_to_model)
+    gm = program.module()
+    entry = program.module_call_graph[0] if program.module_call_graph else None
+    arg_names = list(getattr(getattr(entry, "signature", None), "forward_arg_names", None) or [])
+
+    # modules: named_modules() order, classes from the graph's module stacks
+    classes: Dict[str, str] = {}
+    root_class = None
+    for n in gm.graph.nodes:
+        for q, cls in (n.meta.get("nn_module_stack") or {}).values():
+            if q == "" or q == "L__self__":
+                root_class = root_class or _short_class(cls)
+            else:
+                classes.setdefault(q, _short_class(cls))
+    modules: Dict[str, _Mod] = {}
+    for e in program.module_call_graph or []:
+        if e.fqn:
+            modules[e.fqn] = _Mod(e.fqn, classes.get(e.fqn, "Module"),
+                                  class_known=e.fqn in classes)
+    for q, cls in classes.items():
+        modules.setdefault(q, _Mod(q, cls))
+    sig = program.graph_signature
+    state = program.state_dict
+    all_params: List[Tuple[str, List[int], bool]] = []
+    shapes_by_mod: Dict[str, Dict[str, List[int]]] = {}
+
+    def owner(fqn: str) -> Tuple[str, str]:
+        return tuple(fqn.rsplit(".", 1)) if "." in fqn else ("", fqn)  # type: ignore
+
+    for fqn in sig.parameters:
+        p = state.get(fqn)
+        if p is None:
+            continue
+        shape = [int(d) for d in p.shape]
+        trainable = bool(getattr(p, "requires_grad", True))
+        all_params.append((fqn, shape, trainable))
+        q, name = owner(fqn)
+        if q:
+            modules.setdefault(q, _Mod(q, "Module", class_known=False)).params.append(
+                (name, shape, trainable))
+            shapes_by_mod.setdefault(q, {})[name] = shape
+    non_persistent = set(getattr(sig, "non_persistent_buffers", ()) or ())
+    buffer_numel = 0
+    for fqn in sig.buffers:
+        b = state.get(fqn)
+        if b is None:
+            b = program.constants.get(fqn)
+        if not isinstance(b, torch.Tensor):
+            continue
+        buffer_numel += b.numel()
+        q, name = owner(fqn)
+        if q:
+            modules.setdefault(q, _Mod(q, "Module", class_known=False)).buffers.append(
+                {"name": name, "shape": [int(d) for d in b.shape], "dtype": _tx._dtype(b),
+                 "persistent": fqn not in non_persistent})
+            shapes_by_mod.setdefault(q, {})[name] = [int(d) for d in b.shape]
+
+    # run the graph on the input, one _GNode per call_function node
+    info = gm.graph._codegen.pytree_info if hasattr(gm.graph._codegen, "pytree_info") else None
+    try:
+        flat = fx_pytree.tree_flatten_spec((args, kwargs), info.in_spec) if info \
+            else list(args)
+    except Exception as e:  # noqa: BLE001 - a structure that does not match the program's
+        raise ExtractionError("the input does not match the exported program's inputs %s: %s"
+                              % (arg_names, _tx._first_line(e))) from None
+    inputs = _input_list(arg_names, args, kwargs, set(modules))
+    gnodes: List[_GNode] = []
+    values: Dict[Any, Any] = {}
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+
+    def path_of(n) -> List[Tuple[str, str]]:
+        out = []
+        for key, (q, _cls) in (n.meta.get("nn_module_stack") or {}).items():
+            if q in ("", "L__self__"):
+                continue
+            call = key.rsplit("@", 1)[1] if "@" in key else "0"
+            out.append((q, "%s@%s" % (q, call)))
+        return out
+
+    class Run(fx.Interpreter):
+        def run_node(self, n):
+            try:
+                out = super().run_node(n)
+            except Exception as e:
+                path = path_of(n)
+                raise _tx._ForwardFailed(path[-1][0] if path else None, e) from e
+            if n.op == "placeholder":
+                values[n] = out
+            elif n.op == "call_function":
+                values[n] = out
+                a, kw = self.fetch_args_kwargs_from_env(n)
+                fn = n.meta.get("torch_fn")
+                plumbing = n.target is operator.getitem and not isinstance(a[0], torch.Tensor)
+                name = _aten_name(n.target)
+                if fn and isinstance(fn, (tuple, list)) and len(fn) == 2:
+                    name = _tx._op_name(_tx._MethodName(str(fn[1]).rsplit(".", 1)[-1]))
+                    group = fn[0]
+                else:
+                    group = None
+                gnodes.append(_GNode(
+                    path=path_of(n), name=name, group=group,
+                    ins=[x for x in n.all_input_nodes if x.op in ("placeholder", "call_function")],
+                    outs=[n], args=tuple(a), kwargs=dict(kw), plumbing=plumbing,
+                    aten=_aten_name(n.target)))
+            return out
+
+    # The program's train/eval behaviour was fixed when it was exported (its module refuses
+    # .eval()); it runs under no_grad and never updates its state.
+    with torch.no_grad():
+        try:
+            flat_out = Run(gm).run(*flat, enable_io_processing=False)
+        except _tx._ForwardFailed as e:
+            where = ("module '%s' (%s)" % (e.module, modules[e.module].class_name)
+                     if e.module in modules else "the program's own forward")
+            raise ExtractionError(
+                "the exported program failed on the input (shapes %s) in %s: %s"
+                % ([_tx._shape(t) for _, t in inputs], where, _first_error_line(e.error)),
+                module=e.module) from None
+    # input tensors: the flattened ones the placeholders received (same objects)
+    output_node = next(n for n in gm.graph.nodes if n.op == "output")
+    out_nodes = list(pytree.tree_leaves(output_node.args[0]))
+    output = pytree.tree_unflatten(list(flat_out), info.out_spec) if info else flat_out
+    # configs of common layers, rebuilt from the first ATen call of each leaf
+    _mark_leaves(modules)
+    for g in gnodes:
+        leaf = _leaf_call(g.path, modules)
+        if leaf is None:
+            continue
+        m = modules[leaf[0]]
+        if not m.config and m.class_known:
+            m.config = _aten_config(m.class_name, g.aten, g.args, g.kwargs,
+                                    shapes_by_mod.get(leaf[0], {}))
+    extraction = {"method": "torch.export",
+                  "reason": "an ExportedProgram: its graph interpreted on the input, modules "
+                            "from nn_module_stack"}
+    return _assemble(root_class or "ExportedProgram", modules, inputs, gnodes, values, output,
+                     [n for n in out_nodes if isinstance(n, fx.Node)], extraction, all_params,
+                     buffer_numel)
+
+
+# ---------------------------------------------------------------------------------------------
+# TorchScript
+
+_HIER = re.compile(r"([^.()]+)\(([^()]*)\)")
+_PLUMBING_ATEN = {"aten::__getitem__", "aten::list", "aten::__is__", "aten::__isnot__",
+                  "aten::size", "aten::len", "aten::dim", "aten::Int", "aten::Float",
+                  "aten::ScalarImplicit", "aten::format", "aten::warn"}
+
+
+def _ts_path(node, modules: Dict[str, _Mod]) -> List[Tuple[str, str]]:
+    """The modules a node of an inlined graph ran in, as qualified names.
+
+    The hierarchy names each call's instance relative to its caller; modules that were never
+    called (``ModuleList``, ``ModuleDict``) are missing from it, so ``layers.1`` shows as ``1``:
+    such a segment is resolved to the child reached through uncalled containers (class name as
+    tie-breaker).
+    """
+    try:
+        text = node.getModuleHierarchy()
+    except Exception:  # noqa: BLE001 - no hierarchy: the root's forward
+        return []
+    path: List[Tuple[str, str]] = []
+    parent = ""
+    for inst, typ in _HIER.findall(text or ""):
+        if inst == "UNKNOWN_INSTANCE":
+            break
+        if inst in ("SELF", "TOP"):
+            continue
+        direct = parent + "." + inst if parent else inst
+        if direct in modules:
+            q = direct
+        else:
+            prefix = parent + "." if parent else ""
+            found = [o for o in modules if o.startswith(prefix)
+                     and o.rsplit(".", 1)[-1] == inst and "." in o[len(prefix):]]
+            same = [o for o in found if modules[o].class_name == typ]
+            found = same or found
+            if not found:
+                break
+            q = found[0]
+        path.append((q, q))
+        parent = q
+    return path
+
+
+def _ts_config(m: Any) -> Dict[str, Any]:
+    """Config of a scripted module: the constants and public attributes its class declares."""
+    cls = getattr(torch.nn, str(getattr(m, "original_name", "")), None)
+    keys: List[str] = []
+    if isinstance(cls, type):
+        for c in reversed(cls.__mro__):
+            keys.extend(getattr(c, "__constants__", ()) or ())
+            keys.extend(getattr(c, "__annotations__", {}) or {})
+    try:
+        keys.extend(k for k, _ in torch._C._jit_debug_module_iterators(m._c)["named_attributes"])
+    except Exception:  # noqa: BLE001 - private API: the constants alone still help
+        pass
+    cfg: Dict[str, Any] = {}
+    for k in dict.fromkeys(keys):
+        if k.startswith("_") or k in ("training", "dump_patches", "call_super_init"):
+            continue
+        try:
+            v = getattr(m, k)
+        except Exception:  # noqa: BLE001 - a declared name the module does not have
+            continue
+        if isinstance(v, torch.Tensor) or isinstance(v, torch.jit.ScriptModule):
+            continue
+        sv = _tx._json_safe(v)
+        if sv is not _tx._SKIP:
+            cfg[k] = sv
+    if cfg and "weight" in dict(m.named_parameters(recurse=False)):
+        params = dict(m.named_parameters(recurse=False))
+        cfg.setdefault("bias", params.get("bias") is not None)
+    return cfg
+
+
+_SCALAR_KINDS = ("IntType", "FloatType", "BoolType", "NoneType", "StringType", "DeviceObjType",
+                 "ClassType", "NumberType", "ComplexType", "ScalarTypeType", "LayoutType")
+
+
+def _ts_keep(node) -> List[int]:
+    """Indices of a node's outputs worth observing (tensors and containers that may hold them)."""
+    if node.kind() in ("prim::Constant", "prim::GetAttr", "prim::Uninitialized"):
+        return []
+    maybe_unset = set()  # an `if` branch that returns early leaves a value uninitialized
+    for b in node.blocks():
+        for j, o in enumerate(b.outputs()):
+            if o.node().kind() == "prim::Uninitialized":
+                maybe_unset.add(j)
+    return [j for j, o in enumerate(node.outputs())
+            if o.type().kind() not in _SCALAR_KINDS and j not in maybe_unset]
+
+
+def _ts_probe(module: Any, args: tuple) -> Tuple[Any, Dict[Tuple[int, int], Any]]:
+    """Run an inlined copy of forward that also returns every top-level value worth observing:
+    (the real output, {(node index, output index): object})."""
+    graph = module.inlined_graph
+    keep, keys = [], []
+    for i, n in enumerate(graph.nodes()):
+        outs = list(n.outputs())
+        for j in _ts_keep(n):
+            keep.append(outs[j])
+            keys.append((i, j))
+    originals = list(graph.outputs())
+    every = originals + keep
+    tup = graph.create("prim::TupleConstruct", every)
+    tup.output().setType(torch._C.TupleType([v.type() for v in every]))
+    graph.appendNode(tup)
+    for _ in originals:
+        graph.eraseOutput(0)
+    graph.registerOutput(tup.output())
+    fn = torch._C._create_function_from_graph("archviz_probe", graph)
+    result = fn(module._c, *args)
+    out = result[0] if len(originals) == 1 else tuple(result[:len(originals)])
+    return out, dict(zip(keys, result[len(originals):]))
+
+
+def extract_torchscript(module: Any, input_to_model: Any) -> schema.Architecture:
+    """The Architecture of a TorchScript module (``torch.jit.script``/``trace``, then
+    ``torch.jit.save``/``load``), from one run on `input_to_model` (see the module docstring)."""
+    if not isinstance(module, torch.jit.ScriptModule):
+        raise ExtractionError("extract_torchscript expects a torch.jit.ScriptModule, got %s"
+                              % type(module).__name__)
+    args, kwargs = _tx._call_args(torch.nn.Module(), input_to_model)
+    schema_args = [a.name for a in module.forward.schema.arguments][1:]
+    if kwargs:  # TorchScript functions take positional arguments in schema order
+        missing = [n for n in kwargs if n not in schema_args]
+        if missing:
+            raise ExtractionError("forward%s has no argument %s" % (schema_args, missing))
+        args = tuple(args) + tuple(kwargs[n] for n in schema_args[len(args):] if n in kwargs)
+    fill = []
+    for a in module.forward.schema.arguments[1 + len(args):]:
+        if not a.has_default_value():
+            break
+        fill.append(a.default_value)
+    args = tuple(args) + tuple(fill)
+    if len(args) > len(schema_args):
+        raise ExtractionError("the TorchScript forward takes %d input(s) %s, got %d"
+                              % (len(schema_args), schema_args, len(args)))
+    modules: Dict[str, _Mod] = {}
+    for q, m in module.named_modules():
+        if not q:
+            continue
+        modules[q] = _Mod(q, str(getattr(m, "original_name", type(m).__name__)),
+                          params=[(k, [int(d) for d in p.shape], bool(p.requires_grad))
+                                  for k, p in m.named_parameters(recurse=False)],
+                          buffers=[{"name": k, "shape": [int(d) for d in b.shape],
+                                    "dtype": _tx._dtype(b), "persistent": True}
+                                   for k, b in m.named_buffers(recurse=False)],
+                          config=_ts_config(m))
+    all_params = [(k, [int(d) for d in p.shape], bool(p.requires_grad))
+                  for k, p in module.named_parameters()]
+    buffer_numel = sum(b.numel() for b in module.buffers())
+    inputs = _input_list(schema_args, args, {}, set(modules))
+    _mark_leaves(modules)
+
+    training = [(m, m.training) for m in module.modules()]
+    try:
+        module.eval()
+        with torch.no_grad():
+            output, observed = _ts_probe(module, args)
+    except Exception as e:  # noqa: BLE001 - TorchScript raises torch.jit.Error / RuntimeError
+        raise ExtractionError("the TorchScript module %s failed on the input (shapes %s): %s"
+                              % (getattr(module, "original_name", "?"),
+                                 [_tx._shape(t) for _, t in inputs], _first_error_line(e))
+                              ) from None
+    finally:
+        for m, flag in training:
+            m.train(flag)
+
+    graph = module.inlined_graph  # a fresh copy with the same node order as the probe's
+    key_of: Dict[int, Any] = {}
+    values: Dict[Any, Any] = {}
+    for k, (v, a) in enumerate(zip(list(graph.inputs())[1:], args)):
+        key_of[v.unique()] = ("in", k)
+        values[("in", k)] = a
+    nodes = list(graph.nodes())
+    for i, n in enumerate(nodes):
+        outs = list(n.outputs())
+        for j in _ts_keep(n):
+            if (i, j) in observed and _tx._tensors(observed[(i, j)]):
+                key_of[outs[j].unique()] = (i, j)
+                values[(i, j)] = observed[(i, j)]
+
+    def first_aten(n) -> Optional[str]:
+        for b in n.blocks():
+            for inner in b.nodes():
+                if inner.kind().startswith("aten::") and inner.kind() not in _PLUMBING_ATEN:
+                    return inner.kind().split("::", 1)[1]
+                found = first_aten(inner)
+                if found:
+                    return found
+        return None
+
+    gnodes: List[_GNode] = []
+    for i, n in enumerate(nodes):
+        kind = n.kind()
+        ins = [key_of[u] for u in dict.fromkeys(_ts_used(n)) if u in key_of]
+        outs = [key_of[v.unique()] for v in n.outputs() if v.unique() in key_of]
+        if not outs:
+            continue  # reads tensors for Python control flow or sizes only
+        name = kind.split("::", 1)[-1]
+        plumbing = kind in _PLUMBING_ATEN or (kind.startswith("prim::")
+                                               and kind not in ("prim::If", "prim::Loop"))
+        if kind in ("prim::If", "prim::Loop"):
+            name = first_aten(n) or kind.split("::", 1)[1].lower()
+            plumbing = False
+        if kind in ("prim::If", "prim::Loop"):  # block values used inside come from outside
+            real_args = tuple(values[k] for k in ins)
+        else:
+            real_args = tuple(values[key_of[v.unique()]] if v.unique() in key_of
+                              else _ts_const(v) for v in n.inputs())
+        gnodes.append(_GNode(path=_ts_path(n, modules), name=name, group=None, ins=ins, outs=outs,
+                             args=real_args, plumbing=plumbing, aten=name))
+    # the model's output values (through the tuples / lists / dicts that pack them)
+    out_keys, stack = [], list(graph.outputs())
+    while stack:
+        v = stack.pop()
+        if v.unique() in key_of:
+            out_keys.append(key_of[v.unique()])
+        if v.node().kind() in ("prim::TupleConstruct", "prim::ListConstruct",
+                               "prim::DictConstruct"):
+            stack.extend(v.node().inputs())
+    extraction = {"method": "torchscript",
+                  "reason": "a TorchScript module: its inlined graph run on the input, modules "
+                            "from the graph's module hierarchy"}
+    return _assemble(str(getattr(module, "original_name", "ScriptModule")), modules, inputs,
+                     gnodes, values, output, out_keys, extraction, all_params, buffer_numel)
+
+
+def _ts_used(node) -> List[int]:
+    """Unique ids of the values a node reads, including those its blocks read."""
+    out = [v.unique() for v in node.inputs()]
+    for b in node.blocks():
+        for inner in b.nodes():
+            out.extend(_ts_used(inner))
+        out.extend(v.unique() for v in b.outputs())
+    return out
+
+
+def _ts_const(v) -> Any:
+    node = v.node()
+    if node.kind() == "prim::Constant":
+        try:
+            return node.output().toIValue()
+        except Exception:  # noqa: BLE001
+            return None
+    return None
