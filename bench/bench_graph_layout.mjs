@@ -107,9 +107,9 @@ async function main() {
   const rows = [];
   for (const file of args) {
     for (const lib of ['dagre', 'elk', 'view-flat', 'view-default', 'view-expanded']) {
-      const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--one', lib, file], { encoding: 'utf8', timeout: 300000 });
+      const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--one', lib, file], { encoding: 'utf8', timeout: 120000 });
       if (r.status !== 0) {
-        const why = r.error && r.error.code === 'ETIMEDOUT' ? 'did not finish in 300 s' : (r.stderr || String(r.error)).slice(0, 200);
+        const why = r.error && r.error.code === 'ETIMEDOUT' ? 'did not finish in 120 s' : (r.stderr || String(r.error)).slice(0, 200);
         rows.push({ lib, file: path.basename(file), error: why });
         console.log(`${path.basename(file).padEnd(24)} ${lib.padEnd(14)} ${why}`);
         continue;

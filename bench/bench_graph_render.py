@@ -209,7 +209,7 @@ def start_tensorboard(logdir: str):
         s2, info = get(url + "/data/plugin/graphs/info", 5)
         try:
             ok = (s1 == 200 and RESNET_RUN in json.loads(runs) and GPT_RUN in json.loads(runs)
-                  and s2 == 200 and RESNET_RUN in json.loads(info).get("run_to_tag_to_content", {}))
+                  and s2 == 200 and RESNET_RUN in json.loads(info))
         except ValueError:
             ok = False
         if ok:
@@ -225,7 +225,7 @@ def archviz_frame(page, timeout=60):
         for f in page.frames:
             if "plugin_entry.html" in f.url and "archviz" in f.url:
                 return f
-        time.sleep(0.02)
+        page.wait_for_timeout(20)   # (lets Playwright process events, unlike time.sleep)
     raise AssertionError("no Arch Viz iframe")
 
 
@@ -289,17 +289,17 @@ def measure_graphs_tab(browser, url: str, layers: int, shot: str = None):
             n, _ = page.evaluate(SHADOW_COUNT, "g.node")
             if n:
                 break
-            time.sleep(0.05)
+            page.wait_for_timeout(50)
         page.locator("g.node").first.dblclick()   # ...and is expanded, as a user must
         while time.time() < deadline:
             n, at = page.evaluate(SHADOW_COUNT, "g.node")
             if n >= 0.9 * layers:
                 break
-            time.sleep(0.05)
+            page.wait_for_timeout(50)
         else:
             raise AssertionError("the Graphs tab did not draw the layers in time (%d nodes)" % n)
         if shot:
-            time.sleep(0.5)
+            page.wait_for_timeout(500)
             page.screenshot(path=shot)
         return {"total_ms": at - nav, "in_tab_ms": at - click_at, "nodes": n}
     finally:

@@ -1,175 +1,369 @@
 """`archviz` command line: write saved models into a logdir, print an architecture as a table.
 
     archviz write MODEL_FILE --logdir logs [--run NAME] [--step N] [--input-shape 1,3,32,32]
-                  [--filters [LAYER ...]]
-    archviz summary MODEL_FILE|LOGDIR [--run NAME] [--step N] [--json] [--input-shape ...]
+                  [--filters [LAYER ...]] [--import MODULE]
+    archviz summary MODEL_FILE|LOGDIR [--run NAME] [--step N] [--json] [--width N]
 
-Model files: Keras `.keras` and legacy `.h5`; PyTorch full-model pickles (`torch.save(model)`),
-TorchScript archives (`torch.jit.save`) and `torch.export` programs (`.pt2`). A `state_dict`
-file holds weights without a structure and is refused with an explanation. Every error is one
-line on stderr and a non-zero exit code, and nothing is written.
+Model files: Keras `.keras` and legacy `.h5`; PyTorch full-model files (`torch.save(model)`),
+TorchScript archives (`torch.jit.save`) and `torch.export` programs (`.pt2`). A `.pt2` carries its
+example input; the others need `--input-shape` (batch first; repeat it for several inputs). A
+`state_dict` file holds weights without a structure and is refused with an explanation. Every
+error is one line on stderr and a non-zero exit code, and nothing is written.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
+import importlib.util
 import os
+import re
 import shutil
 import sys
 import textwrap
+import types
 import zipfile
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 from tensorboard_archviz import schema
 
-EXIT_USAGE = 2
 EXIT_ERROR = 1
+EXIT_USAGE = 2
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
-TORCH_SUFFIXES = (".pt", ".pth", ".pt2", ".ptc", ".bin")
+TORCH_SUFFIXES = (".pt", ".pth", ".pt2", ".ptc", ".bin", ".ckpt")
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_TORCH_DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "bool")
 
 
 class CliError(Exception):
     """An error shown to the user as one line, with a non-zero exit code."""
 
 
+class Loaded:
+    """A loaded model file: `framework` ("keras" | "torch"), `kind` ("keras", "module",
+    "export", "script"), the object, the example input used (torch) and its Architecture."""
+
+    def __init__(self, framework: str, kind: str, model: Any, example: Any,
+                 arch: schema.Architecture):
+        self.framework, self.kind, self.model, self.example, self.arch = (
+            framework, kind, model, example, arch)
+
+
 # ---------------------------------------------------------------------------------------------
-# loading models
+# inputs and options
 
 def _parse_shape(text: Optional[str]) -> Optional[Tuple[int, ...]]:
     if not text:
         return None
     try:
-        dims = tuple(int(x) for x in text.replace("x", ",").split(",") if x.strip())
+        dims = tuple(int(x) for x in re.split(r"[,x\s]+", text.strip()) if x)
     except ValueError:
-        raise CliError("--input-shape must be integers separated by commas, e.g. 1,3,32,32; "
-                       "got %r" % text) from None
+        raise CliError("--input-shape must be integers separated by commas, batch first, e.g. "
+                       "1,3,32,32; got %r" % text) from None
     if not dims or any(d <= 0 for d in dims):
         raise CliError("--input-shape must be positive integers, got %r" % text)
     return dims
 
 
-def _torch_kind(path: str) -> str:
-    """'export', 'script' or 'pickle' from the archive's contents."""
-    if path.endswith(".pt2"):
-        return "export"
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as z:
-            names = z.namelist()
-        if any("/code/" in n or n.endswith("constants.pkl") for n in names):
-            return "script"
-        if any(n.endswith("serialized_exported_program.json") or "/models/" in n
-               for n in names):
-            return "export"
-    return "pickle"
+def _parse_shapes(texts: Optional[Sequence[str]]) -> List[Tuple[int, ...]]:
+    return [s for s in (_parse_shape(t) for t in (texts or [])) if s is not None]
 
 
-def load_keras(path: str):
-    import keras
-
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except (TypeError, ValueError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        if "Unknown" in msg or "custom" in msg.lower() or "Could not locate" in msg:
-            raise CliError(
-                "%s: the model uses custom layers or objects that cannot be deserialised "
-                "(%s); import the module that defines them and register them with "
-                "@keras.saving.register_keras_serializable, then use ArchVizCallback or the "
-                "Python API" % (path, msg)) from None
-        raise CliError("%s: not a loadable Keras model (%s)" % (path, msg)) from None
-    except OSError as e:
-        raise CliError("%s: cannot read the Keras file (%s)" % (path, e)) from None
-
-
-def load_torch(path: str, input_shape: Optional[Tuple[int, ...]]):
-    """(module, example input) for a PyTorch file."""
+def _example_input(shapes: List[Tuple[int, ...]], dtype: str) -> Any:
+    """Random tensors of the given shapes (zeros for integer dtypes: valid indices)."""
     import torch
 
-    kind = _torch_kind(path)
-    example = None
-    if kind == "export":
-        try:
-            program = torch.export.load(path)
-        except Exception as e:  # noqa: BLE001 - torch raises many types here
-            raise CliError("%s: not a loadable torch.export program (%s)" % (path, e)) from None
-        module = program.module()
-        args = getattr(program, "example_inputs", None)
-        if args and args[0]:
-            example = args[0] if len(args[0]) > 1 else args[0][0]
-    elif kind == "script":
-        try:
-            module = torch.jit.load(path, map_location="cpu")
-        except Exception as e:  # noqa: BLE001
-            raise CliError("%s: not a loadable TorchScript archive (%s)" % (path, e)) from None
-    else:
-        try:
-            module = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:  # noqa: BLE001
-            raise CliError("%s: not a loadable PyTorch file (%s)" % (path, e)) from None
-    if isinstance(module, dict):
-        looks_like_weights = all(isinstance(v, torch.Tensor) for v in module.values()) or \
-            "state_dict" in module or "model_state_dict" in module
-        if looks_like_weights:
-            raise CliError(
-                "%s holds a state_dict: weights without the model's structure. Build the model "
-                "in Python, load the weights with model.load_state_dict(...), then save the "
-                "whole model with torch.save(model, PATH) or torch.export, or call "
-                "tensorboard_archviz.add_architecture(writer, model, example_input)" % path)
-        raise CliError("%s holds a %s, not a model" % (path, type(module).__name__))
-    if not isinstance(module, torch.nn.Module):
-        raise CliError("%s holds a %s, not a torch.nn.Module" % (path, type(module).__name__))
-    if input_shape is not None:
-        example = torch.randn(*input_shape)
-    if example is None:
-        raise CliError("%s does not carry an input shape: pass --input-shape, e.g. "
-                       "--input-shape 1,3,224,224" % path)
-    return module, example
+    tdtype = getattr(torch, dtype)
+    tensors = []
+    gen = torch.Generator().manual_seed(0)
+    for shape in shapes:
+        if tdtype.is_floating_point:
+            tensors.append(torch.randn(*shape, generator=gen).to(tdtype))
+        else:
+            tensors.append(torch.zeros(*shape, dtype=tdtype))
+    return tensors[0] if len(tensors) == 1 else tuple(tensors)
 
+
+def _import_modules(names: Optional[Sequence[str]]) -> None:
+    """--import: modules that define (and register) custom layers or model classes."""
+    if os.getcwd() not in sys.path:  # like `python -m`: the current directory is importable
+        sys.path.insert(0, os.getcwd())
+    for name in names or []:
+        try:
+            if name.endswith(".py") and os.path.isfile(name):
+                spec = importlib.util.spec_from_file_location(
+                    os.path.splitext(os.path.basename(name))[0], name)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[spec.name] = module
+                spec.loader.exec_module(module)
+            else:
+                importlib.import_module(name)
+        except Exception as e:  # noqa: BLE001 - any import failure is the user's to fix
+            raise CliError("--import %s failed: %s: %s" % (name, type(e).__name__, e)) from None
+
+
+def _one_line(e: BaseException, limit: int = 400) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+    lines = [l.strip() for l in text.splitlines() if l.strip()]
+    line = lines[0] if lines else type(e).__name__
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+# ---------------------------------------------------------------------------------------------
+# detecting and loading model files
 
 def detect_framework(path: str) -> str:
+    """"keras" or "torch", from the suffix, else from the file's first bytes."""
     lower = path.lower()
     if lower.endswith(KERAS_SUFFIXES):
         return "keras"
     if lower.endswith(TORCH_SUFFIXES):
         return "torch"
-    raise CliError("%s: unknown model format (expected %s for Keras or %s for PyTorch)"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise CliError("%s: cannot read the file (%s)" % (path, e.strerror or e)) from None
+    if head == _HDF5_SIGNATURE:
+        return "keras"
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+        if "config.json" in names and any(n.startswith("model.weights") for n in names):
+            return "keras"
+        if any(n.endswith("data.pkl") or n.endswith(".json") or "/code/" in n for n in names):
+            return "torch"
+    raise CliError("%s: unknown model format (expected a Keras %s file or a PyTorch %s file)"
                    % (path, "/".join(KERAS_SUFFIXES), "/".join(TORCH_SUFFIXES)))
 
 
-def extract_file(path: str, input_shape: Optional[Tuple[int, ...]] = None):
-    """(framework, model, example_input, Architecture) of a saved model file."""
+def load_keras(path: str, unsafe: bool = False):
+    import keras
+
+    try:
+        if path.lower().endswith(".keras"):
+            return keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
+        return keras.saving.load_model(path, compile=False)
+    except Exception as e:  # noqa: BLE001 - Keras raises TypeError/ValueError/OSError/...
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+        found = re.search(r"Could not locate (?:class|function) '([^']+)'", text) or \
+            re.search(r"Unknown (?:layer|object|class|activation|loss|metric)[^:]*: '([^']+)'",
+                      text)
+        if found:
+            raise CliError(
+                "%s: the model uses the custom class %r, which cannot be deserialised here (it "
+                "is not registered in this process). Pass --import MODULE with the module that "
+                "defines it (decorated with @keras.saving.register_keras_serializable()), or "
+                "write the architecture from Python with ArchVizCallback" % (path, found.group(1))
+            ) from None
+        if "safe_mode" in text:
+            raise CliError("%s: the model holds a Lambda layer (Python code inside the file), "
+                           "which Keras loads only in unsafe mode: pass --unsafe if you trust "
+                           "the file" % path) from None
+        if isinstance(e, OSError):
+            raise CliError("%s: cannot read the Keras file (%s)" % (path, _one_line(e))) from None
+        raise CliError("%s: not a loadable Keras model (%s: %s)"
+                       % (path, type(e).__name__, _one_line(e))) from None
+
+
+def _torch_kind(path: str) -> str:
+    """'export', 'script' or 'pickle' from the archive's contents."""
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+        if any(n.endswith("serialized_exported_program.json") or "/models/" in n
+               or n.endswith("archive_format") for n in names):
+            return "export"
+        if any("/code/" in n or n.endswith("constants.pkl") for n in names):
+            return "script"
+    elif path.lower().endswith(".pt2"):
+        return "export"
+    return "pickle"
+
+
+def _input_hint(module: Any) -> str:
+    """An --input-shape suggestion from the first Conv / Linear / Embedding layer."""
+    from torch import nn
+
+    for m in module.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            spatial = {nn.Conv1d: [128], nn.Conv2d: [224, 224], nn.Conv3d: [16, 112, 112]}
+            dims = [1, m.in_channels] + spatial[type(m)]
+            return ",".join(map(str, dims))
+        if isinstance(m, nn.Linear):
+            return "1,%d" % m.in_features
+        if isinstance(m, nn.Embedding):
+            return "1,16 --input-dtype int64"
+    return "1,3,224,224"
+
+
+def _describe_dict(obj: dict) -> str:
+    keys = [repr(k) for k in list(obj)[:6]]
+    return "(keys %s%s)" % (", ".join(keys), ", ..." if len(obj) > 6 else "")
+
+
+def _is_weights(obj: Any) -> bool:
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return True
+    if isinstance(obj, dict):
+        return bool(obj) and all(_is_weights(v) or isinstance(v, (int, float, str, type(None)))
+                                 for v in obj.values()) and any(
+            isinstance(v, (torch.Tensor, dict)) for v in obj.values())
+    return False
+
+
+def load_torch(path: str) -> Tuple[str, Any]:
+    """("module" | "export" | "script", object) of a PyTorch file."""
+    import pickle
+
+    import torch
+
+    kind = _torch_kind(path)
+    if kind == "export":
+        try:
+            return "export", torch.export.load(path)
+        except Exception as e:  # noqa: BLE001 - torch raises many types here
+            raise CliError("%s: not a loadable torch.export program (%s: %s)"
+                           % (path, type(e).__name__, _one_line(e))) from None
+    if kind == "script":
+        try:
+            return "script", torch.jit.load(path, map_location="cpu")
+        except Exception as e:  # noqa: BLE001
+            raise CliError("%s: not a loadable TorchScript archive (%s)"
+                           % (path, _one_line(e))) from None
+    try:  # weights only first: a state_dict is read without running any code from the file
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        obj = _load_full_pickle(path)
+    except Exception as e:  # noqa: BLE001
+        raise CliError("%s: not a loadable PyTorch file (%s: %s)"
+                       % (path, type(e).__name__, _one_line(e))) from None
+    if isinstance(obj, dict):
+        modules = [(k, v) for k, v in obj.items() if isinstance(v, torch.nn.Module)]
+        if len(modules) == 1:
+            print("archviz: %s holds a dict; using the model under key %r"
+                  % (path, modules[0][0]), file=sys.stderr)
+            obj = modules[0][1]
+        elif _is_weights(obj):
+            raise CliError(
+                "%s holds a state_dict %s: weights without the model's structure, so there is "
+                "no architecture to read. Build the model in Python, load the weights with "
+                "model.load_state_dict(...), then save the whole model (torch.save(model, "
+                "PATH), torch.export.save(torch.export.export(model, (x,)), 'model.pt2') or "
+                "torch.jit.save(torch.jit.script(model), PATH)), or call "
+                "tensorboard_archviz.add_architecture(writer, model, example_input)"
+                % (path, _describe_dict(obj)))
+        else:
+            raise CliError("%s holds a dict %s without a model in it" % (path, _describe_dict(obj)))
+    if not isinstance(obj, torch.nn.Module):
+        raise CliError("%s holds a %s, not a torch.nn.Module" % (path, type(obj).__name__))
+    return "module", obj
+
+
+def _load_full_pickle(path: str) -> Any:
+    """torch.load of a whole pickled model (this runs code named by the file: trust it)."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except (ModuleNotFoundError, AttributeError, ImportError) as e:
+        text = str(e)
+        m = re.search(r"Can't get attribute '([^']+)' on <module '([^']+)'", text)
+        if m:
+            what = "%s.%s" % (m.group(2), m.group(1))
+        else:
+            m = re.search(r"No module named '([^']+)'", text)
+            what = "module %s" % m.group(1) if m else text
+        raise CliError(
+            "%s pickles the model's class (%s), which cannot be imported here%s. Run archviz "
+            "from the directory of the module that defines the class, pass --import MODULE, "
+            "or save the model with torch.export (a .pt2 file needs no Python class)"
+            % (path, what, " (it was defined in the script that saved it)"
+               if "__main__" in what else "")) from None
+    except Exception as e:  # noqa: BLE001
+        raise CliError("%s: not a loadable PyTorch file (%s: %s)"
+                       % (path, type(e).__name__, _one_line(e))) from None
+
+
+def extract_file(path: str, input_shapes: Optional[List[Tuple[int, ...]]] = None,
+                 input_dtype: str = "float32", unsafe: bool = False) -> Loaded:
+    """Load a saved model file and extract its Architecture; CliError on any problem."""
     if not os.path.exists(path):
-        raise CliError("%s: no such file" % path)
+        raise CliError("%s: no such file or directory" % path)
     if os.path.isdir(path):
         raise CliError("%s is a directory, not a model file" % path)
     framework = detect_framework(path)
     if framework == "keras":
+        if input_shapes:
+            raise CliError("--input-shape is for PyTorch files; a Keras file carries its shapes")
         from tensorboard_archviz.extract.keras import extract_keras
 
-        model = load_keras(path)
-        return framework, model, None, extract_keras(model)
-    from tensorboard_archviz.extract.torch import extract_torch
+        model = load_keras(path, unsafe)
+        try:
+            return Loaded("keras", "keras", model, None, extract_keras(model))
+        except Exception as e:  # noqa: BLE001 - shown as one line
+            raise CliError("%s: extraction failed: %s: %s" % (path, type(e).__name__,
+                                                              _one_line(e))) from None
 
-    module, example = load_torch(path, input_shape)
+    from tensorboard_archviz.extract import torch_saved
+    from tensorboard_archviz.extract.torch import ExtractionError, extract_torch
+
+    kind, obj = load_torch(path)
+    example = _example_input(input_shapes, input_dtype) if input_shapes else None
+    if example is None and kind == "module":
+        raise CliError("%s holds a full %s model but no example input: pass --input-shape "
+                       "(batch first), e.g. --input-shape %s"
+                       % (path, type(obj).__name__, _input_hint(obj)))
+    if example is None and kind == "script":
+        raise CliError("%s is a TorchScript archive, which does not carry an input shape: pass "
+                       "--input-shape (batch first), e.g. --input-shape 1,3,224,224" % path)
     try:
-        arch = extract_torch(module, example)
+        if kind == "module":
+            arch = extract_torch(obj, example)
+        elif kind == "export":
+            arch = torch_saved.extract_exported_program(obj, example)
+        else:
+            arch = torch_saved.extract_torchscript(obj, example)
+    except ExtractionError as e:
+        hint = ""
+        if kind == "export" and example is not None:
+            hint = (" (a .pt2 accepts only the shapes it was exported for, unless it was "
+                    "exported with dynamic_shapes; leave out --input-shape to use its own)")
+        raise CliError("%s: the input does not fit the model: %s%s" % (path, e, hint)) from None
     except Exception as e:  # noqa: BLE001 - shown as one line
-        raise CliError("%s: extraction failed: %s" % (path, e)) from None
-    return framework, module, example, arch
+        raise CliError("%s: extraction failed: %s: %s" % (path, type(e).__name__,
+                                                          _one_line(e))) from None
+    if example is None and kind == "export":
+        example = getattr(obj, "example_inputs", None)
+    return Loaded("torch", kind, obj, example, arch)
 
 
 # ---------------------------------------------------------------------------------------------
 # reading a logdir (through TensorBoard's own data provider, like the plugin)
 
-def architecture_from_logdir(logdir: str, run: Optional[str], step: Optional[int]):
+def _avoid_tensorflow(logdir: str) -> None:
+    """Read local logdirs with TensorBoard's TF-free I/O (tensorboard's `notf` switch): importing
+    TensorFlow takes seconds and is not needed. Remote paths (gs://, s3://) keep TF's file
+    systems, and nothing changes when TensorFlow is already imported."""
+    if "://" in logdir or "tensorflow" in sys.modules \
+            or "tensorboard.compat.notf" in sys.modules:
+        return
+    sys.modules["tensorboard.compat.notf"] = types.ModuleType("tensorboard.compat.notf")
+
+
+def open_logdir(logdir: str):
+    """(ArchVizPlugin, RequestContext) over `logdir`, read with TensorBoard's event multiplexer
+    and data provider (the legacy loader) — the same code paths the plugin's routes use."""
+    _avoid_tensorflow(logdir)
     from tensorboard import context as tb_context
     from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
     from tensorboard.plugins import base_plugin
 
     from tensorboard_archviz import metadata
-    from tensorboard_archviz.plugin import ArchVizPlugin, RequestError
+    from tensorboard_archviz.plugin import ArchVizPlugin
 
     mux = plugin_event_multiplexer.EventMultiplexer(
         tensor_size_guidance={metadata.PLUGIN_NAME: 0})
@@ -177,17 +371,33 @@ def architecture_from_logdir(logdir: str, run: Optional[str], step: Optional[int
     mux.Reload()
     provider = data_provider.MultiplexerDataProvider(mux, logdir)
     plugin = ArchVizPlugin(base_plugin.TBContext(data_provider=provider, logdir=logdir))
-    ctx = tb_context.RequestContext()
-    runs = sorted(r for r, tags in provider.list_tensors(
-        ctx, experiment_id="", plugin_name=metadata.PLUGIN_NAME).items()
-        if metadata.ARCHITECTURE_TAG in tags)
+    return plugin, tb_context.RequestContext()
+
+
+def architecture_from_logdir(logdir: str, run: Optional[str], step: Optional[int]):
+    """(run, step, Architecture) stored in `logdir`; CliError when there is none or the choice
+    is ambiguous."""
+    from tensorboard_archviz import metadata
+    from tensorboard_archviz.plugin import RequestError
+
+    if not os.path.isdir(logdir):
+        raise CliError("%s: no such directory" % logdir)
+    plugin, ctx = open_logdir(logdir)
+    listing = plugin._data_provider.list_tensors(
+        ctx, experiment_id="", plugin_name=metadata.PLUGIN_NAME)
+    runs = sorted(r for r, tags in listing.items() if metadata.ARCHITECTURE_TAG in tags)
     if not runs:
-        raise CliError("%s holds no architecture (no run with archviz data)" % logdir)
+        raise CliError("%s holds no architecture (no run has archviz data); write one with "
+                       "`archviz write MODEL --logdir %s`, ArchVizCallback or add_architecture"
+                       % (logdir, logdir))
     if run is None:
         if len(runs) > 1:
-            raise CliError("%s holds several runs with architectures; pick one with --run: %s"
+            raise CliError("%s holds architectures in several runs; pick one with --run: %s"
                            % (logdir, ", ".join(runs)))
         run = runs[0]
+    elif run not in runs:
+        raise CliError("%s has no run %r with an architecture; runs: %s"
+                       % (logdir, run, ", ".join(runs)))
     try:
         found_step, arch = plugin.load_architecture(ctx, "", run, step)
     except RequestError as e:
@@ -198,19 +408,34 @@ def architecture_from_logdir(logdir: str, run: Optional[str], step: Optional[int
 # ---------------------------------------------------------------------------------------------
 # the table
 
+HEADER = ["Layer (type)", "Output shape", "Params", "MACs", "Connected to"]
+GAP = 2
+
+
 def _fmt_shape(shapes: Optional[List[Optional[List[Optional[int]]]]]) -> str:
+    """Shapes as text; inside one shape the spaces are non-breaking (a shape wraps as a unit)."""
     if shapes is None:
         return "?"
     parts = []
     for s in shapes:
-        parts.append("?" if s is None else "(" + ", ".join("None" if d is None else str(d)
-                                                          for d in s) + (",)" if len(s) == 1 else ")"))
+        if s is None:
+            parts.append("?")
+        else:
+            dims = ",\u00a0".join("None" if d is None else str(d) for d in s)
+            parts.append("(" + dims + (",)" if len(s) == 1 else ")"))
     return " ".join(parts) if parts else "-"
 
 
+def _fmt_params(node: schema.Node) -> str:
+    t, nt = int(node.params.get("trainable", 0)), int(node.params.get("non_trainable", 0))
+    text = "{:,}".format(t + nt)
+    return text + " ({:,} NT)".format(nt) if nt else text
+
+
 def table_rows(arch: schema.Architecture) -> List[List[str]]:
+    """One row of cells per node: layer (indented by nesting), shapes, params, MACs, inputs."""
     depth = {}
-    names = {n.id: n.name for n in arch.nodes}
+    names = {n.id: n.id for n in arch.nodes}
     incoming = {}
     for e in arch.edges:
         incoming.setdefault(e.target, []).append(names.get(e.source, e.source))
@@ -218,62 +443,102 @@ def table_rows(arch: schema.Architecture) -> List[List[str]]:
     for n in arch.nodes:
         d = 0 if n.parent is None else depth.get(n.parent, 0) + 1
         depth[n.id] = d
-        t, nt = n.params.get("trainable", 0), n.params.get("non_trainable", 0)
-        params = "{:,}".format(t + nt)
-        if nt:
-            params += " ({:,} NT)".format(nt)
-        rows.append(["  " * d + "%s (%s)" % (n.name, n.class_name), _fmt_shape(n.output_shapes),
-                     params, "" if n.macs is None else "{:,}".format(n.macs),
+        label = n.id if n.name == n.id or n.id.endswith(n.name) else "%s [%s]" % (n.id, n.name)
+        rows.append(["  " * d + "%s (%s)" % (label, n.class_name), _fmt_shape(n.output_shapes),
+                     _fmt_params(n), "" if n.macs is None else "{:,}".format(n.macs),
                      ", ".join(incoming.get(n.id, []))])
     return rows
 
 
+def _tokens_width(cell: str) -> int:
+    """The narrowest a cell can be wrapped to without breaking a word (its indent included)."""
+    indent = len(cell) - len(cell.lstrip(" "))
+    words = re.split(r" +", cell.strip(" "))
+    return indent + max((len(w) for w in words), default=0)
+
+
+def _wrap(cell: str, width: int) -> List[str]:
+    if len(cell) <= width:
+        return [cell]
+    indent = len(cell) - len(cell.lstrip(" "))
+    sub = " " * min(indent + 2, max(0, width - 1))
+    return textwrap.wrap(cell, width, subsequent_indent=sub, break_long_words=True,
+                         break_on_hyphens=False) or [""]
+
+
+def _default_width() -> Optional[int]:
+    """The terminal's width; None (no wrapping) when stdout is not a terminal and COLUMNS is
+    not set."""
+    if os.environ.get("COLUMNS", "").isdigit():
+        return int(os.environ["COLUMNS"])
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size((100, 24)).columns
+    return None
+
+
 def render_table(arch: schema.Architecture, width: Optional[int] = None) -> str:
-    """model.summary()-like table that fits `width` columns by wrapping (never truncating)."""
-    width = width or shutil.get_terminal_size((120, 24)).columns
-    header = ["Layer (type)", "Output shape", "Params", "MACs", "Connected to"]
+    """A model.summary()-like table. Every line fits `width` (None: no limit); cells wrap at
+    spaces, never truncated; when even the narrowest columns do not fit, each layer becomes a
+    block of "key: value" lines. A word longer than the whole width is the only thing ever split.
+    """
     rows = table_rows(arch)
-    natural = [max([len(header[i])] + [len(r[i]) for r in rows]) for i in range(len(header))]
-    gaps = 2 * (len(header) - 1)
-    widths = list(natural)
-    minimum = [12, 12, 10, 6, 12]
-    while sum(widths) + gaps > width and any(w > m for w, m in zip(widths, minimum)):
-        i = max(range(len(widths)), key=lambda k: widths[k] - minimum[k])
-        widths[i] -= 1
-
-    def wrap(cell: str, w: int) -> List[str]:
-        if len(cell) <= w:
-            return [cell]
-        indent = len(cell) - len(cell.lstrip(" "))
-        return textwrap.wrap(cell, w, subsequent_indent=" " * (indent + 2),
-                             break_long_words=True, break_on_hyphens=False,
-                             drop_whitespace=True) or [""]
-
-    def line(cells: Sequence[str]) -> List[str]:
-        wrapped = [wrap(c, w) for c, w in zip(cells, widths)]
-        height = max(len(x) for x in wrapped)
-        out = []
-        for k in range(height):
-            out.append("  ".join((x[k] if k < len(x) else "").ljust(w)
-                                 for x, w in zip(wrapped, widths)).rstrip())
-        return out
-
-    total_w = min(width, sum(widths) + gaps)
+    natural = [max([len(HEADER[i])] + [len(r[i]) for r in rows]) for i in range(len(HEADER))]
+    minimum = [max([_tokens_width(HEADER[i])] + [_tokens_width(r[i]) for r in rows])
+               for i in range(len(HEADER))]
+    limit = width if width else sum(natural) + GAP * (len(HEADER) - 1)
+    gap = GAP if sum(minimum) + GAP * (len(HEADER) - 1) <= limit else 1
+    gaps = gap * (len(HEADER) - 1)
     m = arch.model
-    out = ['Model: "%s" (%s, %s %s)' % (m.name, m.class_name, arch.framework,
-                                        arch.framework_version), "=" * total_w]
-    out += line(header)
+    title = 'Model: "%s" (%s, %s %s)' % (m.name, m.class_name, arch.framework,
+                                         arch.framework_version)
+    out: List[str] = []
+    if sum(minimum) + gaps <= limit:
+        widths = list(natural)
+        while sum(widths) + gaps > limit:
+            i = max(range(len(widths)), key=lambda k: widths[k] - minimum[k])
+            widths[i] -= 1
+        total_w = sum(widths) + gaps
+
+        def line(cells: Sequence[str]) -> List[str]:
+            wrapped = [_wrap(c, w) for c, w in zip(cells, widths)]
+            height = max(len(x) for x in wrapped)
+            return [(" " * gap).join((x[k] if k < len(x) else "").ljust(w)
+                                     for x, w in zip(wrapped, widths)).rstrip()
+                    .replace("\u00a0", " ") for k in range(height)]
+
+        out += _wrap(title, limit)
+        out.append("=" * total_w)
+        out += line(HEADER)
+        out.append("=" * total_w)
+        for r in rows:
+            out += line(r)
+    else:  # one block per layer
+        total_w = limit
+        out += _wrap(title, limit)
+        out.append("=" * total_w)
+        for k, r in enumerate(rows):
+            if k:
+                out.append("-" * total_w)
+            pad = " " * min(len(r[0]) - len(r[0].lstrip(" ")), limit // 3)
+            out += _wrap(pad + r[0].lstrip(" "), limit)
+            for key, value in zip(("output", "params", "MACs", "from"), r[1:]):
+                if value:
+                    out += _wrap("%s  %s: %s" % (pad, key, value), limit)
+    out = [l.replace("\u00a0", " ") for l in out]
     out.append("=" * total_w)
-    for r in rows:
-        out += line(r)
-    out.append("=" * total_w)
-    out.append("Total params: {:,}".format(m.total_params))
-    out.append("Trainable params: {:,}".format(m.trainable_params))
-    out.append("Non-trainable params: {:,}".format(m.non_trainable_params))
+    footer = ["Total params: {:,}".format(m.total_params),
+              "Trainable params: {:,}".format(m.trainable_params),
+              "Non-trainable params: {:,}".format(m.non_trainable_params)]
     parents = {n.parent for n in arch.nodes}
-    macs = sum(n.macs or 0 for n in arch.nodes if n.id not in parents)
+    macs = m.extra.get("macs") if isinstance(m.extra.get("macs"), int) else \
+        sum(n.macs or 0 for n in arch.nodes if n.id not in parents)
     if macs:
-        out.append("MACs: {:,}".format(macs))
+        footer.append("MACs: {:,}".format(macs))
+    if isinstance(m.extra.get("optimizer_params"), int):
+        footer.append("Optimizer variables (not counted above): {:,}".format(
+            m.extra["optimizer_params"]))
+    for f in footer:
+        out += _wrap(f, limit)
     return "\n".join(out)
 
 
@@ -284,75 +549,139 @@ def _progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def _make_grids(loaded: Loaded, layers: Optional[List[str]], args) -> list:
+    """Filter grids of the loaded model (progress lines on stderr); CliError on failure."""
+    options = {}
+    if args.filter_steps is not None:
+        options["steps"] = args.filter_steps
+    if args.filter_max is not None:
+        options["max_filters"] = args.filter_max
+    if loaded.kind == "keras":
+        from tensorboard_archviz.filters.keras_backend import make_grids
+    elif loaded.kind == "module":
+        from tensorboard_archviz.filters.torch_backend import make_grids
+
+        ex = loaded.example
+        if hasattr(ex, "dim") and ex.dim() == 4:
+            options["input_shape"] = tuple(int(d) for d in ex.shape[1:])
+    else:
+        raise CliError("--filters needs the model's layers: a Keras file or a full PyTorch model "
+                       "(torch.save(model)); a %s keeps no modules to run one by one"
+                       % ("torch.export program" if loaded.kind == "export"
+                          else "TorchScript archive"))
+    _progress("archviz: computing filter grids of %s ..."
+              % (", ".join(layers) if layers else "every 2-D convolution"))
+    try:
+        grids = list(make_grids(loaded.model, layers, log=_progress,
+                                time_budget=args.filter_time_budget, **options))
+    except Exception as e:  # noqa: BLE001 - one line, nothing written
+        raise CliError("filter grids failed: %s" % _one_line(e)) from None
+    return grids
+
+
 def cmd_write(args) -> int:
-    shape = _parse_shape(args.input_shape)
-    framework, model, example, arch = extract_file(args.model, shape)
+    shapes = _parse_shapes(args.input_shape)
+    _import_modules(args.imports)
+    if os.path.exists(args.logdir) and not os.path.isdir(args.logdir):
+        raise CliError("--logdir %s exists and is not a directory" % args.logdir)
+    if args.filters is not None and os.path.isfile(args.model) \
+            and detect_framework(args.model) == "torch" and _torch_kind(args.model) != "pickle":
+        raise CliError("--filters needs the model's layers: a Keras file or a full PyTorch model "
+                       "(torch.save(model)); a %s keeps no modules to run one by one"
+                       % ("torch.export program" if _torch_kind(args.model) == "export"
+                          else "TorchScript archive"))
+    loaded = extract_file(args.model, shapes, args.input_dtype, args.unsafe)
     grids = []
     if args.filters is not None:
-        layers = args.filters or None
-        if framework == "keras":
-            from tensorboard_archviz.filters.keras_backend import make_grids
-            gen = make_grids(model, layers, log=_progress)
-        else:
-            from tensorboard_archviz.filters.torch_backend import make_grids
-            kwargs = {"input_shape": tuple(example.shape[1:])} if example is not None and \
-                hasattr(example, "shape") else {}
-            gen = make_grids(model, layers, log=_progress, **kwargs)
-        try:
-            grids = list(gen)
-        except Exception as e:  # noqa: BLE001
-            raise CliError("filter maximisation failed: %s" % e) from None
+        grids = _make_grids(loaded, args.filters or None, args)
     run = args.run or os.path.splitext(os.path.basename(args.model))[0]
+    if not run.strip() or os.path.isabs(run) or ".." in run.replace("\\", "/").split("/"):
+        raise CliError("--run must be a relative run name inside the logdir, got %r" % run)
+    from tensorboard_archviz import summary
+
+    protos = [summary.architecture_pb(loaded.arch)]  # validated before anything is written
+    protos += [summary.filter_grid_pb(g.node_id, g.png, g.tiles) for g in grids]
     target = os.path.join(args.logdir, run)
     try:
         os.makedirs(target, exist_ok=True)
     except OSError as e:
-        raise CliError("cannot create %s: %s" % (target, e)) from None
+        raise CliError("cannot create %s: %s" % (target, e.strerror or e)) from None
     if not os.access(target, os.W_OK):
         raise CliError("cannot write to %s: permission denied" % target)
-    from tensorboard_archviz.summary import ArchVizWriter
-
-    with ArchVizWriter(target) as w:
-        w.add_architecture(arch, step=args.step)
-        for g in grids:
-            w.add_filter_grid(g.node_id, g.png, g.tiles, step=args.step)
+    with summary.ArchVizWriter(target) as w:
+        for pb in protos:
+            w.add_summary(pb, args.step)
+    arch = loaded.arch
     print("wrote the architecture of %s (%s, %s params)%s to %s (run %r, step %d)"
           % (args.model, arch.model.class_name, "{:,}".format(arch.model.total_params),
-             " and %d filter grids" % len(grids) if grids else "", target, run, args.step))
+             " and %d filter grid%s" % (len(grids), "" if len(grids) == 1 else "s")
+             if grids else "", target, run, args.step))
     return 0
 
 
 def cmd_summary(args) -> int:
+    if args.width is not None and args.width < 20:
+        raise CliError("--width must be at least 20, got %d" % args.width)
     if os.path.isdir(args.source):
+        if args.input_shape:
+            raise CliError("--input-shape is for model files, not logdirs")
         _, _, arch = architecture_from_logdir(args.source, args.run, args.step)
     else:
-        _, _, _, arch = extract_file(args.source, _parse_shape(args.input_shape))
+        if args.run is not None or args.step is not None:
+            raise CliError("--run/--step select what to read in a logdir; %s is not a directory"
+                           % args.source)
+        _import_modules(args.imports)
+        arch = extract_file(args.source, _parse_shapes(args.input_shape), args.input_dtype,
+                            args.unsafe).arch
     if args.json:
         print(arch.to_json(indent=1))
     else:
-        print(render_table(arch, args.width))
+        print(render_table(arch, args.width if args.width else _default_width()))
     return 0
 
 
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input-shape", action="append", metavar="SHAPE",
+                   help="PyTorch input shape, batch first, e.g. 1,3,32,32 (repeat for several "
+                        "inputs); needed for torch.save(model) and TorchScript files")
+    p.add_argument("--input-dtype", default="float32", choices=_TORCH_DTYPES,
+                   help="dtype of the generated PyTorch input (default float32)")
+    p.add_argument("--import", dest="imports", action="append", metavar="MODULE",
+                   help="import this module (or .py file) first: it defines custom Keras layers "
+                        "or the model's PyTorch classes")
+    p.add_argument("--unsafe", action="store_true",
+                   help="allow Keras Lambda layers (runs Python code stored in the file)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="archviz", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="archviz", description=__doc__.split("\n\n")[0],
+        epilog="Full-model PyTorch files are pickles: loading one runs code named in the file, "
+               "so use files you trust.")
     sub = p.add_subparsers(dest="command", required=True)
     w = sub.add_parser("write", help="write a saved model's architecture into a logdir")
     w.add_argument("model", help="a .keras/.h5 file, or a PyTorch .pt/.pth/.pt2 file")
     w.add_argument("--logdir", required=True)
     w.add_argument("--run", help="run name (default: the file's name without extension)")
     w.add_argument("--step", type=int, default=0)
-    w.add_argument("--input-shape", help="PyTorch input shape with batch, e.g. 1,3,32,32")
     w.add_argument("--filters", nargs="*", metavar="LAYER",
-                   help="also write filter grids (all conv layers, or the given ones)")
+                   help="also write filter grids (every 2-D conv layer, or the given ones)")
+    w.add_argument("--filter-steps", type=int, metavar="N",
+                   help="optimisation steps per filter (default 128)")
+    w.add_argument("--filter-max", type=int, metavar="N",
+                   help="at most N filters per layer (default 64)")
+    w.add_argument("--filter-time-budget", type=float, metavar="SECONDS",
+                   help="stop starting new layers after this many seconds")
+    _add_model_options(w)
     w.set_defaults(func=cmd_write)
-    s = sub.add_parser("summary", help="print a model's or a logdir's architecture")
+    s = sub.add_parser("summary", help="print a model file's or a logdir's architecture")
     s.add_argument("source", help="a model file or a TensorBoard logdir")
     s.add_argument("--run", help="run to read in a logdir (needed when there are several)")
     s.add_argument("--step", type=int, help="step to read (default: the latest)")
     s.add_argument("--json", action="store_true", help="print the raw architecture JSON")
-    s.add_argument("--input-shape", help="PyTorch input shape with batch, e.g. 1,3,32,32")
-    s.add_argument("--width", type=int, help="table width (default: the terminal's)")
+    s.add_argument("--width", type=int,
+                   help="table width (default: the terminal's; no limit when piped)")
+    _add_model_options(s)
     s.set_defaults(func=cmd_summary)
     return p
 
@@ -360,6 +689,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     try:
         return args.func(args)
     except CliError as e:
@@ -368,6 +698,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("archviz: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `archviz summary ... | head`: the reader has gone
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -282,11 +282,20 @@ class ArchVizPlugin(base_plugin.TBPlugin):
             raise _undecodable("the filter grids of layer %r in run %r" % (layer, run), e) from None
         return list(result.get(run, {}).get(tag, []))
 
-    def _read_blob(self, ctx, value, what: str) -> bytes:
+    def _read_blob(self, ctx, value, what: str, names: Tuple[str, ...] = ()) -> bytes:
         try:
             return bytes(self._data_provider.read_blob(ctx, blob_key=value.blob_key))
         except _DECODE_ERRORS as e:
             raise _undecodable(what, e) from None
+        except tb_errors.InvalidArgumentError as e:
+            # TensorBoard's Rust data server (--load_fast=true) issues blob keys it cannot parse
+            # back when the run or tag name holds a character JSON escapes ('"', '\\').
+            hint = ""
+            if any(c in n for n in names for c in '"\\'):
+                hint = ("; TensorBoard's fast data server cannot read blobs of a run or layer "
+                        "whose name contains '\"' or '\\': rename it, or start TensorBoard "
+                        "with --load_fast=false")
+            raise _unreadable("%s cannot be read (%s)%s" % (what, e, hint)) from None
 
     def _filter_datum(self, request) -> Tuple[Any, str, str, Any, List[Any]]:
         ctx, eid = self._ctx(request)
@@ -344,7 +353,7 @@ class ArchVizPlugin(base_plugin.TBPlugin):
         if len(values) <= metadata.FILTERS_META_INDEX:
             raise _unreadable("%s has no tile metadata" % what)
         raw = self._read_blob(ctx, values[metadata.FILTERS_META_INDEX],
-                              "the tile metadata of the %s" % what)
+                              "the tile metadata of the %s" % what, (run, layer))
         try:
             tiles = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as e:
@@ -367,7 +376,8 @@ class ArchVizPlugin(base_plugin.TBPlugin):
         if len(values) <= metadata.FILTERS_PNG_INDEX:
             raise _unreadable("filter grid of layer %r in run %r has no image" % (layer, run))
         what = "filter grid of layer %r in run %r at step %d" % (layer, run, datum.step)
-        png = self._read_blob(ctx, values[metadata.FILTERS_PNG_INDEX], "the image of the " + what)
+        png = self._read_blob(ctx, values[metadata.FILTERS_PNG_INDEX], "the image of the " + what,
+                              (run, layer))
         problem = _png_problem(png)
         if problem is not None:
             raise _unreadable("%s is not a PNG image: %s" % (what, problem))

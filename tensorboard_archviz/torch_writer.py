@@ -42,6 +42,17 @@ def _is_rank_zero() -> bool:
     return True
 
 
+def _unwrap(model: Any) -> Any:
+    """The module inside ``DataParallel`` / ``DistributedDataParallel`` wrappers (as the
+    extractor does): layer names without the ``module.`` prefix, and no DDP forward (whose buffer
+    broadcast would wait for ranks that never call it)."""
+    import torch.nn as nn
+
+    while isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        model = model.module
+    return model
+
+
 def _is_tensorboardx(obj: Any) -> bool:
     return type(obj).__module__.split(".")[0] == "tensorboardX"
 
@@ -123,13 +134,15 @@ def add_filter_grids(writer: Any, model: Any, layers: Optional[List[str]] = None
 
     `layers`: node ids (qualified module names) or None for the backend's default choice;
     `options` go to ``tensorboard_archviz.filters.torch_backend.make_grids`` (e.g.
-    ``time_budget``, ``log``). All grids are computed first, then written. Returns the node ids
-    written ([] on a non-zero distributed rank).
+    ``time_budget``, ``log``). All grids are computed first, then written. A ``DataParallel``
+    / ``DistributedDataParallel`` wrapper is looked through, so node ids match the
+    architecture's. Returns the node ids written ([] on a non-zero distributed rank).
     """
     if not _is_rank_zero():
         return []
     from tensorboard_archviz.filters.torch_backend import make_grids
 
+    model = _unwrap(model)  # node ids as in the architecture; no DDP forward on one rank alone
     protos = [(r.node_id, summary.filter_grid_pb(r.node_id, r.png, r.tiles))
               for r in make_grids(model, layers, **options)]
     for _, pb in protos:

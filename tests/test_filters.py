@@ -72,24 +72,34 @@ def test_plan_choices():
     assert w.sum() == 1.0 and w[3, 4] == 1.0
     np.testing.assert_allclose(core.center_window((5, 5), 0.2).sum(), 1.0, rtol=1e-6)
     np.testing.assert_allclose(core.center_window((5, 5), None), np.full((5, 5), 0.04))
-    assert core.chunk_bounds(50, 16) == [(0, 13), (13, 26), (26, 39), (39, 50)]
+    assert core.chunk_bounds(50, 16) == [(0, 13), (13, 26), (26, 38), (38, 50)]
 
 
-def test_choose_chunk_keeps_the_fastest_per_filter_size():
+def test_run_in_chunks_measures_batch_sizes_on_the_real_work():
+    clock = [0.0]
+    per_image = {1: 1.0, 4: 0.5, 16: 0.75}      # seconds per image at each batch size
+    runs = []
+
+    def run_chunk(lo, hi):
+        runs.append((lo, hi))
+        clock[0] += (hi - lo) * per_image.get(hi - lo, 0.6)
+
     opts = core.resolve_options({"memory_mb": 10_000})
-    # Per step: 1 image 1.0 s, 4 images 2.0 s (0.5 s each), 16 images 12 s (0.75 s each).
-    cost = {1: 1.0, 4: 2.0, 16: 12.0}
-    seen = []
-
-    def time_steps(c):
-        seen.append(c)
-        return cost.get(c, 100.0 * c)
-
-    assert core.choose_chunk(40, 200 * 2 ** 20, opts, time_steps) == 4
-    assert seen == [1, 4, 16]
-    # Small work runs in one batch without timing; the user's chunk_size wins.
-    assert core.choose_chunk(40, 1024, opts, lambda c: 1 / 0) == 40
-    assert core.choose_chunk(40, 1024, core.resolve_options({"chunk_size": 7}), None) == 7
+    size = core.run_in_chunks(40, 200 * 2 ** 20, opts, run_chunk, lambda: None,
+                              clock=lambda: clock[0])
+    assert size == 4
+    # 1, 4, then 16 (slower per image: stop growing), then the other 19 in batches of <= 4.
+    assert runs[:3] == [(0, 1), (1, 5), (5, 21)]
+    assert all(hi - lo <= 4 for lo, hi in runs[3:])
+    assert [i for lo, hi in sorted(runs) for i in range(lo, hi)] == list(range(40))
+    # Small work runs in one batch without measuring; the user's chunk_size wins.
+    runs.clear()
+    assert core.run_in_chunks(40, 1024, opts, run_chunk, lambda: 1 / 0) == 40
+    assert runs == [(0, 40)]
+    runs.clear()
+    assert core.run_in_chunks(10, 1024, core.resolve_options({"chunk_size": 4}), run_chunk,
+                              lambda: 1 / 0) == 4
+    assert runs == [(0, 4), (4, 7), (7, 10)]
 
 
 # ----------------------------------------------------------------------------- grid
@@ -285,3 +295,12 @@ def test_torch_time_budget_stops_starting_layers():
                                         log=lines.append))
     assert [r.node_id for r in out] == ["0"]
     assert any("time budget" in l and "skipped 2 layer(s): 2, 3" in l for l in lines)
+
+
+def test_torch_float64_model_under_no_grad():
+    m = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Conv2d(3, 2, 3)).double()
+    with torch.no_grad():
+        out = list(torch_backend.make_grids(m, input_shape=(1, 10, 10), steps=3))
+    assert [r.node_id for r in out] == ["0", "2"]
+    assert out[1].images.dtype == np.float32 and out[1].images.shape == (2, 10, 10, 1)
+    assert all(p.grad is None for p in m.parameters())

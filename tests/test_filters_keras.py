@@ -212,3 +212,4 @@ def test_keras_on_the_torch_backend_produces_grids():
         assert g["size"][0] == t["cols"] * (t["tile_size"] + t["margin"]) + t["margin"]
     assert res["weights_same"] and res["no_grads"]
     assert any("edges done" in l for l in res["lines"])
+

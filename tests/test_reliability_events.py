@@ -12,14 +12,18 @@ PNGs that are truncated or merely start with the PNG signature.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import struct
 import time
 import urllib.parse
 
 import numpy as np
 import pytest
-from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorboard.compat.proto import (event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2,
+                                      types_pb2)
+from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 from tensorboard.util import tensor_util
 
 from conftest import PLUGIN, get_json, http_get, run_tensorboard, wait_for_run
@@ -58,6 +62,47 @@ def cut_last_record(writer, size_before):
     return path
 
 
+# -- reading event files strictly (also used by the other reliability tests) ---------------------
+
+def read_records(path):
+    """Every Event of one file; fails on any truncated record or bad checksum (no skipping)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    pos, events = 0, []
+    while pos < len(data):
+        assert pos + 12 <= len(data), "%s: truncated record header at byte %d" % (path, pos)
+        header = data[pos:pos + 8]
+        (length,) = struct.unpack("<Q", header)
+        assert struct.unpack("<I", data[pos + 8:pos + 12])[0] == masked_crc32c(header), \
+            "%s: bad length checksum at byte %d" % (path, pos)
+        body = data[pos + 12:pos + 12 + length]
+        assert len(body) == length and pos + 16 + length <= len(data), \
+            "%s: truncated record at byte %d" % (path, pos)
+        assert struct.unpack("<I", data[pos + 12 + length:pos + 16 + length])[0] == \
+            masked_crc32c(body), "%s: bad data checksum at byte %d" % (path, pos)
+        events.append(event_pb2.Event.FromString(body))
+        pos += 16 + length
+    return events
+
+
+def event_files(run_dir):
+    return sorted(glob.glob(os.path.join(str(run_dir), "events.out.tfevents.*")))
+
+
+def archviz_values(run_dir):
+    """[(step, tag, value)] of every archviz summary in a run directory, read strictly."""
+    out = []
+    for path in event_files(run_dir):
+        for ev in read_records(path):
+            for v in ev.summary.value:
+                if v.metadata.plugin_data.plugin_name == metadata.PLUGIN_NAME or \
+                        v.tag.startswith("archviz/"):
+                    out.append((ev.step, v.tag, v))
+    return out
+
+
+# -- the broken log directory ----------------------------------------------------------------------
+
 def build_logdir(root):
     """The runs of this module; returns nothing, every expectation is in the tests below."""
     def w(run):
@@ -93,7 +138,6 @@ def build_logdir(root):
         wr.add_architecture(small_arch(20), step=1)
     cut_last_record(wr, before)
     with open(wr._writer.path, "ab") as f:
-        from tensorboard.compat.proto import event_pb2
         from tensorboard.summary.writer.record_writer import RecordWriter
 
         RecordWriter(f).write(event_pb2.Event(
@@ -137,6 +181,12 @@ def build_logdir(root):
         dtype=types_pb2.DT_FLOAT, tensor_shape=shape(2), tensor_content=b"abc"))
     grid_run("filters_one_blob", np.array([png_bytes()], dtype=object))
     grid_run("filters_meta_not_utf8", np.array([png_bytes(), b"\xff\xfe{"], dtype=object))
+    # names JSON has to escape, with an intact grid
+    with w('quote"run') as wr:
+        wr.add_filter_grid("conv", png_bytes(), TILES, step=1)
+    with w("backslash_layer") as wr:
+        wr.add_filter_grid("conv\\1", png_bytes(), TILES, step=1)
+
     good_png = png_bytes()
     for run, png in (("png_signature_only", good_png[:8] + b"garbage" * 8),
                      ("png_truncated", good_png[:len(good_png) // 2]),
@@ -267,6 +317,23 @@ def test_filter_series_of_the_wrong_kind(server, run):
             assert ("in run %r" % run) in body["error"]
 
 
+@pytest.mark.parametrize("run,layer", [('quote"run', "conv"), ("backslash_layer", "conv\\1")])
+def test_blob_of_a_name_with_a_quote(server, run, layer):
+    """TensorBoard's Rust data server hands out blob keys it cannot parse back when the run or tag
+    holds '"' or a backslash: a 422 that says so (the legacy loader reads them)."""
+    url, load_fast = server
+    for route in ("filters", "filters_image"):
+        status, body = error_of(url, route, run=run, layer=layer)
+        if load_fast:
+            assert status == 422, body
+            assert "failed to parse blob key" in body["error"]
+            assert "rename it, or start TensorBoard with --load_fast=false" in body["error"]
+        else:
+            assert status == 200, body
+    status, body, _ = http_get(url + PLUGIN + "/filters_image?" + q(run=run, layer=layer))
+    assert (status, body == png_bytes()) == ((422, False) if load_fast else (200, True))
+
+
 def test_every_route_of_every_run_answers_without_500(server):
     url, _ = server
     status, runs = get_json(url + PLUGIN + "/runs")
@@ -280,7 +347,7 @@ def test_every_route_of_every_run_answers_without_500(server):
         for layer in info["filter_layers"]:
             for route in ("filters", "filters_image"):
                 seen[(route, run, layer)] = error_of(url, route, run=run, layer=layer)[0]
-    assert len(runs) == 19
+    assert len(runs) == 21
     assert set(seen.values()) <= {200, 404, 422}, {k: v for k, v in seen.items()
                                                     if v not in (200, 404, 422)}
     assert seen[("diff", "arch_int", None)] == 422

@@ -19,12 +19,10 @@ record). Those two run Keras on the torch backend in a subprocess (the rlimit is
 
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import textwrap
@@ -36,9 +34,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
-from tensorboard.compat.proto import event_pb2  # noqa: E402
-from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c  # noqa: E402
 
+from test_reliability_events import archviz_values, event_files, read_records  # noqa: E402
 from tensorboard_archviz import metadata, schema  # noqa: E402
 from tensorboard_archviz.keras_callback import ArchVizCallback  # noqa: E402
 from tensorboard_archviz.summary import ArchVizWriter  # noqa: E402
@@ -46,45 +43,6 @@ from tensorboard_archviz.summary import ArchVizWriter  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CB_LOGGER = "tensorboard_archviz.keras_callback"
-
-
-# -- reading event files strictly ----------------------------------------------------------------
-
-def read_records(path):
-    """Every Event of one file; fails on any truncated record or bad checksum (no skipping)."""
-    with open(path, "rb") as f:
-        data = f.read()
-    pos, events = 0, []
-    while pos < len(data):
-        assert pos + 12 <= len(data), "%s: truncated record header at byte %d" % (path, pos)
-        header = data[pos:pos + 8]
-        (length,) = struct.unpack("<Q", header)
-        assert struct.unpack("<I", data[pos + 8:pos + 12])[0] == masked_crc32c(header), \
-            "%s: bad length checksum at byte %d" % (path, pos)
-        body = data[pos + 12:pos + 12 + length]
-        assert len(body) == length and pos + 16 + length <= len(data), \
-            "%s: truncated record at byte %d" % (path, pos)
-        assert struct.unpack("<I", data[pos + 12 + length:pos + 16 + length])[0] == \
-            masked_crc32c(body), "%s: bad data checksum at byte %d" % (path, pos)
-        events.append(event_pb2.Event.FromString(body))
-        pos += 16 + length
-    return events
-
-
-def event_files(run_dir):
-    return sorted(glob.glob(os.path.join(str(run_dir), "events.out.tfevents.*")))
-
-
-def archviz_values(run_dir):
-    """[(step, tag, value)] of every archviz summary in a run directory, read strictly."""
-    out = []
-    for path in event_files(run_dir):
-        for ev in read_records(path):
-            for v in ev.summary.value:
-                if v.metadata.plugin_data.plugin_name == metadata.PLUGIN_NAME or \
-                        v.tag.startswith("archviz/"):
-                    out.append((ev.step, v.tag, v))
-    return out
 
 
 def architectures(run_dir):

@@ -22,8 +22,8 @@ What differs from ``extract_torch`` on the original model (documented, tested):
 
 * ``config`` of modules: a ``.pt2`` keeps no module attributes; the usual keys of Conv*d,
   Linear, BatchNorm*d, pooling, Flatten, Dropout and ReLU are rebuilt from the ATen arguments and
-  weight shapes (``config_source`` extra = ``"aten"``). A traced TorchScript module keeps none
-  (``{}``); a scripted one keeps them all. ``config`` of functional ops holds the ATen
+  weight shapes (``config_source`` extra = ``"aten"``). A traced TorchScript module keeps only
+  whether it has a bias; a scripted one keeps them all. ``config`` of functional ops holds the ATen
   arguments, not the Python call's.
 * A module that never ran has ``class_name`` ``"Module"`` in a ``.pt2`` (the program records no
   class for it; ``class_known`` extra false). Functional ops that run as several ATen ops with no
@@ -339,6 +339,7 @@ def _aten_config(class_name: str, aten: Optional[str], args: tuple, kwargs: Dict
             nd = len(w) - 2
             groups = int(a[6]) if a[6] is not None else 1
             cfg.update(in_channels=w[1] * groups, out_channels=w[0], kernel_size=list(w[2:]),
+                       transposed=False, output_padding=[0] * nd,
                        stride=_pairs(a[3] if a[3] is not None else 1, nd),
                        padding=a[4] if isinstance(a[4], str) else
                        _pairs(a[4] if a[4] is not None else 0, nd),
@@ -545,6 +546,11 @@ def extract_exported_program(program: Any, input_to_model: Any = None) -> schema
         if not m.config and m.class_known:
             m.config = _aten_config(m.class_name, g.aten, g.args, g.kwargs,
                                     shapes_by_mod.get(leaf[0], {}))
+    for q, m in modules.items():  # a container never called: a ModuleList when its children
+        kids = [o[len(q) + 1:] for o in modules if o.startswith(q + ".")  # are numbered
+                and "." not in o[len(q) + 1:]]
+        if not m.class_known and kids and all(k.isdigit() for k in kids):
+            m.class_name = "ModuleList"
     extraction = {"method": "torch.export",
                   "reason": "an ExportedProgram: its graph interpreted on the input, modules "
                             "from nn_module_stack"}
@@ -607,12 +613,15 @@ def _ts_config(m: Any) -> Dict[str, Any]:
             keys.extend(getattr(c, "__constants__", ()) or ())
             keys.extend(getattr(c, "__annotations__", {}) or {})
     try:
-        keys.extend(k for k, _ in torch._C._jit_debug_module_iterators(m._c)["named_attributes"])
+        attrs = dict(torch._C._jit_debug_module_iterators(m._c)["named_attributes"])
     except Exception:  # noqa: BLE001 - private API: the constants alone still help
-        pass
+        attrs = {}
+    keys.extend(attrs)
+    slots = {"weight", "bias"} & set(attrs)  # parameter slots (None when absent), not config
     cfg: Dict[str, Any] = {}
     for k in dict.fromkeys(keys):
-        if k.startswith("_") or k in ("training", "dump_patches", "call_super_init"):
+        if k.startswith("_") or k in slots or k in ("training", "dump_patches",
+                                                   "call_super_init"):
             continue
         try:
             v = getattr(m, k)
@@ -623,9 +632,8 @@ def _ts_config(m: Any) -> Dict[str, Any]:
         sv = _tx._json_safe(v)
         if sv is not _tx._SKIP:
             cfg[k] = sv
-    if cfg and "weight" in dict(m.named_parameters(recurse=False)):
-        params = dict(m.named_parameters(recurse=False))
-        cfg.setdefault("bias", params.get("bias") is not None)
+    if "bias" in slots:  # like extract_torch: whether the bias parameter exists
+        cfg["bias"] = attrs["bias"] is not None
     return cfg
 
 
@@ -793,11 +801,14 @@ def _ts_used(node) -> List[int]:
     return out
 
 
-def _ts_const(v) -> Any:
+def _ts_const(v, depth: int = 0) -> Any:
+    """The value of a constant input (lists of constants included), else None."""
     node = v.node()
     if node.kind() == "prim::Constant":
         try:
             return node.output().toIValue()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - a constant Python cannot hold
             return None
+    if node.kind() in ("prim::ListConstruct", "prim::TupleConstruct") and depth < 3:
+        return [_ts_const(i, depth + 1) for i in node.inputs()]
     return None

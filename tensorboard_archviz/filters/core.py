@@ -4,22 +4,27 @@ The method (every backend follows it; only the gradient code differs):
 
 * All chosen filters of one layer are optimised **together as one batch**: image ``b`` maximises
   filter ``indices[b]``. The model is truncated at the layer's input and run in inference mode;
-  the layer itself is applied per image to that image's filter only (a grouped convolution), so
-  the work at the target layer is ``1/filters`` of a plain forward pass.
+  the layer itself is applied per image to that image's filter only (a depthwise convolution
+  plus a sum), so the work at the target layer is ``1/filters`` of a plain forward pass.
 * ``image = lo + (hi - lo) * sigmoid(logits)`` keeps every pixel inside the value range.
   ``logits`` is either the pixels themselves (``"pixel"``, used for the first conv layer, whose
-  maximiser is the kernel pattern itself) or a spatially decorrelated spectrum (``"fourier"``:
-  an orthonormal cosine (DCT-II) basis with 1/f amplitude scaling, used deeper). RGB images also
-  get Lucid's colour decorrelation.
+  maximiser is its kernel pattern) or a spatially decorrelated spectrum (``"fourier"``: an
+  orthonormal cosine (DCT-II) basis with 1/f amplitude scaling, as in Lucid, used deeper). RGB
+  images also get Lucid's colour decorrelation.
 * Adam (lr 0.05) on the logits for ``steps`` steps (128; ``fast=True``: 32), random jitter each
-  step (a random crop of a slightly larger canvas), plus small random scale/rotation on large
-  images. Inputs of at most 32 px are optimised at 2x and average-pooled to the model's size.
-* Objective: the filter's **pre-activation** output averaged with a centred Gaussian window
-  (sigma = ``center`` x the output size). A plain spatial mean would be blind to the first conv
-  layer: for a zero-sum kernel (an edge detector) the mean of a linear map over all positions only
-  sees the border. ``score`` is that weighted mean on the final image, ``post_score`` the same
-  weighted mean of the post-activation output, and a filter is ``dead`` when its pre-activation
-  is <= 0 at every position of its own optimised image (for ReLU: the output is zero everywhere).
+  step (a random crop of a slightly larger canvas), plus small random scale/rotation on images of
+  64 px and more. Inputs of at most 32 px are optimised at 2x and average-pooled to the model's
+  size.
+* Objective: the filter's **pre-activation** at the centre of its output map (``center=0``, the
+  default; ``center > 0``: a centred Gaussian window; ``None``: the plain spatial mean). A mean
+  over all positions is blind to the first conv layer: for a zero-sum kernel (an edge detector)
+  the mean of a linear map only sees the image border. The tiles then show the receptive field
+  of that centre position (``crop`` in the metadata), so a 5x5 first-layer filter is not a
+  speck in a 224 px tile.
+* Reported per filter: ``score`` = the objective (pre-activation) on the final image,
+  ``post_score`` = the same for the post-activation output, ``dead`` = the pre-activation is <= 0
+  at every position of the filter's own optimised image (for ReLU: the output is zero
+  everywhere: the filter never activates).
 """
 
 from __future__ import annotations
@@ -344,8 +349,8 @@ def support_crop(grad_abs: np.ndarray, plan: "Plan", opts: "Options"
     """The square region (y0, x0, h, w) of the model input that the objective can see.
 
     ``grad_abs`` (H, W) is |d objective / d input| at a random image: its support is the
-    receptive field of the objective's window. The crop adds the jitter (and 8 % for the random
-    scale/rotation), is at least 8 px, and is None (no crop) when it would cover most of the image
+    receptive field of the objective's window. The crop adds the jitter (and the reach of the
+    random scale/rotation), is at least 8 px, and is None (no crop) when it would cover most of the image
     or when ``crop="off"``.
     """
     if opts.crop == "off" or plan.center is None:
@@ -355,8 +360,13 @@ def support_crop(grad_abs: np.ndarray, plan: "Plan", opts: "Options"
     if not mask.any():
         return None
     ys, xs = np.nonzero(mask)
-    pad = int(math.ceil(plan.jitter / plan.scale)) + (int(math.ceil(0.08 * max(h, w)))
-                                                      if plan.transforms else 0)
+    pad = int(math.ceil(plan.jitter / plan.scale))
+    if plan.transforms:
+        # Scale (+-5 %) and rotation (+-5 deg) about the image centre move a point at distance
+        # d by at most ~0.1 d.
+        d = math.hypot(max(abs(ys.min() - h / 2.0), abs(ys.max() + 1 - h / 2.0)),
+                       max(abs(xs.min() - w / 2.0), abs(xs.max() + 1 - w / 2.0)))
+        pad += int(math.ceil(0.1 * d)) + 1
     y0, y1 = ys.min() - pad, ys.max() + 1 + pad
     x0, x1 = xs.min() - pad, xs.max() + 1 + pad
     side = max(y1 - y0, x1 - x0, min(8, h, w))
@@ -380,8 +390,13 @@ def affordable_chunk(n: int, bytes_per_image: float, opts: Options) -> int:
 def chunk_bounds(n: int, chunk: int) -> List[Tuple[int, int]]:
     """Split n images into equal-as-possible batches of at most ``chunk``."""
     parts = int(math.ceil(n / float(max(1, chunk))))
-    size = int(math.ceil(n / float(parts)))
-    return [(lo, min(n, lo + size)) for lo in range(0, n, size)]
+    base, extra = divmod(n, parts)
+    out, lo = [], 0
+    for k in range(parts):
+        hi = lo + base + (1 if k < extra else 0)
+        out.append((lo, hi))
+        lo = hi
+    return out
 
 
 # A batch whose whole working set is below this is run in one piece without timing.
@@ -389,41 +404,56 @@ SMALL_WORK_BYTES = 96 * 2 ** 20
 _CHUNK_CACHE: Dict[Any, int] = {}
 
 
-def choose_chunk(n: int, bytes_per_image: float, opts: Options,
-                 time_steps: Callable[[int], float], cache_key: Any = None,
-                 log: Optional[Callable[[str], None]] = None) -> int:
-    """Images per batch: the user's ``chunk_size``, else the whole layer when it is small, else
-    the size with the best measured per-filter throughput among 1, 4, 16, ... (memory-capped).
+def run_in_chunks(n: int, bytes_per_image: float, opts: Options,
+                  run_chunk: Callable[[int, int], None], warmup: Callable[[], None],
+                  cache_key: Any = None, log: Optional[Callable[[str], None]] = None,
+                  clock: Callable[[], float] = time.perf_counter) -> int:
+    """Run ``run_chunk(lo, hi)`` over images 0..n-1 in batches; returns the batch size used.
 
-    ``time_steps(c)`` runs a couple of optimisation steps on ``c`` scratch images and returns the
-    seconds per step. Measuring 1 guarantees batching is never slower than one filter at a time.
-    Results are cached per ``cache_key`` (a callback calls every epoch with the same shapes).
+    The size is the user's ``chunk_size``; else the whole layer when its working set is small;
+    else it is measured on the real work: batches of 1, 4, 16, ... (capped by the memory budget)
+    are run and timed until the per-image time stops improving, and the rest runs at the best
+    size. Nothing is computed twice, and since a batch of 1 is among the sizes tried, batching is
+    never slower than one filter at a time by more than the timing noise. The choice is cached
+    per ``cache_key`` (a callback calls every epoch with the same shapes).
     """
+    def run_fixed(lo: int, size: int) -> None:
+        for a, b in chunk_bounds(n - lo, size):
+            run_chunk(lo + a, lo + b)
+
     if opts.chunk_size is not None:
-        return int(min(n, opts.chunk_size))
+        size = int(min(n, opts.chunk_size))
+        run_fixed(0, size)
+        return size
     cap = affordable_chunk(n, bytes_per_image, opts)
     if cap >= n and n * bytes_per_image <= SMALL_WORK_BYTES:
+        run_chunk(0, n)
         return n
-    if cache_key is not None and (cache_key, n, cap) in _CHUNK_CACHE:
-        return _CHUNK_CACHE[(cache_key, n, cap)]
-    candidates = []
-    c = 1
-    while c < cap:
-        candidates.append(c)
-        c *= 4
-    candidates.append(cap)
-    best, best_t, timings = 1, float("inf"), []
-    for c in candidates:
-        per_filter = time_steps(c) / c
-        timings.append("%d: %.1f ms" % (c, per_filter * 1e3))
-        if per_filter < best_t:
-            best, best_t = c, per_filter
-        elif per_filter > 1.15 * best_t:
-            break   # throughput is falling: larger chunks only get worse
+    key = None if cache_key is None else (cache_key, n, cap)
+    if key in _CHUNK_CACHE:
+        run_fixed(0, _CHUNK_CACHE[key])
+        return _CHUNK_CACHE[key]
+    warmup()   # tracing / kernel selection must not be charged to the first measured batch
+    lo, best, best_t, size, timings = 0, 1, float("inf"), 1, []
+    while lo < n:
+        size = min(size, cap, n - lo)
+        t = clock()
+        run_chunk(lo, lo + size)
+        per_image = (clock() - t) / size
+        timings.append("%d: %.3g s" % (size, per_image))
+        lo += size
+        if per_image < best_t:
+            best, best_t = size, per_image
+        if per_image > 1.15 * best_t or size >= cap:
+            break         # larger batches stopped paying off (or cannot grow): settle
+        size *= 4
+    if lo < n:
+        run_fixed(lo, best)
     if log is not None:
-        log("  chunk size %d (per filter-step: %s)" % (best, ", ".join(timings)))
-    if cache_key is not None:
-        _CHUNK_CACHE[(cache_key, n, cap)] = best
+        log("  batch size %d of %d (memory cap %d; per image: %s)"
+            % (best, n, cap, ", ".join(timings)))
+    if key is not None:
+        _CHUNK_CACHE[key] = best
     return best
 
 
@@ -463,7 +493,7 @@ class Budget:
         if self.time_budget is None or not remaining or done == 0 \
                 or self.elapsed() <= self.time_budget:
             return False
-        self.log("archviz filters: time budget of %.0f s spent after %d layer(s) (%.1f s); "
+        self.log("archviz filters: time budget of %g s spent after %d layer(s) (%.1f s); "
                  "skipped %d layer(s): %s" % (self.time_budget, done, self.elapsed(),
                                               len(remaining), ", ".join(remaining)))
         return True
@@ -509,3 +539,37 @@ def build_result(plan: Plan, images: np.ndarray, stats: List[Dict[str, Any]], se
         "objective": objective_name(plan.center),
     }
     return GridResult(node_id=plan.node_id, png=png, tiles=meta, images=images)
+
+
+def optimise_layer(plan: Plan, opts: Options, window: np.ndarray,
+                   run: Callable[[Sequence[int], int, Optional[np.ndarray]],
+                                 Tuple[np.ndarray, np.ndarray, np.ndarray]],
+                   post_fn: Callable[[np.ndarray, Sequence[int]], np.ndarray],
+                   activation: Optional[str], bytes_per_image: float, cache_key: Any = None,
+                   log: Optional[Callable[[str], None]] = None) -> GridResult:
+    """Optimise all of a plan's filters with a backend's ``run`` and assemble the GridResult.
+
+    ``run(indices, steps, z0)`` optimises one batch from the logits ``z0`` and returns (final
+    images (B, H, W, C), pre-activation maps (B, Ho, Wo), |d objective / d input| summed over
+    steps and batch (H, W)); ``post_fn(pre, indices)`` applies the layer's activation.
+    Every filter's initial logits come from one seeded draw for the whole layer and every batch
+    uses the same jitter schedule, so the images do not depend on how the layer is batched.
+    """
+    n = len(plan.indices)
+    z_all = init_params(plan, n)
+    outs: List[Tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def run_chunk(lo: int, hi: int) -> None:
+        images, pre, sup = run(plan.indices[lo:hi], plan.steps, z_all[lo:hi])
+        outs.append((lo, images, pre, sup))
+
+    chunk = run_in_chunks(n, bytes_per_image, opts, run_chunk,
+                          lambda: run(plan.indices[:1], 1, z_all[:1]), cache_key, log)
+    outs.sort(key=lambda o: o[0])
+    images = np.concatenate([o[1] for o in outs]).astype(np.float32)
+    pre = np.concatenate([o[2] for o in outs]).astype(np.float32)
+    support = np.sum([o[3] for o in outs], axis=0)
+    post = np.asarray(post_fn(pre, plan.indices), np.float32)
+    stats = tile_stats(pre, post, window)
+    crop = support_crop(support, plan, opts)
+    return build_result(plan, images, stats, 0.0, activation, chunk, opts, crop)

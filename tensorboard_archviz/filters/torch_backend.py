@@ -215,10 +215,12 @@ def _make_head(mod, torch):
 class _Optimizer:
     """Batched optimisation of images for one layer (torch tensors, NCHW)."""
 
-    def __init__(self, plan: core.Plan, forward, head, window: np.ndarray, device, torch):
+    def __init__(self, plan: core.Plan, forward, head, window: np.ndarray, device, torch,
+                 dtype=None):
         self.torch, self.plan, self.forward, self.head = torch, plan, forward, head
+        self.dtype = dtype or torch.float32
         bases = core.make_bases(plan)
-        t = lambda a: None if a is None else torch.as_tensor(a, device=device)
+        t = lambda a: None if a is None else torch.as_tensor(a, device=device, dtype=self.dtype)
         self.dh, self.dw, self.spec, self.color = (t(bases.dct_h), t(bases.dct_w),
                                                    t(bases.spectrum_scale), t(bases.color))
         if self.dh is not None:
@@ -241,7 +243,8 @@ class _Optimizer:
         oy, ox = int(offset[0]), int(offset[1])
         x = canvas[:, :, oy:oy + ch, ox:ox + cw]
         if affine is not None:
-            theta = self.torch.as_tensor(affine, device=self.device)[None].expand(x.shape[0], 2, 3)
+            theta = self.torch.as_tensor(affine, device=self.device, dtype=self.dtype)
+            theta = theta[None].expand(x.shape[0], 2, 3)
             grid = F.affine_grid(theta, list(x.shape), align_corners=False)
             x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection",
                               align_corners=False)
@@ -256,47 +259,43 @@ class _Optimizer:
     def pre(self, x, idx):
         return self.head(self.forward(x), idx)
 
-    def support(self, indices: Sequence[int]) -> np.ndarray:
-        """|d objective / d input| (H, W) at random images, summed over a few filters."""
-        torch = self.torch
-        idx = torch.as_tensor(list(indices)[:4], dtype=torch.long, device=self.device)
-        lo, hi = self.plan.value_range
-        gen = torch.Generator().manual_seed(self.plan.seed + 5)
-        x = lo + (hi - lo) * torch.rand((len(idx), self.plan.channels) + self.plan.image_hw,
-                                        generator=gen)
-        x = x.to(self.device).requires_grad_(True)
-        obj = (self.pre(x, idx) * self.window).sum()
-        (g,) = torch.autograd.grad(obj, x)
-        return g.abs().sum(dim=(0, 1)).cpu().numpy()
-
     def run(self, indices: Sequence[int], steps: int, z0: Optional[np.ndarray] = None,
-            seed_offset: int = 0):
-        """Optimise images for ``indices`` from ``z0`` (default: a fresh init); returns (final
-        images NCHW, idx tensor). The jitter schedule depends only on the plan and
-        ``seed_offset``, so splitting a layer into chunks does not change its images."""
+            seed_offset: int = 0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Optimise images for ``indices`` from the logits ``z0`` (default: a fresh init).
+
+        Returns numpy (final images NHWC, their pre-activation maps (B, Ho, Wo), |d objective /
+        d model input| summed over steps, batch and channels (H, W): the objective's support).
+        """
         torch = self.torch
         plan = self.plan
         idx = torch.as_tensor(list(indices), dtype=torch.long, device=self.device)
         if z0 is None:
             z0 = core.init_params(plan, len(indices), seed_offset)
-        z = torch.as_tensor(np.array(z0, np.float32), device=self.device).requires_grad_(True)
+        z = torch.as_tensor(np.array(z0, np.float32), device=self.device,
+                            dtype=self.dtype).requires_grad_(True)
         sched = core.make_schedule(plan, steps, seed_offset)
         m = torch.zeros_like(z)
         v = torch.zeros_like(z)
+        support = torch.zeros(plan.image_hw, device=self.device, dtype=self.dtype)
         b1, b2, eps = 0.9, 0.999, 1e-8
         for t in range(steps):
             aff = None if sched.affines is None else sched.affines[t]
-            x = self.to_model(self.render(z), sched.offsets[t], aff)
-            obj = (self.pre(x, idx) * self.window).sum()
-            (g,) = torch.autograd.grad(obj, z)
+            with torch.enable_grad():     # also when called under torch.no_grad()
+                x = self.to_model(self.render(z), sched.offsets[t], aff)
+                obj = (self.pre(x, idx) * self.window).sum()
+                g, gx = torch.autograd.grad(obj, (z, x))
             with torch.no_grad():
+                support += gx.abs().sum(dim=(0, 1))
                 m.mul_(b1).add_(g, alpha=1 - b1)
                 v.mul_(b2).addcmul_(g, g, value=1 - b2)
                 step = plan.lr / (1 - b1 ** (t + 1))
                 denom = (v / (1 - b2 ** (t + 1))).sqrt_().add_(eps)
                 z.addcdiv_(m, denom, value=step)      # ascent
         with torch.no_grad():
-            return self.final_images(z), idx
+            final = self.final_images(z)
+            pre = self.pre(final, idx)
+        to_np = lambda a: a.detach().float().cpu().numpy()
+        return to_np(final.permute(0, 2, 3, 1)), to_np(pre), to_np(support)
 
 
 def _forward_to(model, mod, torch):
@@ -362,26 +361,33 @@ def make_grids(model, layers: Optional[Sequence[str]] = None, *,
     value_range = opts.value_range or (0.0, 1.0)
     params = list(model.parameters())
     device = params[0].device if params else torch.device("cpu")
-    dtype = torch.float32
+    dtype = params[0].dtype if params and params[0].is_floating_point() else torch.float32
 
     with inference_mode(model):
         info = _probe(model, torch.zeros((1, c, h, w), dtype=dtype, device=device), dict(targets))
     first_conv = info.pop("__first_conv__")
     names = [n for n, _ in targets]
+    started = 0
     for k, (name, mod) in enumerate(targets):
-        if budget.exhausted(k, names[k:]):
+        if budget.exhausted(started, names[k:]):
             return
         li = info[name]
         if "error" in li:
             budget.log("archviz filters: skipped %s: %s" % (name, li["error"]))
             continue
         t0 = time.perf_counter()
+        started += 1
         n_total = int(li["out_shape"][1])
         plan = core.make_plan(name, type(mod).__name__, n_total, c, (h, w), value_range,
                               name == first_conv, opts)
         budget.log("archviz filters [%d/%d] %s" % (k + 1, len(targets), plan.describe()))
-        with inference_mode(model):
-            result = _run_layer(model, mod, plan, li, opts, device, torch, budget)
+        try:
+            with inference_mode(model):
+                result = _run_layer(model, mod, plan, li, opts, device, torch, budget, dtype)
+        except Exception as e:  # one bad layer must not cost the others their grids
+            budget.log("archviz filters [%d/%d] %s failed: %s: %s"
+                       % (k + 1, len(targets), name, type(e).__name__, str(e)[:300]))
+            continue
         result.tiles["seconds"] = round(time.perf_counter() - t0, 3)
         budget.log("archviz filters [%d/%d] %s done in %.1f s (%d dead)"
                    % (k + 1, len(targets), name, result.tiles["seconds"],
@@ -390,38 +396,22 @@ def make_grids(model, layers: Optional[Sequence[str]] = None, *,
 
 
 def _run_layer(model, mod, plan: core.Plan, li: Dict[str, Any], opts: core.Options, device, torch,
-               budget: core.Budget) -> core.GridResult:
+               budget: core.Budget, dtype=None) -> core.GridResult:
     ho, wo = li["out_shape"][-2:]
     window = core.center_window((ho, wo), plan.center)
-    forward = _forward_to(model, mod, torch)
-    head = _make_head(mod, torch)
     act, act_name = _activation_fn(li["activation"], torch)
-    opt = _Optimizer(plan, forward, head, window, device, torch)
-    n = len(plan.indices)
+    opt = _Optimizer(plan, _forward_to(model, mod, torch), _make_head(mod, torch), window,
+                     device, torch, dtype)
     hc, wc = plan.canvas_hw
     per_image = 3.0 * (li["bytes_before"] + 4 * int(np.prod(li["in_shape"][1:]))) \
         + 4 * 8 * plan.channels * hc * wc
 
-    def time_steps(cnum: int) -> float:
-        sub = [plan.indices[i % n] for i in range(cnum)]
-        opt.run(sub, 1, seed_offset=99)
-        t = time.perf_counter()
-        opt.run(sub, 2, seed_offset=99)
-        return (time.perf_counter() - t) / 2.0
+    def post_fn(pre: np.ndarray, indices) -> np.ndarray:
+        with torch.no_grad():
+            idx = torch.as_tensor(list(indices), dtype=torch.long, device=device)
+            p = torch.as_tensor(pre, device=device, dtype=opt.dtype)
+            return act(p, idx).float().cpu().numpy()
 
     key = ("torch", id(model), plan.node_id, plan.image_hw, plan.channels, plan.parametrization)
-    chunk = core.choose_chunk(n, per_image, opts, time_steps, key, budget.log)
-    z_all = core.init_params(plan, n)
-    images, pres, posts = [], [], []
-    for lo, hi in core.chunk_bounds(n, chunk):
-        final, idx = opt.run(plan.indices[lo:hi], plan.steps, z0=z_all[lo:hi])
-        with torch.no_grad():
-            pre = opt.pre(final, idx)
-            post = act(pre, idx)
-        images.append(final.permute(0, 2, 3, 1).cpu().numpy())
-        pres.append(pre.cpu().numpy())
-        posts.append(post.cpu().numpy())
-    images = np.concatenate(images).astype(np.float32)
-    stats = core.tile_stats(np.concatenate(pres), np.concatenate(posts), window)
-    crop = core.support_crop(opt.support(plan.indices), plan, opts)
-    return core.build_result(plan, images, stats, 0.0, act_name, chunk, opts, crop)
+    return core.optimise_layer(plan, opts, window, opt.run, post_fn, act_name, per_image, key,
+                               budget.log)

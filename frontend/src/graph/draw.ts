@@ -27,6 +27,7 @@ export interface EdgePath {
   label: string;
   lx: number;
   ly: number;
+  middle: boolean;   // label centred on (lx, ly) (left-to-right) or starting there (top-down)
 }
 
 export type DiffMark = 'added' | 'removed' | 'changed' | 'renamed' | 'inside';
@@ -57,7 +58,7 @@ function r1(v: number): string {
 }
 
 export function diffColor(p: Palette, d: DiffMark): string {
-  return d === 'added' ? p.added : d === 'removed' ? p.removed : p.changed;
+  return d === 'added' ? p.added : d === 'removed' ? p.removed : d === 'renamed' ? p.renamed : p.changed;
 }
 
 const DIFF_BADGE: Record<DiffMark, string> = { added: '+', removed: '−', changed: '~', renamed: '≈', inside: '~' };
@@ -199,6 +200,7 @@ export function drawEdge(doc: Document, e: EdgePath, p: Palette, st: EdgeState, 
   g.appendChild(path);
   if (showLabel && e.label) {
     g.appendChild(text(doc, e.lx, e.ly, e.label, {
+      ...(e.middle ? { 'text-anchor': 'middle' } : {}),
       fill: p.edgeLabel, 'font-size': 10, stroke: p.bg, 'stroke-width': 3, 'paint-order': 'stroke',
       'stroke-linejoin': 'round',
     }));

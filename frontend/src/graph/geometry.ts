@@ -37,8 +37,8 @@ export interface Sizer {
 }
 
 /** The job for the scopes not in the cache; keys of every visible scope. */
-export function buildJob(vis: Visible, dir: Direction, sizer: Sizer, cache: Map<string, ScopeLayout>, id: number):
-  { job: LayoutJob; keyOf: Map<string, string> } {
+export function buildJob(vis: Visible, dir: Direction, sizer: Sizer, cache: Map<string, ScopeLayout>, id: number,
+                         spacing = SPACING): { job: LayoutJob; keyOf: Map<string, string> } {
   const keyOf = new Map<string, string>();
   const scopes: ScopeJob[] = [];
   const inJob = new Set<string>();
@@ -48,7 +48,7 @@ export function buildJob(vis: Visible, dir: Direction, sizer: Sizer, cache: Map<
     const w: number[] = new Array(n); const h: number[] = new Array(n);
     const childKey: (string | null)[] = new Array(n).fill(null);
     const minW: number[] = new Array(n).fill(0);
-    const parts: string[] = [dir, sc.hasIn ? 'i' : '', sc.hasOut ? 'o' : ''];
+    const parts: string[] = [dir, spacing.node + ',' + spacing.rank + ',' + spacing.edge, sc.hasIn ? 'i' : '', sc.hasOut ? 'o' : ''];
     for (let i = 0; i < n; i++) {
       const it = sc.items[i];
       if (vis.scopes.has(it.id)) {
@@ -75,7 +75,7 @@ export function buildJob(vis: Visible, dir: Direction, sizer: Sizer, cache: Map<
     }
     scopes.push({ key, n, w, h, childKey, edges: sc.edges.slice(), hasIn: sc.hasIn, hasOut: sc.hasOut, minW });
   }
-  return { job: { id, dir, scopes, known, pad: PAD, spacing: SPACING }, keyOf };
+  return { job: { id, dir, scopes, known, pad: PAD, spacing }, keyOf };
 }
 
 /** Absolute positions of every visible box and the paths of the visible edges. */
@@ -134,13 +134,15 @@ export function compose(vis: Visible, keyOf: Map<string, string>, cache: Map<str
       if (pts[i] < minX) minX = pts[i]; if (pts[i] > maxX) maxX = pts[i];
       if (pts[i + 1] < minY) minY = pts[i + 1]; if (pts[i + 1] > maxY) maxY = pts[i + 1];
     }
-    const e: EdgePath = { ve, pts, minX, minY, maxX, maxY, label: '', lx: 0, ly: 0 };
+    const e: EdgePath = { ve, pts, minX, minY, maxX, maxY, label: '', lx: 0, ly: 0, middle: dir === 'LR' };
     e.label = label(ve);
-    if (dir === 'TB') { e.lx = lx + 6; e.ly = ly + 3; } else { e.lx = lx + 4; e.ly = ly - 5; }
+    if (dir === 'TB') { e.lx = lx + 6; e.ly = ly + 3; } else { e.lx = lx; e.ly = ly - 5; }
     if (e.label) {
-      // labels count towards the extent (for fit and export)
-      maxX = Math.max(maxX, e.lx + e.label.length * 6);
-      e.maxX = maxX;
+      // labels count towards the extent (culling)
+      const half = e.label.length * 3;
+      e.maxX = Math.max(maxX, e.middle ? e.lx + half : e.lx + 2 * half);
+      e.minX = Math.min(minX, e.middle ? e.lx - half : e.lx);
+      e.minY = Math.min(minY, e.ly - 10);
     }
     edges.push(e);
   }

@@ -8,17 +8,19 @@ import type { Architecture, DiffResponse, NodeChange } from '../types';
 import { GraphModel, GNode, Visible } from './model';
 import type { Direction, ScopeLayout } from './layout';
 import { LATER_MIN_ITEMS, runLayout, warmWorker, workerState, WORKER_MIN_ITEMS } from './layout_client';
-import { buildJob, compose, Geometry } from './geometry';
+import { buildJob, compose, Geometry, SPACING } from './geometry';
 import {
   BoxText, DEFAULT_LABELS, edgeLabel, fmtInt, fmtShort, groupTitle, LABEL_NAMES, LabelOpts,
   layoutBox, Measurer, nodeLines,
 } from './labels';
 import { Renderer } from './render';
 import type { DiffMark, EdgePath, EdgeState, NodeBox, NodeState } from './draw';
+import { diffColor } from './draw';
 import {
   CATEGORY_LABELS, Category, chromeVars, DARK, injectCss, isDarkMode, LIGHT, Palette, watchTheme,
 } from './style';
 import { renderPanel } from './panel';
+import { Minimap } from './minimap';
 import { buildSvg, download, fileBase, svgText, svgToPng } from './export';
 
 export interface GraphViewOptions {
@@ -33,6 +35,10 @@ export interface GraphViewHandle {
   destroy(): void;
   focusNode(id: string): void;
 }
+
+// Start the layout worker as soon as the dashboard loads: its script loads and warms up while the
+// dashboard fetches the runs and the architecture.
+try { warmWorker(); } catch (_) { /* laid out on the main thread then */ }
 
 export function mountGraphView(container: HTMLElement, arch: Architecture, opts: GraphViewOptions = {}): GraphViewHandle {
   const view = new GraphView(container, arch, opts);
@@ -100,6 +106,7 @@ class GraphView {
   private count!: HTMLSpanElement;
   private dirBtn!: HTMLButtonElement;
   private renderer!: Renderer;
+  private minimap!: Minimap;
   private markerBase: string;
 
   constructor(private container: HTMLElement, private arch: Architecture, private opts: GraphViewOptions) {
@@ -119,6 +126,7 @@ class GraphView {
     injectCss(this.doc);
     this.buildDom();
     this.root.setAttribute('data-model-ms', (performance.now() - t0).toFixed(1));
+    this.root.setAttribute('data-mount-at', (performance.timeOrigin + t0).toFixed(1));
     void this.relayout({ fit: true });
   }
 
@@ -279,9 +287,16 @@ class GraphView {
     }, this.markerBase);
     // put the svg beneath the overlays
     this.canvas.insertBefore(this.renderer.svg, this.canvas.firstChild);
+    this.minimap = new Minimap(this.doc, () => this.pal, (wx, wy) => {
+      const { w, h } = this.renderer.size();
+      const k = this.renderer.t.k;
+      this.renderer.setTransform(w / 2 - wx * k, h / 2 - wy * k, k);
+    });
+    this.canvas.appendChild(this.minimap.el);
     this.renderer.onUpdate = () => {
       this.root.setAttribute('data-render-mode', this.renderer.mode);
       this.root.setAttribute('data-zoom', this.renderer.t.k.toFixed(3));
+      this.minimap.draw(this.renderer.worldRect(0));
     };
     this.buildLegend();
     this.bindPointer();
@@ -298,6 +313,7 @@ class GraphView {
       this.pal = p;
       this.applyTheme();
       this.buildLegend();
+      this.minimap.invalidate();
       this.renderer.restyle();
       if (this.selected) this.showPanel();
     }));
@@ -358,8 +374,8 @@ class GraphView {
     }
     if (this.opts.diff && this.opts.side) {
       const marks: [DiffMark, string][] = this.opts.side === 'a'
-        ? [['removed', 'only in A (removed)'], ['changed', 'changed'], ['inside', 'contains changes']]
-        : [['added', 'only in B (added)'], ['changed', 'changed'], ['inside', 'contains changes']];
+        ? [['removed', 'only in A (removed)'], ['changed', 'changed'], ['renamed', 'renamed'], ['inside', 'contains changes']]
+        : [['added', 'only in B (added)'], ['changed', 'changed'], ['renamed', 'renamed'], ['inside', 'contains changes']];
       const t2 = this.h('div', 'avg-lt', 'Compare');
       t2.style.marginTop = '6px';
       lg.appendChild(t2);
@@ -367,7 +383,7 @@ class GraphView {
         const li = this.h('div', 'avg-li');
         const sw = this.h('span', 'avg-sw');
         sw.style.background = 'transparent';
-        sw.style.border = `2px ${mk === 'inside' ? 'dashed' : 'solid'} ${mk === 'added' ? this.pal.added : mk === 'removed' ? this.pal.removed : this.pal.changed}`;
+        sw.style.border = `2px ${mk === 'inside' ? 'dashed' : 'solid'} ${diffColor(this.pal, mk)}`;
         li.append(sw, this.doc.createTextNode(txt));
         lg.appendChild(li);
       }
@@ -471,7 +487,10 @@ class GraphView {
       box: (g: GNode) => { const t = this.boxText(g); return { w: t.w, h: t.h }; },
       groupMinW: (g: GNode) => Math.min(900, Math.ceil(this.measurer.width(groupTitle(g), true)) + 44),
     };
-    const { job, keyOf } = buildJob(vis, this.dir, sizer, this.cache, seq);
+    // left-to-right, the tensor shapes sit between the ranks: give them room
+    const spacing = this.dir === 'LR' && this.labels.edgeShapes ? { ...SPACING, rank: 120 } : SPACING;
+    const { job, keyOf } = buildJob(vis, this.dir, sizer, this.cache, seq, spacing);
+    this.root.setAttribute('data-prepare-ms', (performance.now() - t0).toFixed(1));
     const items = job.scopes.reduce((s, sc) => s + sc.n, 0);
     const slow = this.win.setTimeout(() => this.status_(`Laying out ${fmtInt(items)} nodes…`), 120);
     const anchorBefore = o.anchor ? this.screenBox(o.anchor) : null;
@@ -495,6 +514,7 @@ class GraphView {
     this.vis = vis;
     this.geom = geom;
     this.root.setAttribute('data-layout-ms', result.ms.toFixed(1));
+    this.root.setAttribute('data-layout-wait-ms', (t1 - t0).toFixed(1));
     this.root.setAttribute('data-layout-where', inWorker && workerState() === 'ok' ? 'worker' : 'main');
     this.root.setAttribute('data-layout-items', String(items));
     this.root.setAttribute('data-visible-nodes', String(vis.items.length));
@@ -510,6 +530,7 @@ class GraphView {
       const k = this.renderer.t.k;
       this.renderer.setTransform(anchorBefore.x - b.x * k, anchorBefore.y - b.y * k, k);
     }
+    this.minimap.setGeometry(geom);
     this.renderer.setGeometry(geom);
     if (o.center) this.centerOn(o.center);
     if (this.selected && !geom.byId.has(this.selected)) this.select(null);
@@ -541,7 +562,7 @@ class GraphView {
     const { w, h } = this.renderer.size();
     if (w <= 0 || h <= 0) { this.needsFit = true; return; }
     this.needsFit = false;
-    const fitK = Math.min(w / g.w, h / g.h, 1.5);
+    const fitK = Math.min(w / g.w, h / g.h, 1.2);
     if (forceFit || fitK >= 0.55) { this.fit(); return; }
     // A tall (or long) graph: start readable at its inputs, like a document.
     const tb = this.dir === 'TB';
@@ -567,7 +588,7 @@ class GraphView {
     const { w, h } = this.renderer.size();
     if (w <= 0 || h <= 0) { this.needsFit = true; return; }
     this.needsFit = false;
-    const k = Math.max(0.01, Math.min(w / g.w, h / g.h, 1.5));
+    const k = Math.max(0.01, Math.min(w / g.w, h / g.h, 1.2));
     this.renderer.setTransform((w - g.w * k) / 2, (h - g.h * k) / 2, k);
   }
 
@@ -604,7 +625,7 @@ class GraphView {
     c.addEventListener('pointerdown', (ev) => {
       if (ev.button !== 0) return;
       const target = ev.target as Element;
-      if (target.closest('.avg-legend,.avg-zoom,.avg-status')) return;
+      if (target.closest('.avg-legend,.avg-zoom,.avg-status,.avg-minimap')) return;
       const t = this.renderer.t;
       drag = { x: ev.clientX, y: ev.clientY, tx: t.x, ty: t.y, moved: false, id: ev.pointerId };
       suppressClick = false;
@@ -784,7 +805,7 @@ class GraphView {
     this.labels = { ...this.labels, [key]: on };
     save('labels', this.labels);
     this.texts.clear();
-    if (key === 'edgeShapes') { this.renderer.restyle(); return; }
+    if (key === 'edgeShapes' && this.dir === 'TB') { this.renderer.restyle(); return; }
     void this.relayout({ anchor: this.selected || undefined });
   }
 
@@ -855,7 +876,8 @@ class GraphView {
     if (this.reveal(id)) {
       this.selected = id;
       this.root.setAttribute('data-selected', id);
-      void this.relayout({ center: id }).then(() => { this.showPanel(); this.notifySelect(id); });
+      this.showPanel();   // first, so that centring uses the canvas width left beside the panel
+      void this.relayout({ center: id }).then(() => this.notifySelect(id));
       return;
     }
     this.centerOn(id);

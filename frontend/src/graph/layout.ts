@@ -97,31 +97,41 @@ export function layoutScope(s: ScopeJob, w: number[], h: number[], dir: Directio
   const y = new Array<number>(total).fill(0);
   const routes: number[][] = new Array(ne);
 
-  // Weakly connected components, laid out separately and placed side by side.
+  // Weakly connected components, laid out separately, then packed in rows (shelves): the main
+  // graph first, unconnected pieces (e.g. layers whose connections are unknown) beside and below.
   const comp = components(total, present, s.edges);
-  let cursor = 0;
-  let maxCross = 0;
-  for (const nodes of comp) {
+  const parts = comp.map((nodes) => {
     const edgeIdx: number[] = [];
     const inComp = new Set(nodes);
     for (let e = 0; e < ne; e++) if (inComp.has(s.edges[2 * e])) edgeIdx.push(e);
-    const r = layoutComponent(nodes, edgeIdx, s.edges, W, H, dir, sp);
-    // r gives positions normalised to start at 0,0; shift along the cross axis.
-    const dx = dir === 'TB' ? cursor : 0;
-    const dy = dir === 'TB' ? 0 : cursor;
-    for (const v of nodes) { x[v] = r.x.get(v)! + dx; y[v] = r.y.get(v)! + dy; }
-    for (const e of edgeIdx) {
-      const pts = r.routes.get(e)!;
+    return { nodes, edgeIdx, r: layoutComponent(nodes, edgeIdx, s.edges, W, H, dir, sp) };
+  });
+  const tb = dir === 'TB';
+  const gap = sp.node * 2;
+  const along = (r: CompLayout): number => (tb ? r.w : r.h);   // the packing direction
+  const across = (r: CompLayout): number => (tb ? r.h : r.w);
+  let area = 0; let widest = 0;
+  for (const p of parts) { area += (along(p.r) + gap) * (across(p.r) + gap); widest = Math.max(widest, along(p.r)); }
+  const limit = Math.max(widest, Math.sqrt(area) * 1.6);
+  let cursor = 0; let shelf = 0; let shelfSize = 0; let extent = 0;
+  for (const p of parts) {
+    if (cursor > 0 && cursor + along(p.r) > limit) { shelf += shelfSize + gap; cursor = 0; shelfSize = 0; }
+    const dx = tb ? cursor : shelf;
+    const dy = tb ? shelf : cursor;
+    for (const v of p.nodes) { x[v] = p.r.x.get(v)! + dx; y[v] = p.r.y.get(v)! + dy; }
+    for (const e of p.edgeIdx) {
+      const pts = p.r.routes.get(e)!;
       for (let k = 0; k < pts.length; k += 2) { pts[k] += dx; pts[k + 1] += dy; }
       routes[e] = pts;
     }
-    cursor += (dir === 'TB' ? r.w : r.h) + sp.node * 2;
-    maxCross = Math.max(maxCross, dir === 'TB' ? r.h : r.w);
+    cursor += along(p.r) + gap;
+    extent = Math.max(extent, cursor - gap);
+    shelfSize = Math.max(shelfSize, across(p.r));
   }
   for (let e = 0; e < ne; e++) if (!routes[e]) routes[e] = [];
-  cursor = Math.max(0, cursor - sp.node * 2);
-  const sw = dir === 'TB' ? cursor : maxCross;
-  const sh = dir === 'TB' ? maxCross : cursor;
+  const depth = parts.length ? shelf + shelfSize : 0;
+  const sw = tb ? extent : depth;
+  const sh = tb ? depth : extent;
   return { key: s.key, w: sw, h: sh, x, y, iw: W, ih: H, routes };
 }
 

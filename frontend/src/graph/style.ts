@@ -50,6 +50,7 @@ export interface Palette {
   added: string;
   removed: string;
   changed: string;
+  renamed: string;
   cat: Record<Category, string>;
 }
 
@@ -64,17 +65,19 @@ const DARK_CAT: Record<Category, string> = {
   embedding: '#4fd4e6', recurrent: '#b39dff', math: '#d4d36a', container: '#90a4ae', other: '#a7b6bd',
 };
 
+// Surfaces follow the dashboard's own stylesheet (TensorBoard's #303030 in dark mode); the compare
+// colours are the dashboard's added / removed / changed / renamed line colours.
 export const LIGHT: Palette = {
-  dark: false, bg: '#ffffff', nodeFill: '#ffffff', text: '#202124', text2: '#5f6368',
-  edge: '#9aa0a6', edgeLabel: '#5f6368', groupFill: '#f3f6f9', groupStroke: '#b0bec5',
-  groupHeader: '#e3e9ee', accent: '#f57c00', match: '#fbc02d', trace: '#1e88e5',
-  added: '#2e7d32', removed: '#c62828', changed: '#ef6c00', cat: LIGHT_CAT,
+  dark: false, bg: '#ffffff', nodeFill: '#ffffff', text: '#212121', text2: '#616161',
+  edge: '#9e9e9e', edgeLabel: '#616161', groupFill: '#f5f7f9', groupStroke: '#c3ccd3',
+  groupHeader: '#e6ecf0', accent: '#ef6c00', match: '#00acc1', trace: '#1e88e5',
+  added: '#43a047', removed: '#e53935', changed: '#f9a825', renamed: '#7e57c2', cat: LIGHT_CAT,
 };
 export const DARK: Palette = {
-  dark: true, bg: '#202124', nodeFill: '#2b2c2f', text: '#e8eaed', text2: '#a9adb3',
-  edge: '#80868b', edgeLabel: '#a9adb3', groupFill: '#26282b', groupStroke: '#4f565c',
-  groupHeader: '#33373b', accent: '#ffa040', match: '#ffd54f', trace: '#64b5f6',
-  added: '#66bb6a', removed: '#ef5350', changed: '#ffa726', cat: DARK_CAT,
+  dark: true, bg: '#303030', nodeFill: '#3a3a3a', text: '#e8e8e8', text2: '#b0b0b0',
+  edge: '#8a8a8a', edgeLabel: '#b0b0b0', groupFill: '#363636', groupStroke: '#5a5a5a',
+  groupHeader: '#424242', accent: '#ff9800', match: '#26c6da', trace: '#64b5f6',
+  added: '#66bb6a', removed: '#ef5350', changed: '#fbc02d', renamed: '#9575cd', cat: DARK_CAT,
 };
 
 /** Is TensorBoard in dark mode? (The parent document's body has class "dark-mode".) */
@@ -149,6 +152,8 @@ const CSS = `
 .avg-legend .avg-sw{width:12px;height:12px;border-radius:2px;flex:none}
 .avg-legend .avg-lt{font-weight:600;margin-bottom:3px;display:flex;justify-content:space-between;gap:8px;cursor:pointer}
 .avg-legend.avg-closed .avg-li{display:none}
+.avg-minimap{position:absolute;right:46px;bottom:8px;border:1px solid var(--avg-border);border-radius:3px;z-index:2;
+  cursor:crosshair;box-shadow:0 1px 4px rgba(0,0,0,.2)}
 .avg-zoom{position:absolute;right:8px;bottom:8px;display:flex;flex-direction:column;gap:4px;z-index:2}
 .avg-zoom .avg-btn{width:30px;padding:3px 0;text-align:center}
 .avg-panel{width:340px;flex:none;border-left:1px solid var(--avg-border);background:var(--avg-panel);overflow:auto;padding:10px 12px;
@@ -194,11 +199,11 @@ export function chromeVars(p: Palette): Record<string, string> {
     '--avg-bg': p.bg,
     '--avg-text': p.text,
     '--avg-text2': p.text2,
-    '--avg-panel': p.dark ? '#292a2d' : '#fafbfc',
-    '--avg-border': p.dark ? '#4a4d52' : '#d5d9de',
-    '--avg-btn': p.dark ? '#35363a' : '#ffffff',
-    '--avg-btn-hover': p.dark ? '#44464b' : '#eef1f4',
-    '--avg-btn-on': p.dark ? '#4a3a25' : '#fff1e0',
+    '--avg-panel': p.dark ? '#353535' : '#fafafa',
+    '--avg-border': p.dark ? '#4a4a4a' : '#dcdfe3',
+    '--avg-btn': p.dark ? '#3a3a3a' : '#ffffff',
+    '--avg-btn-hover': p.dark ? '#45484d' : '#eef1f4',
+    '--avg-btn-on': p.dark ? '#4a3b28' : '#fff3e0',
     '--avg-accent': p.accent,
     '--avg-link': p.dark ? '#8ab4f8' : '#1a73e8',
     '--avg-removed': p.removed,
