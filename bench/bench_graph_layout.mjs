@@ -5,7 +5,8 @@
 //
 // ARCH.json files are Architecture JSON documents (bench_graph_render.py writes them to bench/out/).
 // Every figure is one fresh Node process (cold: no JIT warm-up, like a page that lays out once),
-// plus the median of 3 warm repeats in that process. Boxes are 170x70 for every library.
+// plus the median of 3 warm repeats in that process (the view's chunk cache cleared before each).
+// Boxes are 170x70 for every library.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import path from 'node:path';
@@ -25,7 +26,7 @@ async function ensureBundle() {
       contents: `
         export { GraphModel } from ${JSON.stringify(path.join(src, 'model.ts'))};
         export { buildJob } from ${JSON.stringify(path.join(src, 'geometry.ts'))};
-        export { runLayoutJob, layoutScope } from ${JSON.stringify(path.join(src, 'layout.ts'))};
+        export { runLayoutJob, layoutScope, clearLayoutCache } from ${JSON.stringify(path.join(src, 'layout.ts'))};
         export { default as dagre } from '@dagrejs/dagre';
         export { default as ELK } from 'elkjs/lib/elk.bundled.js';`,
       resolveDir: frontend, loader: 'ts',
@@ -58,6 +59,7 @@ async function measure(lib, file) {
   const arch = JSON.parse(fs.readFileSync(file, 'utf8'));
   const g = flat(arch);
   const run = async () => {
+    m.clearLayoutCache();   // warm = compiled code, not remembered layouts
     const t = performance.now();
     if (lib === 'dagre') {
       const gr = new m.dagre.graphlib.Graph({ multigraph: true });

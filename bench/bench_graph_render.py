@@ -270,7 +270,11 @@ def interactions(frame):
         frame.fill("[data-testid=graph-search]", "softmax_300")
         frame.press("[data-testid=graph-search]", "Enter")
     out["search_jump_ms"], _ = _again(frame, search)
+    # the main thread while the whole transformer is laid out: its longest task (Long Tasks API)
+    frame.evaluate("""() => { window.__longest = 0; new PerformanceObserver(l => { for (const e of l.getEntries())
+        window.__longest = Math.max(window.__longest, e.duration); }).observe({type: 'longtask'}); }""")
     out["expand_all_ms"], out["expand_all_where"] = _again(frame, lambda: frame.click("[data-testid=graph-expand-all]"))
+    out["expand_all_longest_task_ms"] = frame.evaluate("window.__longest")
     return out
 
 
@@ -370,8 +374,9 @@ def main() -> int:
         % (ga[-1]["visible"], med(ga, "layout_ms"), med(ga, "view_ms")))
     g = ga[-1]
     log("  GPT-48 interactions (view's own time): expand one block %.0f ms, search + jump %.0f ms, "
-        "expand all %.0f ms (layout in %s)" % (g["expand_block_ms"], g["search_jump_ms"],
-                                              g["expand_all_ms"], g["expand_all_where"]))
+        "expand all %.0f ms (layout in the %s; longest main-thread task meanwhile %.0f ms)"
+        % (g["expand_block_ms"], g["search_jump_ms"], g["expand_all_ms"], g["expand_all_where"],
+           g["expand_all_longest_task_ms"]))
     ok_r = med(ra, "in_tab_ms") <= 1000 and med(ra, "in_tab_ms") <= 0.3 * med(rg, "in_tab_ms")
     ok_g = med(ga, "in_tab_ms") <= 2000
     log("targets: ResNet-152 <= 1 s and <= 0.3x Graphs (in tab): %s; 5,000 nodes <= 2 s: %s"

@@ -182,7 +182,7 @@ class TensorBoard:
             self.proc.wait()
 
 
-# -- the load ----------------------------------------------------------------------------------------
+# -- the load --------------------------------------------------------------------------------------
 
 def request_for(route: str, rng: random.Random, layout: dict) -> str:
     runs = list(layout)

@@ -4,11 +4,23 @@
                   [--filters [LAYER ...]] [--import MODULE]
     archviz summary MODEL_FILE|LOGDIR [--run NAME] [--step N] [--json] [--width N]
 
-Model files: Keras `.keras` and legacy `.h5`; PyTorch full-model files (`torch.save(model)`),
-TorchScript archives (`torch.jit.save`) and `torch.export` programs (`.pt2`). A `.pt2` carries its
-example input; the others need `--input-shape` (batch first; repeat it for several inputs). A
-`state_dict` file holds weights without a structure and is refused with an explanation. Every
-error is one line on stderr and a non-zero exit code, and nothing is written.
+Also `python -m tensorboard_archviz`. Model files: Keras `.keras` and legacy `.h5`; PyTorch
+full-model files (`torch.save(model)`), TorchScript archives (`torch.jit.save`) and `torch.export`
+programs (`.pt2`). A `.pt2` carries its example input; the other PyTorch files need
+`--input-shape` (batch first; repeat it for several inputs). `--import` loads the module that
+defines custom Keras layers or a pickled model's class first.
+
+What is written equals what ArchVizCallback / add_architecture write for the live model: an
+`.h5` gives the identical document; a `.keras` differs only in Keras' variable paths (a loaded
+model creates its variables outside its name scope: `conv2d/kernel`, not `lenet/conv2d/kernel`);
+`.pt2` and TorchScript files are read by `extract.torch_saved`, whose docstring lists the few
+fields they cannot carry (module configs of a `.pt2`, functional ops' ATen arguments).
+
+Every error is one line on stderr (`archviz: error: ...`), exit code 1, and nothing is written:
+a missing file, an unknown format, a `state_dict` (weights without a structure), a custom layer
+or a pickled class that cannot be loaded here, an input that does not fit the model, a logdir
+without architectures, several runs without `--run`. Local logdirs are read with TensorBoard's
+TF-free file reader (no TensorFlow import).
 """
 
 from __future__ import annotations
@@ -97,6 +109,13 @@ def _import_modules(names: Optional[Sequence[str]]) -> None:
                 module = importlib.util.module_from_spec(spec)
                 sys.modules[spec.name] = module
                 spec.loader.exec_module(module)
+                # a model pickled by a script names its class __main__.Name: offer the
+                # script's classes there too (its `if __name__ == "__main__":` part never runs)
+                main = sys.modules.get("__main__")
+                for key, value in vars(module).items():
+                    if isinstance(value, type) and value.__module__ == spec.name \
+                            and main is not None and not hasattr(main, key):
+                        setattr(main, key, value)
             else:
                 importlib.import_module(name)
         except Exception as e:  # noqa: BLE001 - any import failure is the user's to fix
@@ -277,12 +296,16 @@ def _load_full_pickle(path: str) -> Any:
         else:
             m = re.search(r"No module named '([^']+)'", text)
             what = "module %s" % m.group(1) if m else text
+        if "__main__" in what:
+            how = ("it was defined in the script that saved the model: pass --import "
+                   "path/to/that_script.py")
+        else:
+            how = ("run archviz from the directory of the module that defines it, or pass "
+                   "--import MODULE")
         raise CliError(
-            "%s pickles the model's class (%s), which cannot be imported here%s. Run archviz "
-            "from the directory of the module that defines the class, pass --import MODULE, "
-            "or save the model with torch.export (a .pt2 file needs no Python class)"
-            % (path, what, " (it was defined in the script that saved it)"
-               if "__main__" in what else "")) from None
+            "%s pickles the model's class (%s), which cannot be imported here: %s, or save the "
+            "model with torch.export (a .pt2 file needs no Python class)" % (path, what, how)
+        ) from None
     except Exception as e:  # noqa: BLE001
         raise CliError("%s: not a loadable PyTorch file (%s: %s)"
                        % (path, type(e).__name__, _one_line(e))) from None
@@ -345,9 +368,9 @@ def extract_file(path: str, input_shapes: Optional[List[Tuple[int, ...]]] = None
 # reading a logdir (through TensorBoard's own data provider, like the plugin)
 
 def _avoid_tensorflow(logdir: str) -> None:
-    """Read local logdirs with TensorBoard's TF-free I/O (tensorboard's `notf` switch): importing
-    TensorFlow takes seconds and is not needed. Remote paths (gs://, s3://) keep TF's file
-    systems, and nothing changes when TensorFlow is already imported."""
+    """Read local logdirs with TensorBoard's TF-free I/O (tensorboard's `notf` switch) in this
+    command's process: importing TensorFlow takes seconds and is not needed. Remote paths
+    (gs://, s3://) keep TF's file systems; nothing changes once TensorFlow is imported."""
     if "://" in logdir or "tensorflow" in sys.modules \
             or "tensorboard.compat.notf" in sys.modules:
         return
@@ -357,7 +380,6 @@ def _avoid_tensorflow(logdir: str) -> None:
 def open_logdir(logdir: str):
     """(ArchVizPlugin, RequestContext) over `logdir`, read with TensorBoard's event multiplexer
     and data provider (the legacy loader) — the same code paths the plugin's routes use."""
-    _avoid_tensorflow(logdir)
     from tensorboard import context as tb_context
     from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
     from tensorboard.plugins import base_plugin
@@ -625,6 +647,7 @@ def cmd_summary(args) -> int:
     if os.path.isdir(args.source):
         if args.input_shape:
             raise CliError("--input-shape is for model files, not logdirs")
+        _avoid_tensorflow(args.source)  # this process only reads event files
         _, _, arch = architecture_from_logdir(args.source, args.run, args.step)
     else:
         if args.run is not None or args.step is not None:

@@ -16,6 +16,7 @@ through the matching. The result is the JSON of the ``diff`` route (see http_api
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -25,6 +26,7 @@ MAX_DP_CELLS = 1_500_000
 _SUFFIX = re.compile(r"_\d+$")
 
 
+@functools.lru_cache(maxsize=65536)  # called for every cell of the alignment: ids repeat
 def _base_name(node_id: str) -> str:
     parts = node_id.split("/")
     return "/".join(_SUFFIX.sub("", p) for p in parts)

@@ -173,6 +173,9 @@ class ArchVizPlugin(base_plugin.TBPlugin):
         self._arch_cache: "collections.OrderedDict[Tuple, schema.Architecture]" = (
             collections.OrderedDict())
         self._cache_lock = threading.Lock()
+        # (experiment, run) -> ((max_step, max_wall_time), steps, errors) for the runs route, so
+        # that listing runs does not transfer every architecture again while nothing changed.
+        self._steps_cache: Dict[Tuple, Tuple] = {}
 
     # -- TBPlugin interface --------------------------------------------------------------------
     def get_plugin_apps(self):
@@ -318,17 +321,11 @@ class ArchVizPlugin(base_plugin.TBPlugin):
             ctx, experiment_id=eid, plugin_name=metadata.PLUGIN_NAME)
         runs: Dict[str, Dict[str, Any]] = {}
         for run, tags in tensors.items():
-            if metadata.ARCHITECTURE_TAG not in tags:
+            series = tags.get(metadata.ARCHITECTURE_TAG)
+            if series is None:
                 continue
-            info = {"steps": [], "filter_layers": [], "errors": []}
-            try:
-                datums = self._architecture_series(ctx, eid, run)
-                info["steps"] = sorted({d.step for d in datums})
-            except RequestError as e:  # this run's data cannot be decoded: say so, list the rest
-                info["errors"].append(e.message)
-            except tb_errors.PublicError as e:
-                info["errors"].append(str(e))
-            runs[run] = info
+            runs[run] = {"filter_layers": []}
+            runs[run]["steps"], runs[run]["errors"] = self._run_steps(ctx, eid, run, series)
         for run, tags in blobs.items():
             layers = sorted(filter(None, (metadata.layer_from_filters_tag(t) for t in tags)))
             if not layers:
@@ -336,6 +333,26 @@ class ArchVizPlugin(base_plugin.TBPlugin):
             info = runs.setdefault(run, {"steps": [], "filter_layers": [], "errors": []})
             info["filter_layers"] = layers
         return _json_response(request, runs)
+
+    def _run_steps(self, ctx, eid, run: str, series) -> Tuple[List[int], List[str]]:
+        """(steps, errors) of a run's architecture series; recomputed only when the series'
+        last step or wall time changed (new data always moves them)."""
+        mark = (getattr(series, "max_step", None), getattr(series, "max_wall_time", None))
+        with self._cache_lock:
+            cached = self._steps_cache.get((eid, run))
+        if cached is not None and mark[0] is not None and cached[0] == mark:
+            return list(cached[1]), list(cached[2])
+        steps: List[int] = []
+        errors: List[str] = []
+        try:
+            steps = sorted({d.step for d in self._architecture_series(ctx, eid, run)})
+        except RequestError as e:  # this run's data cannot be decoded: say so, list the rest
+            errors.append(e.message)
+        except tb_errors.PublicError as e:
+            errors.append(str(e))
+        with self._cache_lock:
+            self._steps_cache[(eid, run)] = (mark, steps, errors)
+        return list(steps), list(errors)
 
     @_json_route
     def _serve_architecture(self, request):

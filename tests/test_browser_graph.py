@@ -137,6 +137,19 @@ def deep_arch() -> schema.Architecture:
     return arch_of("deep", nodes, edges, ["input"], ["head"])
 
 
+def edited_nested_arch() -> schema.Architecture:
+    """nested_arch with encoder/dense widened to 128 and a Dropout added before the head."""
+    a = nested_arch()
+    dense = a.node("encoder/dense")
+    dense.output_shapes, dense.params, dense.config = [[None, 128]], {"trainable": 4224, "non_trainable": 0}, {"units": 128}
+    dense_1 = a.node("encoder/dense_1")
+    dense_1.input_shapes, dense_1.params = [[None, 128]], {"trainable": 8256, "non_trainable": 0}
+    a.nodes.insert(4, node("dropout", "Dropout", out=[[None, 64]], inp=[[None, 64]]))
+    a.edges = [e for e in a.edges if e.target != XSS] + [schema.Edge("encoder/dense_1", "dropout", [None, 64]),
+                                                        schema.Edge("dropout", XSS, [None, 64])]
+    return arch_of("nested", a.nodes, [(e.source, e.target, e.shape) for e in a.edges], ["input"], [XSS])
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     logdir = tmp_path_factory.mktemp("logs_graph")
@@ -146,10 +159,13 @@ def server(tmp_path_factory):
         w.add_architecture(nested_arch(), step=0)
     with ArchVizWriter(str(logdir / "deep")) as w:
         w.add_architecture(deep_arch(), step=0)
+    with ArchVizWriter(str(logdir / "edited")) as w:
+        w.add_architecture(edited_nested_arch(), step=0)
     with run_tensorboard(logdir) as url:
         wait_for_run(url, "lenet", filter_layers=1)
         wait_for_run(url, "nested")
         wait_for_run(url, "deep")
+        wait_for_run(url, "edited")
         yield url
 
 
@@ -381,3 +397,23 @@ def test_trace_keyboard_and_dark_theme(server, page):
     if shots:
         os.makedirs(shots, exist_ok=True)
         page.screenshot(path=os.path.join(shots, "graph_dark.png"))
+
+
+def test_compare_mode_marks_added_changed_and_removed(server, page):
+    frame = open_archviz(page, server)
+    frame.click("xpath=//button[normalize-space(.)='Compare']")
+    for side, run in (("A", "nested"), ("B", "edited")):
+        frame.select_option("select[data-picker=run%s]" % side, run)
+    frame.wait_for_function("document.querySelector('select[data-picker=runB]').value === 'edited'")
+    frame.click("xpath=//button[normalize-space(.)='Graphs']")
+    frame.wait_for_function("document.querySelectorAll('[data-testid=graph-view][data-render-complete=\"1\"]').length === 2")
+    marks = frame.evaluate("""() => [...document.querySelectorAll('[data-testid=graph-view]')].map(v =>
+        Object.fromEntries([...v.querySelectorAll('[data-testid=graph-node]')].map(g => [g.dataset.id, g.dataset.diff || null])))""")
+    a, b = marks
+    assert a == {"input": None, "encoder/dense": "changed", "encoder/dense_1": "changed", XSS: None}
+    assert b == {"input": None, "encoder/dense": "changed", "encoder/dense_1": "changed", "dropout": "added", XSS: None}
+    # the connection A had and B has not is drawn as removed on A's side, the new ones as added on B's
+    removed = frame.evaluate("""() => [...document.querySelectorAll('[data-testid=graph-view]')[0]
+        .querySelectorAll('[data-testid=graph-edge] path')].filter(p => p.getAttribute('marker-end').endsWith('-r)'))
+        .map(p => p.parentNode.dataset.target)""")
+    assert removed == [XSS]

@@ -136,7 +136,8 @@ def server(tmp_path_factory):
         f.truncate(size + (os.path.getsize(path) - size) // 2)
     with ArchVizWriter(str(logdir / "bad_png")) as w:
         w.add_architecture(conv_arch(), step=0)
-        w.add_summary(raw(metadata.filters_tag("conv2d"), metadata.create_filters_metadata("conv2d"),
+        w.add_summary(raw(metadata.filters_tag("conv2d"),
+                          metadata.create_filters_metadata("conv2d"),
                           tensor_util.make_tensor_proto(np.array(
                               [b"\x89PNG\r\n\x1a\nnot really", json.dumps(tiles).encode()],
                               dtype=object))), 0)
@@ -235,6 +236,7 @@ def test_broken_runs_show_a_clear_message_and_good_runs_still_work(server, page,
                                       "os => os.map(o => o.value)") == ["0"]
     # the good run, after all of that
     select_run(frame, "good")
+    frame.wait_for_function("document.querySelector('.av-totals').innerText.includes('convnet')")
     frame.wait_for_selector('.av-table tr.row[data-id="dense"]')
     assert frame.inner_text("[data-total=total]") == "27,090"
     assert frame.locator(".av-table tr.row").count() == 4
@@ -294,7 +296,8 @@ def test_graph_search_and_detail_panel_show_hostile_strings_as_text(server, page
     frame.locator(".av-table tr.row").nth(1).click()   # selected in the table ...
     frame.click("button[data-view=graph]")             # ... and focused in the graph
     frame.wait_for_selector('[data-testid=graph-view][data-render-complete="1"]')
-    panel = frame.wait_for_selector("[data-testid=graph-detail]:has([data-testid=graph-detail-title])")
+    panel = frame.wait_for_selector(
+        "[data-testid=graph-detail]:has([data-testid=graph-detail-title])")
     assert frame.inner_text("[data-testid=graph-detail-title]") == LAYER_XSS
     panel_text = panel.inner_text()
     for s in (CLASS_XSS, CONFIG_XSS, ACT_XSS, DTYPE_XSS):

@@ -256,11 +256,13 @@ def test_runs_lists_every_run_with_what_is_readable(server):
     ({"run": "truncated_then_new", "step": "2"}, 200, None),
     ({"run": "garbage_mid", "step": "5"}, 404, "available steps: [0]"),
     ({"run": "bad_tensor_content"}, 422,
-     "the architecture data of run 'bad_tensor_content' cannot be decoded: ValueError: buffer size"),
+     "the architecture data of run 'bad_tensor_content' cannot be decoded: "
+     "ValueError: buffer size"),
     ({"run": "empty_string_tensor"}, 422,
      "the architecture data of run 'empty_string_tensor' cannot be decoded: ValueError"),
     ({"run": "arch_rank1"}, 422,
-     "architecture of run 'arch_rank1' step 0 is not a scalar string tensor (dtype object, shape (2,))"),
+     "architecture of run 'arch_rank1' step 0 is not a scalar string tensor "
+     "(dtype object, shape (2,))"),
     ({"run": "arch_int"}, 422,
      "architecture of run 'arch_int' step 0 is not a scalar string tensor (dtype int64, shape ())"),
     ({"run": "arch_not_utf8"}, 422, "architecture of run 'arch_not_utf8' step 0 is unreadable: "

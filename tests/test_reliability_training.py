@@ -232,7 +232,8 @@ READONLY_SCRIPT = textwrap.dedent("""
 
     logging.getLogger("tensorboard_archviz").addHandler(Capture())
     model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
-                              keras.layers.Dense(8, name="dense"), keras.layers.Dense(10, name="out")])
+                              keras.layers.Dense(8, name="dense"),
+                              keras.layers.Dense(10, name="out")])
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     rng = np.random.default_rng(0)
     x, y = rng.random((64, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 64)

@@ -121,6 +121,26 @@ def test_module_list_and_multihead_attention_in_pt2(tmp_path):
     assert got.node("layers.0.self_attn").input_shapes == [[5, 2, 32]]
 
 
+@pytest.mark.parametrize("flavour", SCRIPT_FLAVOURS)
+def test_torchscript_transformer_with_control_flow(flavour, tmp_path):
+    """A scripted nn.TransformerEncoder runs its layers inside `if`s (fast-path checks): the
+    graph is specialised to the branches the input takes, so every layer is found."""
+    torch.manual_seed(0)
+    model, x = tm.transformer_encoder().eval(), torch.randn(5, 2, 32)
+    ref = extract_torch(model, x)
+    path = str(tmp_path / "enc.pt")
+    scripted = torch.jit.script(model) if flavour == "script" else \
+        torch.jit.trace(model, x, strict=False)
+    torch.jit.save(scripted, path)
+    got = extract_torchscript(torch.jit.load(path), x)
+    assert got.node_ids() == ref.node_ids() and got.edges == ref.edges
+    assert got.to_dict()["model"] == ref.to_dict()["model"]
+    for r, g in zip(ref.nodes, got.nodes):
+        if r.class_name != "MultiheadAttention":  # q, k, v: one tensor, one input here
+            assert (g.input_shapes, g.output_shapes, g.params, g.macs) == \
+                (r.input_shapes, r.output_shapes, r.params, r.macs), r.id
+
+
 def test_inputs_that_do_not_fit(tmp_path):
     model, x = _model("small_resnet")
     path = str(tmp_path / "r.pt2")

@@ -14,9 +14,10 @@ original model, from one real run on the example input:
   ones ``extract_torch`` gives. Module order is ``named_modules()`` order
   (``program.module_call_graph``).
 * ``extract_torchscript(module, input_to_model)`` — the inlined TorchScript graph, whose nodes
-  carry their module hierarchy, is run once with every intermediate value returned, which gives
-  real shapes. Classes, params, buffers and (for scripted, not traced, modules) configs come from
-  the ScriptModule itself.
+  carry their module hierarchy, is first specialised to the input (every ``if`` replaced by the
+  branch this input takes, so module calls inside branches become visible), then run once with
+  every intermediate value returned, which gives real shapes. Classes, params, buffers and (for
+  scripted, not traced, modules) configs come from the ScriptModule itself.
 
 What differs from ``extract_torch`` on the original model (documented, tested):
 
@@ -29,9 +30,10 @@ What differs from ``extract_torch`` on the original model (documented, tested):
   class for it; ``class_known`` extra false). Functional ops that run as several ATen ops with no
   Python origin recorded are named after the first ATen op (TorchScript: ``F.dropout2d`` ->
   ``feature_dropout``).
+* A tensor passed several times to one module call (``attn(x, x, x)``) is one input of it.
 * TorchScript: two back-to-back calls of one leaf module (``m(m(x))``) count as one call, and a
-  container's repeated calls are merged; operations inside ``if``/``loop`` blocks are seen as
-  one node named after the block's first ATen op.
+  container's repeated calls are merged; a scripted ``for`` loop that is not unrolled (over a
+  range, not a ModuleList) is one node named after its first ATen op.
 
 ``arch.extra["extraction"]`` is ``{"method": "torch.export" | "torchscript", "reason": ...}``.
 """
@@ -654,18 +656,11 @@ def _ts_keep(node) -> List[int]:
             if o.type().kind() not in _SCALAR_KINDS and j not in maybe_unset]
 
 
-def _ts_probe(module: Any, args: tuple) -> Tuple[Any, Dict[Tuple[int, int], Any]]:
-    """Run an inlined copy of forward that also returns every top-level value worth observing:
-    (the real output, {(node index, output index): object})."""
-    graph = module.inlined_graph
-    keep, keys = [], []
-    for i, n in enumerate(graph.nodes()):
-        outs = list(n.outputs())
-        for j in _ts_keep(n):
-            keep.append(outs[j])
-            keys.append((i, j))
+def _ts_run(module: Any, graph, extra: List[Any], args: tuple) -> Tuple[Any, List[Any]]:
+    """Run `graph` (a copy: it is changed) on `args`, also returning the `extra` values (values
+    of that same graph): (the real output, [object per extra value])."""
     originals = list(graph.outputs())
-    every = originals + keep
+    every = originals + list(extra)
     tup = graph.create("prim::TupleConstruct", every)
     tup.output().setType(torch._C.TupleType([v.type() for v in every]))
     graph.appendNode(tup)
@@ -675,7 +670,41 @@ def _ts_probe(module: Any, args: tuple) -> Tuple[Any, Dict[Tuple[int, int], Any]
     fn = torch._C._create_function_from_graph("archviz_probe", graph)
     result = fn(module._c, *args)
     out = result[0] if len(originals) == 1 else tuple(result[:len(originals)])
-    return out, dict(zip(keys, result[len(originals):]))
+    return out, list(result[len(originals):])
+
+
+def _ts_specialize(module: Any, graph, args: tuple, rounds: int = 12) -> None:
+    """Replace every top-level ``if`` by the branch this input takes (in place), round after
+    round, so that the module calls inside branches (e.g. nn.TransformerEncoder's fast-path
+    checks around its layers) become visible. The graph then describes this very run."""
+    for _ in range(rounds):
+        ifs = [n for n in graph.nodes() if n.kind() == "prim::If"]
+        if not ifs:
+            return
+        copy = graph.copy()
+        copy_ifs = [n for n in copy.nodes() if n.kind() == "prim::If"]
+        _, conds = _ts_run(module, copy, [n.inputsAt(0) for n in copy_ifs], args)
+        for n, taken in zip(ifs, conds):
+            block = list(n.blocks())[0 if bool(taken) else 1]
+            for inner in list(block.nodes()):
+                inner.moveBefore(n)
+            for out, value in zip(list(n.outputs()), list(block.outputs())):
+                out.replaceAllUsesWith(value)
+            n.destroy()
+
+
+def _ts_probe(module: Any, graph, args: tuple) -> Tuple[Any, Dict[Tuple[int, int], Any]]:
+    """Every top-level value worth observing, from one run of a copy of `graph`:
+    (the real output, {(node index, output index): object})."""
+    copy = graph.copy()
+    keep, keys = [], []
+    for i, n in enumerate(copy.nodes()):
+        outs = list(n.outputs())
+        for j in _ts_keep(n):
+            keep.append(outs[j])
+            keys.append((i, j))
+    out, objects = _ts_run(module, copy, keep, args)
+    return out, dict(zip(keys, objects))
 
 
 def extract_torchscript(module: Any, input_to_model: Any) -> schema.Architecture:
@@ -721,7 +750,9 @@ def extract_torchscript(module: Any, input_to_model: Any) -> schema.Architecture
     try:
         module.eval()
         with torch.no_grad():
-            output, observed = _ts_probe(module, args)
+            graph = module.inlined_graph
+            _ts_specialize(module, graph, args)
+            output, observed = _ts_probe(module, graph, args)
     except Exception as e:  # noqa: BLE001 - TorchScript raises torch.jit.Error / RuntimeError
         raise ExtractionError("the TorchScript module %s failed on the input (shapes %s): %s"
                               % (getattr(module, "original_name", "?"),
@@ -731,7 +762,6 @@ def extract_torchscript(module: Any, input_to_model: Any) -> schema.Architecture
         for m, flag in training:
             m.train(flag)
 
-    graph = module.inlined_graph  # a fresh copy with the same node order as the probe's
     key_of: Dict[int, Any] = {}
     values: Dict[Any, Any] = {}
     for k, (v, a) in enumerate(zip(list(graph.inputs())[1:], args)):

@@ -76,10 +76,11 @@ class Options:
     crop: str = "auto"                   # "auto": tiles show the objective's receptive field
                                          # when it is smaller than the image; "off"
     jitter: Optional[int] = None         # px at the optimisation scale; None: ~4 % of the side
+                                         # (1 for the pixel-parametrised first layer)
     transforms: str = "auto"             # "auto" (scale/rotate when >= 64 px) | "on" | "off"
     upsample_tiny: bool = True           # optimise inputs <= 32 px at 2x
     seed: int = 0
-    chunk_size: Optional[int] = None     # images per batch; None: measured (see choose_chunk)
+    chunk_size: Optional[int] = None     # images per batch; None: measured (see run_in_chunks)
     memory_mb: float = 1024.0            # memory budget of one batch
     margin: int = 2                      # px between tiles in the PNG
     tile_min: int = 64                   # tiny images are upscaled (nearest) to at least this

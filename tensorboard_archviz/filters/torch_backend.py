@@ -149,7 +149,8 @@ def _probe(model, example, targets: Dict[str, Any]) -> Dict[str, Dict[str, Any]]
     for name in targets:
         if name not in info or "out_shape" not in info[name]:
             info[name] = {"error": "the model's forward pass did not reach this layer%s"
-                          % (" (it raised %s: %s)" % (type(error).__name__, error) if error else "")}
+                          % (" (it raised %s: %s)" % (type(error).__name__, str(error)[:300])
+                             if error else "")}
     info["__first_conv__"] = state["first_conv"]
     return info
 
@@ -344,6 +345,14 @@ def make_grids(model, layers: Optional[Sequence[str]] = None, *,
 
     if not isinstance(model, nn.Module):
         raise TypeError("make_grids expects a torch.nn.Module, got %s" % type(model).__name__)
+    # Node ids as in the architecture: look through (Distributed)DataParallel and torch.compile.
+    while True:
+        if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            model = model.module
+        elif type(model).__name__ == "OptimizedModule" and hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            break
     opts = core.resolve_options(options)
     budget = core.Budget(time_budget, log)
     targets = select_layers(model, layers, budget.log)

@@ -69,6 +69,7 @@ export function drawNode(doc: Document, b: NodeBox, p: Palette, st: NodeState): 
   g.setAttribute('data-id', b.g.id);
   g.setAttribute('data-testid', b.g.isGroup ? 'graph-group-collapsed' : 'graph-node');
   if (st.dim) g.setAttribute('opacity', '0.22');
+  if (st.diff) g.setAttribute('data-diff', st.diff);
   const color = p.cat[b.g.cat];
   const tt = el(doc, 'title', {});
   tt.textContent = String(b.g.raw.name ?? b.g.id) + ' (' + String(b.g.raw.class_name ?? '') + ')';

@@ -434,10 +434,18 @@ class GraphView {
     };
   }
 
+  private matchRepsFor: [Visible | null, Set<string> | null] = [null, null];
+  private matchRepsSet = new Set<string>();
+
+  /** Is a search match hidden inside this collapsed container? */
   private hiddenMatch(g: GNode): boolean {
     if (!this.matchIds.size || !this.vis) return false;
-    for (const id of this.matchIds) if (this.vis.rep.get(id) === g) return true;
-    return false;
+    if (this.matchRepsFor[0] !== this.vis || this.matchRepsFor[1] !== this.matchIds) {
+      this.matchRepsSet = new Set();
+      for (const id of this.matchIds) { const r = this.vis.rep.get(id); if (r) this.matchRepsSet.add(r.id); }
+      this.matchRepsFor = [this.vis, this.matchIds];
+    }
+    return this.matchRepsSet.has(g.id);
   }
 
   private edgeState(e: EdgePath): EdgeState {
@@ -704,9 +712,9 @@ class GraphView {
       const t = ev.target as HTMLElement | null;
       const inField = !!t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.tagName === 'SELECT' || t.isContentEditable);
       if (inField) return;
-      // only when the graph view has the focus, or nothing in particular does
+      // not when another graph view (compare mode) has the focus
       const active = this.doc.activeElement;
-      if (active && active !== this.doc.body && !this.root.contains(active)) return;
+      if (active && active.closest('.avg-root') && !this.root.contains(active)) return;
       if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
       const k = ev.key;
       const step = ev.shiftKey ? 200 : 60;
@@ -949,7 +957,7 @@ class GraphView {
     this.search.value = '';
     this.lastQuery = '';
     this.matches = [];
-    this.matchIds.clear();
+    this.matchIds = new Set();
     this.matchIdx = -1;
     this.count.textContent = '';
     this.results.textContent = '';
@@ -1007,4 +1015,3 @@ class GraphView {
   }
 }
 
-export { GraphModel } from './model';

@@ -168,7 +168,8 @@ export function layoutBox(lines: Line[], m: Measurer, extraW = 0): BoxText {
     w = Math.max(w, m.width(text, !!l.bold));
     return { ...l, text };
   });
-  const bw = Math.min(BOX.maxW, Math.max(BOX.minW, Math.ceil(w + 2 * BOX.padX + BOX.stripe + extraW)));
+  // widths in steps of 8 px: boxes of the same shape lay out the same (cached per chunk)
+  const bw = Math.min(BOX.maxW, Math.max(BOX.minW, Math.ceil((w + 2 * BOX.padX + BOX.stripe + extraW) / 8) * 8));
   const bh = BOX.head + Math.max(0, out.length - 1) * BOX.line + BOX.padBottom;
   return { lines: out, w: bw, h: bh };
 }
