@@ -2,7 +2,7 @@
 (both loaders) -> the plugin's routes -> the Arch Viz tab in a real Chromium."""
 
 import os
-import re
+import sys
 import urllib.parse
 
 import numpy as np
@@ -11,24 +11,11 @@ import pytest
 from conftest import PLUGIN, get_json, open_archviz, run_tensorboard, wait_for_run
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demo"))
 
 LENET_PARAMS = [("conv2d", 520), ("max_pooling2d", 0), ("conv2d_1", 25050),
                 ("max_pooling2d_1", 0), ("flatten", 0), ("dense", 500 * 2450 + 500),
                 ("dense_1", 5010)]
-
-
-def build_lenet(keras):
-    layers = keras.layers
-    return keras.Sequential([
-        keras.Input((28, 28, 1)),
-        layers.Conv2D(20, 5, padding="same", activation="relu", name="conv2d"),
-        layers.MaxPooling2D(2, name="max_pooling2d"),
-        layers.Conv2D(50, 5, padding="same", activation="relu", name="conv2d_1"),
-        layers.MaxPooling2D(2, name="max_pooling2d_1"),
-        layers.Flatten(name="flatten"),
-        layers.Dense(500, activation="relu", name="dense"),
-        layers.Dense(10, activation="softmax", name="dense_1"),
-    ], name="lenet")
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +28,9 @@ def logdir(tmp_path_factory):
     rng = np.random.default_rng(0)
     x = rng.random((64, 28, 28, 1), dtype=np.float32)
     y = rng.integers(0, 10, 64)
-    model = build_lenet(keras)
+    from keras_models import build_lenet
+
+    model = build_lenet()
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, epochs=2, batch_size=32, verbose=0,
               callbacks=[ArchVizCallback(log_dir=str(root / "lenet")),
