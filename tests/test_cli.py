@@ -333,8 +333,10 @@ def test_write_errors_write_nothing(request, name, env, args, message):
     if name == "unknown_format":
         (root / "foo.txt").write_text("not a model")
     logdir = "L_" + name
-    # Keras files load on any backend; torch's starts faster than TensorFlow
-    rc, out, err = run_cli(args + ["--logdir", logdir], root, keras_backend="torch",
+    # a .keras file loads on any backend, and torch's starts faster than TensorFlow (Keras'
+    # legacy .h5 loader imports TensorFlow whatever the backend)
+    backend = "tensorflow" if name.endswith("h5") else "torch"
+    rc, out, err = run_cli(args + ["--logdir", logdir], root, keras_backend=backend,
                            pythonpath=() if name == "class_not_importable" else (TESTS,))
     assert rc == 1 and out == ""
     assert re.fullmatch("archviz: error: " + message, error_line(err)), error_line(err)
@@ -370,6 +372,74 @@ def test_summary_errors(keras_written, tmp_path):
             (args, error_line(err))
     assert sorted(os.listdir(tmp_path / "scalars" / "run1")) == before
     assert sorted(os.listdir(root / "B")) == ["h5", "keras"]
+
+
+MY_LAYERS = """
+import keras
+
+
+@keras.saving.register_keras_serializable(package="my_layers")
+class Scale(keras.layers.Layer):
+    def __init__(self, factor=2.0, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def call(self, x):
+        return x * self.factor
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+"""
+
+TRAIN_SCRIPT = """
+import torch
+from torch import nn
+
+
+class Net(nn.Module):  # pickled as __main__.Net by `python train.py`
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+if __name__ == "__main__":
+    torch.save(Net(), "net.pt")
+"""
+
+
+def test_import_option_loads_custom_classes(tmp_path):
+    """--import makes a registered custom Keras layer, and a model class pickled from a
+    script's __main__, loadable; without it, the error says to use it."""
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "my_layers.py").write_text(MY_LAYERS)
+    (tmp_path / "train.py").write_text(TRAIN_SCRIPT)
+    code = ("import keras, my_layers\n"
+            "keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name='d'), "
+            "my_layers.Scale(name='scale')], name='custom').save('custom.keras')\n")
+    env = cli_env((str(tmp_path / "lib"),), "torch")
+    for cmd in ([sys.executable, "-c", code], [sys.executable, "train.py"]):
+        subprocess.run(cmd, cwd=str(tmp_path), env=env, check=True, capture_output=True)
+
+    rc, out, err = run_cli(["summary", "custom.keras", "--json"], tmp_path, keras_backend="torch")
+    assert rc == 1 and "custom class 'my_layers>Scale'" in error_line(err)
+    rc, out, err = run_cli(["summary", "custom.keras", "--json", "--import",
+                            "lib/my_layers.py"], tmp_path, keras_backend="torch")
+    assert rc == 0, err
+    arch = json.loads(out)
+    assert [(n["id"], n["class_name"]) for n in arch["nodes"]] == [
+        ("input_layer", "InputLayer"), ("d", "Dense"), ("scale", "Scale")]
+
+    rc, out, err = run_cli(["summary", "net.pt", "--input-shape", "1,4"], tmp_path)
+    assert rc == 1 and re.search(r"pickles the model's class \(__main__\.Net\).*--import "
+                                 r"path/to/that_script\.py", error_line(err))
+    rc, out, err = run_cli(["summary", "net.pt", "--input-shape", "1,4", "--import", "train.py",
+                            "--width", 80], tmp_path)
+    assert rc == 0, err
+    assert re.search(r"^fc \(Linear\) +\(1, 2\) +10 +10 +x$", out, re.M), out
+    assert not os.path.exists(tmp_path / "net2.pt")  # the script's __main__ part never ran
 
 
 def test_usage_and_help(tmp_path):

@@ -432,7 +432,8 @@ def test_keyboard_interrupt_half_way_through_a_record(tmp_path):
 
 # -- the PyTorch helpers raise to the caller -----------------------------------------------------
 
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402  (after the Keras tests' imports: TensorFlow first, then torch)
+
 nn = torch.nn
 
 
