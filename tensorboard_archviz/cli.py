@@ -170,11 +170,15 @@ def load_keras(path: str, unsafe: bool = False):
             re.search(r"Unknown (?:layer|object|class|activation|loss|metric)[^:]*: '([^']+)'",
                       text)
         if found:
+            name = "'%s'" % found.group(1)
+            reg = re.search(r"'registered_name': '([^']+)'", text[found.end():])
+            if reg and reg.group(1) != found.group(1):
+                name += " (registered as '%s')" % reg.group(1)
             raise CliError(
-                "%s: the model uses the custom class %r, which cannot be deserialised here (it "
-                "is not registered in this process). Pass --import MODULE with the module that "
-                "defines it (decorated with @keras.saving.register_keras_serializable()), or "
-                "write the architecture from Python with ArchVizCallback" % (path, found.group(1))
+                "%s: the model uses the custom class %s, which cannot be deserialised here "
+                "(it is not registered in this process). Pass --import MODULE with the module "
+                "that defines it (decorated with @keras.saving.register_keras_serializable()), "
+                "or write the architecture from Python with ArchVizCallback" % (path, name)
             ) from None
         if "safe_mode" in text:
             raise CliError("%s: the model holds a Lambda layer (Python code inside the file), "

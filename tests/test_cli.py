@@ -424,7 +424,8 @@ def test_import_option_loads_custom_classes(tmp_path):
         subprocess.run(cmd, cwd=str(tmp_path), env=env, check=True, capture_output=True)
 
     rc, out, err = run_cli(["summary", "custom.keras", "--json"], tmp_path, keras_backend="torch")
-    assert rc == 1 and "custom class 'my_layers>Scale'" in error_line(err)
+    assert rc == 1 and "custom class 'Scale' (registered as 'my_layers>Scale')" in \
+        error_line(err)
     rc, out, err = run_cli(["summary", "custom.keras", "--json", "--import",
                             "lib/my_layers.py"], tmp_path, keras_backend="torch")
     assert rc == 0, err

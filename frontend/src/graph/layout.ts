@@ -328,8 +328,6 @@ interface ChunkResult { x: number[]; y: number[]; routes: number[][] }
 // Chunks of the same shape (sizes and edges) get the same layout: ResNet's identity blocks, a
 // transformer's layers. Kept across jobs (the worker lives as long as the page).
 const chunkCache = new Map<string, ChunkResult>();
-export const chunkStats = { dagre: 0, cached: 0 };
-
 /** Forget the cached chunk layouts (benchmarks: measure the layout itself). */
 export function clearLayoutCache(): void {
   chunkCache.clear();
@@ -339,8 +337,7 @@ export function clearLayoutCache(): void {
 function chunkLayout(w: number[], h: number[], edges: number[], dir: Direction, sp: Sp): ChunkResult {
   const key = dir + sp.node + ',' + sp.rank + ',' + sp.edge + '|' + w.join(',') + '|' + h.join(',') + '|' + edges.join(',');
   const hit = chunkCache.get(key);
-  if (hit) { chunkStats.cached++; return hit; }
-  chunkStats.dagre++;
+  if (hit) return hit;
   const g = new dagre.graphlib.Graph({ multigraph: true });
   g.setGraph({ rankdir: dir, nodesep: sp.node, ranksep: sp.rank, edgesep: sp.edge, marginx: 0, marginy: 0 });
   for (let i = 0; i < w.length; i++) g.setNode(String(i), { width: w[i], height: h[i] });

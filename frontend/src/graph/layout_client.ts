@@ -56,10 +56,6 @@ export function workerState(): 'ok' | 'broken' | 'idle' {
   return broken ? 'broken' : worker ? 'ok' : 'idle';
 }
 
-export function jobItems(job: LayoutJob): number {
-  return job.scopes.reduce((s, sc) => s + sc.n, 0);
-}
-
 /** Lay out a job, in the worker when asked to (and it runs), else on this thread. */
 export function runLayout(job: LayoutJob, inWorker: boolean): Promise<LayoutResult> {
   const w = inWorker ? warmWorker() : null;
