@@ -295,8 +295,9 @@ def _load_full_pickle(path: str) -> Any:
     except (ModuleNotFoundError, AttributeError, ImportError) as e:
         text = str(e)
         m = re.search(r"Can't get attribute '([^']+)' on <module '([^']+)'", text)
-        if m:
-            what = "%s.%s" % (m.group(2), m.group(1))
+        if m:  # under `python -m tensorboard_archviz`, __main__ is tensorboard_archviz.__main__
+            module = "__main__" if m.group(2).endswith("__main__") else m.group(2)
+            what = "%s.%s" % (module, m.group(1))
         else:
             m = re.search(r"No module named '([^']+)'", text)
             what = "module %s" % m.group(1) if m else text
