@@ -73,3 +73,16 @@ def keras_hand_model():
 
 
 THRESHOLD = 0.9
+
+
+def assert_recovers_hand_kernels(images: np.ndarray) -> None:
+    """Image i of the first layer's grid matches hand-set kernel i above THRESHOLD (which random
+    noise does not reach) and better than any other kernel."""
+    kernels = hand_kernels()
+    for i, k in enumerate(kernels):
+        img = images[i, :, :, 0]
+        own = ncc_max(img, k)
+        noise = noise_baseline(k)
+        assert noise < THRESHOLD < own, (i, noise, own)
+        others = [ncc_max(img, kk) for j, kk in enumerate(kernels) if j != i]
+        assert own > max(others) + 0.1, (i, own, others)

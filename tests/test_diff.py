@@ -1,6 +1,5 @@
 """Diff engine on hand-built architectures (fast, no framework)."""
 
-import pytest
 
 from tensorboard_archviz import diff, schema
 

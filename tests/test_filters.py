@@ -11,7 +11,7 @@ import copy
 import numpy as np
 import pytest
 
-from filters_helpers import THRESHOLD, hand_kernels, ncc_max, noise_baseline, png_image
+from filters_helpers import assert_recovers_hand_kernels, hand_kernels, png_image
 from tensorboard_archviz.filters import core, grid
 
 torch = pytest.importorskip("torch")
@@ -173,14 +173,7 @@ def test_torch_recovers_hand_set_kernels(hand_run):
     _, _, results, _ = hand_run
     first = results[0]
     assert first.node_id == "0" and first.tiles["parametrization"] == "pixel"
-    kernels = hand_kernels()
-    for i, k in enumerate(kernels):
-        img = first.images[i, :, :, 0]
-        own = ncc_max(img, k)
-        noise = noise_baseline(k)
-        assert noise < THRESHOLD < own, (i, noise, own)
-        others = [ncc_max(img, kk) for j, kk in enumerate(kernels) if j != i]
-        assert own > max(others) + 0.1, (i, own, others)
+    assert_recovers_hand_kernels(first.images)
 
 
 def test_torch_dead_filter_range_png_and_order(hand_run):

@@ -5,7 +5,6 @@ import os
 import signal
 import time
 
-import pytest
 
 from conftest import PLUGIN, free_port, get_json, open_archviz, wait_for_run
 

@@ -5,7 +5,7 @@ import urllib.parse
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conftest import PLUGIN, get_json, http_get, run_tensorboard, wait_for_run
+from conftest import PLUGIN, http_get, run_tensorboard, wait_for_run
 from tensorboard_archviz import summary
 from test_plugin_routes import TILES, png_bytes, small_arch
 

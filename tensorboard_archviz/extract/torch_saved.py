@@ -484,7 +484,6 @@ def extract_exported_program(program: Any, input_to_model: Any = None) -> schema
     inputs = _input_list(arg_names, args, kwargs, set(modules))
     gnodes: List[_GNode] = []
     values: Dict[Any, Any] = {}
-    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
 
     def path_of(n) -> List[Tuple[str, str]]:
         out = []
