@@ -1,0 +1,59 @@
+"""Diff engine on architectures extracted from real Keras and PyTorch models."""
+
+import numpy as np
+
+
+def test_torch_vs_torch_width_and_inserted_layer():
+    import torch
+    from torch import nn
+
+    from tensorboard_archviz.diff import diff_architectures
+    from tensorboard_archviz.extract.torch import extract_torch
+
+    def mlp(hidden, dropout=False):
+        layers = [nn.Flatten(), nn.Linear(784, hidden), nn.ReLU()]
+        if dropout:
+            layers.append(nn.Dropout(0.1))
+        layers += [nn.Linear(hidden, 10)]
+        return nn.Sequential(*layers)
+
+    x = torch.randn(1, 1, 28, 28)
+    a = extract_torch(mlp(512), x)
+    assert diff_architectures(a, extract_torch(mlp(512), x))["identical"] is True
+    d = diff_architectures(a, extract_torch(mlp(256), x))
+    fields = {c["id_a"]: c["fields"] for c in d["changed"]}
+    assert set(fields) == {"1", "2", "3"}  # both Linear layers and the ReLU's shapes
+    assert fields["1"]["params.trainable"] == {"a": 401920, "b": 200960}
+    assert fields["1"]["config.out_features"] == {"a": 512, "b": 256}
+    assert d["totals"]["total_params"] == {"a": 407050, "b": 203530, "delta": -203520}
+    # Inserting a Dropout renumbers the last Linear ("3" -> "4"): matched by structure.
+    d = diff_architectures(a, extract_torch(mlp(512, dropout=True), x))
+    assert d["added"] == ["3"] and d["removed"] == [] and d["changed"] == []
+    assert d["renamed"] == [{"id_a": "3", "id_b": "4"}]
+    assert d["summary"] == "+1 layer"
+
+
+def test_keras_second_session_names_and_unfreeze():
+    import keras
+
+    from tensorboard_archviz.diff import diff_architectures
+    from tensorboard_archviz.extract.keras import extract_keras
+
+    def build():  # automatic names: dense_N, with N different in each "session"
+        return keras.Sequential([keras.Input((8,)), keras.layers.Dense(16),
+                                 keras.layers.Dense(4)])
+
+    first, second = build(), build()
+    a, b = extract_keras(first), extract_keras(second)
+    assert [n.id for n in a.nodes] != [n.id for n in b.nodes]
+    d = diff_architectures(a, b)
+    assert d["identical"] is True and d["added"] == d["removed"] == []
+    assert [r["id_b"] for r in d["renamed"]] == [n.id for n in b.nodes]  # input + 2 Dense
+    second.layers[0].trainable = False
+    d = diff_architectures(a, extract_keras(second))
+    [change] = d["changed"]
+    assert change["fields"]["trainable"] == {"a": "trainable", "b": "frozen"}
+    assert change["fields"]["params.non_trainable"] == {"a": 0, "b": 144}
+    assert d["highlights"] == ["%s frozen" % second.layers[0].name,
+                               "trainable params 212 \u2192 68"]
+    assert np.isclose(d["totals"]["trainable_params"]["delta"], -144)
