@@ -140,15 +140,22 @@ def page(browser):
         context.close()
 
 
-def open_archviz(page, url):
-    """Open the Arch Viz tab like a user does; returns the frame of the plugin's iframe."""
+def open_archviz(page, url, timeout=60):
+    """Open the Arch Viz tab like a user does; returns the frame of the plugin's iframe.
+
+    Waits with Playwright's own timer (so frame events are processed meanwhile) and reloads the
+    page once if TensorBoard has not created the plugin's iframe halfway through the timeout.
+    """
     page.goto(url + "/#archviz")
-    page.wait_for_selector("iframe", state="attached")
-    deadline = time.time() + 30
+    deadline = time.time() + timeout
+    reloaded = False
     while time.time() < deadline:
         for frame in page.frames:
             if "plugin_entry.html" in frame.url and "archviz" in frame.url:
                 return frame
-        time.sleep(0.2)
+        if not reloaded and time.time() > deadline - timeout / 2:
+            reloaded = True
+            page.reload()
+        page.wait_for_timeout(200)
     raise AssertionError("the Arch Viz iframe did not load; frames: %r"
                          % [f.url for f in page.frames])

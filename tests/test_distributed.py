@@ -96,6 +96,9 @@ def test_ddp_only_rank_zero_writes_one_architecture(tmp_path):
     import torch_models as tm
 
     logdir = tmp_path / "logs"
+    # tensorboardX checks-then-creates the directory: two ranks racing there can fail with
+    # FileExistsError inside tensorboardX itself, so the directory exists before they start.
+    logdir.mkdir()
     port = free_port()
     results = run_ranks(DDP_SCRIPT, [(0, port, logdir), (1, port, logdir)])
     expected_params = sum(p.numel() for p in tm.SmallResNet().parameters())

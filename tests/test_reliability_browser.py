@@ -251,7 +251,8 @@ def test_grid_that_is_not_a_png_shows_a_message(server, page, dialogs):
     err = frame.wait_for_selector(".av-filters .av-msg.error")
     text = err.inner_text()
     assert "Could not load the filters of “conv2d”" in text
-    assert "the grid image could not be loaded" in text
+    # the route's own reason, not a generic "could not be loaded"
+    assert "is not a PNG image" in text and "bad_png" in text
     assert frame.locator(".av-tile").count() == 0
     select_run(frame, "good")   # the good run's grid still renders, every tile
     frame.wait_for_function("document.querySelectorAll('.av-tile').length === 4")

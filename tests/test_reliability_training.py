@@ -154,7 +154,7 @@ def test_layer_whose_shape_inference_raises(tmp_path, caplog):
 
 
 def test_model_with_zero_parameters(tmp_path, caplog):
-    model = keras.Sequential([keras.Input((10,)), layers.Activation("softmax", name="softmax")],
+    model = keras.Sequential([keras.Input((10,), name="input_layer"), layers.Activation("softmax", name="softmax")],
                              name="zero")
     model.compile("adam", "categorical_crossentropy")
     x, labels = data(shape=(10,))

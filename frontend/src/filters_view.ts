@@ -22,13 +22,31 @@ export function tileRect(resp: FiltersResponse, t: FilterTile, imgW: number, img
   return { x: offX + t.col * (ts + m), y: offY + t.row * (ts + m), w: ts, h: ts };
 }
 
-function loadImage(url: string): Promise<HTMLImageElement> {
-  return new Promise((resolve, reject) => {
-    const img = new Image();
-    img.onload = () => resolve(img);
-    img.onerror = () => reject(new Error('the grid image could not be loaded'));
-    img.src = url; // relative URL from the route: resolves against the plugin's <base>
-  });
+/** Loads the grid PNG; when the route refuses it, the error says why (its JSON `error`). */
+async function loadImage(url: string): Promise<HTMLImageElement> {
+  const resp = await fetch(url); // relative URL from the route: resolves against the plugin's <base>
+  if (!resp.ok) {
+    let message = `the grid image could not be loaded (HTTP ${resp.status})`;
+    try {
+      const body = await resp.json();
+      if (body && typeof body.error === 'string') message = body.error;
+    } catch {
+      // not JSON: keep the generic message
+    }
+    throw new Error(message);
+  }
+  const objectUrl = URL.createObjectURL(await resp.blob());
+  try {
+    return await new Promise((resolve, reject) => {
+      const img = new Image();
+      img.onload = () => resolve(img);
+      img.onerror = () => reject(new Error('the grid image is not a readable PNG'));
+      img.src = objectUrl;
+    });
+  } finally {
+    // The decoded image stays usable for drawing after the URL is revoked.
+    setTimeout(() => URL.revokeObjectURL(objectUrl), 0);
+  }
 }
 
 export function mountFiltersView(container: HTMLElement, ctx: ViewContext): View {
