@@ -25,6 +25,7 @@ from conftest import PLUGIN, get_json, open_archviz, run_tensorboard, wait_for_r
 from tensorboard_archviz import schema
 from tensorboard_archviz.summary import ArchVizWriter
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 XSS = "<img src=x onerror=alert(1)>"
 HTML_CFG = "<b>bold</b><script>alert(2)</script>"
 G = "[data-testid=graph-view]"
@@ -38,16 +39,9 @@ LENET_SCRIPT = textwrap.dedent("""
     from PIL import Image
     from tensorboard_archviz.extract.keras import extract_keras
     from tensorboard_archviz.summary import ArchVizWriter
-    model = keras.Sequential([
-        keras.Input((28, 28, 1)),
-        keras.layers.Conv2D(20, 5, padding="same", activation="relu"),
-        keras.layers.MaxPooling2D(2),
-        keras.layers.Conv2D(50, 5, padding="same", activation="relu"),
-        keras.layers.MaxPooling2D(2),
-        keras.layers.Flatten(),
-        keras.layers.Dense(500, activation="relu"),
-        keras.layers.Dense(10, activation="softmax"),
-    ], name="lenet")
+    sys.path.insert(0, os.path.join(os.environ["ARCHVIZ_REPO"], "demo"))
+    from keras_models import build_lenet
+    model = build_lenet()
     arch = extract_keras(model)
     conv = next(n.id for n in arch.nodes if n.class_name == "Conv2D")
     buf = io.BytesIO()
@@ -154,6 +148,7 @@ def edited_nested_arch() -> schema.Architecture:
 def server(tmp_path_factory):
     logdir = tmp_path_factory.mktemp("logs_graph")
     subprocess.run([sys.executable, "-c", LENET_SCRIPT, str(logdir / "lenet")], check=True,
+                   env=dict(os.environ, ARCHVIZ_REPO=REPO),
                    timeout=300)
     with ArchVizWriter(str(logdir / "nested")) as w:
         w.add_architecture(nested_arch(), step=0)

@@ -20,6 +20,7 @@ from conftest import open_archviz, run_tensorboard, wait_for_run
 from tensorboard_archviz import metadata, schema
 from tensorboard_archviz.summary import ArchVizWriter
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 XSS = "<img src=x onerror=alert(1)>"
 HTML_RUN = "<i>html-run</i>"
 
@@ -30,16 +31,9 @@ LENET_SCRIPT = textwrap.dedent("""
     import keras
     from tensorboard_archviz.extract.keras import extract_keras
     from tensorboard_archviz.summary import ArchVizWriter
-    model = keras.Sequential([
-        keras.Input((28, 28, 1)),
-        keras.layers.Conv2D(20, 5, padding="same", activation="relu"),
-        keras.layers.MaxPooling2D(2),
-        keras.layers.Conv2D(50, 5, padding="same", activation="relu"),
-        keras.layers.MaxPooling2D(2),
-        keras.layers.Flatten(),
-        keras.layers.Dense(500, activation="relu"),
-        keras.layers.Dense(10, activation="softmax"),
-    ], name="lenet")
+    sys.path.insert(0, os.path.join(os.environ["ARCHVIZ_REPO"], "demo"))
+    from keras_models import build_lenet
+    model = build_lenet()
     with ArchVizWriter(sys.argv[1]) as w:
         w.add_architecture(extract_keras(model), step=0)
 """)
@@ -107,6 +101,7 @@ def screenshot_dir(tmp_path) -> str:
 def server(tmp_path_factory):
     logdir = tmp_path_factory.mktemp("logs_table")
     subprocess.run([sys.executable, "-c", LENET_SCRIPT, str(logdir / "lenet")], check=True,
+                   env=dict(os.environ, ARCHVIZ_REPO=REPO),
                    timeout=300)
     with ArchVizWriter(str(logdir / "nested")) as w:
         w.add_architecture(nested_arch(), step=0)
