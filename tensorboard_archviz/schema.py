@@ -1,9 +1,25 @@
 """The framework-neutral Architecture: dataclasses, JSON (de)serialisation, validation, migrations.
 
 The JSON form is the contract between the writers (Keras callback, PyTorch helpers), the plugin
-routes and the dashboard; see DESIGN.md ("Architecture JSON", schema_version 1). Reading
+routes, the CLI and the dashboard. Reading (`from_json` / `from_dict`) migrates an older document,
 validates every field and names the bad one in a `SchemaError`; unknown keys are kept (in
 `extra`) so newer writers can add keys without breaking older readers.
+
+schema_version 2 adds these optional keys (kept in the `extra` dicts of the dataclasses, validated
+on read):
+
+- node `macs` (int | null): multiply-accumulates PER EXAMPLE in the convention `MACS_CONVENTION`;
+  node `macs_reason` (str): why `macs` is null (or, on a container, that it is a lower bound);
+  node `memory`: {"params_bytes": int, "output_bytes": int | null} (output per example; optional
+  "buffers_bytes": int, and on containers "activations_bytes": int | null).
+- model `macs` (int), `macs_complete` (bool), `macs_convention` (str), `batch_size` (int | null),
+  `memory`: {"params_bytes": int, "buffers_bytes": int, "activations_bytes": int | null}.
+- `extraction`: an object {"method": str, ...} (schema 1 Keras documents had a string).
+
+Container sums and model totals are computed in one place: `tensorboard_archviz.totals`.
+A schema 1 document is migrated: its `model.macs_convention` becomes `MACS_CONVENTION_V1` (its
+numbers stay as they were: views mark them as not comparable) and a string `extraction` becomes
+{"method": string} (with the Keras `extraction_detail` as "reason").
 """
 
 from __future__ import annotations
@@ -12,8 +28,16 @@ import dataclasses
 import json
 from typing import Any, Callable, Dict, List, Optional
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FRAMEWORKS = ("keras", "torch")
+
+# The one MACs convention of schema_version 2 (identical for every framework).
+MACS_CONVENTION = (
+    "multiply-accumulates per example (batch 1): convolutions, matrix products at every "
+    "position, attention QK^T and AV, recurrent cells per step; elementwise work not counted")
+# What a migrated schema 1 document says about its figures.
+MACS_CONVENTION_V1 = ("old convention (schema 1): Keras per example, PyTorch per example batch; "
+                      "not comparable")
 
 Shape = List[Optional[int]]
 
@@ -161,8 +185,30 @@ def to_json(arch: Architecture, **kwargs: Any) -> str:
 # ---------------------------------------------------------------------------------------------
 # from JSON: migrations, then validation
 
+def _migrate_1_to_2(data: Dict[str, Any]) -> Dict[str, Any]:
+    """Schema 1 -> 2: mark the MACs as the old convention; `extraction` becomes an object.
+
+    The numbers are left as they were (Keras ones were per example, PyTorch ones per example
+    batch): views show them marked as not comparable instead of converting them.
+    """
+    data = dict(data)
+    model = data.get("model")
+    if isinstance(model, dict):
+        model = dict(model)
+        model["macs_convention"] = MACS_CONVENTION_V1
+        data["model"] = model
+    extraction = data.get("extraction")
+    if isinstance(extraction, str):
+        obj: Dict[str, Any] = {"method": extraction}
+        detail = data.pop("extraction_detail", None)
+        if isinstance(detail, str):
+            obj["reason"] = detail
+        data["extraction"] = obj
+    return data
+
+
 # MIGRATIONS[v] turns a document of schema_version v into one of version v + 1.
-MIGRATIONS: Dict[int, Callable[[Dict[str, Any]], Dict[str, Any]]] = {}
+MIGRATIONS: Dict[int, Callable[[Dict[str, Any]], Dict[str, Any]]] = {1: _migrate_1_to_2}
 
 
 def migrate(data: Dict[str, Any]) -> Dict[str, Any]:
@@ -225,6 +271,60 @@ def _shapes(v: Any, where: str) -> Optional[List[Optional[Shape]]]:
     return [_shape(s, "%s[%d]" % (where, i)) for i, s in enumerate(v)]
 
 
+def _opt_count(d: Dict[str, Any], key: str, where: str, nullable: bool = False) -> None:
+    """An optional non-negative integer key (``nullable``: null allowed)."""
+    if key not in d or (nullable and d[key] is None):
+        return
+    v = d[key]
+    _expect(_is_int(v) and v >= 0, "%s.%s" % (where, key),
+            "expected a non-negative integer%s, got %r" % (" or null" if nullable else "", v))
+
+
+def _check_memory(d: Dict[str, Any], where: str, required: tuple, nullable: tuple) -> None:
+    if "memory" not in d:
+        return
+    mem = d["memory"]
+    where = where + ".memory"
+    _expect(isinstance(mem, dict), where, "expected an object, got %r" % (mem,))
+    for key in required:
+        _expect(key in mem, "%s.%s" % (where, key), "missing")
+    for key in set(mem) & set(required + nullable + ("buffers_bytes", "activations_bytes")):
+        _opt_count(mem, key, where, nullable=key in nullable)
+
+
+def _check_node_v2(d: Dict[str, Any], where: str) -> None:
+    """The optional schema 2 keys of a node: macs_reason, memory."""
+    if "macs_reason" in d:
+        _expect(isinstance(d["macs_reason"], str), where + ".macs_reason",
+                "expected a string, got %r" % (d["macs_reason"],))
+    _check_memory(d, where, ("params_bytes", "output_bytes"),
+                  ("output_bytes", "activations_bytes"))
+
+
+def _check_model_v2(model: Dict[str, Any]) -> None:
+    """The optional schema 2 keys of the model: MACs totals, convention, batch size, memory."""
+    _opt_count(model, "macs", "model", nullable=True)
+    if "macs_complete" in model:
+        _expect(isinstance(model["macs_complete"], bool), "model.macs_complete",
+                "expected true or false, got %r" % (model["macs_complete"],))
+    if "macs_convention" in model:
+        _str(model, "macs_convention", "model")
+    if model.get("batch_size") is not None:
+        v = model["batch_size"]
+        _expect(_is_int(v) and v >= 1, "model.batch_size",
+                "expected a positive integer or null, got %r" % (v,))
+    _check_memory(model, "model", ("params_bytes", "buffers_bytes", "activations_bytes"),
+                  ("activations_bytes",))
+
+
+def _check_extraction(data: Dict[str, Any]) -> None:
+    if "extraction" not in data:
+        return
+    ex = data["extraction"]
+    _expect(isinstance(ex, dict), "extraction", "expected an object, got %r" % (ex,))
+    _str(ex, "method", "extraction")
+
+
 def _rest(d: Dict[str, Any], known: tuple) -> Dict[str, Any]:
     return {k: v for k, v in d.items() if k not in known}
 
@@ -244,6 +344,7 @@ def _node_from_dict(d: Any, where: str) -> Node:
             "expected a non-negative integer or null, got %r" % (macs,))
     node_id = _str(d, "id", where)
     _expect(node_id != "", where + ".id", "must not be empty")
+    _check_node_v2(d, where)
     return Node(
         id=node_id,
         name=_str(d, "name", where),
@@ -261,15 +362,10 @@ def _node_from_dict(d: Any, where: str) -> Node:
     )
 
 
-def from_dict(data: Any) -> Architecture:
-    """Validate (after migrating) a decoded JSON document and build an Architecture."""
-    _expect(isinstance(data, dict), "<root>", "expected a JSON object")
-    data = migrate(dict(data))
-    fw = _str(data, "framework", "<root>")
-    _expect(fw in FRAMEWORKS, "framework", "expected one of %s, got %r" % (FRAMEWORKS, fw))
-    model = data.get("model")
+def _model_from_dict(model: Any) -> ModelInfo:
     _expect(isinstance(model, dict), "model", "expected an object")
-    info = ModelInfo(
+    _check_model_v2(model)
+    return ModelInfo(
         name=_str(model, "name", "model"),
         class_name=_str(model, "class_name", "model"),
         total_params=_count(model, "total_params", "model"),
@@ -278,7 +374,9 @@ def from_dict(data: Any) -> Architecture:
         extra=_rest(model, ("name", "class_name", "total_params", "trainable_params",
                             "non_trainable_params")),
     )
-    raw_nodes = data.get("nodes")
+
+
+def _nodes_from_dict(raw_nodes: Any) -> List[Node]:
     _expect(isinstance(raw_nodes, list), "nodes", "expected a list")
     nodes = [_node_from_dict(n, "nodes[%d]" % i) for i, n in enumerate(raw_nodes)]
     ids = set()
@@ -288,7 +386,10 @@ def from_dict(data: Any) -> Architecture:
     for i, n in enumerate(nodes):
         _expect(n.parent is None or n.parent in ids, "nodes[%d].parent" % i,
                 "unknown node id %r" % n.parent)
-    raw_edges = data.get("edges")
+    return nodes
+
+
+def _edges_from_dict(raw_edges: Any, ids: set) -> List[Edge]:
     _expect(isinstance(raw_edges, list), "edges", "expected a list")
     edges = []
     for i, e in enumerate(raw_edges):
@@ -301,6 +402,20 @@ def from_dict(data: Any) -> Architecture:
         edges.append(Edge(source=e["source"], target=e["target"],
                           shape=_shape(e.get("shape"), where + ".shape"),
                           extra=_rest(e, ("source", "target", "shape"))))
+    return edges
+
+
+def from_dict(data: Any) -> Architecture:
+    """Validate (after migrating) a decoded JSON document and build an Architecture."""
+    _expect(isinstance(data, dict), "<root>", "expected a JSON object")
+    data = migrate(dict(data))
+    fw = _str(data, "framework", "<root>")
+    _expect(fw in FRAMEWORKS, "framework", "expected one of %s, got %r" % (FRAMEWORKS, fw))
+    _check_extraction(data)
+    info = _model_from_dict(data.get("model"))
+    nodes = _nodes_from_dict(data.get("nodes"))
+    ids = {n.id for n in nodes}
+    edges = _edges_from_dict(data.get("edges"), ids)
     io = {}
     for key in ("inputs", "outputs"):
         v = data.get(key, [])
@@ -330,8 +445,3 @@ def from_json(text: Any) -> Architecture:
     except (TypeError, ValueError) as e:
         raise SchemaError("<root>: not valid JSON (%s)" % e) from None
     return from_dict(data)
-
-
-def validate(data: Any) -> Dict[str, Any]:
-    """Validate a dict against the schema; returns the normalised (migrated) dict."""
-    return to_dict(from_dict(data))

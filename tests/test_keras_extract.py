@@ -50,7 +50,7 @@ def warnings_of(caplog):
 def test_lenet_reference_numbers_shapes_edges_macs():
     arch = roundtrip(extract_keras(build_lenet()))
     assert arch.framework == "keras" and arch.framework_version == keras.__version__
-    assert arch.extra["extraction"] == "sequential_graph"
+    assert arch.extra["extraction"]["method"] == "sequential_graph"
     ids = ["input_layer", "conv2d", "max_pooling2d", "conv2d_1", "max_pooling2d_1", "flatten",
            "dense", "dense_1"]
     assert arch.node_ids() == ids
@@ -159,7 +159,7 @@ def two_input_model():
 def test_functional_two_inputs_shared_layer_nested_models():
     model = two_input_model()
     arch = roundtrip(extract_keras(model))
-    assert arch.extra["extraction"] == "functional_graph"
+    assert arch.extra["extraction"]["method"] == "functional_graph"
     op = [n for n in arch.nodes if n.extra.get("operation")]
     assert len(op) == 1 and op[0].class_name == "Add"
     op_id = op[0].id
@@ -262,7 +262,7 @@ def test_subclassed_model_symbolic_trace():
     before = [(len(l._inbound_nodes), len(l._outbound_nodes)) for l in sub]
     arch = roundtrip(extract_keras(model))
     assert [(len(l._inbound_nodes), len(l._outbound_nodes)) for l in sub] == before
-    assert arch.extra["extraction"] == "symbolic_trace"
+    assert arch.extra["extraction"]["method"] == "symbolic_trace"
     add = [n.id for n in arch.nodes if n.extra.get("operation")]
     assert add == ["add"]
     assert edge_set(arch) == {
@@ -298,8 +298,8 @@ def test_subclassed_untraceable_falls_back_to_tracked_layers(caplog):
     assert model.built
     with caplog.at_level(logging.INFO, logger=LOGGER):
         arch = roundtrip(extract_keras(model))
-    assert arch.extra["extraction"] == "tracked_layers"
-    assert "symbolic trace of call() failed" in arch.extra["extraction_detail"]
+    assert arch.extra["extraction"]["method"] == "tracked_layers"
+    assert "symbolic trace of call() failed" in arch.extra["extraction"]["reason"]
     assert arch.node_ids() == ["n1", "n2"] and arch.edges == []
     assert arch.node("n1").input_shapes == [[None, 6]]
     assert arch.node("n1").output_shapes == [[None, 4]]
@@ -322,7 +322,7 @@ def test_layer_without_shape_appears_with_reason_sequential(caplog):
     model(np.zeros((2, 4), dtype="float32"))
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         arch = roundtrip(extract_keras(model))
-    assert arch.extra["extraction"] == "sequential_layers"
+    assert arch.extra["extraction"]["method"] == "sequential_layers"
     bad = arch.node("noshape")
     assert bad.output_shapes is None and bad.input_shapes == [[None, 8]]
     assert "no shape inference here" in bad.extra["reason"]

@@ -50,7 +50,7 @@ def test_lazy_public_names():
 
 @pytest.mark.parametrize("mutate,field", [
     (lambda d: d.update(schema_version="1"), "schema_version"),
-    (lambda d: d.update(schema_version=2), "schema_version: 2 is newer"),
+    (lambda d: d.update(schema_version=schema.SCHEMA_VERSION + 1), "schema_version: 3 is newer"),
     (lambda d: d.update(framework="jax"), "framework"),
     (lambda d: d["model"].update(total_params=-1), "model.total_params"),
     (lambda d: d["nodes"][1].update(parent="ghost"), "nodes[1].parent"),
@@ -83,6 +83,6 @@ def test_schema_keeps_unknown_keys_and_migrates(monkeypatch):
         schema.from_dict(data)
     monkeypatch.setitem(schema.MIGRATIONS, 0, lambda d: dict(d, inputs=["a"]))
     arch = schema.from_dict(data)
-    assert arch.schema_version == 1 and arch.inputs == ["a"]
+    assert arch.schema_version == schema.SCHEMA_VERSION and arch.inputs == ["a"]
     out = arch.to_dict()
     assert out["model"]["future"] == 1 and out["nodes"][0]["new_key"] == [1]

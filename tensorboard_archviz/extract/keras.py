@@ -631,9 +631,10 @@ class _Extractor:
                 info.extra["optimizer_params"] = _count(opt.variables)
             except Exception:  # noqa: BLE001 - optional information
                 pass
-        extra: Dict[str, Any] = {"extraction": self.method, "backend": keras.backend.backend()}
+        extraction: Dict[str, Any] = {"method": self.method}
         if self.detail:
-            extra["extraction_detail"] = self.detail
+            extraction["reason"] = self.detail
+        extra: Dict[str, Any] = {"extraction": extraction, "backend": keras.backend.backend()}
         return schema.Architecture(
             framework="keras", framework_version=keras.__version__, model=info,
             inputs=inputs, outputs=outputs, nodes=list(self.nodes.values()),
