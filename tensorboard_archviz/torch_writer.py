@@ -43,14 +43,12 @@ def _is_rank_zero() -> bool:
 
 
 def _unwrap(model: Any) -> Any:
-    """The module inside ``DataParallel`` / ``DistributedDataParallel`` wrappers (as the
-    extractor does): layer names without the ``module.`` prefix, and no DDP forward (whose buffer
-    broadcast would wait for ranks that never call it)."""
-    import torch.nn as nn
+    """The module inside ``DataParallel`` / ``DistributedDataParallel`` / ``torch.compile``
+    wrappers (as the extractor does): layer names without the ``module.`` prefix, and no DDP
+    forward (whose buffer broadcast would wait for ranks that never call it)."""
+    from tensorboard_archviz.extract.torch_graph import unwrap
 
-    while isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
-        model = model.module
-    return model
+    return unwrap(model)
 
 
 def _is_tensorboardx(obj: Any) -> bool:

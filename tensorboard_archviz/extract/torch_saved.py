@@ -41,31 +41,22 @@ What differs from ``extract_torch`` on the original model (documented, tested):
 from __future__ import annotations
 
 import dataclasses
+import operator
 import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from tensorboard_archviz import schema
-from tensorboard_archviz.extract import torch as _tx
-from tensorboard_archviz.extract.torch import ExtractionError
+from tensorboard_archviz.extract import torch_graph as tg
+from tensorboard_archviz.extract.torch_graph import ExtractionError, ForwardFailed, ModuleInfo
+from tensorboard_archviz.util import one_line, product
 
 __all__ = ["extract_exported_program", "extract_torchscript"]
 
 
 # ---------------------------------------------------------------------------------------------
 # the framework-neutral middle: modules, graph nodes, values
-
-@dataclasses.dataclass
-class _Mod:
-    qualname: str
-    class_name: str
-    params: List[Tuple[str, List[int], bool]] = dataclasses.field(default_factory=list)  # own
-    buffers: List[Dict[str, Any]] = dataclasses.field(default_factory=list)  # own
-    config: Dict[str, Any] = dataclasses.field(default_factory=dict)
-    leaf: bool = True
-    class_known: bool = True
-
 
 @dataclasses.dataclass
 class _GNode:
@@ -85,14 +76,14 @@ def _short_class(path: str) -> str:
     return path.rsplit(".", 1)[-1] if path else "Module"
 
 
-def _mark_leaves(modules: Dict[str, _Mod]) -> None:
+def _mark_leaves(modules: Dict[str, ModuleInfo]) -> None:
     """A module is a leaf when no other module lies below it (MultiheadAttention: always)."""
     for q, m in modules.items():
         m.leaf = m.class_name == "MultiheadAttention" or not any(
             o.startswith(q + ".") for o in modules)
 
 
-def _leaf_call(path: List[Tuple[str, str]], modules: Dict[str, _Mod]) -> Optional[Tuple[str, str]]:
+def _leaf_call(path: List[Tuple[str, str]], modules: Dict[str, ModuleInfo]) -> Optional[Tuple[str, str]]:
     for q, key in path:
         if q in modules and modules[q].leaf:
             return q, key
@@ -113,39 +104,15 @@ def _boundary(members: List[_GNode], consumers: Dict[Any, set], member_ids: set,
     return ins, outs
 
 
-def _macs(mod: _Mod, params: List[Tuple[str, List[int], bool]], out: Optional[List[int]]) -> int:
-    """``extract_torch``'s torchinfo convention for one call (``params``: names and shapes)."""
-    if out is None:
-        return 0
-    batch = out[0] if out else 1
-    macs = 0
-    for name, shape, _ in params:
-        n = _tx._prod(shape)
-        if name in ("weight", "bias"):
-            macs += n * batch * (_tx._prod(out[2:]) if "Conv" in mod.class_name else 1)
-        elif "weight" in name or "bias" in name:
-            macs += n * _tx._prod(out[:2])
-    return int(macs)
 
-
-def _assemble(root_class: str, modules: Dict[str, _Mod], inputs: List[Tuple[str, torch.Tensor]],
-              gnodes: List[_GNode], values: Dict[Any, Any], output: Any,
-              output_keys: Sequence[Any], extraction: Dict[str, Any],
-              all_params: List[Tuple[str, List[int], bool]], buffer_numel: int
-              ) -> schema.Architecture:
-    """The Architecture, following ``extract_torch``'s recorder and conventions exactly."""
-    _mark_leaves(modules)
-    rec = _tx._Recorder(set(modules) | {n for n, _ in inputs})
-    for n, t in inputs:
-        rec.track(t, n)
-    consumers: Dict[Any, set] = {}
-    for i, g in enumerate(gnodes):
-        for v in g.ins:
-            consumers.setdefault(v, set()).add(i)
-    graph_outputs = set(output_keys)
-
+def _replay(modules: Dict[str, ModuleInfo], rec: tg.Recorder, gnodes: List[_GNode],
+            values: Dict[Any, Any], consumers: Dict[Any, set], graph_outputs: set) -> None:
+    """Feed the recorder the calls and ops of `gnodes`, as extract_torch's paths would."""
     def vals(keys: Sequence[Any]) -> tuple:
         return tuple(values[k] for k in keys if k in values)
+
+    def one(vs: tuple) -> Any:
+        return vs[0] if len(vs) == 1 else vs
 
     i = 0
     while i < len(gnodes):
@@ -156,138 +123,63 @@ def _assemble(root_class: str, modules: Dict[str, _Mod], inputs: List[Tuple[str,
             while j + 1 < len(gnodes) and _leaf_call(gnodes[j + 1].path, modules) == leaf:
                 j += 1
             ins, outs = _boundary(gnodes[i:j + 1], consumers, set(range(i, j + 1)), graph_outputs)
-            out_vals = vals(outs)
-            rec.module_call(leaf[0], vals(ins), {}, out_vals[0] if len(out_vals) == 1 else out_vals,
-                            leaf=True)
-        elif g.plumbing:
-            pass
-        else:
+            rec.module_call(leaf[0], vals(ins), {}, one(vals(outs)), leaf=True)
+        elif not g.plumbing:
             while j + 1 < len(gnodes) and gnodes[j + 1].group == g.group and g.group is not None \
                     and gnodes[j + 1].path == g.path and not gnodes[j + 1].plumbing:
                 j += 1
             parent = next((q for q, _ in reversed(g.path) if q in modules), None)
             if j == i:
-                args, kwargs = g.args, g.kwargs
-                outs = g.outs
+                args, kwargs, outs = g.args, g.kwargs, g.outs
             else:
                 ins, outs = _boundary(gnodes[i:j + 1], consumers, set(range(i, j + 1)),
                                       graph_outputs)
                 args, kwargs = vals(ins), {}
-            out_vals = vals(outs)
-            rec.op_call(_tx._MethodName(g.name), parent, args, kwargs,
-                        out_vals[0] if len(out_vals) == 1 else out_vals)
+            rec.op_call(tg.MethodName(g.name), parent, args, kwargs, one(vals(outs)))
         i = j + 1
 
-    # containers: their calls from the path entries (same rule as extract_torch's fx path)
+
+def _container_calls(modules: Dict[str, ModuleInfo], gnodes: List[_GNode], values: Dict[Any, Any],
+                     consumers: Dict[Any, set], graph_outputs: set) -> Dict[str, List[tg.Call]]:
+    """Containers' calls from the path entries (same rule as extract_torch's fx path)."""
     groups: Dict[Tuple[str, str], List[int]] = {}
     for k, g in enumerate(gnodes):
         for q, key in g.path:
             if q in modules and not modules[q].leaf:
                 groups.setdefault((q, key), []).append(k)
-    containers: Dict[str, List[Any]] = {}
+    containers: Dict[str, List[tg.Call]] = {}
     for (q, _key), idx in groups.items():
         ins, outs = _boundary([gnodes[k] for k in idx], consumers, set(idx), graph_outputs)
-        in_shapes = [_tx._shape(t) for v in ins for t in _tx._tensors(values.get(v))]
-        out_ts = [t for v in outs for t in _tx._tensors(values.get(v))]
-        containers.setdefault(q, []).append(_tx._Call(
-            in_shapes, [_tx._shape(t) for t in out_ts], _tx._dtype(out_ts[0]) if out_ts else None))
-
-    out_flat = _tx._flatten(output)
-    outputs: List[str] = []
-    out_info = []
-    for path, t in out_flat:
-        src = rec.producer(t)
-        if src is not None and src not in outputs:
-            outputs.append(src)
-        out_info.append({"name": path or "output", "node": src, "shape": _tx._shape(t)})
-    dropped = _tx._prune_dead_ops(rec, outputs)
-    if dropped:
-        extraction["dropped_ops"] = dropped
-    return _build(root_class, modules, inputs, rec, containers, outputs, out_info, extraction,
-                  all_params, buffer_numel)
+        in_shapes = [tg.shape(t) for v in ins for t in tg.tensors(values.get(v))]
+        out_ts = [t for v in outs for t in tg.tensors(values.get(v))]
+        containers.setdefault(q, []).append(tg.Call(
+            in_shapes, [tg.shape(t) for t in out_ts], tg.dtype(out_ts[0]) if out_ts else None))
+    return containers
 
 
-def _build(root_class, modules: Dict[str, _Mod], inputs, rec, containers, outputs, out_info,
-           extraction, all_params, buffer_numel) -> schema.Architecture:
-    nodes: List[schema.Node] = []
-    batch = None
+def _assemble(root_class: str, modules: Dict[str, ModuleInfo],
+              inputs: List[Tuple[str, torch.Tensor]], gnodes: List[_GNode], values: Dict[Any, Any],
+              output: Any, output_keys: Sequence[Any], extraction: Dict[str, Any],
+              all_params: List[tg.Param], buffer_numel: int) -> schema.Architecture:
+    """The Architecture, through extract_torch's recorder and builder."""
+    _mark_leaves(modules)
+    for m in modules.values():
+        m.activation = tg.ACTIVATIONS.get(m.class_name)
+        m.holder = m.class_name in ("ModuleList", "ModuleDict")
+    rec = tg.Recorder(set(modules) | {n for n, _ in inputs})
     for n, t in inputs:
-        if batch is None and t.dim() > 0:
-            batch = int(t.shape[0])
-        nodes.append(schema.Node(id=n, name=n, class_name="Input", parent=None,
-                                 input_shapes=[_tx._shape(t)], output_shapes=[_tx._shape(t)],
-                                 dtype=_tx._dtype(t), extra={"is_input": True}))
-
-    def subtree(q: str) -> List[Tuple[str, List[int], bool]]:
-        out = []
-        for o, m in modules.items():
-            if o == q or o.startswith(q + "."):
-                prefix = o[len(q) + 1:] + "." if o != q else ""
-                out.extend((prefix + name, shape, tr) for name, shape, tr in m.params)
-        return out
-
-    own_macs: Dict[str, Optional[int]] = {}
-    module_nodes: Dict[str, schema.Node] = {}
-    for q, m in modules.items():
-        calls = rec.calls.get(q) or containers.get(q) or []
-        sub = subtree(q)
-        tr = sum(_tx._prod(s) for _, s, t in sub if t)
-        ntr = sum(_tx._prod(s) for _, s, t in sub if not t)
-        extra: Dict[str, Any] = {"calls": len(calls), "is_container": not m.leaf}
-        if m.params:
-            extra["weights"] = [{"name": n, "shape": list(s), "trainable": bool(t)}
-                                for n, s, t in m.params]
-        if m.buffers:
-            extra["buffers"] = [dict(b) for b in m.buffers]
-        if not calls:
-            extra["reason"] = ("holds modules, has no forward of its own"
-                               if m.class_name in ("ModuleList", "ModuleDict")
-                               else "not called during the forward pass")
-        if not m.class_known:
-            extra["class_known"] = False
-        cfg = dict(m.config)
-        if "config_source" in cfg:
-            extra["config_source"] = cfg.pop("config_source")
-        own = sum(_macs(m, sub if m.leaf else m.params, c.outputs[0] if c.outputs else None)
-                  for c in calls) if calls else None
-        own_macs[q] = own
-        act = _tx._ACTIVATIONS.get(m.class_name)
-        module_nodes[q] = schema.Node(
-            id=q, name=q.rsplit(".", 1)[-1], class_name=m.class_name,
-            parent=q.rsplit(".", 1)[0] if "." in q else None,
-            input_shapes=[s for c in calls for s in c.inputs] if calls else None,
-            output_shapes=[s for c in calls for s in c.outputs] if calls else None,
-            dtype=calls[0].dtype if calls else None,
-            params={"trainable": int(tr), "non_trainable": int(ntr)},
-            activation=act, config=cfg, macs=own, extra=extra)
-    total_macs = sum(v for v in own_macs.values() if v)
-    acc = {q: (own_macs[q] or 0) for q in modules}
-    for q in reversed(list(modules)):
-        parent = module_nodes[q].parent
-        if parent is not None and parent in acc:
-            acc[parent] += acc[q]
-    for q, node in module_nodes.items():
-        if not modules[q].leaf and (node.macs is not None or acc[q]):
-            node.macs = acc[q]
-    nodes.extend(module_nodes.values())
-    for op in rec.ops:
-        nodes.append(schema.Node(
-            id=op.id, name=op.id, class_name=op.class_name, parent=op.parent,
-            input_shapes=op.inputs, output_shapes=op.outputs, dtype=op.dtype,
-            activation=op.class_name if op.class_name in _tx._FUNCTIONAL_ACTIVATIONS else None,
-            config=op.config, macs=None, extra={"is_function": True}))
-    edges = [schema.Edge(source=s, target=t, shape=shape) for (s, t), shape in rec.edges.items()]
-    tr = sum(_tx._prod(s) for _, s, t in all_params if t)
-    ntr = sum(_tx._prod(s) for _, s, t in all_params if not t)
-    info = schema.ModelInfo(
-        name=root_class, class_name=root_class,
-        total_params=int(tr + ntr), trainable_params=int(tr), non_trainable_params=int(ntr),
-        extra={"macs": int(total_macs), "macs_convention": "torchinfo mult-adds, whole batch",
-               "batch_size": batch, "output_names": out_info, "buffers": int(buffer_numel)})
-    return schema.Architecture(
-        framework="torch", framework_version=str(torch.__version__), model=info,
-        inputs=[n for n, _ in inputs], outputs=outputs, nodes=nodes, edges=edges,
-        extra={"extraction": extraction})
+        rec.track(t, n)
+    consumers: Dict[Any, set] = {}
+    for i, g in enumerate(gnodes):
+        for v in g.ins:
+            consumers.setdefault(v, set()).add(i)
+    graph_outputs = set(output_keys)
+    _replay(modules, rec, gnodes, values, consumers, graph_outputs)
+    containers = _container_calls(modules, gnodes, values, consumers, graph_outputs)
+    totals = (sum(product(s) for _, s, t in all_params if t),
+              sum(product(s) for _, s, t in all_params if not t))
+    return tg.build_architecture(root_class, modules, inputs, rec, containers, output, extraction,
+                                 totals, buffer_numel)
 
 
 def _input_list(arg_names: Sequence[str], args: tuple, kwargs: Dict[str, Any],
@@ -296,28 +188,10 @@ def _input_list(arg_names: Sequence[str], args: tuple, kwargs: Dict[str, Any],
     out: List[Tuple[str, torch.Tensor]] = []
     for i, a in enumerate(args):
         name = arg_names[i] if i < len(arg_names) else "input_%d" % i
-        out.extend(_tx._flatten(a, name))
+        out.extend(tg.flatten(a, name))
     for k, v in kwargs.items():
-        out.extend(_tx._flatten(v, k))
-    seen, uniq = set(), []
-    for name, t in out:
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        name = name or "input"
-        while name in taken:
-            name = name + "_input"
-        uniq.append((name, t))
-    return uniq
-
-
-def _first_error_line(e: BaseException) -> str:
-    """The useful line of an exception (TorchScript tracebacks end with the real error)."""
-    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
-    for l in reversed(lines):
-        if re.match(r"^[A-Za-z_.]*(Error|Exception):", l):
-            return l[:300]
-    return _tx._first_line(e)
+        out.extend(tg.flatten(v, k))
+    return tg.unique_inputs(out, taken)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,8 +259,8 @@ def _aten_config(class_name: str, aten: Optional[str], args: tuple, kwargs: Dict
     except (TypeError, ValueError, IndexError):
         return {}
     if cfg:
-        cfg = {k: v for k, v in ((k, _tx._json_safe(v)) for k, v in cfg.items())
-               if v is not _tx._SKIP}
+        cfg = {k: v for k, v in ((k, tg.json_safe(v)) for k, v in cfg.items())
+               if v is not tg.SKIP}
         cfg["config_source"] = "aten"
     return cfg
 
@@ -396,32 +270,33 @@ def _aten_name(target: Any) -> str:
     return str(name).split(".")[0]
 
 
-def extract_exported_program(program: Any, input_to_model: Any = None) -> schema.Architecture:
-    """The Architecture of a ``torch.export.ExportedProgram`` (see the module docstring).
+def _program_args(program: Any, input_to_model: Any) -> Tuple[tuple, Dict[str, Any]]:
+    if input_to_model is not None:
+        return tg.call_args(input_to_model)
+    example = getattr(program, "example_inputs", None)
+    if not example:
+        raise ExtractionError("the exported program carries no example inputs: give an "
+                              "input (e.g. --input-shape)")
+    return tuple(example[0]), dict(example[1] or {})
 
-    `input_to_model` is passed like ``extract_torch``'s (tensor, tuple of args, dict of kwargs);
-    default: the program's ``example_inputs``. Raises ``ExtractionError`` when the program
-    cannot run on the input (e.g. a shape its guards reject), naming the module.
-    """
-    import operator
 
-    import torch.fx as fx
-    from torch.fx import _pytree as fx_pytree
-    from torch.utils import _pytree as pytree
+def _owner(fqn: str) -> Tuple[str, str]:
+    return tuple(fqn.rsplit(".", 1)) if "." in fqn else ("", fqn)  # type: ignore
 
-    if input_to_model is None:
-        example = getattr(program, "example_inputs", None)
-        if not example:
-            raise ExtractionError("the exported program carries no example inputs: give an "
-                                  "input (e.g. --input-shape)")
-        args, kwargs = tuple(example[0]), dict(example[1] or {})
-    else:
-        args, kwargs = _tx._call_args(torch.nn.Module(), input_to_model)
-    gm = program.module()
-    entry = program.module_call_graph[0] if program.module_call_graph else None
-    arg_names = list(getattr(getattr(entry, "signature", None), "forward_arg_names", None) or [])
 
-    # modules: named_modules() order, classes from the graph's module stacks
+@dataclasses.dataclass
+class _ProgramState:
+    """What a program holds besides its graph: modules, parameters, buffers."""
+    modules: Dict[str, ModuleInfo]
+    root_class: Optional[str]
+    all_params: List[tg.Param]
+    shapes_by_mod: Dict[str, Dict[str, List[int]]]
+    buffer_numel: int = 0
+
+
+def _program_modules(program: Any, gm: Any) -> _ProgramState:
+    """Modules in named_modules() order, classes from the graph's module stacks, their own
+    parameters and buffers from the program's state."""
     classes: Dict[str, str] = {}
     root_class = None
     for n in gm.graph.nodes:
@@ -430,114 +305,92 @@ def extract_exported_program(program: Any, input_to_model: Any = None) -> schema
                 root_class = root_class or _short_class(cls)
             else:
                 classes.setdefault(q, _short_class(cls))
-    modules: Dict[str, _Mod] = {}
+    modules: Dict[str, ModuleInfo] = {}
     for e in program.module_call_graph or []:
         if e.fqn:
-            modules[e.fqn] = _Mod(e.fqn, classes.get(e.fqn, "Module"),
-                                  class_known=e.fqn in classes)
+            modules[e.fqn] = ModuleInfo(e.fqn, classes.get(e.fqn, "Module"),
+                                        class_known=e.fqn in classes)
     for q, cls in classes.items():
-        modules.setdefault(q, _Mod(q, cls))
-    sig = program.graph_signature
-    state = program.state_dict
-    all_params: List[Tuple[str, List[int], bool]] = []
-    shapes_by_mod: Dict[str, Dict[str, List[int]]] = {}
-
-    def owner(fqn: str) -> Tuple[str, str]:
-        return tuple(fqn.rsplit(".", 1)) if "." in fqn else ("", fqn)  # type: ignore
-
+        modules.setdefault(q, ModuleInfo(q, cls))
+    st = _ProgramState(modules, root_class, [], {})
+    sig, state = program.graph_signature, program.state_dict
     for fqn in sig.parameters:
         p = state.get(fqn)
         if p is None:
             continue
-        shape = [int(d) for d in p.shape]
-        trainable = bool(getattr(p, "requires_grad", True))
-        all_params.append((fqn, shape, trainable))
-        q, name = owner(fqn)
+        shape, trainable = tg.shape(p), bool(getattr(p, "requires_grad", True))
+        st.all_params.append((fqn, shape, trainable))
+        q, name = _owner(fqn)
         if q:
-            modules.setdefault(q, _Mod(q, "Module", class_known=False)).params.append(
+            modules.setdefault(q, ModuleInfo(q, "Module", class_known=False)).params.append(
                 (name, shape, trainable))
-            shapes_by_mod.setdefault(q, {})[name] = shape
+            st.shapes_by_mod.setdefault(q, {})[name] = shape
     non_persistent = set(getattr(sig, "non_persistent_buffers", ()) or ())
-    buffer_numel = 0
     for fqn in sig.buffers:
         b = state.get(fqn)
         if b is None:
             b = program.constants.get(fqn)
         if not isinstance(b, torch.Tensor):
             continue
-        buffer_numel += b.numel()
-        q, name = owner(fqn)
+        st.buffer_numel += b.numel()
+        q, name = _owner(fqn)
         if q:
-            modules.setdefault(q, _Mod(q, "Module", class_known=False)).buffers.append(
-                {"name": name, "shape": [int(d) for d in b.shape], "dtype": _tx._dtype(b),
+            modules.setdefault(q, ModuleInfo(q, "Module", class_known=False)).buffers.append(
+                {"name": name, "shape": tg.shape(b), "dtype": tg.dtype(b),
                  "persistent": fqn not in non_persistent})
-            shapes_by_mod.setdefault(q, {})[name] = [int(d) for d in b.shape]
+            st.shapes_by_mod.setdefault(q, {})[name] = tg.shape(b)
+    return st
 
-    # run the graph on the input, one _GNode per call_function node
-    info = gm.graph._codegen.pytree_info if hasattr(gm.graph._codegen, "pytree_info") else None
-    try:
-        flat = fx_pytree.tree_flatten_spec((args, kwargs), info.in_spec) if info \
-            else list(args)
-    except Exception as e:  # noqa: BLE001 - a structure that does not match the program's
-        raise ExtractionError("the input does not match the exported program's inputs %s: %s"
-                              % (arg_names, _tx._first_line(e))) from None
-    inputs = _input_list(arg_names, args, kwargs, set(modules))
-    gnodes: List[_GNode] = []
-    values: Dict[Any, Any] = {}
 
-    def path_of(n) -> List[Tuple[str, str]]:
-        out = []
-        for key, (q, _cls) in (n.meta.get("nn_module_stack") or {}).items():
-            if q in ("", "L__self__"):
-                continue
-            call = key.rsplit("@", 1)[1] if "@" in key else "0"
-            out.append((q, "%s@%s" % (q, call)))
-        return out
+def _fx_path(n) -> List[Tuple[str, str]]:
+    out = []
+    for key, (q, _cls) in (n.meta.get("nn_module_stack") or {}).items():
+        if q in ("", "L__self__"):
+            continue
+        call = key.rsplit("@", 1)[1] if "@" in key else "0"
+        out.append((q, "%s@%s" % (q, call)))
+    return out
+
+
+def _run_program(gm: Any, flat: list, gnodes: List[_GNode], values: Dict[Any, Any]) -> Any:
+    """Interpret the program's graph on `flat`, one _GNode per call_function node."""
+    import torch.fx as fx
 
     class Run(fx.Interpreter):
         def run_node(self, n):
             try:
                 out = super().run_node(n)
             except Exception as e:
-                path = path_of(n)
-                raise _tx._ForwardFailed(path[-1][0] if path else None, e) from e
+                path = _fx_path(n)
+                raise ForwardFailed(path[-1][0] if path else None, e) from e
             if n.op == "placeholder":
                 values[n] = out
             elif n.op == "call_function":
                 values[n] = out
                 a, kw = self.fetch_args_kwargs_from_env(n)
                 fn = n.meta.get("torch_fn")
-                plumbing = n.target is operator.getitem and not isinstance(a[0], torch.Tensor)
-                name = _aten_name(n.target)
+                name, group = _aten_name(n.target), None
                 if fn and isinstance(fn, (tuple, list)) and len(fn) == 2:
-                    name = _tx._op_name(_tx._MethodName(str(fn[1]).rsplit(".", 1)[-1]))
+                    name = tg.op_name(tg.MethodName(str(fn[1]).rsplit(".", 1)[-1]))
                     group = fn[0]
-                else:
-                    group = None
                 gnodes.append(_GNode(
-                    path=path_of(n), name=name, group=group,
+                    path=_fx_path(n), name=name, group=group,
                     ins=[x for x in n.all_input_nodes if x.op in ("placeholder", "call_function")],
-                    outs=[n], args=tuple(a), kwargs=dict(kw), plumbing=plumbing,
+                    outs=[n], args=tuple(a), kwargs=dict(kw),
+                    plumbing=n.target is operator.getitem and not isinstance(a[0], torch.Tensor),
                     aten=_aten_name(n.target)))
             return out
 
     # The program's train/eval behaviour was fixed when it was exported (its module refuses
     # .eval()); it runs under no_grad and never updates its state.
     with torch.no_grad():
-        try:
-            flat_out = Run(gm).run(*flat, enable_io_processing=False)
-        except _tx._ForwardFailed as e:
-            where = ("module '%s' (%s)" % (e.module, modules[e.module].class_name)
-                     if e.module in modules else "the program's own forward")
-            raise ExtractionError(
-                "the exported program failed on the input (shapes %s) in %s: %s"
-                % ([_tx._shape(t) for _, t in inputs], where, _first_error_line(e.error)),
-                module=e.module) from None
-    # input tensors: the flattened ones the placeholders received (same objects)
-    output_node = next(n for n in gm.graph.nodes if n.op == "output")
-    out_nodes = list(pytree.tree_leaves(output_node.args[0]))
-    output = pytree.tree_unflatten(list(flat_out), info.out_spec) if info else flat_out
-    # configs of common layers, rebuilt from the first ATen call of each leaf
+        return Run(gm).run(*flat, enable_io_processing=False)
+
+
+def _rebuild_configs(st: _ProgramState, gnodes: List[_GNode]) -> None:
+    """Configs of common layers from the first ATen call of each leaf; a never-called module
+    whose children are numbered is a ModuleList."""
+    modules = st.modules
     _mark_leaves(modules)
     for g in gnodes:
         leaf = _leaf_call(g.path, modules)
@@ -546,18 +399,59 @@ def extract_exported_program(program: Any, input_to_model: Any = None) -> schema
         m = modules[leaf[0]]
         if not m.config and m.class_known:
             m.config = _aten_config(m.class_name, g.aten, g.args, g.kwargs,
-                                    shapes_by_mod.get(leaf[0], {}))
-    for q, m in modules.items():  # a container never called: a ModuleList when its children
-        kids = [o[len(q) + 1:] for o in modules if o.startswith(q + ".")  # are numbered
+                                    st.shapes_by_mod.get(leaf[0], {}))
+    for q, m in modules.items():
+        kids = [o[len(q) + 1:] for o in modules if o.startswith(q + ".")
                 and "." not in o[len(q) + 1:]]
         if not m.class_known and kids and all(k.isdigit() for k in kids):
             m.class_name = "ModuleList"
+
+
+def extract_exported_program(program: Any, input_to_model: Any = None) -> schema.Architecture:
+    """The Architecture of a ``torch.export.ExportedProgram`` (see the module docstring).
+
+    `input_to_model` is passed like ``extract_torch``'s (tensor, tuple of args, dict of kwargs);
+    default: the program's ``example_inputs``. Raises ``ExtractionError`` when the program
+    cannot run on the input (e.g. a shape its guards reject), naming the module.
+    """
+    import torch.fx as fx
+    from torch.fx import _pytree as fx_pytree
+    from torch.utils import _pytree as pytree
+
+    args, kwargs = _program_args(program, input_to_model)
+    gm = program.module()
+    entry = program.module_call_graph[0] if program.module_call_graph else None
+    arg_names = list(getattr(getattr(entry, "signature", None), "forward_arg_names", None) or [])
+    st = _program_modules(program, gm)
+    info = gm.graph._codegen.pytree_info if hasattr(gm.graph._codegen, "pytree_info") else None
+    try:
+        flat = fx_pytree.tree_flatten_spec((args, kwargs), info.in_spec) if info \
+            else list(args)
+    except Exception as e:  # noqa: BLE001 - a structure that does not match the program's
+        raise ExtractionError("the input does not match the exported program's inputs %s: %s"
+                              % (arg_names, one_line(e))) from None
+    inputs = _input_list(arg_names, args, kwargs, set(st.modules))
+    gnodes: List[_GNode] = []
+    values: Dict[Any, Any] = {}
+    try:
+        flat_out = _run_program(gm, flat, gnodes, values)
+    except ForwardFailed as e:
+        where = ("module '%s' (%s)" % (e.module, st.modules[e.module].class_name)
+                 if e.module in st.modules else "the program's own forward")
+        raise ExtractionError(
+            "the exported program failed on the input (shapes %s) in %s: %s"
+            % ([tg.shape(t) for _, t in inputs], where, one_line(e.error)),
+            module=e.module) from None
+    output_node = next(n for n in gm.graph.nodes if n.op == "output")
+    out_nodes = list(pytree.tree_leaves(output_node.args[0]))
+    output = pytree.tree_unflatten(list(flat_out), info.out_spec) if info else flat_out
+    _rebuild_configs(st, gnodes)
     extraction = {"method": "torch.export",
                   "reason": "an ExportedProgram: its graph interpreted on the input, modules "
                             "from nn_module_stack"}
-    return _assemble(root_class or "ExportedProgram", modules, inputs, gnodes, values, output,
-                     [n for n in out_nodes if isinstance(n, fx.Node)], extraction, all_params,
-                     buffer_numel)
+    return _assemble(st.root_class or "ExportedProgram", st.modules, inputs, gnodes, values,
+                     output, [n for n in out_nodes if isinstance(n, fx.Node)], extraction,
+                     st.all_params, st.buffer_numel)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -569,7 +463,7 @@ _PLUMBING_ATEN = {"aten::__getitem__", "aten::list", "aten::__is__", "aten::__is
                   "aten::ScalarImplicit", "aten::format", "aten::warn"}
 
 
-def _ts_path(node, modules: Dict[str, _Mod]) -> List[Tuple[str, str]]:
+def _ts_path(node, modules: Dict[str, ModuleInfo]) -> List[Tuple[str, str]]:
     """The modules a node of an inlined graph ran in, as qualified names.
 
     The hierarchy names each call's instance relative to its caller; modules that were never
@@ -630,8 +524,8 @@ def _ts_config(m: Any) -> Dict[str, Any]:
             continue
         if isinstance(v, torch.Tensor) or isinstance(v, torch.jit.ScriptModule):
             continue
-        sv = _tx._json_safe(v)
-        if sv is not _tx._SKIP:
+        sv = tg.json_safe(v)
+        if sv is not tg.SKIP:
             cfg[k] = sv
     if "bias" in slots:  # like extract_torch: whether the bias parameter exists
         cfg["bias"] = attrs["bias"] is not None
@@ -706,13 +600,10 @@ def _ts_probe(module: Any, graph, args: tuple) -> Tuple[Any, Dict[Tuple[int, int
     return out, dict(zip(keys, objects))
 
 
-def extract_torchscript(module: Any, input_to_model: Any) -> schema.Architecture:
-    """The Architecture of a TorchScript module (``torch.jit.script``/``trace``, then
-    ``torch.jit.save``/``load``), from one run on `input_to_model` (see the module docstring)."""
-    if not isinstance(module, torch.jit.ScriptModule):
-        raise ExtractionError("extract_torchscript expects a torch.jit.ScriptModule, got %s"
-                              % type(module).__name__)
-    args, kwargs = _tx._call_args(torch.nn.Module(), input_to_model)
+def _ts_args(module: Any, input_to_model: Any) -> Tuple[tuple, List[str]]:
+    """The positional arguments of the TorchScript forward (keywords placed in schema order,
+    defaults filled in) and the argument names."""
+    args, kwargs = tg.call_args(input_to_model)
     schema_args = [a.name for a in module.forward.schema.arguments][1:]
     if kwargs:  # TorchScript functions take positional arguments in schema order
         missing = [n for n in kwargs if n not in schema_args]
@@ -728,23 +619,90 @@ def extract_torchscript(module: Any, input_to_model: Any) -> schema.Architecture
     if len(args) > len(schema_args):
         raise ExtractionError("the TorchScript forward takes %d input(s) %s, got %d"
                               % (len(schema_args), schema_args, len(args)))
-    modules: Dict[str, _Mod] = {}
+    return args, schema_args
+
+
+def _ts_modules(module: Any) -> Dict[str, ModuleInfo]:
+    modules: Dict[str, ModuleInfo] = {}
     for q, m in module.named_modules():
-        if not q:
-            continue
-        modules[q] = _Mod(q, str(getattr(m, "original_name", type(m).__name__)),
-                          params=[(k, [int(d) for d in p.shape], bool(p.requires_grad))
-                                  for k, p in m.named_parameters(recurse=False)],
-                          buffers=[{"name": k, "shape": [int(d) for d in b.shape],
-                                    "dtype": _tx._dtype(b), "persistent": True}
-                                   for k, b in m.named_buffers(recurse=False)],
-                          config=_ts_config(m))
-    all_params = [(k, [int(d) for d in p.shape], bool(p.requires_grad))
-                  for k, p in module.named_parameters()]
+        if q:
+            modules[q] = ModuleInfo(
+                q, str(getattr(m, "original_name", type(m).__name__)),
+                params=[(k, tg.shape(p), bool(p.requires_grad))
+                        for k, p in m.named_parameters(recurse=False)],
+                buffers=[{"name": k, "shape": tg.shape(b), "dtype": tg.dtype(b), "persistent": True}
+                         for k, b in m.named_buffers(recurse=False)],
+                config=_ts_config(m))
+    _mark_leaves(modules)
+    return modules
+
+
+def _ts_first_aten(n) -> Optional[str]:
+    for b in n.blocks():
+        for inner in b.nodes():
+            if inner.kind().startswith("aten::") and inner.kind() not in _PLUMBING_ATEN:
+                return inner.kind().split("::", 1)[1]
+            found = _ts_first_aten(inner)
+            if found:
+                return found
+    return None
+
+
+def _ts_gnodes(graph, args: tuple, observed: Dict[Tuple[int, int], Any],
+               modules: Dict[str, ModuleInfo]) -> Tuple[List[_GNode], Dict[Any, Any], List[Any]]:
+    """The graph's nodes as _GNodes, the observed values by key, the model's output keys."""
+    key_of: Dict[int, Any] = {}
+    values: Dict[Any, Any] = {}
+    for k, (v, a) in enumerate(zip(list(graph.inputs())[1:], args)):
+        key_of[v.unique()] = ("in", k)
+        values[("in", k)] = a
+    nodes = list(graph.nodes())
+    for i, n in enumerate(nodes):
+        outs = list(n.outputs())
+        for j in _ts_keep(n):
+            if (i, j) in observed and tg.tensors(observed[(i, j)]):
+                key_of[outs[j].unique()] = (i, j)
+                values[(i, j)] = observed[(i, j)]
+    gnodes: List[_GNode] = []
+    for i, n in enumerate(nodes):
+        kind = n.kind()
+        ins = [key_of[u] for u in dict.fromkeys(_ts_used(n)) if u in key_of]
+        outs = [key_of[v.unique()] for v in n.outputs() if v.unique() in key_of]
+        if not outs:
+            continue  # reads tensors for Python control flow or sizes only
+        name = kind.split("::", 1)[-1]
+        plumbing = kind in _PLUMBING_ATEN or kind.startswith("prim::")
+        if kind in ("prim::If", "prim::Loop"):  # block values used inside come from outside
+            name = _ts_first_aten(n) or kind.split("::", 1)[1].lower()
+            plumbing = False
+            real_args = tuple(values[k] for k in ins)
+        else:
+            real_args = tuple(values[key_of[v.unique()]] if v.unique() in key_of
+                              else _ts_const(v) for v in n.inputs())
+        gnodes.append(_GNode(path=_ts_path(n, modules), name=name, group=None, ins=ins, outs=outs,
+                             args=real_args, plumbing=plumbing, aten=name))
+    out_keys, stack = [], list(graph.outputs())  # through the tuples / lists / dicts that pack them
+    while stack:
+        v = stack.pop()
+        if v.unique() in key_of:
+            out_keys.append(key_of[v.unique()])
+        if v.node().kind() in ("prim::TupleConstruct", "prim::ListConstruct",
+                               "prim::DictConstruct"):
+            stack.extend(v.node().inputs())
+    return gnodes, values, out_keys
+
+
+def extract_torchscript(module: Any, input_to_model: Any) -> schema.Architecture:
+    """The Architecture of a TorchScript module (``torch.jit.script``/``trace``, then
+    ``torch.jit.save``/``load``), from one run on `input_to_model` (see the module docstring)."""
+    if not isinstance(module, torch.jit.ScriptModule):
+        raise ExtractionError("extract_torchscript expects a torch.jit.ScriptModule, got %s"
+                              % type(module).__name__)
+    args, schema_args = _ts_args(module, input_to_model)
+    modules = _ts_modules(module)
+    all_params = [(k, tg.shape(p), bool(p.requires_grad)) for k, p in module.named_parameters()]
     buffer_numel = sum(b.numel() for b in module.buffers())
     inputs = _input_list(schema_args, args, {}, set(modules))
-    _mark_leaves(modules)
-
     training = [(m, m.training) for m in module.modules()]
     try:
         module.eval()
@@ -755,64 +713,11 @@ def extract_torchscript(module: Any, input_to_model: Any) -> schema.Architecture
     except Exception as e:  # noqa: BLE001 - TorchScript raises torch.jit.Error / RuntimeError
         raise ExtractionError("the TorchScript module %s failed on the input (shapes %s): %s"
                               % (getattr(module, "original_name", "?"),
-                                 [_tx._shape(t) for _, t in inputs], _first_error_line(e))
-                              ) from None
+                                 [tg.shape(t) for _, t in inputs], one_line(e))) from None
     finally:
         for m, flag in training:
             m.train(flag)
-
-    key_of: Dict[int, Any] = {}
-    values: Dict[Any, Any] = {}
-    for k, (v, a) in enumerate(zip(list(graph.inputs())[1:], args)):
-        key_of[v.unique()] = ("in", k)
-        values[("in", k)] = a
-    nodes = list(graph.nodes())
-    for i, n in enumerate(nodes):
-        outs = list(n.outputs())
-        for j in _ts_keep(n):
-            if (i, j) in observed and _tx._tensors(observed[(i, j)]):
-                key_of[outs[j].unique()] = (i, j)
-                values[(i, j)] = observed[(i, j)]
-
-    def first_aten(n) -> Optional[str]:
-        for b in n.blocks():
-            for inner in b.nodes():
-                if inner.kind().startswith("aten::") and inner.kind() not in _PLUMBING_ATEN:
-                    return inner.kind().split("::", 1)[1]
-                found = first_aten(inner)
-                if found:
-                    return found
-        return None
-
-    gnodes: List[_GNode] = []
-    for i, n in enumerate(nodes):
-        kind = n.kind()
-        ins = [key_of[u] for u in dict.fromkeys(_ts_used(n)) if u in key_of]
-        outs = [key_of[v.unique()] for v in n.outputs() if v.unique() in key_of]
-        if not outs:
-            continue  # reads tensors for Python control flow or sizes only
-        name = kind.split("::", 1)[-1]
-        plumbing = kind in _PLUMBING_ATEN or (kind.startswith("prim::")
-                                               and kind not in ("prim::If", "prim::Loop"))
-        if kind in ("prim::If", "prim::Loop"):
-            name = first_aten(n) or kind.split("::", 1)[1].lower()
-            plumbing = False
-        if kind in ("prim::If", "prim::Loop"):  # block values used inside come from outside
-            real_args = tuple(values[k] for k in ins)
-        else:
-            real_args = tuple(values[key_of[v.unique()]] if v.unique() in key_of
-                              else _ts_const(v) for v in n.inputs())
-        gnodes.append(_GNode(path=_ts_path(n, modules), name=name, group=None, ins=ins, outs=outs,
-                             args=real_args, plumbing=plumbing, aten=name))
-    # the model's output values (through the tuples / lists / dicts that pack them)
-    out_keys, stack = [], list(graph.outputs())
-    while stack:
-        v = stack.pop()
-        if v.unique() in key_of:
-            out_keys.append(key_of[v.unique()])
-        if v.node().kind() in ("prim::TupleConstruct", "prim::ListConstruct",
-                               "prim::DictConstruct"):
-            stack.extend(v.node().inputs())
+    gnodes, values, out_keys = _ts_gnodes(graph, args, observed, modules)
     extraction = {"method": "torchscript",
                   "reason": "a TorchScript module: its inlined graph run on the input, modules "
                             "from the graph's module hierarchy"}
