@@ -2,7 +2,7 @@
 // against the plugin iframe's <base href="plugin/archviz/"> and survives --path_prefix,
 // /experiment/<id>/ and notebook proxies. Errors become ApiError with the route's message.
 
-import type { Architecture, DiffResponse, FiltersResponse, RunsResponse } from './types';
+import type { Architecture, DiffResponse, FiltersResponse, RunInfo, RunsResponse, Step } from './types';
 
 export class ApiError extends Error {
   constructor(message: string, readonly status: number, readonly url: string) {
@@ -54,7 +54,7 @@ export function fetchRuns(signal?: AbortSignal): Promise<RunsResponse> {
 // views asking at once share one request). Failed requests are not cached.
 const archCache = new Map<string, Promise<Architecture>>();
 
-export function fetchArchitecture(run: string, step: number | null): Promise<Architecture> {
+export function fetchArchitecture(run: string, step: Step | null): Promise<Architecture> {
   const key = JSON.stringify([run, step]);
   let p = archCache.get(key);
   if (!p) {
@@ -77,7 +77,7 @@ export function fetchFilters(run: string, layer: string, step: number | null,
 
 const diffCache = new Map<string, Promise<DiffResponse>>();
 
-export function fetchDiff(runA: string, stepA: number, runB: string, stepB: number): Promise<DiffResponse> {
+export function fetchDiff(runA: string, stepA: Step, runB: string, stepB: Step): Promise<DiffResponse> {
   const key = JSON.stringify([runA, stepA, runB, stepB]);
   let p = diffCache.get(key);
   if (!p) {
@@ -94,12 +94,37 @@ export function clearCaches(): void {
   diffCache.clear();
 }
 
-// helpers over the runs listing (shared by the pickers of several views)
+// helpers over the runs listing (shared by the pickers of several views). Steps are exact
+// decimal strings: compared as BigInt, never as JS numbers (which round above 2^53).
 
-export function latestStep(runs: RunsResponse, run: string | null): number | null {
-  if (run == null || !runs[run]) return null;
-  const steps = runs[run].steps || [];
-  return steps.length ? Math.max(...steps) : null;
+const STEP_RE = /^-?\d+$/;
+
+export function isStep(s: unknown): s is Step {
+  return typeof s === 'string' && STEP_RE.test(s);
+}
+
+/** Order two steps numerically. */
+export function compareSteps(a: Step, b: Step): number {
+  const x = BigInt(a), y = BigInt(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/** The exact steps of one run's listing, ascending. */
+export function infoSteps(info: RunInfo | undefined): Step[] {
+  if (!info) return [];
+  const raw = Array.isArray(info.steps) ? info.steps : [];
+  const out = raw.map((s) => (typeof s === 'string' ? s : Number.isFinite(s) ? BigInt(Math.trunc(s)).toString() : ''))
+    .filter(isStep);
+  return [...new Set(out)].sort(compareSteps);
+}
+
+export function runSteps(runs: RunsResponse, run: string | null): Step[] {
+  return run == null ? [] : infoSteps(runs[run]);
+}
+
+export function latestStep(runs: RunsResponse, run: string | null): Step | null {
+  const steps = runSteps(runs, run);
+  return steps.length ? steps[steps.length - 1] : null;
 }
 
 export function runOptions(runs: RunsResponse): { value: string; label: string }[] {
@@ -110,10 +135,9 @@ export function runOptions(runs: RunsResponse): { value: string; label: string }
 }
 
 export function stepOptions(runs: RunsResponse, run: string | null): { value: string; label: string }[] {
-  if (run == null || !runs[run]) return [];
-  const steps = [...(runs[run].steps || [])].sort((a, b) => a - b);
+  const steps = runSteps(runs, run);
   const last = steps[steps.length - 1];
-  return steps.map((s) => ({ value: String(s), label: 'step ' + s + (s === last ? ' (latest)' : '') }));
+  return steps.map((s) => ({ value: s, label: 'step ' + s + (s === last ? ' (latest)' : '') }));
 }
 
 export function errorMessage(e: unknown): string {

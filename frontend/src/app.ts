@@ -2,8 +2,9 @@
 // (Table | Graph | Filters | Compare | Timeline), empty / loading / error states, and the view
 // state kept in the iframe's URL hash and sessionStorage so a reload keeps the view.
 
-import { clearCaches, errorMessage, fetchArchitecture, fetchRuns, latestStep, runOptions, stepOptions } from './api';
-import { append, button, clear, errorBox, fmtInt, h, loading, replaceChildren, select, snippet } from './dom';
+import { clearCaches, errorMessage, fetchArchitecture, fetchRuns, isStep, latestStep, runOptions, runSteps, stepOptions } from './api';
+import { append, button, clear, errorBox, h, loading, replaceChildren, select, snippet } from './dom';
+import { fmtInt } from './format';
 import { mountCompareView } from './compare_view';
 import { mountFiltersView } from './filters_view';
 import { mountGraphView } from './graph/index';
@@ -12,45 +13,11 @@ import { mountTable } from './table';
 import { watchTheme } from './theme';
 import { mountTimeline } from './timeline';
 import type { Architecture, RunsResponse } from './types';
+import { VIEWS } from './view';
+import type { AppState, CompareSel, View, ViewContext, ViewName } from './view';
 
-export type ViewName = 'table' | 'graph' | 'filters' | 'compare' | 'timeline';
-const VIEWS: { name: ViewName; label: string }[] = [
-  { name: 'table', label: 'Table' },
-  { name: 'graph', label: 'Graph' },
-  { name: 'filters', label: 'Filters' },
-  { name: 'compare', label: 'Compare' },
-  { name: 'timeline', label: 'Timeline' },
-];
-
-export interface CompareSel {
-  runA: string; stepA: number; runB: string; stepB: number;
-}
-
-export interface AppState {
-  view: ViewName;
-  run: string | null;
-  step: number | null;        // null = latest
-  layer: string | null;       // filters view
-  fstep: number | null;       // filters view step (null = latest)
-  cmp: CompareSel | null;     // compare view
-  selected: string | null;    // node selected in the table or graph
-}
-
-/** What a view gets from the shell. */
-export interface ViewContext {
-  runs: RunsResponse;
-  state: Readonly<AppState>;
-  /** the architecture of the current (run, step) — table and graph views */
-  arch: Architecture | null;
-  /** change state; views that manage a part of it themselves pass remount=false */
-  setState(patch: Partial<AppState>, remount?: boolean): void;
-  openFilters(run: string, layer: string): void;
-  openCompare(sel: CompareSel): void;
-}
-
-export interface View {
-  destroy(): void;
-}
+// Transitional: the contract moved to view.ts; views import it from there.
+export type { AppState, CompareSel, View, ViewContext, ViewName } from './view';
 
 const STORAGE_KEY = 'archviz.state';
 
@@ -60,14 +27,18 @@ function parseState(s: string): Partial<AppState> {
     const v = p.get(k);
     return v != null && /^-?\d+$/.test(v) ? parseInt(v, 10) : null;
   };
+  const stp = (k: string) => {
+    const v = p.get(k);
+    return v != null && isStep(v) ? v : null;
+  };
   const out: Partial<AppState> = {};
   const view = p.get('view');
   if (view && VIEWS.some((v) => v.name === view)) out.view = view as ViewName;
   if (p.has('run')) out.run = p.get('run');
-  out.step = num('step');
+  out.step = stp('step');
   if (p.has('layer')) out.layer = p.get('layer');
   out.fstep = num('fstep');
-  const ra = p.get('ra'), rb = p.get('rb'), sa = num('sa'), sb = num('sb');
+  const ra = p.get('ra'), rb = p.get('rb'), sa = stp('sa'), sb = stp('sb');
   if (ra != null && rb != null && sa != null && sb != null) out.cmp = { runA: ra, stepA: sa, runB: rb, stepB: sb };
   if (p.has('sel')) out.selected = p.get('sel');
   return out;
@@ -77,12 +48,12 @@ function serializeState(st: AppState): string {
   const p = new URLSearchParams();
   p.set('view', st.view);
   if (st.run != null) p.set('run', st.run);
-  if (st.step != null) p.set('step', String(st.step));
+  if (st.step != null) p.set('step', st.step);
   if (st.layer != null) p.set('layer', st.layer);
   if (st.fstep != null) p.set('fstep', String(st.fstep));
   if (st.cmp) {
-    p.set('ra', st.cmp.runA); p.set('sa', String(st.cmp.stepA));
-    p.set('rb', st.cmp.runB); p.set('sb', String(st.cmp.stepB));
+    p.set('ra', st.cmp.runA); p.set('sa', st.cmp.stepA);
+    p.set('rb', st.cmp.runB); p.set('sb', st.cmp.stepB);
   }
   if (st.selected != null) p.set('sel', st.selected);
   return p.toString();
@@ -194,9 +165,8 @@ export function startApp(root: HTMLElement): void {
       if (state.view !== 'filters') {
         const opts = stepOptions(r, state.run);
         const cur = state.step ?? latestStep(r, state.run);
-        const stepSel = select(opts, cur == null ? null : String(cur), (v) => {
-          const n = parseInt(v, 10);
-          setState({ step: n === latestStep(r, state.run) ? null : n });
+        const stepSel = select(opts, cur, (v) => {
+          setState({ step: v === latestStep(r, state.run) ? null : v });
         }, { attrs: { 'aria-label': 'Step' }, dataset: { picker: 'step' } });
         stepSel.disabled = opts.length === 0;
         append(pickers, h('label', { title: 'the training step at which the architecture was written' }, 'Step', stepSel));
@@ -337,10 +307,10 @@ export function startApp(root: HTMLElement): void {
         runsKey = key;
         if (state.run == null || !runs[state.run]) {
           const names = runOptions(runs).map((o) => o.value);
-          state.run = names.find((n) => (runs![n].steps || []).length > 0) ?? names[0] ?? null;
+          state.run = names.find((n) => runSteps(runs!, n).length > 0) ?? names[0] ?? null;
           state.step = null;
         }
-        if (state.step != null && !(runs[state.run!]?.steps || []).includes(state.step)) state.step = null;
+        if (state.step != null && !runSteps(runs, state.run).includes(state.step)) state.step = null;
         saveState(state);
         // re-mount only when needed: first load, forced, or the data appeared; otherwise update pickers
         // (the current run's own data changed, e.g. a new step during training: show it)

@@ -3,12 +3,15 @@
 // the rows marked and colour-coded (legend; changed fields listed), jump from change to change,
 // and both graphs side by side (graph view with `diff` + `side`).
 
-import { errorMessage, fetchArchitecture, fetchDiff, latestStep, runOptions, stepOptions } from './api';
-import type { CompareSel, View, ViewContext } from './app';
-import { append, button, clear, errorBox, fmtInt, fmtShape, fmtSigned, fmtValue, h, loading, select } from './dom';
+import { errorMessage, fetchArchitecture, fetchDiff, latestStep, runOptions, runSteps, stepOptions } from './api';
+import type { CompareSel, View, ViewContext } from './view';
+import { append, button, clear, errorBox, h, loading, select } from './dom';
+import { fmtInt, fmtSigned, shapeLines as shapesText } from './format';
 import { mountGraphView } from './graph/index';
-import { indexArchitecture, nodeDetails, numCell, shapeStyle, shapesText, totalParams } from './table';
-import type { ArchIndex } from './table';
+import { indexArchitecture, shapeStyle, totalParams } from './arch_index';
+import type { ArchIndex } from './arch_index';
+import { fieldLines } from './diff_text';
+import { nodeDetails, numCell } from './table';
 import type { ArchNode, Architecture, DiffResponse, NodeChange, RunsResponse } from './types';
 
 export type ChangeKind = 'added' | 'removed' | 'changed' | 'renamed' | 'same';
@@ -31,10 +34,10 @@ let onlyChanges = false;
 
 /** A sensible first comparison: the last two steps of the current run, else two runs. */
 export function defaultSelection(runs: RunsResponse, run: string | null): CompareSel | null {
-  const names = runOptions(runs).map((o) => o.value).filter((r) => (runs[r].steps || []).length > 0);
+  const names = runOptions(runs).map((o) => o.value).filter((r) => runSteps(runs, r).length > 0);
   if (!names.length) return null;
   const r = run && names.includes(run) ? run : names[0];
-  const steps = [...runs[r].steps].sort((x, y) => x - y);
+  const steps = runSteps(runs, r);
   if (steps.length >= 2) return { runA: r, stepA: steps[steps.length - 2], runB: r, stepB: steps[steps.length - 1] };
   const other = names.find((n) => n !== r);
   if (other) return { runA: r, stepA: steps[0], runB: other, stepB: latestStep(runs, other)! };
@@ -98,32 +101,6 @@ export function diffRows(diff: DiffResponse, ia: ArchIndex, ib: ArchIndex): Diff
   return rows;
 }
 
-/** "units: 32 → 64" lines for a change's fields (objects are expanded one level). */
-export function fieldLines(fields: Record<string, { a: unknown; b: unknown }>): [string, string, string][] {
-  const out: [string, string, string][] = [];
-  for (const [k, v] of Object.entries(fields)) {
-    const a = v?.a, b = v?.b;
-    if (a && b && typeof a === 'object' && typeof b === 'object' && !Array.isArray(a) && !Array.isArray(b)) {
-      const keys = new Set([...Object.keys(a as object), ...Object.keys(b as object)]);
-      for (const kk of keys) {
-        const x = (a as any)[kk], y = (b as any)[kk];
-        if (JSON.stringify(x) !== JSON.stringify(y)) out.push([k + '.' + kk, fmtField(x), fmtField(y)]);
-      }
-    } else {
-      out.push([k, fmtField(a), fmtField(b)]);
-    }
-  }
-  return out;
-}
-
-function fmtField(v: unknown): string {
-  if (Array.isArray(v) && v.every((d) => d === null || typeof d === 'number')) return fmtShape(v as (number | null)[]);
-  if (Array.isArray(v) && v.every((s) => s === null || Array.isArray(s))) {
-    return v.map((s) => (s == null ? '?' : fmtShape(s as (number | null)[]))).join(' ');
-  }
-  return fmtValue(v);
-}
-
 function legend(): HTMLElement {
   return h('div', { class: 'av-legend', attrs: { 'aria-label': 'legend' } }, 'Legend:',
     h('span', { class: 'mark added' }, 'added'), 'in B only',
@@ -136,7 +113,7 @@ export function mountCompareView(container: HTMLElement, ctx: ViewContext): View
   const runs = ctx.runs;
   let sel = ctx.state.cmp;
   const valid = (s: CompareSel | null) => !!s && !!runs[s.runA] && !!runs[s.runB]
-    && runs[s.runA].steps.includes(s.stepA) && runs[s.runB].steps.includes(s.stepB);
+    && runSteps(runs, s.runA).includes(s.stepA) && runSteps(runs, s.runB).includes(s.stepB);
   if (!valid(sel)) sel = defaultSelection(runs, ctx.state.run);
   const root = h('div', { class: 'av-compare' });
   container.appendChild(root);
@@ -165,8 +142,8 @@ export function mountCompareView(container: HTMLElement, ctx: ViewContext): View
     const runSel = select(runOptions(runs), cur[runKey], (v) => {
       ctx.setState({ cmp: { ...cur, [runKey]: v, [stepKey]: latestStep(runs, v)! } });
     }, { attrs: { 'aria-label': 'Run ' + which }, dataset: { picker: 'run' + which } });
-    const stepSel = select(stepOptions(runs, cur[runKey]), String(cur[stepKey]), (v) => {
-      ctx.setState({ cmp: { ...cur, [stepKey]: parseInt(v, 10) } });
+    const stepSel = select(stepOptions(runs, cur[runKey]), cur[stepKey], (v) => {
+      ctx.setState({ cmp: { ...cur, [stepKey]: v } });
     }, { attrs: { 'aria-label': 'Step ' + which }, dataset: { picker: 'step' + which } });
     return h('fieldset', null, h('legend', null, which), runSel, stepSel);
   };

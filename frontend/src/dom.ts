@@ -125,51 +125,5 @@ function selectText(el: HTMLElement) {
   s?.addRange(r);
 }
 
-// ---------------------------------------------------------------------------------------------
-// formatting
-
-const INT = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
-
-/** 1256080 -> "1,256,080" (exact; no rounding to K/M). */
-export function fmtInt(n: number | null | undefined): string {
-  if (n == null || !Number.isFinite(n)) return '—';
-  return INT.format(n);
-}
-
-/** Signed integer: +118,272 / −1,024 / 0. */
-export function fmtSigned(n: number): string {
-  if (n > 0) return '+' + fmtInt(n);
-  if (n < 0) return '−' + fmtInt(-n);
-  return '0';
-}
-
-/** A score with 3 significant digits (e.g. 0.0123, 4.56, 1230). */
-export function fmtScore(x: number | null | undefined): string {
-  if (x == null || !Number.isFinite(x)) return '—';
-  if (x === 0) return '0';
-  const a = Math.abs(x);
-  if (a >= 1000 || a < 0.001) return x.toExponential(2);
-  return x.toPrecision(3).replace(/(\.\d*?)0+$/, '$1').replace(/\.$/, '');
-}
-
-/** A shape as Keras prints it: (None, 28, 28, 20); torch style with brackets. */
-export function fmtShape(shape: (number | null)[] | null | undefined,
-                         style: 'keras' | 'torch' = 'keras'): string {
-  if (shape == null) return '?';
-  const dims = shape.map((d) => (d == null ? (style === 'keras' ? 'None' : '?') : String(d)));
-  if (style === 'torch') return '[' + dims.join(', ') + ']';
-  return '(' + dims.join(', ') + (dims.length === 1 ? ',' : '') + ')';
-}
-
-/** Any JSON value as a short readable string (config values, diff fields). */
-export function fmtValue(v: unknown): string {
-  if (v === null || v === undefined) return 'None';
-  if (typeof v === 'number') return Number.isInteger(v) ? fmtInt(v) : String(v);
-  if (typeof v === 'string') return v;
-  if (typeof v === 'boolean') return v ? 'True' : 'False';
-  try {
-    return JSON.stringify(v);
-  } catch {
-    return String(v);
-  }
-}
+// Transitional: the formatters live in format.ts; these re-exports go once every view imports it.
+export { fmtInt, fmtScore, fmtShape, fmtSigned, fmtValue } from './format';

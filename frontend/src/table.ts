@@ -2,118 +2,12 @@
 // every column sortable (sorted = flat list with full paths), a search box, exact numbers,
 // nothing truncated. Every model string is set as text.
 
-import type { ArchNode, Architecture, Shape } from './types';
-import { append, button, clear, fmtInt, fmtShape, fmtValue, h } from './dom';
-
-// ---------------------------------------------------------------------------------------------
-// index over an architecture (shared with the compare view)
-
-export interface ArchIndex {
-  arch: Architecture;
-  byId: Map<string, ArchNode>;
-  children: Map<string | null, ArchNode[]>;
-  depth: Map<string, number>;
-  /** "outer/inner/name": the names of the ancestors and the node. */
-  path: Map<string, string>;
-  /** ids of the nodes feeding each node (for a container: feeding its subtree from outside). */
-  sources: Map<string, string[]>;
-  /** depth-first pre-order of the nesting tree. */
-  order: ArchNode[];
-  /** the names to show for a node in "connected to" (path when the name is ambiguous). */
-  label(id: string): string;
-  isContainer(id: string): boolean;
-  ancestors(id: string): string[];
-}
-
-export function indexArchitecture(arch: Architecture): ArchIndex {
-  const byId = new Map<string, ArchNode>();
-  for (const n of arch.nodes) if (!byId.has(n.id)) byId.set(n.id, n);
-  const parentOf = (n: ArchNode): string | null =>
-    n.parent != null && n.parent !== n.id && byId.has(n.parent) ? n.parent : null;
-  const children = new Map<string | null, ArchNode[]>();
-  for (const n of byId.values()) {
-    const p = parentOf(n);
-    let list = children.get(p);
-    if (!list) children.set(p, (list = []));
-    list.push(n);
-  }
-  const depth = new Map<string, number>();
-  const path = new Map<string, string>();
-  const order: ArchNode[] = [];
-  const visit = (n: ArchNode, d: number, prefix: string) => {
-    if (depth.has(n.id)) return;
-    depth.set(n.id, d);
-    const p = prefix ? prefix + '/' + n.name : n.name;
-    path.set(n.id, p);
-    order.push(n);
-    for (const c of children.get(n.id) || []) visit(c, d + 1, p);
-  };
-  for (const r of children.get(null) || []) visit(r, 0, '');
-  for (const n of byId.values()) visit(n, 0, ''); // nodes caught in a parent cycle
-
-  const ancestorsCache = new Map<string, string[]>();
-  const ancestors = (id: string): string[] => {
-    let a = ancestorsCache.get(id);
-    if (a) return a;
-    a = [];
-    const seen = new Set<string>([id]);
-    let cur = byId.get(id);
-    while (cur) {
-      const p = parentOf(cur);
-      if (p == null || seen.has(p)) break;
-      seen.add(p);
-      a.push(p);
-      cur = byId.get(p);
-    }
-    ancestorsCache.set(id, a);
-    return a;
-  };
-
-  const sources = new Map<string, string[]>();
-  const addSource = (target: string, src: string) => {
-    let l = sources.get(target);
-    if (!l) sources.set(target, (l = []));
-    if (!l.includes(src)) l.push(src);
-  };
-  for (const e of arch.edges) {
-    if (!byId.has(e.source) || !byId.has(e.target)) continue;
-    addSource(e.target, e.source);
-    const srcAnc = new Set([e.source, ...ancestors(e.source)]);
-    for (const a of ancestors(e.target)) {
-      if (srcAnc.has(a)) break;
-      addSource(a, e.source);
-    }
-  }
-
-  const nameCount = new Map<string, number>();
-  for (const n of byId.values()) nameCount.set(n.name, (nameCount.get(n.name) || 0) + 1);
-  const label = (id: string) => {
-    const n = byId.get(id);
-    if (!n) return id;
-    return (nameCount.get(n.name) || 0) > 1 ? path.get(id) || n.name : n.name;
-  };
-  const isContainer = (id: string) =>
-    (children.get(id)?.length || 0) > 0 || byId.get(id)?.is_container === true;
-
-  return { arch, byId, children, depth, path, sources, order, label, isContainer, ancestors };
-}
-
-// ---------------------------------------------------------------------------------------------
-// cell formatting (shared with the compare view)
-
-export function shapeStyle(arch: Architecture): 'keras' | 'torch' {
-  return arch.framework === 'torch' ? 'torch' : 'keras';
-}
-
-export function shapesText(shapes: (Shape | null)[] | null | undefined, style: 'keras' | 'torch'): string[] {
-  if (shapes == null) return ['?'];
-  if (shapes.length === 0) return ['—'];
-  return shapes.map((s) => fmtShape(s, style));
-}
-
-export function totalParams(n: ArchNode): number {
-  return (n.params?.trainable || 0) + (n.params?.non_trainable || 0);
-}
+import type { ArchNode, Architecture } from './types';
+import { append, button, clear, h } from './dom';
+import { fmtInt, fmtShape, fmtValue, shapeLines } from './format';
+import type { ShapeStyle } from './format';
+import { indexArchitecture, shapeStyle, totalParams } from './arch_index';
+import type { ArchIndex } from './arch_index';
 
 export function numCell(v: number | null | undefined): HTMLElement {
   const td = h('td', { class: 'num' }, fmtInt(v));
@@ -122,9 +16,9 @@ export function numCell(v: number | null | undefined): HTMLElement {
   return td;
 }
 
-export function shapeCell(n: ArchNode, style: 'keras' | 'torch'): HTMLElement {
+export function shapeCell(n: ArchNode, style: ShapeStyle): HTMLElement {
   const td = h('td', { class: 'shape' });
-  for (const s of shapesText(n.output_shapes, style)) append(td, h('div', null, s));
+  for (const s of shapeLines(n.output_shapes, style)) append(td, h('div', null, s));
   if (n.output_shapes == null && typeof n.reason === 'string') td.title = n.reason;
   return td;
 }
@@ -141,8 +35,8 @@ export function nodeDetails(n: ArchNode, idx: ArchIndex): HTMLElement {
   const dl = h('dl', { class: 'av-details' });
   const row = (k: string, v: Node | string) => append(dl, h('dt', null, k), h('dd', null, v));
   row('id', h('span', { class: 'mono' }, n.id));
-  if (n.input_shapes !== undefined) row('input shapes', shapesText(n.input_shapes, style).join('  '));
-  row('output shapes', shapesText(n.output_shapes, style).join('  '));
+  if (n.input_shapes !== undefined) row('input shapes', shapeLines(n.input_shapes, style).join('  '));
+  row('output shapes', shapeLines(n.output_shapes, style).join('  '));
   if (n.reason) row('note', String(n.reason));
   if (n.dtype) row('dtype', n.dtype + (n.dtype_policy && n.dtype_policy !== n.dtype ? ' (policy ' + String(n.dtype_policy) + ')' : ''));
   if (typeof n.calls === 'number' && n.calls > 1) row('calls', String(n.calls) + ' (shared; params counted once)');

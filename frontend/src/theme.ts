@@ -1,48 +1,95 @@
-// Light/dark theme. Inside TensorBoard the tab is a same-origin iframe: follow the parent's
-// <body class="dark-mode"> (TensorBoard sets it from its own setting, which may itself follow
-// the browser). Standalone (or if the parent cannot be read) follow prefers-color-scheme.
+// The dashboard's ONE theme watcher (table, graph, every view). Inside TensorBoard the tab is a
+// same-origin iframe: follow TensorBoard's own dark-mode class on the parent document (set from
+// its setting, which may itself follow the browser). When the parent cannot be read (a notebook
+// proxy on another origin), or is not a TensorBoard page, or we are not framed: follow
+// prefers-color-scheme. The result is <html data-theme="light|dark">; views read currentTheme()
+// or subscribe with onThemeChange().
 
 export type Theme = 'light' | 'dark';
 
-function parentBody(): HTMLElement | null {
+const DARK_CLASS = 'dark-mode';
+
+/** TensorBoard's document when the parent is a readable TensorBoard page, else null. */
+function tensorBoardDocument(): Document | null {
+  try {
+    if (!window.parent || window.parent === window) return null;
+    const doc = window.parent.document;
+    if (!doc || !doc.body) return null;
+    const isTb = doc.querySelector('tb-webapp, tf-tensorboard, tb-dashboard-layout') != null
+      || doc.body.classList.contains(DARK_CLASS) || doc.documentElement.classList.contains(DARK_CLASS);
+    return isTb ? doc : null;
+  } catch {
+    return null; // cross-origin parent: fall back to the media query
+  }
+}
+
+function mediaDark(): boolean {
+  try {
+    return !!window.matchMedia && window.matchMedia('(prefers-color-scheme: dark)').matches;
+  } catch {
+    return false;
+  }
+}
+
+/** What the theme should be right now. */
+export function detectTheme(): Theme {
+  const doc = tensorBoardDocument();
+  if (doc) {
+    return doc.body.classList.contains(DARK_CLASS) || doc.documentElement.classList.contains(DARK_CLASS)
+      ? 'dark' : 'light';
+  }
+  return mediaDark() ? 'dark' : 'light';
+}
+
+/** The theme applied to the page (detected when the watcher has not started yet). */
+export function currentTheme(): Theme {
+  const t = document.documentElement.dataset.theme;
+  return t === 'dark' || t === 'light' ? t : detectTheme();
+}
+
+export function isDark(): boolean {
+  return currentTheme() === 'dark';
+}
+
+const listeners = new Set<(t: Theme) => void>();
+let started = false;
+
+function apply(): void {
+  const t = detectTheme();
+  if (document.documentElement.dataset.theme !== t) {
+    document.documentElement.dataset.theme = t;
+    for (const cb of [...listeners]) {
+      try { cb(t); } catch (e) { console.error(e); }
+    }
+  }
+}
+
+function start(): void {
+  if (started) return;
+  started = true;
+  apply();
+  const targets: Element[] = [];
   try {
     if (window.parent && window.parent !== window && window.parent.document?.body) {
-      return window.parent.document.body;
+      // observe the parent even before it is recognised as TensorBoard (its app boots later)
+      targets.push(window.parent.document.body, window.parent.document.documentElement);
     }
-  } catch {
-    // cross-origin parent (e.g. some notebook proxies): fall back to the media query
-  }
-  return null;
+  } catch { /* cross-origin */ }
+  for (const t of targets) new MutationObserver(apply).observe(t, { attributes: true, attributeFilter: ['class'] });
+  try {
+    window.matchMedia?.('(prefers-color-scheme: dark)').addEventListener?.('change', apply);
+  } catch { /* no media queries */ }
 }
 
-export function currentTheme(): Theme {
-  const body = parentBody();
-  if (body) return body.classList.contains('dark-mode') ? 'dark' : 'light';
-  return window.matchMedia && window.matchMedia('(prefers-color-scheme: dark)').matches
-    ? 'dark' : 'light';
+/** Call `cb` whenever the theme changes (starts the watcher if needed); returns an unsubscribe. */
+export function onThemeChange(cb: (t: Theme) => void): () => void {
+  start();
+  listeners.add(cb);
+  return () => { listeners.delete(cb); };
 }
 
-/** Apply the theme to <html data-theme=...> now and whenever it changes; returns a stop function. */
+/** Start the one watcher (idempotent); `onChange` is subscribed. Returns a stop for `onChange`. */
 export function watchTheme(onChange?: (t: Theme) => void): () => void {
-  const apply = () => {
-    const t = currentTheme();
-    if (document.documentElement.dataset.theme !== t) {
-      document.documentElement.dataset.theme = t;
-      onChange?.(t);
-    }
-  };
-  apply();
-  const stops: (() => void)[] = [];
-  const body = parentBody();
-  if (body) {
-    const obs = new MutationObserver(apply);
-    obs.observe(body, { attributes: true, attributeFilter: ['class'] });
-    stops.push(() => obs.disconnect());
-  }
-  if (window.matchMedia) {
-    const mq = window.matchMedia('(prefers-color-scheme: dark)');
-    mq.addEventListener?.('change', apply);
-    stops.push(() => mq.removeEventListener?.('change', apply));
-  }
-  return () => stops.forEach((s) => s());
+  start();
+  return onChange ? onThemeChange(onChange) : () => undefined;
 }

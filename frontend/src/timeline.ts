@@ -2,18 +2,14 @@
 // (the diff of consecutive steps, e.g. "trainable params 0 → 2,257,984"), and one click to open
 // that diff in the compare view.
 
-import { errorMessage, fetchArchitecture, fetchDiff } from './api';
-import type { View, ViewContext } from './app';
-import { append, button, clear, fmtInt, fmtSigned, h } from './dom';
-import { fieldLines } from './compare_view';
+import { errorMessage, fetchArchitecture, fetchDiff, runSteps } from './api';
+import type { View, ViewContext } from './view';
+import { append, button, clear, h } from './dom';
+import { fieldLines, someNames as names } from './diff_text';
+import { fmtInt, fmtSigned } from './format';
 import type { DiffResponse } from './types';
 
 const MAX_NAMES = 6;
-
-function names(ids: string[]): string {
-  const shown = ids.slice(0, MAX_NAMES).join(', ');
-  return ids.length > MAX_NAMES ? `${shown} and ${ids.length - MAX_NAMES} more` : shown;
-}
 
 /** Human lines describing a diff between two steps of one run. */
 export function describeDiff(d: DiffResponse): string[] {
@@ -45,7 +41,7 @@ function isEmptyDiff(d: DiffResponse): boolean {
 
 export function mountTimeline(container: HTMLElement, ctx: ViewContext): View {
   const run = ctx.state.run!;
-  const steps = [...(ctx.runs[run]?.steps || [])].sort((a, b) => a - b);
+  const steps = runSteps(ctx.runs, run);
   const root = h('div', { class: 'av-timeline-view' });
   container.appendChild(root);
   let destroyed = false;

@@ -2,6 +2,16 @@
 // Every string in here may come from a user's model: render it as text, never as HTML.
 
 export type Dim = number | null;
+
+/** A step as an exact decimal string ("-1", "1152921504606846977"): steps are int64 and JSON
+ *  numbers lose precision above 2^53, so the dashboard never does arithmetic on them. */
+export type Step = string;
+
+/** Per-node memory (schema 2): parameter bytes and output bytes per example (dtype-aware). */
+export interface NodeMemory {
+  params_bytes: number;
+  output_bytes: number | null;
+}
 export type Shape = Dim[];
 
 export interface NodeParams {
@@ -20,7 +30,10 @@ export interface ArchNode {
   params: NodeParams;
   activation: string | null;
   config: Record<string, unknown>;
+  /** multiply-accumulates per example (schema 2); null with `macs_reason` when unknown */
   macs: number | null;
+  macs_reason?: string;
+  memory?: NodeMemory;
   // optional extras
   weights?: { name: string; shape: Shape; trainable: boolean }[];
   buffers?: { name: string; shape: Shape }[];
@@ -28,6 +41,8 @@ export interface ArchNode {
   dtype_policy?: string;
   calls?: number;
   is_container?: boolean;
+  is_function?: boolean;     // torch functional op
+  operation?: boolean;       // a keras.ops call
   [key: string]: unknown;
 }
 
@@ -48,6 +63,12 @@ export interface Architecture {
     total_params: number;
     trainable_params: number;
     non_trainable_params: number;
+    /** schema 2: sum of the known per-example MACs; `macs_complete` false -> "at least" */
+    macs?: number | null;
+    macs_complete?: boolean;
+    macs_convention?: string;
+    batch_size?: number | null;
+    memory?: { params_bytes?: number; buffers_bytes?: number; activations_bytes?: number };
     [key: string]: unknown;
   };
   inputs: string[];
@@ -59,7 +80,7 @@ export interface Architecture {
 
 // GET ./runs
 export interface RunInfo {
-  steps: number[];
+  steps: (number | string)[];   // read through api.runSteps() (exact strings)
   filter_layers?: string[];   // node ids that have filter grids in this run
   errors?: string[];          // problems with this run's data, shown to the user
   [key: string]: unknown;

@@ -1,0 +1,45 @@
+// The views' contract: what the dashboard shell (app.ts) gives a view and what a view returns.
+// Views import this module, never app.ts (no import cycle between the shell and its views).
+
+import type { Architecture, RunsResponse, Step } from './types';
+
+export type ViewName = 'table' | 'graph' | 'filters' | 'compare' | 'timeline';
+
+export const VIEWS: { name: ViewName; label: string }[] = [
+  { name: 'table', label: 'Table' },
+  { name: 'graph', label: 'Graph' },
+  { name: 'filters', label: 'Filters' },
+  { name: 'compare', label: 'Compare' },
+  { name: 'timeline', label: 'Timeline' },
+];
+
+/** Two (run, step) pairs to compare. Steps are exact decimal strings ("-1", "1152921504606846977"). */
+export interface CompareSel {
+  runA: string; stepA: Step; runB: string; stepB: Step;
+}
+
+export interface AppState {
+  view: ViewName;
+  run: string | null;
+  step: Step | null;          // null = latest; an exact decimal string
+  layer: string | null;       // filters view
+  fstep: number | null;       // filters view step (null = latest)
+  cmp: CompareSel | null;     // compare view
+  selected: string | null;    // node selected in the table or graph
+}
+
+/** What a view gets from the shell. */
+export interface ViewContext {
+  runs: RunsResponse;
+  state: Readonly<AppState>;
+  /** the architecture of the current (run, step) — table and graph views */
+  arch: Architecture | null;
+  /** change state; views that manage a part of it themselves pass remount=false */
+  setState(patch: Partial<AppState>, remount?: boolean): void;
+  openFilters(run: string, layer: string): void;
+  openCompare(sel: CompareSel): void;
+}
+
+export interface View {
+  destroy(): void;
+}
