@@ -107,13 +107,15 @@ class ArchVizCallback(keras.callbacks.Callback):
         filters_every: also write grids every N epochs (else only at the end of training).
         filters_options: extra keyword options for ``make_grids`` (e.g. ``{"steps": 32}``).
         filters_time_budget: seconds allowed per grid-making call (passed to ``make_grids``).
+        gradient_reach: ``True`` adds which parameters the loss reaches to each architecture
+            (one forward + backward on a random batch; see ``tensorboard_archviz.gradient_reach``).
     """
 
     def __init__(self, log_dir: Union[str, os.PathLike] = "logs", run: str = "train",
                  filters: Union[bool, Sequence[str]] = False,
                  filters_every: Optional[int] = None,
                  filters_options: Optional[Dict[str, Any]] = None,
-                 filters_time_budget: Optional[float] = None):
+                 filters_time_budget: Optional[float] = None, gradient_reach: bool = False):
         super().__init__()
         if not isinstance(run, str) or not run:
             raise ValueError("ArchVizCallback: run must be a non-empty string, got %r" % (run,))
@@ -145,6 +147,7 @@ class ArchVizCallback(keras.callbacks.Callback):
         self.filters_every = filters_every
         self.filters_options = dict(filters_options or {})
         self.filters_time_budget = filters_time_budget
+        self.gradient_reach = gradient_reach
         self._writer = None
         self._fingerprint: Optional[int] = None
         self._epochs_done = 0
@@ -200,6 +203,9 @@ class ArchVizCallback(keras.callbacks.Callback):
         from tensorboard_archviz.extract.keras import extract_keras
 
         arch = extract_keras(model)
+        if self.gradient_reach:
+            from tensorboard_archviz.gradient_reach import add_to
+            add_to(arch, model, None, self.gradient_reach)
         self._write("add_architecture", arch, step=step)
         self._fingerprint = fp
         self.written_steps.append(step)

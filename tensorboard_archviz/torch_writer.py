@@ -105,8 +105,11 @@ def write_summary(writer: Any, summary_pb: Any, global_step: Optional[int] = Non
 
 def add_architecture(writer: Any, model: Any, input_to_model: Any,
                      global_step: Optional[int] = None, *, walltime: Optional[float] = None,
-                     method: str = "auto"):
+                     method: str = "auto", gradient_reach: Any = False):
     """Extract `model` on `input_to_model` and write its architecture; mirrors ``add_graph``.
+
+    `gradient_reach`: ``True`` (or a callable ``loss(outputs)``) adds which parameters the loss
+    reaches (one more forward + backward; see ``tensorboard_archviz.gradient_reach``).
 
     `input_to_model`: a tensor (``model(x)``), a tuple/list (``model(*x)``) or a dict
     (``model(**x)``); one real forward pass runs on it in eval mode under ``no_grad`` and the
@@ -120,6 +123,9 @@ def add_architecture(writer: Any, model: Any, input_to_model: Any,
     from tensorboard_archviz.extract.torch import extract_torch
 
     arch = extract_torch(model, input_to_model, method=method)
+    if gradient_reach:
+        from tensorboard_archviz.gradient_reach import add_to
+        add_to(arch, model, input_to_model, gradient_reach)
     summary_pb = summary.architecture_pb(arch)  # validates before anything is written
     write_summary(writer, summary_pb, global_step, walltime)
     return arch

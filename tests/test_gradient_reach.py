@@ -1,0 +1,231 @@
+"""Gradient reach on real PyTorch and Keras models (TensorFlow and torch backends).
+
+Each model has a detached branch, an unused module and a frozen layer, and exactly those must be
+reported; a model where everything learns reports no "none"; ``.grad`` fields, training flags,
+buffers / non-trainable variables and the RNG are as before; failing models give
+``status: unavailable`` while the architecture is still written. Keras runs in subprocesses (one
+per backend) so the backend can be chosen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from torch import nn
+
+from tensorboard_archviz import gradient_reach, schema
+from tensorboard_archviz.summary import ArchVizWriter
+from torch_models import SmallResNet
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class Detached(nn.Module):
+    """trunk -> frozen -> head is learnt; aux's output is detached; unused is never called."""
+
+    def __init__(self):
+        super().__init__()
+        self.trunk = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU())
+        self.frozen = nn.Linear(4, 4)
+        self.frozen.requires_grad_(False)
+        self.head = nn.Linear(4, 3)
+        self.aux = nn.Linear(4, 4)
+        self.unused = nn.Linear(3, 3)
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x):
+        f = self.trunk(x).mean((2, 3))
+        return self.head(self.drop(self.frozen(f)) + self.aux(f).detach())
+
+
+class BadBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, g):
+        raise RuntimeError("this backward always fails")
+
+
+class FailingBackward(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return BadBackward.apply(self.fc(x))
+
+
+class StringOutput(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        self.fc(x)
+        return "not a tensor"
+
+
+def states(result):
+    return {nid: (e["state"], e.get("reason")) for nid, e in result["nodes"].items()}
+
+
+def test_torch_detached_unused_frozen_reported_exactly():
+    model = Detached()
+    model.head.weight.grad = torch.full_like(model.head.weight, 7.0)
+    grad_obj = model.head.weight.grad
+    model.eval()
+    stats = model.trunk[1].running_mean.clone()
+    x = torch.randn(2, 1, 6, 6)
+    rng = torch.random.get_rng_state()
+    r = gradient_reach.compute(model, x)
+    assert r["status"] == "ok" and r["mode"] == "train"
+    assert r["counts"] == {"grad": 6, "none": 4, "frozen": 2}
+    s = states(r)
+    assert s["aux"] == ("none", "the branch is detached at aux.detach()")
+    assert s["unused"] == ("none", "unused is not called in the forward pass (unused module)")
+    assert s["frozen"] == ("frozen", None)
+    for nid in ("trunk.0", "trunk.1", "head", "trunk"):
+        assert s[nid] == ("grad", None), nid
+    assert set(r["nodes"]["aux"]["params"]) == {"weight", "bias"}
+    assert r["nodes"]["aux"]["params"]["weight"] == {
+        "state": "none", "size": 16, "reason": "the branch is detached at aux.detach()"}
+    assert r["summary"] == (
+        "2 parameters of aux receive no gradient: the branch is detached at aux.detach(); "
+        "2 parameters of unused receive no gradient: unused is not called in the forward pass "
+        "(unused module); 2 parameters frozen on purpose (frozen)")
+    # no side effects
+    assert model.head.weight.grad is grad_obj and bool((grad_obj == 7).all())
+    assert all(p.grad is None for n, p in model.named_parameters() if n != "head.weight")
+    assert not any(m.training for m in model.modules())
+    assert torch.equal(model.trunk[1].running_mean, stats)
+    assert torch.equal(torch.random.get_rng_state(), rng)
+    assert not model._forward_hooks and not model.trunk[0]._forward_pre_hooks
+    json.dumps(r)
+
+
+def test_torch_everything_learns_and_training_mode_kept():
+    model = SmallResNet()
+    model.train()
+    r = gradient_reach.compute(model, torch.randn(1, 1, 28, 28))
+    assert r["status"] == "ok"
+    assert r["counts"] == {"grad": 10, "none": 0, "frozen": 0}
+    assert set(e["state"] for e in r["nodes"].values()) == {"grad"}
+    assert r["summary"] == "all 10 trainable parameters receive a gradient"
+    assert all(m.training for m in model.modules())
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_torch_no_grad_section_and_loss():
+    class NoGrad(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(3, 3)
+            self.b = nn.Linear(3, 2)
+
+        def forward(self, x):
+            with torch.no_grad():
+                h = self.a(x)
+            return self.b(h)
+
+    r = gradient_reach.compute(NoGrad(), torch.randn(2, 3), loss=lambda out: out[:, 0].mean())
+    s = states(r)
+    assert s["a"] == ("none", "a's output does not require grad (computed under torch.no_grad()?)")
+    assert s["b"] == ("grad", None)
+    assert r["scalar"] == gradient_reach.SCALAR_LOSS
+
+
+@pytest.mark.parametrize("model, needle", [
+    (FailingBackward(), "the backward pass failed: RuntimeError: this backward always fails"),
+    (StringOutput(), "the model's outputs hold no floating-point tensor (got str)"),
+])
+def test_torch_unavailable_and_architecture_still_written(tmp_path, model, needle):
+    from tensorboard_archviz import add_architecture
+
+    r = gradient_reach.compute(model, torch.randn(1, 4))
+    assert r["status"] == "unavailable" and r["reason"] == needle
+    assert r["summary"] == "gradient reach unavailable: " + needle
+    if isinstance(model, StringOutput):
+        return  # the extractor itself needs tensor outputs
+    with ArchVizWriter(str(tmp_path)) as w:
+        arch = add_architecture(w, model, torch.randn(1, 4), gradient_reach=True)
+    back = schema.from_json(arch.to_json())
+    assert back.extra["gradient_reach"]["status"] == "unavailable"
+    assert [n.id for n in back.nodes if n.class_name == "Linear"] == ["fc"]
+
+
+KERAS_SCRIPT = textwrap.dedent("""
+    import json, os, sys
+    import numpy as np
+    import keras
+    from tensorboard_archviz import gradient_reach
+
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.trunk = keras.layers.Dense(6, name="trunk")
+            self.norm = keras.layers.BatchNormalization(name="norm")
+            self.side = keras.layers.Dense(6, name="side")
+            self.frozen = keras.layers.Dense(6, name="frozen")
+            self.frozen.trainable = False
+            self.head = keras.layers.Dense(2, name="head")
+            self.drop = keras.layers.Dropout(0.5)
+            self.unused = keras.layers.Dense(3, name="unused")
+
+        def build(self, shape):
+            self.unused.build((None, 4))
+
+        def call(self, x, training=None):
+            h = self.drop(self.frozen(self.norm(self.trunk(x))), training=training)
+            return self.head(h + keras.ops.stop_gradient(self.side(x)))
+
+    model = Net()
+    model(np.zeros((2, 4), "float32"))
+    before = [np.array(keras.ops.convert_to_numpy(v.value)) for v in model.variables]
+    out = {"detached": gradient_reach.compute(model)}
+    after = [keras.ops.convert_to_numpy(v.value) for v in model.variables]
+    out["unchanged"] = all(np.array_equal(a, b) for a, b in zip(before, after))
+    out["call_wrapped"] = any("call" in l.__dict__ for l in model._flatten_layers())
+    cnn = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3),
+                            keras.layers.BatchNormalization(), keras.layers.Flatten(),
+                            keras.layers.Dense(10, activation="softmax")])
+    out["learns"] = gradient_reach.compute(cnn)
+    def bad_loss(outputs):
+        raise ValueError("no loss today")
+    out["bad"] = gradient_reach.compute(cnn, loss=bad_loss)
+    print("RESULT" + json.dumps(out))
+""")
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "torch"])
+def test_keras_detached_unused_frozen(backend):
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run([sys.executable, "-c", KERAS_SCRIPT], capture_output=True, text=True,
+                          env=env, cwd=REPO, timeout=300)
+    line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT")]
+    assert line, proc.stdout[-2000:] + proc.stderr[-3000:]
+    out = json.loads(line[0][len("RESULT"):])
+    r = out["detached"]
+    assert r["status"] == "ok", r
+    s = states(r)
+    assert s == {
+        "trunk": ("grad", None), "norm": ("grad", None), "head": ("grad", None),
+        "side": ("none", "the branch is detached at stop_gradient"),
+        "frozen": ("frozen", None),
+        "unused": ("none", "unused is not called in the forward pass (unused layer)"),
+    }
+    assert r["counts"] == {"grad": 6, "none": 4, "frozen": 2}
+    assert set(r["nodes"]["norm"]["params"]) == {"gamma", "beta"}  # statistics are state
+    assert out["unchanged"] and not out["call_wrapped"]
+    learns = out["learns"]
+    assert learns["counts"] == {"grad": 6, "none": 0, "frozen": 0}
+    assert learns["summary"] == "all 6 trainable parameters receive a gradient"
+    assert out["bad"]["status"] == "unavailable"
+    assert out["bad"]["reason"].endswith("ValueError: no loss today")
