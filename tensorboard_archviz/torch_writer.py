@@ -128,19 +128,31 @@ def add_architecture(writer: Any, model: Any, input_to_model: Any,
         add_to(arch, model, input_to_model, gradient_reach)
     summary_pb = summary.architecture_pb(arch)  # validates before anything is written
     write_summary(writer, summary_pb, global_step, walltime)
+    from tensorboard_archviz.filters.torch_backend import remember_input
+    remember_input(model, input_to_model)  # add_filter_grids' default image size
     return arch
 
 
+DEFAULT_FILTERS_TIME_BUDGET = 120.0
+
+
 def add_filter_grids(writer: Any, model: Any, layers: Optional[List[str]] = None,
-                     global_step: Optional[int] = None, *, walltime: Optional[float] = None,
+                     global_step: Optional[int] = None, *, input_to_model: Any = None,
+                     walltime: Optional[float] = None,
+                     time_budget: Optional[float] = DEFAULT_FILTERS_TIME_BUDGET,
                      **options: Any) -> List[str]:
     """Compute filter-maximisation grids of `model`'s conv layers and write one per layer.
 
-    `layers`: node ids (qualified module names) or None for the backend's default choice;
-    `options` go to ``tensorboard_archviz.filters.torch_backend.make_grids`` (e.g.
-    ``time_budget``, ``log``). All grids are computed first, then written. A ``DataParallel``
-    / ``DistributedDataParallel`` wrapper is looked through, so node ids match the
-    architecture's. Returns the node ids written ([] on a non-zero distributed rank).
+    `layers`: node ids (qualified module names) or None for every 2-D conv layer.
+    `input_to_model`: an example input (the same argument as ``add_architecture``) giving the
+    image size; by default the size of the last ``add_architecture`` call for this model (or pass
+    ``input_shape=(C, H, W)``). `time_budget`: seconds per call (default 120; None: no limit):
+    no new layer is started once spent. Progress: one line per layer through ``logging``
+    (logger ``tensorboard_archviz.filters``; ``log=print`` also works) and a tqdm bar when stderr
+    is a terminal. Other `options` go to ``tensorboard_archviz.filters.torch_backend.make_grids``.
+    All grids are computed first, then written. A ``DataParallel`` /
+    ``DistributedDataParallel`` wrapper is looked through, so node ids match the architecture's.
+    Returns the node ids written ([] on a non-zero distributed rank).
     """
     if not _is_rank_zero():
         return []
@@ -148,7 +160,8 @@ def add_filter_grids(writer: Any, model: Any, layers: Optional[List[str]] = None
 
     model = _unwrap(model)  # node ids as in the architecture; no DDP forward on one rank alone
     protos = [(r.node_id, summary.filter_grid_pb(r.node_id, r.png, r.tiles))
-              for r in make_grids(model, layers, **options)]
+              for r in make_grids(model, layers, input_to_model=input_to_model,
+                                  time_budget=time_budget, **options)]
     for _, pb in protos:
         write_summary(writer, pb, global_step, walltime)
     return [node_id for node_id, _ in protos]

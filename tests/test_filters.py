@@ -42,6 +42,10 @@ def test_options_are_validated_by_name():
         core.resolve_options({"parametrization": "wavelet"})
     assert core.resolve_options({}).n_steps == 128
     assert core.resolve_options({"fast": True}).n_steps == 32
+    assert core.resolve_options({}).steps_for(False) == 256
+    assert core.resolve_options({"fast": True}).steps_for(False) == 64
+    with pytest.raises(ValueError, match="objective"):
+        core.resolve_options({"objective": "max"})
     with pytest.raises(ValueError, match=r"\[12\] out of range"):
         core.choose_filters(12, core.resolve_options({"filters": [0, 12]}))
     assert core.choose_filters(100, core.resolve_options({})) == list(range(64))
@@ -59,15 +63,36 @@ def test_dct_basis_is_orthonormal_and_render_stays_in_range():
         img = core.render_numpy(z, plan, bases)
         assert img.shape == (4, 3) + plan.canvas_hw
         assert img.min() >= -2.0 and img.max() <= 3.0
+    # Fixed contrast: whatever the logits' scale, the deeper layers' images keep one contrast.
+    plan = core.make_plan("c", "Conv2d", 4, 1, (20, 20), (0.0, 1.0), False,
+                          core.resolve_options({}))
+    assert plan.gain == 1.5 and plan.parametrization == "fourier"
+    bases = core.make_bases(plan)
+    z = np.random.RandomState(1).randn(2, 1, *plan.canvas_hw).astype(np.float32)
+    a, b = core.render_numpy(z, plan, bases), core.render_numpy(1000.0 * z, plan, bases)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert np.mean((a < 0.02) | (a > 0.98)) < 0.05
 
 
 def test_plan_choices():
     opts = core.resolve_options({})
     tiny = core.make_plan("a", "Conv2d", 8, 1, (28, 28), (0, 1), True, opts)
     assert (tiny.scale, tiny.parametrization, tiny.transforms) == (2, "pixel", False)
+    assert (tiny.objective, tiny.steps, tiny.gain) == ("centre", 128, 0.0)
     assert tiny.canvas_hw == (56 + 2 * tiny.jitter, 56 + 2 * tiny.jitter)
+    deep = core.make_plan("d", "Conv2d", 8, 1, (28, 28), (0, 1), False, opts)
+    assert (deep.scale, deep.parametrization, deep.objective, deep.jitter, deep.steps) == \
+        (1, "fourier", "interior", 2, 256)
+    assert deep.transforms and not deep.rotate          # scale 0.95-1.05 only
     big = core.make_plan("b", "Conv2d", 8, 3, (128, 96), (0, 255), False, opts)
-    assert (big.scale, big.parametrization, big.transforms) == (1, "fourier", True)
+    assert (big.scale, big.parametrization, big.transforms, big.rotate) == \
+        (1, "fourier", True, True)
+    # Interior: positions whose receptive field (centre: rows/cols 4..16 of 28) stays inside.
+    sup = np.zeros((28, 28), np.float32)
+    sup[8:21, 8:21] = 1.0                               # 13 px field of the centre (7, 7) of 14
+    win = core.interior_window((14, 14), sup)
+    rows = np.nonzero(win.sum(1))[0]
+    assert list(rows) == list(range(3, 11)) and np.isclose(win.sum(), 1.0)
     w = core.center_window((7, 8), 0.0)
     assert w.sum() == 1.0 and w[3, 4] == 1.0
     np.testing.assert_allclose(core.center_window((5, 5), 0.2).sum(), 1.0, rtol=1e-6)
@@ -199,8 +224,13 @@ def test_torch_dead_filter_range_png_and_order(hand_run):
         assert t["image_size"] == [28, 28] and t["value_range"] == [0.0, 1.0]
         assert t["method"] == "batched-adam-fourier" and t["steps"] == 64
     assert second.tiles["parametrization"] == "fourier" and len(second.tiles["tiles"]) == 6
-    # The first layer's tiles show its 5x5 receptive field (+ jitter), not the whole image.
-    assert first.tiles["crop"][2] <= 8 and second.tiles["crop"] is not None
+    # The first layer's tiles show its 5x5 receptive field (+ jitter), not the whole image;
+    # deeper tiles (interior objective) the whole image.
+    assert first.tiles["crop"][2] <= 8 and second.tiles["crop"] is None
+    # The first layer's tiles carry the kernel itself.
+    assert first.tiles["kernel_shape"] == [5, 5, 1] and "kernel" not in second.tiles["tiles"][0]
+    for i, k in enumerate(hand_kernels()):
+        np.testing.assert_allclose(np.array(tiles[i]["kernel"])[:, :, 0], k, atol=1e-6)
 
 
 def test_torch_model_state_is_untouched(hand_run):
@@ -226,7 +256,7 @@ def test_torch_heads_match_the_modules():
     for mod in mods:
         with torch.no_grad():
             full = mod(x)
-            pre = torch_backend._make_head(mod, torch)(x, idx)
+            pre = torch_backend.make_head(mod, torch)(x, idx)
         expect = full[torch.arange(3), idx]
         assert pre.shape == expect.shape, mod
         torch.testing.assert_close(pre, expect, atol=1e-5, rtol=1e-5)
@@ -248,13 +278,17 @@ def test_torch_value_range_filters_option_and_chunking_invariance():
     assert c.tiles["filters_total"] == 12 and c.tiles["activation"] == "gelu"
 
 
-def test_torch_default_input_shape_and_transforms():
+def test_torch_image_size_from_the_example_input():
     m = nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU(), nn.Conv2d(3, 2, 3))
-    results = list(torch_backend.make_grids(m, steps=2))
+    results = list(torch_backend.make_grids(m, steps=2, input_to_model=torch.zeros(4, 2, 20, 24)))
     assert [r.node_id for r in results] == ["0", "2"]
-    assert results[1].tiles["image_size"] == [128, 128]     # default size, C from in_channels
-    assert results[1].images.shape == (2, 128, 128, 2)
+    assert results[1].tiles["image_size"] == [20, 24]       # the example's size, never 128
+    assert results[1].images.shape == (2, 20, 24, 2)
     assert results[1].tiles["channels"] == 1                # 2 channels: shown as their mean
+    d = next(torch_backend.make_grids(m, ["2"], steps=1, input_to_model={"x": torch.zeros(1, 2, 9, 9)}))
+    assert d.tiles["image_size"] == [9, 9]
+    with pytest.raises(ValueError, match="input_to_model"):
+        list(torch_backend.make_grids(nn.Sequential(nn.Conv2d(2, 3, 3)), steps=1))
 
 
 class _Net1d(nn.Module):

@@ -49,7 +49,11 @@ def test_keras_tf_dead_filter_range_png_and_state(hand_run):
     assert [t["index"] for t in tiles] == [0, 1, 2, 3]
     assert [t["dead"] for t in tiles] == [False, False, False, True]
     assert tiles[3]["score"] < -900 and tiles[3]["post_score"] == 0.0
-    assert first.tiles["activation"] == "relu" and second.tiles["activation"] is None
+    assert first.tiles["activation"] == "relu"
+    # "second" is followed by BatchNorm and an Activation("relu") layer: judged after both.
+    assert (second.tiles["norm"], second.tiles["activation"]) == ("BatchNorm", "relu")
+    assert second.tiles["post"] == "the output after BatchNorm + relu"
+    assert first.tiles["kernel_shape"] == [5, 5, 1]
     assert second.tiles["parametrization"] == "fourier" and len(second.tiles["tiles"]) == 6
     for r in results:
         assert r.images.min() >= 0.0 and r.images.max() <= 1.0
@@ -79,7 +83,7 @@ def test_keras_heads_match_the_layers():
              layers.Conv2DTranspose(6, 3, strides=2, padding="same")]
     for layer in cases:
         full = layer(x).numpy()           # activation None: the output is the pre-activation
-        head, n = keras_backend._make_head(layer, keras, ops)
+        head, n = keras_backend.make_head(layer, keras, ops)
         pre = head(x, idx).numpy()
         expect = full[np.arange(3), :, :, idx.numpy()]
         assert n == full.shape[-1] and pre.shape == expect.shape, layer.name
@@ -91,7 +95,7 @@ def test_tf_render_matches_the_numpy_reference():
 
     opts = core.resolve_options({"value_range": (0.0, 255.0)})
     plan = core.make_plan("c", "Conv2D", 2, 3, (20, 24), (0.0, 255.0), False, opts)
-    opt = keras_backend._TFOptimizer(plan, None, None, np.ones((1, 1), np.float32))
+    opt = keras_backend.TFOptimizer(plan, None, None)
     z = 3.0 * np.random.RandomState(0).randn(2, 3, *plan.canvas_hw).astype(np.float32)
     got = opt.render(tf.constant(z)).numpy()
     want = core.render_numpy(z, plan, core.make_bases(plan)).transpose(0, 2, 3, 1)

@@ -5,32 +5,42 @@ The method (every backend follows it; only the gradient code differs):
 * All chosen filters of one layer are optimised **together as one batch**: image ``b`` maximises
   filter ``indices[b]``. The model is truncated at the layer's input and run in inference mode;
   the layer itself is applied per image to that image's filter only (a depthwise convolution
-  plus a sum), so the work at the target layer is ``1/filters`` of a plain forward pass.
-* ``image = lo + (hi - lo) * sigmoid(logits)`` keeps every pixel inside the value range.
-  ``logits`` is either the pixels themselves (``"pixel"``, used for the first conv layer, whose
-  maximiser is its kernel pattern) or a spatially decorrelated spectrum (``"fourier"``: an
-  orthonormal cosine (DCT-II) basis with 1/f amplitude scaling, as in Lucid, used deeper). RGB
-  images also get Lucid's colour decorrelation.
-* Adam (lr 0.05) on the logits for ``steps`` steps (128; ``fast=True``: 32), random jitter each
-  step (a random crop of a slightly larger canvas), plus small random scale/rotation on images of
-  64 px and more. Inputs of at most 32 px are optimised at 2x and average-pooled to the model's
-  size.
-* Objective: the filter's **pre-activation** at the centre of its output map (``center=0``, the
-  default; ``center > 0``: a centred Gaussian window; ``None``: the plain spatial mean). A mean
-  over all positions is blind to the first conv layer: for a zero-sum kernel (an edge detector)
-  the mean of a linear map only sees the image border. The tiles then show the receptive field
-  of that centre position (``crop`` in the metadata), so a 5x5 first-layer filter is not a
-  speck in a 224 px tile.
-* Reported per filter: ``score`` = the objective (pre-activation) on the final image,
-  ``post_score`` = the same for the post-activation output, ``dead`` = the pre-activation is <= 0
-  at every position of the filter's own optimised image (for ReLU: the output is zero
-  everywhere: the filter never activates).
+  plus a sum), so the work at the target layer is ``1/filters`` of a plain forward pass. The
+  layer's weights (and those of what follows it) are read at every call, never cached.
+* What the filter's output goes through next in the model (BatchNorm in inference form, then an
+  elementwise activation; ``Post``) is applied per image too: the "post-activation" of a filter.
+* **First conv layer** (``objective="centre"``): ``logits`` are the pixels themselves and the
+  objective is the filter's pre-activation at the centre of its output map (its maximiser is the
+  kernel's sign pattern; a mean over positions would only see the border of a zero-sum kernel).
+  ``image = lo + (hi - lo) * sigmoid(logits)``. Tiles show the receptive field of that centre
+  position (``crop``) and the tile JSON carries the kernel itself.
+* **Deeper layers** (``objective="interior"``): the mean post-activation over the *interior*
+  positions of the output map (those whose receptive field lies inside the image, so nothing is
+  gained from the zero padding at the border), which asks for the pattern the filter answers to
+  everywhere: its preferred orientation and frequency, not one bright/dark blob. ``logits`` are a
+  spatially decorrelated spectrum (an orthonormal cosine (DCT-II) basis with 1/f amplitude, as in
+  Lucid; RGB also gets Lucid's colour decorrelation), normalised per image to zero mean and unit
+  deviation and multiplied by a fixed gain (1.5) before the sigmoid: the image contrast is fixed,
+  so the optimiser can only move *where* the image is bright, never push pixels into saturation.
+  Jitter of +-2 px and a random scale of 0.95-1.05 each step keep the pattern free of
+  pixel-aligned checkerboards. While no interior position fires at all, the gradient is taken
+  from the linear (pre-activation, normalised) output instead, so a filter that starts below its
+  threshold still moves.
+* Adam (lr 0.05) on the logits: 128 steps for the first layer, 256 deeper (``fast=True``: 32 / 64).
+* Reported per filter: ``score`` = the objective on the final image, ``pre_score`` /
+  ``post_score`` = the conv's own output / the post-activation over the same window, and the
+  firing state judged on the post-activation of its own optimised image: ``fires`` is ``"yes"``,
+  ``"after_norm"`` (the conv's own output is <= 0 everywhere, but BatchNorm shifts it into the
+  active range) or ``"never"`` (``dead``: the post-activation is <= 0 at every position), with
+  ``dead_reason``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -38,6 +48,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 METHOD = "batched-adam-fourier"
+OBJECTIVES = ("auto", "centre", "interior", "mean")
+DEFAULT_GAIN = 1.5
+logger = logging.getLogger("tensorboard_archviz.filters")
 
 # Lucid's colour decorrelation (square root of ImageNet's colour covariance), normalised.
 _COLOR_SVD_SQRT = np.array([[0.26, 0.09, 0.02],
@@ -62,7 +75,7 @@ class GridResult:
 @dataclass
 class Options:
     """Options of ``make_grids`` (every backend); unknown names are rejected."""
-    steps: Optional[int] = None          # default 128, or 32 with fast=True
+    steps: Optional[int] = None          # default 128 first layer / 256 deeper (fast: 32 / 64)
     fast: bool = False
     lr: float = 0.05
     max_filters: int = 64                # the first max_filters filters of a wider layer
@@ -70,15 +83,20 @@ class Options:
     value_range: Optional[Tuple[float, float]] = None
     image_size: Optional[Tuple[int, int]] = None   # (h, w) when the model does not fix it
     parametrization: str = "auto"        # "auto" | "pixel" | "fourier"
+    objective: str = "auto"              # "auto" (centre: first conv, interior: deeper) |
+                                         # "centre" | "interior" | "mean"
+    gain: Optional[float] = None         # fixed contrast: logits normalised per image x gain;
+                                         # None: 1.5 for "fourier", off for "pixel"; 0: off
     decay: float = 1.0                   # 1/f^decay amplitude scaling of the fourier basis
-    center: Optional[float] = 0.0        # 0: centre neuron; >0: Gaussian sigma / output size;
-                                         # None: plain spatial mean
+    center: Optional[float] = 0.0        # objective "centre": 0: centre neuron; >0: Gaussian
+                                         # sigma / output size; None: plain spatial mean
     crop: str = "auto"                   # "auto": tiles show the objective's receptive field
                                          # when it is smaller than the image; "off"
-    jitter: Optional[int] = None         # px at the optimisation scale; None: ~4 % of the side
+    jitter: Optional[int] = None         # px at the optimisation scale; None: 2 px deeper
                                          # (1 for the pixel-parametrised first layer)
-    transforms: str = "auto"             # "auto" (scale/rotate when >= 64 px) | "on" | "off"
-    upsample_tiny: bool = True           # optimise inputs <= 32 px at 2x
+    transforms: str = "auto"             # "auto" (deeper: scale 0.95-1.05, + rotation when
+                                         # >= 64 px) | "on" | "off"
+    upsample_tiny: bool = True           # first layer: optimise inputs <= 32 px at 2x
     seed: int = 0
     chunk_size: Optional[int] = None     # images per batch; None: measured (see run_in_chunks)
     memory_mb: float = 1024.0            # memory budget of one batch
@@ -89,9 +107,15 @@ class Options:
 
     @property
     def n_steps(self) -> int:
+        """Steps of the first conv layer (see ``steps_for``)."""
+        return self.steps_for(True)
+
+    def steps_for(self, first_conv: bool) -> int:
         if self.steps is not None:
             return int(self.steps)
-        return 32 if self.fast else 128
+        if first_conv:
+            return 32 if self.fast else 128
+        return 64 if self.fast else 256
 
 
 def resolve_options(options: Dict[str, Any]) -> Options:
@@ -128,6 +152,11 @@ def resolve_options(options: Dict[str, Any]) -> Options:
         opts.image_size = size
     if opts.center is not None and not (opts.center >= 0):
         raise ValueError("center must be >= 0 or None, got %r" % (opts.center,))
+    if opts.objective not in OBJECTIVES:
+        raise ValueError("objective must be one of %s, got %r"
+                         % (", ".join(map(repr, OBJECTIVES)), opts.objective))
+    if opts.gain is not None and not (float(opts.gain) >= 0):
+        raise ValueError("gain must be >= 0 or None, got %r" % (opts.gain,))
     if opts.crop not in ("auto", "off"):
         raise ValueError("crop must be 'auto' or 'off', got %r" % (opts.crop,))
     if opts.chunk_size is not None and (not isinstance(opts.chunk_size, (int, np.integer))
@@ -174,6 +203,10 @@ class Plan:
     init_sd: float
     decay: float
     center: Optional[float]
+    objective: str = "centre"     # "centre" | "interior" | "mean"
+    gain: float = 0.0             # > 0: fixed contrast (logits normalised per image x gain)
+    rotate: bool = False          # random rotation (+-5 deg) with the random scale
+    first_conv: bool = False
 
     @property
     def crop_hw(self) -> Tuple[int, int]:
@@ -187,36 +220,50 @@ class Plan:
 
     def describe(self) -> str:
         h, w = self.image_hw
-        return ("%s (%s): %d of %d filters, %dx%dx%d in [%g, %g]%s, %s, %d steps"
+        return ("%s (%s): %d of %d filters, %dx%dx%d in [%g, %g]%s, %s, %s objective, %d steps"
                 % (self.node_id, self.class_name, len(self.indices), self.n_total, h, w,
                    self.channels, self.value_range[0], self.value_range[1],
-                   ", optimised at 2x" if self.scale == 2 else "", self.parametrization, self.steps))
+                   ", optimised at 2x" if self.scale == 2 else "", self.parametrization,
+                   self.objective, self.steps))
 
 
 def make_plan(node_id: str, class_name: str, n_total: int, channels: int, image_hw: Tuple[int, int],
               value_range: Tuple[float, float], first_conv: bool, opts: Options) -> Plan:
-    """Resolve the per-layer choices (filters, scale, jitter, parametrisation, transforms)."""
+    """Resolve the per-layer choices (filters, objective, scale, jitter, parametrisation, ...)."""
     h, w = int(image_hw[0]), int(image_hw[1])
-    scale = 2 if (opts.upsample_tiny and max(h, w) <= 32) else 1
+    objective = opts.objective
+    if objective == "auto":
+        objective = "centre" if first_conv else "interior"
     if opts.parametrization == "auto":
-        param = "pixel" if first_conv else "fourier"
+        param = "pixel" if objective == "centre" and first_conv else "fourier"
     else:
         param = opts.parametrization
+    # The centre objective sees a small receptive field: optimise tiny inputs at 2x so its
+    # pattern is not aliased. The interior objective is optimised at the model's size.
+    scale = 2 if (opts.upsample_tiny and objective == "centre" and max(h, w) <= 32) else 1
     if opts.jitter is not None:
         jitter = int(opts.jitter)
     elif param == "pixel":
         # The first layer is linear: jitter would only blur its kernel pattern. One canvas pixel
         # (half a model pixel at 2x) is enough against aliasing.
         jitter = 1
-    else:
+    elif objective == "centre":
         jitter = max(2, int(round(0.04 * scale * max(h, w))))
-    transforms = {"on": True, "off": False}.get(opts.transforms, min(h, w) >= 64)
+    else:
+        jitter = 2 * scale
+    if opts.transforms == "auto":
+        transforms = objective != "centre" or min(h, w) >= 64
+    else:
+        transforms = opts.transforms == "on"
+    gain = opts.gain if opts.gain is not None else (DEFAULT_GAIN if param == "fourier" else 0.0)
     return Plan(node_id=node_id, class_name=class_name, indices=choose_filters(n_total, opts),
                 n_total=int(n_total), channels=int(channels), image_hw=(h, w),
                 value_range=(float(value_range[0]), float(value_range[1])), scale=scale,
-                jitter=jitter, parametrization=param, steps=opts.n_steps, lr=float(opts.lr),
-                transforms=transforms, seed=int(opts.seed), init_sd=float(opts.init_sd),
-                decay=float(opts.decay), center=opts.center)
+                jitter=jitter, parametrization=param, steps=opts.steps_for(first_conv),
+                lr=float(opts.lr), transforms=transforms, seed=int(opts.seed),
+                init_sd=float(opts.init_sd), decay=float(opts.decay), center=opts.center,
+                objective=objective, gain=float(gain), rotate=transforms and min(h, w) >= 64,
+                first_conv=bool(first_conv))
 
 
 # ----------------------------------------------------------------------------- parametrisation
@@ -280,8 +327,14 @@ def render_numpy(params: np.ndarray, plan: Plan, bases: Bases) -> np.ndarray:
         z = np.einsum("hy,nchw,wx->ncyx", bases.dct_h, z * bases.spectrum_scale, bases.dct_w)
     if bases.color is not None:
         z = np.einsum("ij,njhw->nihw", bases.color, z)
+    if plan.gain > 0:
+        z = z - z.mean(axis=(1, 2, 3), keepdims=True)
+        z = plan.gain * z / np.sqrt((z ** 2).mean(axis=(1, 2, 3), keepdims=True) + GAIN_EPS)
     lo, hi = plan.value_range
     return (lo + (hi - lo) / (1.0 + np.exp(-z))).astype(np.float32)
+
+
+GAIN_EPS = 1e-8
 
 
 @dataclass
@@ -298,7 +351,7 @@ def make_schedule(plan: Plan, steps: Optional[int] = None, seed_offset: int = 0)
     affines = None
     if plan.transforms:
         s = rng.uniform(0.95, 1.05, size=steps)
-        a = np.deg2rad(rng.uniform(-5.0, 5.0, size=steps))
+        a = np.deg2rad(rng.uniform(-5.0, 5.0, size=steps)) if plan.rotate else np.zeros(steps)
         affines = np.zeros((steps, 2, 3), np.float32)
         affines[:, 0, 0] = s * np.cos(a)
         affines[:, 0, 1] = -s * np.sin(a)
@@ -345,6 +398,36 @@ def center_window(out_hw: Tuple[int, int], center: Optional[float]) -> np.ndarra
     return (g / g.sum()).astype(np.float32)
 
 
+def _interior_1d(lo: int, hi: int, n_out: int, n_in: int) -> np.ndarray:
+    """Output positions whose receptive field (``[lo, hi]`` for the centre position, input
+    pixels) stays inside ``[0, n_in)``; the stride is taken as the power of two nearest to
+    n_in / n_out (convolution and pooling strides)."""
+    stride = 2.0 ** round(math.log2(max(n_in / float(n_out), 1e-9)))
+    shift = (np.arange(n_out) - n_out // 2) * stride
+    ok = (lo + shift >= 0) & (hi + shift <= n_in - 1)
+    if not ok.any():
+        ok[n_out // 2] = True        # the receptive field is larger than the image: the centre
+    return ok
+
+
+def interior_window(out_hw: Tuple[int, int], support: Optional[np.ndarray]) -> np.ndarray:
+    """Uniform objective weights (sum 1) over the interior of the output map.
+
+    ``support`` (H, W) is |d (centre position) / d input|: its extent is the receptive field of
+    the centre position. Without it (or when it is empty) every position counts.
+    """
+    ho, wo = int(out_hw[0]), int(out_hw[1])
+    g = np.ones((ho, wo), np.float32)
+    if support is not None:
+        mask = support > 1e-6 * float(support.max() or 1.0)
+        if mask.any():
+            ys, xs = np.nonzero(mask)
+            rows = _interior_1d(int(ys.min()), int(ys.max()), ho, support.shape[0])
+            cols = _interior_1d(int(xs.min()), int(xs.max()), wo, support.shape[1])
+            g = (rows[:, None] & cols[None, :]).astype(np.float32)
+    return g / g.sum()
+
+
 def support_crop(grad_abs: np.ndarray, plan: "Plan", opts: "Options"
                  ) -> Optional[Tuple[int, int, int, int]]:
     """The square region (y0, x0, h, w) of the model input that the objective can see.
@@ -354,7 +437,7 @@ def support_crop(grad_abs: np.ndarray, plan: "Plan", opts: "Options"
     random scale/rotation), is at least 8 px, and is None (no crop) when it would cover most of the image
     or when ``crop="off"``.
     """
-    if opts.crop == "off" or plan.center is None:
+    if opts.crop == "off" or plan.objective != "centre" or plan.center is None:
         return None
     h, w = grad_abs.shape
     mask = grad_abs > 1e-6 * float(grad_abs.max() or 1.0)
@@ -461,29 +544,94 @@ def run_in_chunks(n: int, bytes_per_image: float, opts: Options,
 # ----------------------------------------------------------------------------- results
 
 
-def tile_stats(pre: np.ndarray, post: np.ndarray, window: np.ndarray) -> List[Dict[str, Any]]:
-    """Per image: weighted mean pre-activation (score), weighted mean post-activation, dead."""
+def firing(pre: np.ndarray, post: np.ndarray, post_name: str) -> Tuple[str, Optional[str]]:
+    """(``fires``, ``dead_reason``) of one filter on its own optimised image.
+
+    ``"never"``: the post-activation is <= 0 at every position (dead); ``"after_norm"``: the
+    conv's own output is <= 0 everywhere but the normalisation after it shifts it into the active
+    range (not dead); ``"yes"``.
+    """
+    if float(np.max(post)) <= 0.0:
+        return "never", ("never fires: %s is <= 0 at every position of its own optimised image "
+                         "(max %.3g)" % (post_name, float(np.max(post))))
+    if float(np.max(pre)) <= 0.0:
+        return "after_norm", ("fires only after normalisation: the conv's own output is <= 0 "
+                              "everywhere (max %.3g), %s is not" % (float(np.max(pre)), post_name))
+    return "yes", None
+
+
+def tile_stats(pre: np.ndarray, lin: np.ndarray, post: np.ndarray, window: np.ndarray,
+               plan: "Plan", post_name: str) -> List[Dict[str, Any]]:
+    """Per image: the objective (score), pre- and post-activation over the window, firing."""
     out = []
-    for p, q in zip(pre, post):
-        out.append({"score": float(np.sum(p * window)),
-                    "post_score": float(np.sum(q * window)),
-                    "dead": bool(np.max(p) <= 0.0)})
+    for p, l, q in zip(pre, lin, post):
+        pre_s, post_s = float(np.sum(p * window)), float(np.sum(q * window))
+        if plan.objective == "centre":
+            score = pre_s
+        elif np.max(q[window > 0]) > 0 or np.array_equal(l, q):
+            score = post_s
+        else:
+            score = float(np.sum(l * window))
+        fires, reason = firing(p, q, post_name)
+        out.append({"score": score, "pre_score": pre_s, "post_score": post_s,
+                    "dead": fires == "never", "fires": fires, "dead_reason": reason})
     return out
 
 
-class Budget:
-    """Time budget and logging shared by the backends' ``make_grids`` loops."""
+def post_description(norm: Optional[str], activation: Optional[str]) -> str:
+    """How the post-activation is named in the reasons, e.g. "the output after BatchNorm + relu"."""
+    parts = [p for p in (norm, activation) if p]
+    return "the output after %s" % " + ".join(parts) if parts else "the conv's output"
 
-    def __init__(self, time_budget: Optional[float], log: Optional[Callable[[str], None]]):
+
+class Budget:
+    """Time budget, logging and the progress bar shared by the backends' ``make_grids`` loops.
+
+    Every line goes to the ``tensorboard_archviz.filters`` logger (INFO) and to ``log`` if given;
+    a ``tqdm`` bar over the layers is shown when stderr is a terminal and tqdm is installed
+    (``progress=False`` turns it off).
+    """
+
+    def __init__(self, time_budget: Optional[float], log: Optional[Callable[[str], None]],
+                 progress: Optional[bool] = None):
         if time_budget is not None and not (float(time_budget) > 0):
             raise ValueError("time_budget must be > 0 seconds or None, got %r" % (time_budget,))
         self.time_budget = None if time_budget is None else float(time_budget)
         self._log = log
         self.start = time.perf_counter()
+        self.progress = progress
+        self.bar: Any = None
 
     def log(self, line: str) -> None:
+        logger.info("%s", line)
         if self._log is not None:
             self._log(line)
+
+    def open_bar(self, total: int) -> None:
+        """A tqdm bar over ``total`` layers, when wanted and possible."""
+        want = self.progress
+        if want is None:
+            try:
+                want = sys.stderr is not None and sys.stderr.isatty()
+            except (AttributeError, ValueError):
+                want = False
+        if not want or total < 1:
+            return
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            return
+        self.bar = tqdm(total=total, desc="archviz filters", unit="layer", leave=False)
+
+    def advance(self, name: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(name, refresh=False)
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
@@ -500,16 +648,33 @@ class Budget:
         return True
 
 
-def objective_name(center: Optional[float]) -> str:
-    if center is None:
+def objective_name(plan: "Plan") -> str:
+    if plan.objective == "interior":
+        return "post-activation, mean over the interior positions"
+    if plan.objective == "mean":
+        return "post-activation, mean over all positions"
+    if plan.center is None:
         return "pre-activation, plain spatial mean"
-    if center == 0:
+    if plan.center == 0:
         return "pre-activation at the centre position"
-    return "pre-activation, Gaussian window sigma=%g x output size" % center
+    return "pre-activation, Gaussian window sigma=%g x output size" % plan.center
+
+
+def kernel_json(kernel: np.ndarray) -> List[Any]:
+    """A (kh, kw, cin) kernel as nested lists with 5 significant digits."""
+    return [[[float("%.5g" % v) for v in px] for px in row] for row in np.asarray(kernel)]
+
+
+@dataclass
+class LayerFacts:
+    """What a backend knows of one layer beyond its plan (for the tile metadata)."""
+    activation: Optional[str] = None        # name of the activation after the conv
+    norm: Optional[str] = None              # "BatchNorm" when one follows the conv
+    kernels: Optional[np.ndarray] = None    # first layer: (N, kh, kw, cin), in tile order
 
 
 def build_result(plan: Plan, images: np.ndarray, stats: List[Dict[str, Any]], seconds: float,
-                 activation: Optional[str], chunk: int, opts: Options,
+                 facts: LayerFacts, chunk: int, opts: Options,
                  crop: Optional[Tuple[int, int, int, int]] = None) -> GridResult:
     """Tile the images (N, H, W, C) (cut to ``crop`` if given) into a PNG and assemble the tiles
     metadata."""
@@ -524,8 +689,10 @@ def build_result(plan: Plan, images: np.ndarray, stats: List[Dict[str, Any]], se
     tiles = []
     for k, (index, st) in enumerate(zip(plan.indices, stats)):
         r, c = divmod(k, layout["cols"])
-        tiles.append({"index": int(index), "score": st["score"], "post_score": st["post_score"],
-                      "dead": st["dead"], "row": r, "col": c})
+        tile = dict(st, index=int(index), row=r, col=c)
+        if facts.kernels is not None:
+            tile["kernel"] = kernel_json(facts.kernels[k])
+        tiles.append(tile)
     meta = {
         "tile_size": layout["tile_size"], "margin": layout["margin"], "rows": layout["rows"],
         "cols": layout["cols"], "channels": layout["channels"],
@@ -536,41 +703,73 @@ def build_result(plan: Plan, images: np.ndarray, stats: List[Dict[str, Any]], se
         # Extra keys (not in the minimal contract).
         "crop": None if crop is None else [int(v) for v in crop],
         "filters_total": plan.n_total, "layer_class": plan.class_name,
-        "activation": activation, "scale": plan.scale, "chunk_size": int(chunk),
-        "objective": objective_name(plan.center),
+        "activation": facts.activation, "norm": facts.norm,
+        "post": post_description(facts.norm, facts.activation),
+        "scale": plan.scale, "chunk_size": int(chunk),
+        "objective": objective_name(plan), "objective_kind": plan.objective,
+        "gain": plan.gain, "first_layer": plan.first_conv,
     }
+    if facts.kernels is not None:
+        meta["kernel_shape"] = [int(d) for d in facts.kernels.shape[1:]]
     return GridResult(node_id=plan.node_id, png=png, tiles=meta, images=images)
 
 
-def optimise_layer(plan: Plan, opts: Options, window: np.ndarray,
-                   run: Callable[[Sequence[int], int, Optional[np.ndarray]],
-                                 Tuple[np.ndarray, np.ndarray, np.ndarray]],
-                   post_fn: Callable[[np.ndarray, Sequence[int]], np.ndarray],
-                   activation: Optional[str], bytes_per_image: float, cache_key: Any = None,
+RunFn = Callable[[Sequence[int], int, Optional[np.ndarray], np.ndarray],
+                 Tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def objective_window(plan: Plan, out_hw: Tuple[int, int], run: RunFn, z0: np.ndarray
+                     ) -> np.ndarray:
+    """The objective's weights over the output map; for "interior", one gradient of the centre
+    position (one step of ``run`` on one image) measures the receptive field."""
+    if plan.objective == "centre":
+        return center_window(out_hw, plan.center)
+    if plan.objective == "mean":
+        return center_window(out_hw, None)
+    _, _, support = run(plan.indices[:1], 1, z0[:1], center_window(out_hw, 0.0))
+    return interior_window(out_hw, support)
+
+
+def optimise_layer(plan: Plan, opts: Options, out_hw: Tuple[int, int], run: RunFn,
+                   post_fn: Callable[[np.ndarray, Sequence[int]], Tuple[np.ndarray, np.ndarray]],
+                   facts: LayerFacts, bytes_per_image: float, cache_key: Any = None,
                    log: Optional[Callable[[str], None]] = None) -> GridResult:
     """Optimise all of a plan's filters with a backend's ``run`` and assemble the GridResult.
 
-    ``run(indices, steps, z0)`` optimises one batch from the logits ``z0`` and returns (final
-    images (B, H, W, C), pre-activation maps (B, Ho, Wo), |d objective / d input| summed over
-    steps and batch (H, W)); ``post_fn(pre, indices)`` applies the layer's activation.
+    ``run(indices, steps, z0, window)`` optimises one batch from the logits ``z0`` for the
+    objective weighted by ``window`` and returns (final images (B, H, W, C), pre-activation maps
+    (B, Ho, Wo), |d objective / d input| summed over steps and batch (H, W));
+    ``post_fn(pre, indices)`` returns (the normalised linear output, the post-activation).
     Every filter's initial logits come from one seeded draw for the whole layer and every batch
     uses the same jitter schedule, so the images do not depend on how the layer is batched.
     """
     n = len(plan.indices)
     z_all = init_params(plan, n)
+    window = objective_window(plan, out_hw, run, z_all)
     outs: List[Tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
 
     def run_chunk(lo: int, hi: int) -> None:
-        images, pre, sup = run(plan.indices[lo:hi], plan.steps, z_all[lo:hi])
+        images, pre, sup = run(plan.indices[lo:hi], plan.steps, z_all[lo:hi], window)
         outs.append((lo, images, pre, sup))
 
     chunk = run_in_chunks(n, bytes_per_image, opts, run_chunk,
-                          lambda: run(plan.indices[:1], 1, z_all[:1]), cache_key, log)
+                          lambda: run(plan.indices[:1], 1, z_all[:1], window), cache_key, log)
     outs.sort(key=lambda o: o[0])
     images = np.concatenate([o[1] for o in outs]).astype(np.float32)
     pre = np.concatenate([o[2] for o in outs]).astype(np.float32)
     support = np.sum([o[3] for o in outs], axis=0)
-    post = np.asarray(post_fn(pre, plan.indices), np.float32)
-    stats = tile_stats(pre, post, window)
+    lin, post = post_fn(pre, plan.indices)
+    stats = tile_stats(pre, np.asarray(lin, np.float32), np.asarray(post, np.float32), window,
+                       plan, post_description(facts.norm, facts.activation))
     crop = support_crop(support, plan, opts)
-    return build_result(plan, images, stats, 0.0, activation, chunk, opts, crop)
+    return build_result(plan, images, stats, 0.0, facts, chunk, opts, crop)
+
+
+def objective_terms(pre_w: Any, lin_w: Any, post_w: Any, post_max: Any, objective: str,
+                    where: Callable[[Any, Any, Any], Any]) -> Any:
+    """Per-image objective from window-weighted sums (any framework's tensors): the centre
+    objective is the pre-activation; otherwise the post-activation, or, while no position of the
+    window fires yet, the normalised linear output (so the gradient never vanishes)."""
+    if objective == "centre":
+        return pre_w
+    return where(post_max > 0, post_w, lin_w)

@@ -1,4 +1,4 @@
-"""Filter maximisation for Keras 3 models, on the TensorFlow and the torch backends.
+"""Filter maximisation for Keras 3 models, on the TensorFlow, torch and JAX backends.
 
 The method is described in core.py. Keras-specific parts:
 
@@ -8,9 +8,11 @@ The method is described in core.py. Keras-specific parts:
   ``training=False`` (BatchNorm and Dropout in inference mode); no variable is written.
 * The layer is then applied per image to that image's filter only (``keras.ops``; a depthwise
   convolution plus a sum, which is what grouped convolutions cost on CPU), giving the
-  pre-activation; ``layer.activation`` gives the post-activation.
+  pre-activation; ``layer.activation`` (or a BatchNormalization and activation layer that
+  consume the conv's output) gives the post-activation. Variables are read at every call.
 * Gradients: ``tf.GradientTape`` inside one ``tf.function`` running the whole loop (TensorFlow),
-  or the torch optimiser of ``torch_backend`` with ``torch.autograd.grad`` (torch backend).
+  ``torch_optim.TorchOptimizer`` with ``torch.autograd.grad`` (torch backend), or
+  ``jax_backend.JaxOptimizer`` with ``jax.grad`` in one jitted loop (JAX backend).
 * Node ids are the ones the architecture uses (``extract.keras.layer_node_ids``), e.g.
   ``conv2d_1`` or ``inner_model/conv2d``. Conv1D / Conv3D are skipped with a log line.
 """
@@ -26,6 +28,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 
 from tensorboard_archviz.filters import core
+from tensorboard_archviz.util import one_line
 
 DEFAULT_IMAGE_SIZE = 128
 
@@ -252,12 +255,35 @@ class _Unsupported(Exception):
     pass
 
 
+_ACT_LAYERS = ("Activation", "ReLU", "LeakyReLU", "ELU")
+
+
+def _follow(layer, xin, state, info) -> None:
+    """What consumes the last target's output: a BatchNormalization (followed further) or an
+    elementwise activation layer are recorded; anything else ends the chain."""
+    lt = state["last_target"]
+    if lt is None:
+        return
+    same = xin is state["last_out"]
+    li = info[lt]
+    name = type(layer).__name__
+    if same and name == "BatchNormalization" and li["norm"] is None and li["activation"] is None:
+        li["norm"] = layer
+        state["norm_layer"] = layer
+        return
+    if same and name in _ACT_LAYERS:
+        li["activation"] = layer
+    state["last_target"] = None
+
+
 def _probe(model, keras, ops, x, targets: Dict[int, str]) -> Dict[str, Any]:
-    """One forward pass recording, per target layer, its input/output shapes and the bytes of the
-    activations computed before it; plus the first 2-D conv that runs. Stops after the targets."""
+    """One forward pass recording, per target layer, its input/output shapes, the bytes of the
+    activations computed before it and the BatchNorm / activation layers that follow it; plus the
+    first 2-D conv that runs. Stops after the targets (and what follows the last one)."""
     conv2d, _ = _conv_classes(keras)
     leaves = _leaf_layers(model)
-    state = {"numel": 0, "first_conv": None, "done": 0}
+    state = {"numel": 0, "first_conv": None, "done": 0, "last_target": None, "last_out": None,
+             "norm_layer": None}
     info: Dict[str, Dict[str, Any]] = {}
 
     def make_for(layer):
@@ -266,17 +292,21 @@ def _probe(model, keras, ops, x, targets: Dict[int, str]) -> Dict[str, Any]:
                 if state["first_conv"] is None and isinstance(layer, conv2d):
                     state["first_conv"] = id(layer)
                 xin = _first_input(args, kwargs)
+                _follow(layer, xin, state, info)
+                if state["done"] == len(targets) and state["last_target"] is None:
+                    raise _Stop()
                 before = state["numel"]
                 out = orig(*args, **kwargs)
                 state["numel"] += _numel(out) if hasattr(out, "shape") else 0
+                if state["norm_layer"] is layer:
+                    state["last_out"], state["norm_layer"] = out, None
                 name = targets.get(id(layer))
                 if name is not None and name not in info:
                     info[name] = {"in_shape": tuple(int(d) for d in xin.shape),
                                   "out_shape": tuple(int(d) for d in out.shape),
-                                  "bytes_before": 4 * before}
+                                  "bytes_before": 4 * before, "norm": None, "activation": None}
                     state["done"] += 1
-                    if state["done"] == len(targets):
-                        raise _Stop()
+                    state["last_target"], state["last_out"] = name, out
                 return out
             return call
         return make
@@ -292,8 +322,7 @@ def _probe(model, keras, ops, x, targets: Dict[int, str]) -> Dict[str, Any]:
     for name in targets.values():
         if name not in info:
             info[name] = {"error": "the forward pass did not reach this layer%s"
-                          % (" (it raised %s: %s)" % (type(error).__name__, str(error)[:300])
-                             if error else "")}
+                          % (" (it raised %s)" % one_line(error) if error else "")}
     info["__first_conv__"] = state["first_conv"]
     return info
 
@@ -301,41 +330,40 @@ def _probe(model, keras, ops, x, targets: Dict[int, str]) -> Dict[str, Any]:
 # ----------------------------------------------------------------------------- the layer itself
 
 
-def _make_head(layer, keras, ops):
+def make_head(layer, keras, ops):
     """pre-activation of image b's own filter: x_in (B, H, W, C) channels-last, idx (B,) ->
-    (B, Ho, Wo). Also returns the number of output channels."""
+    (B, Ho, Wo). Also returns the number of output channels. The layer's variables are read at
+    every call (inside a traced function: at every run), never captured as constants."""
     L = keras.layers
     fmt = getattr(layer, "data_format", "channels_last")
     strides = tuple(layer.strides)
     dil = tuple(layer.dilation_rate)
     padding = layer.padding
     const = lambda v: ops.stop_gradient(ops.convert_to_tensor(v))
-    bias = const(layer.bias) if getattr(layer, "use_bias", False) and layer.bias is not None else None
+    has_bias = getattr(layer, "use_bias", False) and layer.bias is not None
 
     def to_last(x):
         x = ops.cast(x, "float32")          # mixed precision: the head runs in float32
         return ops.transpose(x, (0, 2, 3, 1)) if fmt == "channels_first" else x
 
     def add_bias(y, idx):
-        return y if bias is None else y + ops.take(bias, idx)[:, None, None]
+        return y + ops.take(const(layer.bias), idx)[:, None, None] if has_bias else y
 
     if isinstance(layer, L.SeparableConv2D):
-        dk = const(layer.depthwise_kernel)
-        pk = const(layer.pointwise_kernel)[0, 0]          # (Cin*mult, Cout)
-
         def head(x, idx):
+            dk = const(layer.depthwise_kernel)
+            pk = const(layer.pointwise_kernel)[0, 0]          # (Cin*mult, Cout)
             d = ops.depthwise_conv(to_last(x), dk, strides=strides, padding=padding,
                                    data_format="channels_last", dilation_rate=dil)
             p = ops.transpose(ops.take(pk, ops.cast(idx, "int32"), axis=1))   # (B, Cin*mult)
             return add_bias(ops.sum(d * p[:, None, None, :], axis=-1), idx)
-        return head, int(pk.shape[1])
+        return head, int(layer.pointwise_kernel.shape[-1])
 
     if isinstance(layer, L.Conv2DTranspose):
-        k = const(layer.kernel)                          # (kh, kw, Cout, Cin)
-        cout = int(k.shape[2])
+        cout = int(layer.kernel.shape[2])                 # kernel (kh, kw, Cout, Cin)
 
         def head(x, idx):
-            y = ops.conv_transpose(to_last(x), k, strides=strides, padding=padding,
+            y = ops.conv_transpose(to_last(x), const(layer.kernel), strides=strides, padding=padding,
                                    output_padding=layer.output_padding, data_format="channels_last",
                                    dilation_rate=dil)
             onehot = ops.one_hot(idx, cout, dtype=y.dtype)[:, None, None, :]
@@ -343,18 +371,15 @@ def _make_head(layer, keras, ops):
         return head, cout
 
     if isinstance(layer, L.DepthwiseConv2D):
-        k = const(layer.kernel)                          # (kh, kw, Cin, mult)
-        kh, kw, cin, mult = (int(d) for d in k.shape)
-        kernel = ops.reshape(k, (kh, kw, 1, cin * mult))
-        groups = cin
+        kh, kw, cin, mult = (int(d) for d in layer.kernel.shape)   # (kh, kw, Cin, mult)
+        groups, cg, cout = cin, 1, cin * mult
     else:   # Conv2D
-        kernel = const(layer.kernel)                     # (kh, kw, Cin/groups, Cout)
+        kh, kw, cg, cout = (int(d) for d in layer.kernel.shape)    # (kh, kw, Cin/groups, Cout)
         groups = int(getattr(layer, "groups", 1))
-    kh, kw, cg, cout = (int(d) for d in kernel.shape)
     per_group = cout // groups
-    full = ops.reshape(kernel, (kh, kw, cg, cout))
 
     def head(x, idx):
+        full = ops.reshape(const(layer.kernel), (kh, kw, cg, cout))
         x = to_last(x)
         idx = ops.cast(idx, "int32")
         h, w, cin = int(x.shape[1]), int(x.shape[2]), int(x.shape[3])
@@ -377,30 +402,72 @@ def _make_head(layer, keras, ops):
     return head, cout
 
 
-def _activation(layer):
+def _activation_of(layer, keras):
+    """(elementwise function, name) of a conv's own activation or of a following activation
+    layer; (identity, None) when there is none."""
+    if layer is None:
+        return (lambda x: x), None
+    kind = type(layer).__name__
+    A = keras.activations
+    if kind == "ReLU":
+        return (lambda x: A.relu(x, negative_slope=layer.negative_slope,
+                                 max_value=layer.max_value, threshold=layer.threshold)), "relu"
+    if kind == "LeakyReLU":
+        return (lambda x: A.leaky_relu(x, negative_slope=layer.negative_slope)), "leaky_relu"
+    if kind == "ELU":
+        return (lambda x: A.elu(x, alpha=layer.alpha)), "elu"
     act = getattr(layer, "activation", None)
     if act is None:
-        return (lambda pre: pre), None
+        return (lambda x: x), None
     name = getattr(act, "__name__", type(act).__name__)
     return act, None if name == "linear" else name
+
+
+def make_post(layer, li: Dict[str, Any], keras, ops):
+    """post(pre, idx) -> (the BatchNorm's output, the activation's output) per image's own
+    filter: the conv's own activation, else the BatchNormalization (inference form, variables
+    read at every call) and activation layer that follow it. Also returns (norm, activation)
+    names."""
+    own, own_name = _activation_of(layer, keras)
+    if own_name is not None:
+        return (lambda pre, idx: (pre, own(pre))), (None, own_name)
+    act, act_name = _activation_of(li.get("activation"), keras)
+    bn = li.get("norm")
+
+    def post(pre, idx):
+        lin = pre
+        if bn is not None:
+            col = lambda v: ops.take(ops.cast(ops.stop_gradient(ops.convert_to_tensor(v)),
+                                              "float32"), idx)[:, None, None]
+            lin = (pre - col(bn.moving_mean)) / ops.sqrt(col(bn.moving_variance) + bn.epsilon)
+            if bn.scale:
+                lin = lin * col(bn.gamma)
+            if bn.center:
+                lin = lin + col(bn.beta)
+        return lin, act(lin)
+    return post, (None if bn is None else "BatchNorm", act_name)
 
 
 # ----------------------------------------------------------------------------- TensorFlow engine
 
 
-class _TFOptimizer:
-    """The whole optimisation loop of one layer as one traced ``tf.function`` (GradientTape)."""
+class TFOptimizer:
+    """The whole optimisation loop of one layer as one traced ``tf.function`` (GradientTape).
 
-    def __init__(self, plan: core.Plan, forward, head, window: np.ndarray):
+    The trace reads the model's variables (``forward``, ``head`` and ``post`` convert them at
+    call time), so a cached trace always sees the current weights.
+    """
+
+    def __init__(self, plan: core.Plan, forward, head, post=None):
         import tensorflow as tf
         self.tf, self.plan, self.forward, self.head = tf, plan, forward, head
+        self.post = post or (lambda pre, idx: (pre, pre))
         bases = core.make_bases(plan)
         c = lambda a: None if a is None else tf.constant(a)
         self.dh_t = None if bases.dct_h is None else tf.constant(bases.dct_h.T.copy())
         self.dw, self.spec = c(bases.dct_w), c(bases.spectrum_scale)
         self.color_t = None if bases.color is None else tf.constant(bases.color.T.copy())
         self.color = self.color_t
-        self.window = tf.constant(window)
         hc, wc = plan.canvas_hw
         C = plan.channels
         # autograph=False: the loop is an explicit tf.while_loop, and not converting the
@@ -408,7 +475,8 @@ class _TFOptimizer:
         # autograph: the same code runs on JAX and torch).
         self._run = tf.function(self._run_py, autograph=False, input_signature=[
             tf.TensorSpec((None, C, hc, wc), tf.float32), tf.TensorSpec((None,), tf.int32),
-            tf.TensorSpec((None, 2), tf.int32), tf.TensorSpec((None, 8), tf.float32)])
+            tf.TensorSpec((None, 2), tf.int32), tf.TensorSpec((None, 8), tf.float32),
+            tf.TensorSpec((None, None), tf.float32)])
 
     def render(self, z):
         """Logits (B, C, Hc, Wc) -> canvas images (B, Hc, Wc, C) in the value range.
@@ -427,6 +495,10 @@ class _TFOptimizer:
         z = tf.reshape(z, (-1, hc, wc, 1)) if C == 1 else tf.transpose(z, (0, 2, 3, 1))
         if self.color is not None:
             z = tf.reshape(tf.matmul(tf.reshape(z, (-1, C)), self.color_t), (-1, hc, wc, C))
+        if self.plan.gain > 0:
+            z = z - tf.reduce_mean(z, axis=[1, 2, 3], keepdims=True)
+            z = self.plan.gain * z * tf.math.rsqrt(
+                tf.reduce_mean(z * z, axis=[1, 2, 3], keepdims=True) + core.GAIN_EPS)
         lo, hi = self.plan.value_range
         return lo + (hi - lo) * tf.sigmoid(z)                            # NHWC
 
@@ -449,7 +521,20 @@ class _TFOptimizer:
         with self.tf.name_scope("archviz"):
             return self.head(self.forward(x), idx)
 
-    def _run_py(self, z, idx, offsets, transforms):
+    def _objective(self, x, idx, window):
+        tf = self.tf
+        pre = self._pre_py(x, idx)
+        if self.plan.objective == "centre":
+            return tf.reduce_sum(pre * window)
+        lin, post = self.post(pre, idx)
+        mask = tf.cast(window > 0, post.dtype)
+        per = core.objective_terms(None, tf.reduce_sum(lin * window, [1, 2]),
+                                   tf.reduce_sum(post * window, [1, 2]),
+                                   tf.reduce_max(post * mask, [1, 2]), self.plan.objective,
+                                   tf.where)
+        return tf.reduce_sum(per)
+
+    def _run_py(self, z, idx, offsets, transforms, window):
         """The whole loop (one trace): Adam ascent, then the final images, their
         pre-activation maps and the objective's support (|d objective / d input|)."""
         tf = self.tf
@@ -462,7 +547,7 @@ class _TFOptimizer:
                 tape.watch(z)
                 x = self.to_model(self.render(z), offsets[t],
                                   transforms[t] if plan.transforms else None)
-                obj = tf.reduce_sum(self._pre_py(x, idx) * self.window)
+                obj = self._objective(x, idx, window)
             g, gx = tape.gradient(obj, [z, x])
             support = support + tf.reduce_sum(tf.abs(gx), axis=[0, 3])
             m = b1 * m + (1 - b1) * g
@@ -479,10 +564,11 @@ class _TFOptimizer:
         final = self.to_model(self.render(z), tf.constant([j, j], tf.int32), None)
         return final, self._pre_py(final, idx), support
 
-    def run(self, indices: Sequence[int], steps: int, z0: Optional[np.ndarray] = None,
-            seed_offset: int = 0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Optimise images for ``indices`` from the logits ``z0`` (default: a fresh init);
-        returns numpy (final images NHWC, pre-activation maps, support (H, W))."""
+    def run(self, indices: Sequence[int], steps: int, z0: Optional[np.ndarray],
+            window: np.ndarray, seed_offset: int = 0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Optimise images for ``indices`` from the logits ``z0`` (None: a fresh init) for the
+        objective weighted by ``window``; returns numpy (final images NHWC, pre-activation maps,
+        support (H, W))."""
         tf = self.tf
         plan = self.plan
         sched = core.make_schedule(plan, steps, seed_offset)
@@ -492,7 +578,8 @@ class _TFOptimizer:
         if z0 is None:
             z0 = core.init_params(plan, len(indices), seed_offset)
         args = (tf.constant(np.array(z0, np.float32)), tf.constant(np.asarray(indices, np.int32)),
-                tf.constant(sched.offsets.astype(np.int32)), tf.constant(trans))
+                tf.constant(sched.offsets.astype(np.int32)), tf.constant(trans),
+                tf.constant(np.asarray(window, np.float32)))
         final, pre, support = self._run(*args)
         return final.numpy(), pre.numpy(), support.numpy()
 
@@ -501,14 +588,17 @@ class _TFOptimizer:
 
 
 def make_grids(model, layers: Optional[Sequence[str]] = None, *, time_budget: Optional[float] = None,
-               log: Optional[Callable[[str], None]] = None, **options) -> Iterator[core.GridResult]:
-    """Yield one ``GridResult`` per 2-D conv layer of a Keras 3 model (TensorFlow or torch backend).
+               log: Optional[Callable[[str], None]] = None, progress: Optional[bool] = None,
+               **options) -> Iterator[core.GridResult]:
+    """Yield one ``GridResult`` per 2-D conv layer of a Keras 3 model (TensorFlow, torch or JAX
+    backend).
 
     ``layers``: node ids or layer names (default: every Conv2D, DepthwiseConv2D, SeparableConv2D
     and Conv2DTranspose, nested models included). The image size is the model's fixed input size
     (else ``image_size=`` or 128); the value range is ``value_range=``, else [0, 255] behind a
     leading Rescaling layer, else [0, 1]. ``time_budget`` (seconds per call) stops starting new
-    layers once spent; ``log`` receives one line per layer. Options: see ``core.Options``.
+    layers once spent; one line per layer goes to ``log`` and the ``tensorboard_archviz.filters``
+    logger (a tqdm bar on a terminal). Options: see ``core.Options``.
     """
     import keras
     from keras import ops
@@ -516,11 +606,11 @@ def make_grids(model, layers: Optional[Sequence[str]] = None, *, time_budget: Op
     if not isinstance(model, keras.Model):
         raise TypeError("make_grids expects a keras.Model, got %s" % type(model).__name__)
     opts = core.resolve_options(options)
-    budget = core.Budget(time_budget, log)
+    budget = core.Budget(time_budget, log, progress)
     backend = keras.backend.backend()
-    if backend not in ("tensorflow", "torch"):
-        budget.log("archviz filters: the Keras %r backend is not supported (tensorflow, torch); "
-                   "no grids written" % backend)
+    if backend not in ("tensorflow", "torch", "jax"):
+        budget.log("archviz filters: the Keras %r backend is not supported (tensorflow, torch, "
+                   "jax); no grids written" % backend)
         return
     if not model.built:
         raise ValueError("make_grids needs a built model: call it on data (or build it) first")
@@ -538,6 +628,17 @@ def make_grids(model, layers: Optional[Sequence[str]] = None, *, time_budget: Op
     info = _probe(model, keras, ops, ops.zeros(shape, dtype="float32"),
                   {id(layer): nid for nid, layer in targets})
     first_conv = info.pop("__first_conv__")
+    env = (c, (h, w), fmt, value_range, first_conv, backend)
+    budget.open_bar(len(targets))
+    try:
+        yield from _layers(model, targets, info, env, opts, budget, keras, ops)
+    finally:
+        budget.close()
+
+
+def _layers(model, targets, info, env, opts: core.Options, budget: core.Budget, keras, ops
+            ) -> Iterator[core.GridResult]:
+    c, hw, fmt, value_range, first_conv, backend = env
     names = [n for n, _ in targets]
     started = 0
     for k, (nid, layer) in enumerate(targets):
@@ -546,23 +647,26 @@ def make_grids(model, layers: Optional[Sequence[str]] = None, *, time_budget: Op
         li = info[nid]
         if "error" in li:
             budget.log("archviz filters: skipped %s: %s" % (nid, li["error"]))
+            budget.advance(nid)
             continue
         t0 = time.perf_counter()
         started += 1
-        head, n_total = _make_head(layer, keras, ops)
-        plan = core.make_plan(nid, type(layer).__name__, n_total, c, (h, w), value_range,
+        head, n_total = make_head(layer, keras, ops)
+        plan = core.make_plan(nid, type(layer).__name__, n_total, c, hw, value_range,
                               id(layer) == first_conv, opts)
         budget.log("archviz filters [%d/%d] %s" % (k + 1, len(targets), plan.describe()))
         try:
             result = _run_layer(model, layer, head, plan, li, fmt, opts, backend, budget)
         except Exception as e:  # one bad layer must not cost the others their grids
-            budget.log("archviz filters [%d/%d] %s failed: %s: %s"
-                       % (k + 1, len(targets), nid, type(e).__name__, str(e)[:300]))
+            budget.log("archviz filters [%d/%d] %s failed: %s"
+                       % (k + 1, len(targets), nid, one_line(e)))
+            budget.advance(nid)
             continue
         result.tiles["seconds"] = round(time.perf_counter() - t0, 3)
         budget.log("archviz filters [%d/%d] %s done in %.1f s (%d dead)"
                    % (k + 1, len(targets), nid, result.tiles["seconds"],
                       sum(t["dead"] for t in result.tiles["tiles"])))
+        budget.advance(nid)
         yield result
 
 
@@ -606,44 +710,64 @@ def _trace_key(plan: core.Plan) -> str:
     return repr(sorted(fields.items()))
 
 
-def _run_layer(model, layer, head, plan: core.Plan, li: Dict[str, Any], fmt: str,
-               opts: core.Options, backend: str, budget: core.Budget) -> core.GridResult:
-    from keras import ops
+def first_layer_kernels(layer, keras, indices) -> Optional[np.ndarray]:
+    """(N, kh, kw, cin) of a plain Conv2D's kernels for the tile metadata (None otherwise)."""
+    if type(layer) is not keras.layers.Conv2D or int(getattr(layer, "groups", 1)) != 1:
+        return None
+    k = keras.ops.convert_to_numpy(layer.kernel).astype(np.float32)   # (kh, kw, cin, cout)
+    return k.transpose(3, 0, 1, 2)[list(indices)]
 
-    ho, wo = (li["out_shape"][2:4] if getattr(layer, "data_format", "channels_last")
-              == "channels_first" else li["out_shape"][1:3])
-    window = core.center_window((ho, wo), plan.center)
-    act, act_name = _activation(layer)
-    hc, wc = plan.canvas_hw
-    per_image = 3.0 * (li["bytes_before"] + 4 * int(np.prod(li["in_shape"][1:]))) \
-        + 4 * 8 * plan.channels * hc * wc
 
-    def post_fn(pre: np.ndarray, indices) -> np.ndarray:
-        return ops.convert_to_numpy(act(ops.convert_to_tensor(pre)))
-
+def _optimizer(model, layer, head, post, plan: core.Plan, fmt: str, backend: str):
+    """(optimiser, patch) for one layer on the model's Keras backend."""
     if backend == "torch":
         import torch
-        from tensorboard_archviz.filters.torch_backend import _Optimizer
+        from tensorboard_archviz.filters.torch_optim import TorchOptimizer
         forward, patch = _forward_to(model, layer, fmt, nchw_input=True)
         device = torch.device("cpu")
         try:
             from keras.src.backend.torch.core import get_device
             device = torch.device(get_device())
-        except Exception:
+        except Exception:  # noqa: BLE001 - an older Keras: CPU
             pass
-        opt = _Optimizer(plan, forward, head, window, device, torch)
-    else:
-        # One traced loop per (model, layer, plan): a callback calling every epoch reuses it.
-        key = (plan.node_id, _trace_key(plan))
-        cache = _TF_CACHE.setdefault(model, {})
-        if key in cache:
-            forward, patch, opt = cache[key]
-        else:
-            forward, patch = _forward_to(model, layer, fmt, nchw_input=False)
-            opt = _TFOptimizer(plan, forward, head, window)
-            cache[key] = (forward, patch, opt)
+        return TorchOptimizer(plan, forward, head, post, device, torch), patch
+    if backend == "jax":
+        from tensorboard_archviz.filters.jax_backend import JaxOptimizer
+        forward, patch = _forward_to(model, layer, fmt, nchw_input=False)
+        return JaxOptimizer(plan, forward, head, post, model), patch
+    # One traced loop per (model, layer, plan): a callback calling every epoch reuses it (the
+    # trace reads the variables, so it sees the weights of each call).
+    key = (plan.node_id, _trace_key(plan))
+    cache = _TF_CACHE.setdefault(model, {})
+    if key not in cache:
+        forward, patch = _forward_to(model, layer, fmt, nchw_input=False)
+        cache[key] = (TFOptimizer(plan, forward, head, post), patch)
+    return cache[key]
+
+
+def _run_layer(model, layer, head, plan: core.Plan, li: Dict[str, Any], fmt: str,
+               opts: core.Options, backend: str, budget: core.Budget) -> core.GridResult:
+    import keras
+    from keras import ops
+
+    out_hw = (li["out_shape"][2:4] if getattr(layer, "data_format", "channels_last")
+              == "channels_first" else li["out_shape"][1:3])
+    post, (norm, act_name) = make_post(layer, li, keras, ops)
+    hc, wc = plan.canvas_hw
+    per_image = 3.0 * (li["bytes_before"] + 4 * int(np.prod(li["in_shape"][1:]))) \
+        + 4 * 8 * plan.channels * hc * wc
+
+    def post_fn(pre: np.ndarray, indices) -> Tuple[np.ndarray, np.ndarray]:
+        idx = ops.convert_to_tensor(np.asarray(indices, np.int32))
+        lin, out = post(ops.convert_to_tensor(pre), idx)
+        return ops.convert_to_numpy(lin), ops.convert_to_numpy(out)
+
+    opt, patch = _optimizer(model, layer, head, post, plan, fmt, backend)
+    facts = core.LayerFacts(activation=act_name, norm=norm,
+                            kernels=first_layer_kernels(layer, keras, plan.indices)
+                            if plan.first_conv else None)
     key = ("keras", backend, id(model), plan.node_id, plan.image_hw, plan.channels,
            plan.parametrization)
     with _patched(patch):
-        return core.optimise_layer(plan, opts, window, opt.run, post_fn, act_name, per_image,
-                                   key, budget.log)
+        return core.optimise_layer(plan, opts, tuple(int(v) for v in out_hw), opt.run, post_fn,
+                                   facts, per_image, key, budget.log)

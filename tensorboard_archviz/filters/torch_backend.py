@@ -3,8 +3,10 @@
 The model is truncated at the target convolution with a forward pre-hook that captures the conv's
 input and raises a private stop exception, so nothing after the layer runs (an in-place ReLU after
 the conv never sees the tensor). The conv is then applied per image to that image's filter only
-(a grouped convolution), giving the pre-activation; the activation module that directly consumes
-the conv's output (ReLU, GELU, ...) gives the post-activation value. The model runs in eval mode
+(a grouped convolution), giving the pre-activation; a BatchNorm2d that directly consumes the
+conv's output (in its inference form), then the activation module consuming that (ReLU, GELU,
+...) give the post-activation value. Weights and statistics are read at every call. The model
+runs in eval mode
 (every module's previous mode is restored afterwards), parameters are never modified and no
 ``.grad`` is left on them (gradients are taken with ``torch.autograd.grad`` w.r.t. the images).
 """
@@ -13,14 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import time
+import weakref
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from tensorboard_archviz.filters import core
-
-DEFAULT_IMAGE_SIZE = 128
-
+from tensorboard_archviz.filters.torch_optim import TorchOptimizer
+from tensorboard_archviz.util import one_line
 
 class _Stop(Exception):
     """Raised by the pre-hook of the target layer to cut the forward pass short."""
@@ -85,44 +87,46 @@ def inference_mode(model) -> Iterator[None]:
             m.training = training
 
 
-def _probe(model, example, targets: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
-    """One no-grad forward pass recording, per target conv: input/output shapes, the activation
-    module consuming its output, and the activation bytes per image computed before it.
+def _norm_types():
+    import torch.nn as nn
+    return (nn.BatchNorm2d, nn.SyncBatchNorm)
 
-    The pass stops once every target has run, so layers after them (a Linear expecting another
-    input size) never run. A model that fails earlier leaves the later targets out.
-    """
+
+def _probe_hooks(targets: Dict[str, Any], info: Dict[str, Dict[str, Any]], state: Dict[str, Any]):
+    """The pre/post forward hooks of ``_probe``: the module that first consumes a target's output
+    (a BatchNorm, then the module consuming the BatchNorm's output) is recorded as what follows
+    the conv."""
     import torch
 
-    leaves = [(n, m) for n, m in model.named_modules() if len(list(m.children())) == 0]
-    info: Dict[str, Dict[str, Any]] = {}
-    state = {"numel": 0, "last_out": None, "last_target": None, "order": [],
-             "first_conv": None}
-    handles = []
-    act_types = _activation_types()
-
+    act_types, norm_types = _activation_types(), _norm_types()
     conv2d, _ = _conv_types()
 
-    def pre_hook(name, mod):
+    def pre_hook(name):
         def fn(m, inputs):
             if state["first_conv"] is None and isinstance(m, conv2d):
                 state["first_conv"] = name
             lt = state["last_target"]
             if lt is not None and inputs and state["last_out"] is not None:
-                if isinstance(inputs[0], torch.Tensor) and inputs[0] is state["last_out"]:
-                    if isinstance(m, act_types):
-                        info[lt]["activation"] = m
+                same = isinstance(inputs[0], torch.Tensor) and inputs[0] is state["last_out"]
+                if same and isinstance(m, norm_types) and info[lt]["norm"] is None \
+                        and getattr(m, "running_mean", None) is not None:
+                    info[lt]["norm"] = m
+                    state["norm_module"] = m
+                    return
+                if same and isinstance(m, act_types):
+                    info[lt]["activation"] = m
                 state["last_target"] = None
             if name in targets and name not in info:
-                x = inputs[0]
-                info[name] = {"in_shape": tuple(x.shape), "bytes_before": 4 * state["numel"],
-                              "activation": None}
+                info[name] = {"in_shape": tuple(inputs[0].shape), "norm": None,
+                              "bytes_before": 4 * state["numel"], "activation": None}
         return fn
 
-    def post_hook(name, mod):
+    def post_hook(name):
         def fn(m, inputs, output):
             if isinstance(output, torch.Tensor):
                 state["numel"] += output.numel()
+            if state.get("norm_module") is m:
+                state["last_out"], state["norm_module"] = output, None
             if name in targets and "out_shape" not in info.get(name, {"out_shape": 0}):
                 info[name]["out_shape"] = tuple(output.shape)
                 state["order"].append(name)
@@ -131,10 +135,27 @@ def _probe(model, example, targets: Dict[str, Any]) -> Dict[str, Dict[str, Any]]
             if len(state["order"]) == len(targets) and state["last_target"] is None:
                 raise _Stop()
         return fn
+    return pre_hook, post_hook
 
+
+def _probe(model, example, targets: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
+    """One no-grad forward pass recording, per target conv: input/output shapes, the BatchNorm
+    and the activation module that follow it, and the activation bytes per image computed before
+    it.
+
+    The pass stops once every target has run, so layers after them (a Linear expecting another
+    input size) never run. A model that fails earlier leaves the later targets out.
+    """
+    import torch
+
+    leaves = [(n, m) for n, m in model.named_modules() if len(list(m.children())) == 0]
+    info: Dict[str, Dict[str, Any]] = {}
+    state = {"numel": 0, "last_out": None, "last_target": None, "order": [], "first_conv": None}
+    pre_hook, post_hook = _probe_hooks(targets, info, state)
+    handles = []
     for n, m in leaves:
-        handles.append(m.register_forward_pre_hook(pre_hook(n, m)))
-        handles.append(m.register_forward_hook(post_hook(n, m)))
+        handles.append(m.register_forward_pre_hook(pre_hook(n)))
+        handles.append(m.register_forward_hook(post_hook(n)))
     error = None
     try:
         with torch.no_grad():
@@ -149,54 +170,66 @@ def _probe(model, example, targets: Dict[str, Any]) -> Dict[str, Dict[str, Any]]
     for name in targets:
         if name not in info or "out_shape" not in info[name]:
             info[name] = {"error": "the model's forward pass did not reach this layer%s"
-                          % (" (it raised %s: %s)" % (type(error).__name__, str(error)[:300])
-                             if error else "")}
+                          % (" (it raised %s)" % one_line(error) if error else "")}
     info["__first_conv__"] = state["first_conv"]
     return info
 
 
 def _activation_fn(act, torch):
-    """A callable pre (B,H,W), idx (B,) -> post, and its name."""
+    """A callable pre (B,H,W), idx (B,) -> post, and its name (weights read at every call)."""
     if act is None:
         return (lambda pre, idx: pre), None
     import torch.nn as nn
     name = type(act).__name__.lower()
-    if isinstance(act, nn.PReLU) and act.weight.numel() > 1:
-        w = act.weight.detach()
-        return (lambda pre, idx: torch.where(pre > 0, pre, w[idx][:, None, None] * pre)), name
     if isinstance(act, nn.PReLU):
-        w = act.weight.detach()
-        return (lambda pre, idx: torch.where(pre > 0, pre, w * pre)), name
+        def prelu(pre, idx):
+            w = act.weight.detach()
+            w = w[idx][:, None, None] if w.numel() > 1 else w
+            return torch.where(pre > 0, pre, w * pre)
+        return prelu, name
     return (lambda pre, idx: act(pre.clone())), name
 
 
-def _make_head(mod, torch):
-    """pre-activation of image b's own filter: x_in (B, Cin, H, W), idx (B,) -> (B, Ho, Wo)."""
+def make_post(norm, act, torch):
+    """post(pre, idx) -> (the BatchNorm's output, the activation's output) per image's own filter,
+    with the BatchNorm's running statistics and affine weights read at every call."""
+    act_fn, _ = _activation_fn(act, torch)
+
+    def post(pre, idx):
+        lin = pre
+        if norm is not None:
+            col = lambda t: t.detach()[idx][:, None, None].to(pre.dtype)
+            lin = (pre - col(norm.running_mean)) * torch.rsqrt(col(norm.running_var) + norm.eps)
+            if norm.weight is not None:
+                lin = lin * col(norm.weight) + col(norm.bias)
+        return lin, act_fn(lin, idx)
+    return post
+
+
+def make_head(mod, torch):
+    """pre-activation of image b's own filter: x_in (B, Cin, H, W), idx (B,) -> (B, Ho, Wo).
+
+    The weights are read at every call (a later ``load_state_dict`` or optimiser step is seen).
+    """
     import torch.nn as nn
     import torch.nn.functional as F
 
     if isinstance(mod, nn.Conv2d):
-        weight = mod.weight.detach()
-        bias = None if mod.bias is None else mod.bias.detach()
-        groups = mod.groups
-        cout, cg = weight.shape[0], weight.shape[1]
-        per_group = cout // groups
-        padding = mod.padding
-        pad_mode = mod.padding_mode
-
         def head(x, idx):
+            weight = mod.weight.detach()
+            bias = None if mod.bias is None else mod.bias.detach()
+            groups, cg = mod.groups, weight.shape[1]
             b = x.shape[0]
             if groups > 1:
-                first = (idx // per_group) * cg
+                first = (idx // (weight.shape[0] // groups)) * cg
                 chan = first[:, None] + torch.arange(cg, device=x.device)[None, :]
                 x = x[torch.arange(b, device=x.device)[:, None], chan]
             h, w = x.shape[-2:]
             xs = x.reshape(1, b * cg, h, w)
-            if pad_mode != "zeros":
-                xs = F.pad(xs, mod._reversed_padding_repeated_twice, mode=pad_mode)
+            pad = mod.padding
+            if mod.padding_mode != "zeros":
+                xs = F.pad(xs, mod._reversed_padding_repeated_twice, mode=mod.padding_mode)
                 pad = 0
-            else:
-                pad = padding
             # Depthwise over the B*Cg channels, then a sum per image: on CPU this is several
             # times faster than the equivalent grouped convolution with groups=B.
             k = weight[idx].reshape(b * cg, 1, *weight.shape[2:])
@@ -211,92 +244,6 @@ def _make_head(mod, torch):
         y = mod(x)
         return y[torch.arange(y.shape[0], device=y.device), idx]
     return head
-
-
-class _Optimizer:
-    """Batched optimisation of images for one layer (torch tensors, NCHW)."""
-
-    def __init__(self, plan: core.Plan, forward, head, window: np.ndarray, device, torch,
-                 dtype=None):
-        self.torch, self.plan, self.forward, self.head = torch, plan, forward, head
-        self.dtype = dtype or torch.float32
-        bases = core.make_bases(plan)
-        t = lambda a: None if a is None else torch.as_tensor(a, device=device, dtype=self.dtype)
-        self.dh, self.dw, self.spec, self.color = (t(bases.dct_h), t(bases.dct_w),
-                                                   t(bases.spectrum_scale), t(bases.color))
-        if self.dh is not None:
-            self.dh_t = self.dh.t().contiguous()
-        self.window = t(window)
-        self.device = device
-
-    def render(self, z):
-        torch = self.torch
-        if self.dh is not None:
-            z = torch.matmul(torch.matmul(self.dh_t, z * self.spec), self.dw)
-        if self.color is not None:
-            z = torch.einsum("ij,bjhw->bihw", self.color, z)
-        lo, hi = self.plan.value_range
-        return lo + (hi - lo) * torch.sigmoid(z)
-
-    def to_model(self, canvas, offset, affine):
-        import torch.nn.functional as F
-        ch, cw = self.plan.crop_hw
-        oy, ox = int(offset[0]), int(offset[1])
-        x = canvas[:, :, oy:oy + ch, ox:ox + cw]
-        if affine is not None:
-            theta = self.torch.as_tensor(affine, device=self.device, dtype=self.dtype)
-            theta = theta[None].expand(x.shape[0], 2, 3)
-            grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-            x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection",
-                              align_corners=False)
-        if self.plan.scale > 1:
-            x = F.avg_pool2d(x, self.plan.scale)
-        return x
-
-    def final_images(self, z):
-        j = self.plan.jitter
-        return self.to_model(self.render(z), (j, j), None)
-
-    def pre(self, x, idx):
-        return self.head(self.forward(x), idx)
-
-    def run(self, indices: Sequence[int], steps: int, z0: Optional[np.ndarray] = None,
-            seed_offset: int = 0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Optimise images for ``indices`` from the logits ``z0`` (default: a fresh init).
-
-        Returns numpy (final images NHWC, their pre-activation maps (B, Ho, Wo), |d objective /
-        d model input| summed over steps, batch and channels (H, W): the objective's support).
-        """
-        torch = self.torch
-        plan = self.plan
-        idx = torch.as_tensor(list(indices), dtype=torch.long, device=self.device)
-        if z0 is None:
-            z0 = core.init_params(plan, len(indices), seed_offset)
-        z = torch.as_tensor(np.array(z0, np.float32), device=self.device,
-                            dtype=self.dtype).requires_grad_(True)
-        sched = core.make_schedule(plan, steps, seed_offset)
-        m = torch.zeros_like(z)
-        v = torch.zeros_like(z)
-        support = torch.zeros(plan.image_hw, device=self.device, dtype=self.dtype)
-        b1, b2, eps = 0.9, 0.999, 1e-8
-        for t in range(steps):
-            aff = None if sched.affines is None else sched.affines[t]
-            with torch.enable_grad():     # also when called under torch.no_grad()
-                x = self.to_model(self.render(z), sched.offsets[t], aff)
-                obj = (self.pre(x, idx) * self.window).sum()
-                g, gx = torch.autograd.grad(obj, (z, x))
-            with torch.no_grad():
-                support += gx.abs().sum(dim=(0, 1))
-                m.mul_(b1).add_(g, alpha=1 - b1)
-                v.mul_(b2).addcmul_(g, g, value=1 - b2)
-                step = plan.lr / (1 - b1 ** (t + 1))
-                denom = (v / (1 - b2 ** (t + 1))).sqrt_().add_(eps)
-                z.addcdiv_(m, denom, value=step)      # ascent
-        with torch.no_grad():
-            final = self.final_images(z)
-            pre = self.pre(final, idx)
-        to_np = lambda a: a.detach().float().cpu().numpy()
-        return to_np(final.permute(0, 2, 3, 1)), to_np(pre), to_np(support)
 
 
 def _forward_to(model, mod, torch):
@@ -321,60 +268,127 @@ def _forward_to(model, mod, torch):
     return forward
 
 
-def infer_input_shape(model, targets) -> Tuple[int, int, int]:
-    """(C, H, W): C from the first conv's in_channels, H = W = DEFAULT_IMAGE_SIZE."""
-    conv2d, _ = _conv_types()
-    for _, m in model.named_modules():
-        if isinstance(m, conv2d):
-            return (int(m.in_channels), DEFAULT_IMAGE_SIZE, DEFAULT_IMAGE_SIZE)
-    raise ValueError("cannot infer input_shape: the model has no 2-D convolution; pass input_shape")
+_EXAMPLE_SHAPES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def make_grids(model, layers: Optional[Sequence[str]] = None, *,
-               input_shape: Optional[Sequence[int]] = None, time_budget: Optional[float] = None,
-               log: Optional[Callable[[str], None]] = None, **options) -> Iterator[core.GridResult]:
-    """Yield one ``GridResult`` per 2-D conv layer of a PyTorch model (node id = qualified name).
-
-    ``input_shape`` is (C, H, W) of one input image; by default C is the first conv's
-    ``in_channels`` and H = W = 128 (``image_size=`` also sets H, W). The value range is [0, 1]
-    unless ``value_range=(lo, hi)`` is given. ``time_budget`` (seconds per call) stops starting
-    new layers once spent. Options: see ``core.Options``.
-    """
+def example_image_shape(example: Any) -> Optional[Tuple[int, int, int]]:
+    """(C, H, W) of the image in an example input: a tensor (N, C, H, W) or (C, H, W), the first
+    such tensor of a tuple/list, or of a dict's values. None when there is none."""
     import torch
+
+    if isinstance(example, torch.Tensor):
+        if example.dim() == 4:
+            return tuple(int(d) for d in example.shape[1:])
+        if example.dim() == 3:
+            return tuple(int(d) for d in example.shape)
+        return None
+    items = list(example.values()) if isinstance(example, dict) else \
+        list(example) if isinstance(example, (tuple, list)) else []
+    for item in items:
+        if isinstance(item, torch.Tensor) and item.dim() == 4:
+            return tuple(int(d) for d in item.shape[1:])
+    return None
+
+
+def remember_input(model: Any, input_to_model: Any) -> None:
+    """Record the image shape of the example input an architecture was written with, so that a
+    later ``add_filter_grids`` of the same model optimises images of that size. Never raises."""
+    try:
+        shape = example_image_shape(input_to_model)
+        if shape is not None:
+            _EXAMPLE_SHAPES[unwrap(model)] = shape
+    except Exception:  # noqa: BLE001 - a convenience only
+        pass
+
+
+def unwrap(model):
+    """The module inside (Distributed)DataParallel and torch.compile wrappers."""
     import torch.nn as nn
 
-    if not isinstance(model, nn.Module):
-        raise TypeError("make_grids expects a torch.nn.Module, got %s" % type(model).__name__)
-    # Node ids as in the architecture: look through (Distributed)DataParallel and torch.compile.
     while True:
         if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
             model = model.module
         elif type(model).__name__ == "OptimizedModule" and hasattr(model, "_orig_mod"):
             model = model._orig_mod
         else:
-            break
+            return model
+
+
+def resolve_input_shape(model, input_shape, input_to_model, opts: core.Options
+                        ) -> Tuple[int, int, int]:
+    """(C, H, W) of the images: ``input_shape``, else the example input's, else that of the last
+    architecture written for this model; ``image_size=`` overrides H, W. Never a fixed size."""
+    if input_shape is not None:
+        if len(tuple(input_shape)) != 3:
+            raise ValueError("input_shape must be (C, H, W), got %r" % (tuple(input_shape),))
+        return tuple(int(v) for v in input_shape)
+    shape = None
+    if input_to_model is not None:
+        shape = example_image_shape(input_to_model)
+        if shape is None:
+            raise ValueError("input_to_model holds no image tensor (N, C, H, W); pass "
+                             "input_shape=(C, H, W)")
+    if shape is None:
+        shape = _EXAMPLE_SHAPES.get(model)
+    if shape is None and opts.image_size is not None:
+        conv2d, _ = _conv_types()
+        first = next((m for m in model.modules() if isinstance(m, conv2d)), None)
+        if first is not None:
+            shape = (int(first.in_channels),) + tuple(opts.image_size)
+    if shape is None:
+        raise ValueError("cannot tell the image size: pass input_to_model= (an example input, "
+                         "as for add_architecture) or input_shape=(C, H, W), or write the "
+                         "architecture with add_architecture first")
+    c, h, w = shape
+    if opts.image_size is not None:
+        h, w = opts.image_size
+    return int(c), int(h), int(w)
+
+
+def make_grids(model, layers: Optional[Sequence[str]] = None, *,
+               input_shape: Optional[Sequence[int]] = None, input_to_model: Any = None,
+               time_budget: Optional[float] = None, log: Optional[Callable[[str], None]] = None,
+               progress: Optional[bool] = None, **options) -> Iterator[core.GridResult]:
+    """Yield one ``GridResult`` per 2-D conv layer of a PyTorch model (node id = qualified name).
+
+    The image size (C, H, W) is ``input_shape``, else the size of ``input_to_model`` (an example
+    input, as for ``add_architecture``), else that of the last architecture written for this
+    model (``image_size=`` sets H, W). The value range is [0, 1] unless ``value_range=(lo, hi)``.
+    ``time_budget`` (seconds per call) stops starting new layers once spent. One log line per
+    layer (``log`` and the ``tensorboard_archviz.filters`` logger), a tqdm bar on a terminal.
+    Options: see ``core.Options``.
+    """
+    import torch
+    import torch.nn as nn
+
+    if not isinstance(model, nn.Module):
+        raise TypeError("make_grids expects a torch.nn.Module, got %s" % type(model).__name__)
+    model = unwrap(model)   # node ids as in the architecture
     opts = core.resolve_options(options)
-    budget = core.Budget(time_budget, log)
+    budget = core.Budget(time_budget, log, progress)
     targets = select_layers(model, layers, budget.log)
     if not targets:
         budget.log("archviz filters: no 2-D conv layer to visualise")
         return
-    if input_shape is None:
-        c, h, w = infer_input_shape(model, targets)
-        if opts.image_size is not None:
-            h, w = opts.image_size
-    else:
-        if len(tuple(input_shape)) != 3:
-            raise ValueError("input_shape must be (C, H, W), got %r" % (tuple(input_shape),))
-        c, h, w = (int(v) for v in input_shape)
+    c, h, w = resolve_input_shape(model, input_shape, input_to_model, opts)
     value_range = opts.value_range or (0.0, 1.0)
     params = list(model.parameters())
     device = params[0].device if params else torch.device("cpu")
     dtype = params[0].dtype if params and params[0].is_floating_point() else torch.float32
-
     with inference_mode(model):
         info = _probe(model, torch.zeros((1, c, h, w), dtype=dtype, device=device), dict(targets))
     first_conv = info.pop("__first_conv__")
+    env = (c, (h, w), value_range, device, dtype)
+    budget.open_bar(len(targets))
+    try:
+        yield from _layers(model, targets, info, first_conv, env, opts, budget, torch)
+    finally:
+        budget.close()
+
+
+def _layers(model, targets, info, first_conv, env, opts: core.Options, budget: core.Budget, torch
+            ) -> Iterator[core.GridResult]:
+    c, hw, value_range, device, dtype = env
     names = [n for n, _ in targets]
     started = 0
     for k, (name, mod) in enumerate(targets):
@@ -383,44 +397,58 @@ def make_grids(model, layers: Optional[Sequence[str]] = None, *,
         li = info[name]
         if "error" in li:
             budget.log("archviz filters: skipped %s: %s" % (name, li["error"]))
+            budget.advance(name)
             continue
         t0 = time.perf_counter()
         started += 1
-        n_total = int(li["out_shape"][1])
-        plan = core.make_plan(name, type(mod).__name__, n_total, c, (h, w), value_range,
-                              name == first_conv, opts)
+        plan = core.make_plan(name, type(mod).__name__, int(li["out_shape"][1]), c, hw,
+                              value_range, name == first_conv, opts)
         budget.log("archviz filters [%d/%d] %s" % (k + 1, len(targets), plan.describe()))
         try:
             with inference_mode(model):
                 result = _run_layer(model, mod, plan, li, opts, device, torch, budget, dtype)
         except Exception as e:  # one bad layer must not cost the others their grids
-            budget.log("archviz filters [%d/%d] %s failed: %s: %s"
-                       % (k + 1, len(targets), name, type(e).__name__, str(e)[:300]))
+            budget.log("archviz filters [%d/%d] %s failed: %s"
+                       % (k + 1, len(targets), name, one_line(e)))
+            budget.advance(name)
             continue
         result.tiles["seconds"] = round(time.perf_counter() - t0, 3)
         budget.log("archviz filters [%d/%d] %s done in %.1f s (%d dead)"
                    % (k + 1, len(targets), name, result.tiles["seconds"],
                       sum(t["dead"] for t in result.tiles["tiles"])))
+        budget.advance(name)
         yield result
+
+
+def first_layer_kernels(mod, indices) -> Optional[np.ndarray]:
+    """(N, kh, kw, cin) of a Conv2d's kernels for the tile metadata (None for other layers)."""
+    import torch.nn as nn
+
+    if not isinstance(mod, nn.Conv2d) or mod.groups != 1:
+        return None
+    w = mod.weight.detach().float().cpu().numpy()[list(indices)]
+    return w.transpose(0, 2, 3, 1)
 
 
 def _run_layer(model, mod, plan: core.Plan, li: Dict[str, Any], opts: core.Options, device, torch,
                budget: core.Budget, dtype=None) -> core.GridResult:
-    ho, wo = li["out_shape"][-2:]
-    window = core.center_window((ho, wo), plan.center)
-    act, act_name = _activation_fn(li["activation"], torch)
-    opt = _Optimizer(plan, _forward_to(model, mod, torch), _make_head(mod, torch), window,
-                     device, torch, dtype)
+    post = make_post(li["norm"], li["activation"], torch)
+    opt = TorchOptimizer(plan, _forward_to(model, mod, torch), make_head(mod, torch), post,
+                         device, torch, dtype)
     hc, wc = plan.canvas_hw
     per_image = 3.0 * (li["bytes_before"] + 4 * int(np.prod(li["in_shape"][1:]))) \
         + 4 * 8 * plan.channels * hc * wc
 
-    def post_fn(pre: np.ndarray, indices) -> np.ndarray:
+    def post_fn(pre: np.ndarray, indices) -> Tuple[np.ndarray, np.ndarray]:
         with torch.no_grad():
             idx = torch.as_tensor(list(indices), dtype=torch.long, device=device)
-            p = torch.as_tensor(pre, device=device, dtype=opt.dtype)
-            return act(p, idx).float().cpu().numpy()
+            lin, out = post(torch.as_tensor(pre, device=device, dtype=opt.dtype), idx)
+            return lin.float().cpu().numpy(), out.float().cpu().numpy()
 
+    facts = core.LayerFacts(
+        activation=_activation_fn(li["activation"], torch)[1],
+        norm=None if li["norm"] is None else type(li["norm"]).__name__.replace("2d", ""),
+        kernels=first_layer_kernels(mod, plan.indices) if plan.first_conv else None)
     key = ("torch", id(model), plan.node_id, plan.image_hw, plan.channels, plan.parametrization)
-    return core.optimise_layer(plan, opts, window, opt.run, post_fn, act_name, per_image, key,
-                               budget.log)
+    return core.optimise_layer(plan, opts, tuple(li["out_shape"][-2:]), opt.run, post_fn, facts,
+                               per_image, key, budget.log)
