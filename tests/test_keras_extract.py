@@ -81,12 +81,12 @@ def test_lenet_reference_numbers_shapes_edges_macs():
     assert conv.extra["weights"][0]["path"].endswith("conv2d/kernel")  # Keras' variable path
     assert arch.node("max_pooling2d").config["pool_size"] == [2, 2]
     assert arch.node("dense_1").activation == "softmax"
-    # MACs, batch 1, one multiply-accumulate per weight use (bias included, like torchinfo)
-    assert conv.macs == 520 * 28 * 28
-    assert arch.node("conv2d_1").macs == 25050 * 14 * 14
-    assert arch.node("max_pooling2d").macs == 14 * 14 * 20 * 4
-    assert arch.node("dense").macs == 1225500
-    assert arch.node("flatten").macs is None
+    # MACs per example (schema 2): kernel elements x output positions; no bias, pooling 0
+    assert conv.macs == (5 * 5 * 1 * 20) * 28 * 28
+    assert arch.node("conv2d_1").macs == (5 * 5 * 20 * 50) * 14 * 14
+    assert arch.node("max_pooling2d").macs == 0
+    assert arch.node("dense").macs == 2450 * 500
+    assert arch.node("flatten").macs == 0
 
 
 def test_mlp_reference_numbers():
@@ -106,7 +106,7 @@ def test_batchnorm_split_and_macs():
     assert params(bn) == (16, 16)
     assert (arch.model.total_params, arch.model.trainable_params,
             arch.model.non_trainable_params) == (32, 16, 16)
-    assert bn.macs == 5 * 8
+    assert bn.macs == 0  # elementwise: not a MAC (schema 2)
     assert bn.config["axis"] == -1 and bn.config["momentum"] == 0.99
     assert {(w["name"], w["trainable"]) for w in bn.extra["weights"]} == {
         ("gamma", True), ("beta", True), ("moving_mean", False), ("moving_variance", False)}
@@ -190,7 +190,7 @@ def test_functional_two_inputs_shared_layer_nested_models():
 
     shared = arch.node("shared")
     assert shared.extra["calls"] == 2 and params(shared) == (272, 0)
-    assert shared.macs == 2 * 272                          # summed over both calls
+    assert shared.macs == 2 * 16 * 16                      # summed over both calls
     assert arch.node("add_layer").input_shapes == [[None, 16], [None, 16]]
     assert arch.node("concat").input_shapes == [[None, 2], [None, 16]]
     assert arch.node("concat").output_shapes == [[None, 18]]
@@ -235,8 +235,8 @@ def test_resnet50_residual_edges_and_speed():
     assert len(arch.nodes) == len(model.layers)
     srcs = sorted(e.source for e in arch.edges if e.target == "conv2_block1_add")
     assert srcs == ["conv2_block1_0_bn", "conv2_block1_3_bn"]
-    assert arch.node("conv1_conv").macs == 9472 * 112 * 112
-    assert arch.node("avg_pool").macs == 7 * 7 * 2048
+    assert arch.node("conv1_conv").macs == 7 * 7 * 3 * 64 * 112 * 112
+    assert arch.node("avg_pool").macs == 0
 
 
 # -- subclassed models ---------------------------------------------------------------------------

@@ -61,7 +61,9 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import keras
 
-from tensorboard_archviz import schema
+from tensorboard_archviz import schema, totals
+from tensorboard_archviz.extract.keras_macs import call_macs
+from tensorboard_archviz.util import product
 
 logger = logging.getLogger(__name__)
 
@@ -143,13 +145,29 @@ def _count(weights: Iterable[Any]) -> int:
     return int(sum(math.prod(tuple(v.shape)) for v in weights))
 
 
-def _prod(dims: Iterable[Optional[int]]) -> Optional[int]:
-    out = 1
-    for d in dims:
-        if d is None:
-            return None
-        out *= int(d)
-    return out
+def _weights_bytes(weights: Iterable[Any]) -> int:
+    """Bytes of a list of variables (each once), from their own dtypes."""
+    seen, total = set(), 0
+    for v in weights:
+        if id(v) not in seen:
+            seen.add(id(v))
+            total += math.prod(tuple(v.shape)) * (totals.itemsize(v.dtype) or 4)
+    return int(total)
+
+
+def _arg_shapes(kn: Any) -> Optional[Dict[str, Any]]:
+    """A call's arguments with tensors replaced by their shapes (other values kept if simple)."""
+    arguments = getattr(kn, "arguments", None)
+    if arguments is None:
+        return None
+
+    def conv(v: Any) -> Any:
+        if isinstance(v, keras.KerasTensor):
+            return _tensor_shape(v)
+        return v if v is None or isinstance(v, (bool, int, float, str)) else "<value>"
+
+    return {"args": [conv(a) for a in getattr(arguments, "args", ())],
+            "kwargs": {k: conv(v) for k, v in (getattr(arguments, "kwargs", {}) or {}).items()}}
 
 
 def _make_node_key(op: Any, index: int) -> str:
@@ -169,48 +187,6 @@ def _graph_of(op: Any) -> Optional[Any]:
         return op
     if isinstance(op, keras.Sequential):
         return getattr(op, "_functional", None) or None
-    return None
-
-
-def _spatial(shape: List[Optional[int]], data_format: Optional[str]) -> List[Optional[int]]:
-    if data_format == "channels_first":
-        return shape[2:]
-    return shape[1:-1]
-
-
-def _macs(op: Any, in_shape: Optional[list], out_shape: Optional[list],
-          params: int) -> Optional[int]:
-    """MACs of one call (batch 1) under the convention of the module docstring, or None."""
-    from keras.src.layers.convolutional.base_conv import BaseConv
-    from keras.src.layers.convolutional.base_conv_transpose import BaseConvTranspose
-    from keras.src.layers.convolutional.base_depthwise_conv import BaseDepthwiseConv
-    from keras.src.layers.convolutional.base_separable_conv import BaseSeparableConv
-    from keras.src.layers.pooling.base_global_pooling import BaseGlobalPooling
-    from keras.src.layers.pooling.base_pooling import BasePooling
-
-    if in_shape is None or out_shape is None:
-        return None
-    fmt = getattr(op, "data_format", None)
-    if isinstance(op, keras.layers.Dense):
-        pos = _prod(in_shape[1:-1])
-        return None if pos is None else params * pos
-    if isinstance(op, BaseConvTranspose):
-        kernel = getattr(op, "kernel", None)
-        k = math.prod(tuple(kernel.shape)) if kernel is not None else params
-        bias = params - k
-        pin, pout = _prod(_spatial(in_shape, fmt)), _prod(_spatial(out_shape, fmt))
-        return None if pin is None or pout is None else k * pin + bias * pout
-    if isinstance(op, (BaseConv, BaseDepthwiseConv, BaseSeparableConv)):
-        pos = _prod(_spatial(out_shape, fmt))
-        return None if pos is None else params * pos
-    if isinstance(op, BasePooling):
-        n = _prod(out_shape[1:])
-        window = _prod(tuple(getattr(op, "pool_size", ()) or ()))
-        return None if n is None or window is None else n * window
-    if isinstance(op, BaseGlobalPooling):
-        return _prod(in_shape[1:])
-    if isinstance(op, keras.layers.BatchNormalization):
-        return _prod(out_shape[1:])
     return None
 
 
@@ -258,7 +234,7 @@ class _Extractor:
         self.nodes: Dict[str, schema.Node] = {}
         self.ops: Dict[str, Any] = {}
         self.ids_by_op: Dict[int, str] = {}
-        # node id -> [(input shapes, output shapes, output dtype)] per call
+        # node id -> [(input shapes, output shapes, output dtypes, argument shapes)] per call
         self.calls: Dict[str, List[Tuple[list, list, Any]]] = {}
         self.edges: Dict[Tuple[str, str, Any], schema.Edge] = {}
         self.failures: List[Tuple[str, str]] = []
@@ -366,7 +342,8 @@ class _Extractor:
                 tids = {id(v) for v in tw}
                 extra["weights"] = [
                     {"name": str(v.name), "path": str(getattr(v, "path", v.name)),
-                     "shape": _shape(v.shape), "trainable": id(v) in tids}
+                     "shape": _shape(v.shape), "trainable": id(v) in tids,
+                     "dtype": str(v.dtype)}
                     for v in op.weights]
             policy = _dtype_policy_extra(op)
             if policy:
@@ -399,7 +376,8 @@ class _Extractor:
         out_shapes = [_tensor_shape(t) for t in outs]
         if kn.is_input:  # an InputLayer: its input is what it outputs
             in_shapes = list(out_shapes)
-        self.calls[nid].append((in_shapes, out_shapes, outs[0].dtype if outs else None))
+        self.calls[nid].append((in_shapes, out_shapes, [getattr(t, "dtype", None) for t in outs],
+                                _arg_shapes(kn)))
         for j, t in enumerate(ins):
             src = self._resolve_source(t)
             if src is None:
@@ -563,7 +541,7 @@ class _Extractor:
         """Fill a node's shapes for a layer outside any graph; returns its output shape."""
         if isinstance(layer, keras.layers.InputLayer):
             shape = _shape(getattr(layer, "batch_shape", None))
-            self.calls[nid].append(([shape], [shape], getattr(layer, "dtype", None)))
+            self.calls[nid].append(([shape], [shape], [getattr(layer, "dtype", None)], None))
             return shape
         in_shape = given_input
         build = getattr(layer, "_build_shapes_dict", None)
@@ -581,14 +559,14 @@ class _Extractor:
             from keras import tree
             flat = tree.flatten(spec)
             outs = [_tensor_shape(t) for t in flat]
-            dtype = getattr(flat[0], "dtype", None) if flat else None
+            dtypes = [getattr(t, "dtype", None) for t in flat]
         except Exception as e:  # noqa: BLE001 - a layer without shape inference still appears
             why = "compute_output_shape failed: %s: %s" % (type(e).__name__, _short(e))
             self.nodes[nid].extra["reason"] = why
             self.nodes[nid].input_shapes = [in_shape]
             self.failures.append((nid, why))
             return None
-        self.calls[nid].append(([in_shape], outs, dtype))
+        self.calls[nid].append(([in_shape], outs, dtypes, None))
         return outs[0] if len(outs) == 1 else None
 
     # -- finishing -----------------------------------------------------------------------------
@@ -597,26 +575,45 @@ class _Extractor:
             calls = self.calls.get(nid) or []
             op = self.ops[nid]
             if calls:
-                node.input_shapes, node.output_shapes, dtype = calls[0]
+                node.input_shapes, node.output_shapes, dtypes, _ = calls[0]
+                dtype = dtypes[0] if dtypes else None
                 node.dtype = str(dtype) if dtype is not None else None
                 if len(calls) > 1:
                     node.extra["calls"] = len(calls)
                     if any(c[:2] != calls[0][:2] for c in calls[1:]):
                         node.extra["call_shapes"] = [
                             {"input_shapes": c[0], "output_shapes": c[1]} for c in calls]
-                total = 0
-                params = node.total_params
-                for in_shapes, out_shapes, _ in calls:
-                    m = _macs(op, in_shapes[0] if in_shapes else None,
-                              out_shapes[0] if out_shapes else None, params)
-                    if m is None:
-                        total = None
-                        break
-                    total += m
-                node.macs = total
             if node.dtype is None and isinstance(op, keras.layers.Layer):
                 dtype = getattr(op, "compute_dtype", None)
                 node.dtype = str(dtype) if dtype else None
+            if isinstance(op, keras.layers.InputLayer):
+                node.extra["is_input"] = True
+            if not _is_model(op):  # containers: totals.fill_totals sums their subtree
+                self._node_macs(node, op, calls)
+            node.extra["memory"] = {
+                "params_bytes": 0 if _is_model(op) or not isinstance(op, keras.layers.Layer)
+                else _weights_bytes(op.weights),
+                "output_bytes": _outputs_bytes(calls)}
+
+    @staticmethod
+    def _node_macs(node: schema.Node, op: Any, calls: list) -> None:
+        """Per-example MACs summed over the calls (a shared layer works once per call)."""
+        if isinstance(op, keras.layers.InputLayer):
+            node.macs = 0
+            return
+        if not calls:
+            node.macs = None
+            node.extra["macs_reason"] = "input shape unknown (the layer was not called)"
+            return
+        total: Optional[int] = 0
+        for in_shapes, out_shapes, _, args in calls:
+            m, why = call_macs(op, list(in_shapes or []), list(out_shapes or []), args)
+            if m is None:
+                total = None
+                node.extra["macs_reason"] = why or "unknown"
+                break
+            total += m
+        node.macs = total
 
     def _architecture(self, inputs: List[str], outputs: List[str]) -> schema.Architecture:
         model = self.model
@@ -631,14 +628,31 @@ class _Extractor:
                 info.extra["optimizer_params"] = _count(opt.variables)
             except Exception:  # noqa: BLE001 - optional information
                 pass
+        info.extra.update(macs_convention=schema.MACS_CONVENTION, batch_size=None)
         extraction: Dict[str, Any] = {"method": self.method}
         if self.detail:
             extraction["reason"] = self.detail
         extra: Dict[str, Any] = {"extraction": extraction, "backend": keras.backend.backend()}
-        return schema.Architecture(
+        arch = schema.Architecture(
             framework="keras", framework_version=keras.__version__, model=info,
             inputs=inputs, outputs=outputs, nodes=list(self.nodes.values()),
             edges=list(self.edges.values()), extra=extra)
+        totals.fill_totals(arch)
+        return arch
+
+
+def _outputs_bytes(calls: list) -> Optional[int]:
+    """Bytes of every output of every call, per example (None when one is unknown)."""
+    if not calls:
+        return None
+    total = 0
+    for _, out_shapes, dtypes, _ in calls:
+        for k, shape in enumerate(out_shapes or []):
+            b = totals.tensor_bytes(shape, dtypes[k] if k < len(dtypes) else None)
+            if b is None:
+                return None
+            total += b
+    return total
 
 
 def _is_flat_shape(value: Any) -> bool:

@@ -1,0 +1,312 @@
+"""Per-example MACs of one call of a Keras layer or ``keras.ops`` operation.
+
+The convention is ``schema.MACS_CONVENTION``: multiply-accumulates for one example (batch 1).
+Counted: every matrix product (Dense and EinsumDense at every position of an N-D input,
+``keras.ops.matmul`` / ``einsum`` / ``dot_product_attention``, the ``Dot`` layer), convolutions
+of every rank (grouped, depthwise, separable, transposed), attention (``MultiHeadAttention`` and
+``GroupedQueryAttention``: the q/k/v projections, QK^T, AV and the output projection;
+``Attention``: QK^T and AV) and recurrent cells once per time step (``LSTM``: 4 gates,
+``GRU``: 3, ``SimpleRNN``: 1; ``Bidirectional`` both directions). Biases, activations,
+normalisation, pooling, merging by adds, reshapes, dropout, preprocessing and ``Embedding``
+lookups are elementwise or data movement: a true 0. Anything else (a custom ``Layer``, ``Lambda``,
+ConvLSTM, an unknown dimension) has no figure: ``(None, reason)``.
+
+``call_macs`` receives the shapes of the call: ``ins`` / ``outs`` (lists of shapes, batch first)
+and ``args`` (``{"args": [...], "kwargs": {...}}`` with tensors replaced by their shapes), so
+MultiHeadAttention knows which input is the query, the key and the value.
+"""
+from __future__ import annotations
+
+import string
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import keras
+
+from tensorboard_archviz.util import product
+
+Macs = Tuple[Optional[int], Optional[str]]
+Shape = Optional[List[Optional[int]]]
+
+# Keras layer packages whose layers do no multiply-accumulate work (elementwise / data movement).
+_ZERO_PACKAGES = ("activations", "normalization", "pooling", "reshaping", "regularization",
+                  "preprocessing", "merging")
+_ZERO_CORE = ("Embedding", "InputLayer", "Identity", "Masking",
+              # elementwise layers of keras.applications (ConvNeXt, EfficientNetV2, ...)
+              "LayerScale", "StochasticDepth")
+# keras.ops products without a rule here: null with a reason instead of a silent 0.
+_PRODUCT_OPS = ("Dot", "Tensordot", "Inner", "Outer", "Vdot", "Kron", "Correlate", "Convolve",
+                "SeparableConv", "Fft", "Fft2", "Rfft", "Irfft", "Stft", "Istft", "Lstsq",
+                "Solve", "Inv", "Cholesky", "Qr", "Svd", "Eig", "Eigh", "Det", "Lu")
+
+
+def _keras_base(op: Any) -> type:
+    """The first class in ``op``'s MRO defined by Keras itself (what the layer extends)."""
+    for cls in type(op).__mro__:
+        if cls.__module__.startswith("keras."):
+            return cls
+    return type(op)
+
+
+def _kshape(var: Any) -> Optional[List[int]]:
+    shape = getattr(var, "shape", None)
+    return None if shape is None else [int(d) for d in tuple(shape)]
+
+
+def _kernel_elems(*variables: Any) -> Optional[int]:
+    total = 0
+    for v in variables:
+        s = _kshape(v)
+        if s is None:
+            return None
+        total += product(s)
+    return total
+
+
+def _spatial(shape: Sequence[Optional[int]], data_format: Optional[str]) -> list:
+    return list(shape[2:]) if data_format == "channels_first" else list(shape[1:-1])
+
+
+def _per_example(shape: Shape) -> Shape:
+    """A shape without its batch dimension."""
+    return None if shape is None else list(shape[1:])
+
+
+def _unknown(what: str) -> Macs:
+    return None, "%s unknown (dynamic or missing shape)" % what
+
+
+def _dense(op: Any, ins: list, outs: list) -> Macs:
+    x = ins[0] if ins else None
+    if x is None or len(x) < 2:
+        return _unknown("input shape")
+    pos, units = product(x[1:-1]), getattr(op, "units", None)
+    if pos is None or x[-1] is None or units is None:
+        return _unknown("input shape")
+    return pos * x[-1] * int(units), None
+
+
+def einsum_macs(equation: str, operands: List[Shape], out: Shape,
+                batch_operands: Sequence[int]) -> Macs:
+    """MACs of an einsum: the product of every index's size (output x contracted indices).
+
+    The first dimension of the operands listed in ``batch_operands`` is the batch: counted as 1.
+    """
+    lhs, _, rhs = equation.replace(" ", "").partition("->")
+    specs = lhs.split(",")
+    if len(specs) != len(operands) or any(s is None for s in operands):
+        return _unknown("operand shape")
+    free = [c for c in string.ascii_letters if c not in equation]
+    sizes: Dict[str, Optional[int]] = {}
+    for i, (spec, shape) in enumerate(zip(specs, operands)):
+        if "..." in spec:
+            n = len(shape) - (len(spec) - 3)
+            spec = spec.replace("...", "".join(free[:n]))
+        if len(spec) != len(shape):
+            return None, "einsum %r does not match shape %s" % (equation, shape)
+        for j, (letter, dim) in enumerate(zip(spec, shape)):
+            if dim is None and j == 0 and i in batch_operands:
+                dim = 1
+            if sizes.get(letter) is None:
+                sizes[letter] = dim
+    total = product(sizes.values())
+    return (total, None) if total is not None else _unknown("einsum dimension")
+
+
+def _einsum_dense(op: Any, ins: list, outs: list) -> Macs:
+    kernel = _kshape(getattr(op, "kernel", None))
+    if kernel is None:
+        return None, "EinsumDense kernel not built"
+    return einsum_macs(op.equation, [ins[0] if ins else None, kernel],
+                       outs[0] if outs else None, (0,))
+
+
+def _conv(op: Any, ins: list, outs: list) -> Macs:
+    from keras.src.layers.convolutional.base_conv_transpose import BaseConvTranspose
+    from keras.src.layers.convolutional.base_separable_conv import BaseSeparableConv
+
+    fmt = getattr(op, "data_format", None)
+    if isinstance(op, BaseSeparableConv):
+        k = _kernel_elems(op.depthwise_kernel, op.pointwise_kernel)
+    else:
+        k = _kernel_elems(getattr(op, "kernel", None))
+    if k is None:
+        return None, "convolution kernel not built"
+    # a transposed convolution multiplies the whole kernel at every INPUT position
+    ref = (ins if isinstance(op, BaseConvTranspose) else outs)
+    pos = product(_spatial(ref[0], fmt)) if ref and ref[0] is not None else None
+    return (pos * k, None) if pos is not None else _unknown("spatial shape")
+
+
+def _named(args: Optional[dict], index: int, name: str, default: Shape = None) -> Shape:
+    """The shape of call argument ``name`` (positional ``index`` or keyword)."""
+    if not args:
+        return default
+    pos, kw = args.get("args") or [], args.get("kwargs") or {}
+    if name in kw and isinstance(kw[name], list):
+        return kw[name]
+    if index < len(pos) and isinstance(pos[index], list):
+        return pos[index]
+    return default
+
+
+def _mha(op: Any, ins: list, outs: list, args: Optional[dict]) -> Macs:
+    """Projections (q, k, v, output) + QK^T + AV, per example (MultiHeadAttention / GQA)."""
+    q = _named(args, 0, "query", ins[0] if ins else None)
+    v = _named(args, 1, "value", ins[1] if len(ins) > 1 else q)
+    k = _named(args, 2, "key", v)
+    dense = [getattr(op, a, None) for a in ("_query_dense", "_key_dense", "_value_dense",
+                                            "_output_dense")]
+    kernels = [_kernel_elems(getattr(d, "kernel", None)) if d is not None else None
+               for d in dense]
+    if None in (q, k, v) or None in kernels:
+        return None, "attention shapes or projection kernels unknown"
+    heads = getattr(op, "num_query_heads", None) or getattr(op, "num_heads", None)
+    key_dim = getattr(op, "head_dim", None) or getattr(op, "key_dim", None)
+    value_dim = getattr(op, "head_dim", None) or getattr(op, "value_dim", None) or key_dim
+    axes = getattr(op, "attention_axes", None) or tuple(range(1, len(q) - 1))
+    tq, tk, tv = product(q[1:-1]), product(k[1:-1]), product(v[1:-1])
+    attended = product(k[a] for a in axes)  # key positions each query position attends to
+    if None in (tq, tk, tv, attended, heads, key_dim):
+        return _unknown("sequence length")
+    proj = tq * kernels[0] + tk * kernels[1] + tv * kernels[2] + tq * kernels[3]
+    scores = heads * tq * attended * key_dim
+    mix = heads * tq * attended * value_dim
+    return proj + scores + mix, None
+
+
+def _attention(op: Any, ins: list, outs: list) -> Macs:
+    """keras.layers.Attention / AdditiveAttention: QK^T (dot scores only) and AV."""
+    if len(ins) < 2 or ins[0] is None or ins[1] is None:
+        return _unknown("query/value shape")
+    q, v = ins[0], ins[1]
+    k = ins[2] if len(ins) > 2 and ins[2] is not None else v
+    tq, tv = product(q[1:-1]), product(v[1:-1])
+    if None in (tq, tv, q[-1], v[-1]):
+        return _unknown("sequence length")
+    dot_scores = getattr(op, "score_mode", "dot") == "dot" and \
+        type(op).__name__ != "AdditiveAttention"
+    return (tq * tv * k[-1] if dot_scores else 0) + tq * tv * v[-1], None
+
+
+def _cell_step(cell: Any) -> Optional[int]:
+    """MACs of one time step of an RNN cell: input kernel + recurrent kernel (all gates)."""
+    cells = getattr(cell, "cells", None)
+    if isinstance(cells, (list, tuple)):  # StackedRNNCells
+        steps = [_cell_step(c) for c in cells]
+        return None if None in steps else sum(steps)
+    if getattr(cell, "kernel", None) is None or getattr(cell, "recurrent_kernel", None) is None:
+        return None
+    return _kernel_elems(cell.kernel, cell.recurrent_kernel)
+
+
+def _rnn(op: Any, ins: list, outs: list) -> Macs:
+    from keras.src.layers.rnn.conv_lstm import ConvLSTM
+
+    if isinstance(op, ConvLSTM):
+        return None, "ConvLSTM: no MACs rule"
+    x = ins[0] if ins else None
+    if x is None or len(x) < 3 or x[1] is None:
+        return _unknown("number of time steps")
+    step = _cell_step(getattr(op, "cell", None))
+    if step is None:
+        return None, "recurrent cell without kernel/recurrent_kernel (custom cell)"
+    return x[1] * step, None
+
+
+def _bidirectional(op: Any, ins: list, outs: list) -> Macs:
+    total = 0
+    for layer in (op.forward_layer, op.backward_layer):
+        m, why = _rnn(layer, ins, outs)
+        if m is None:
+            return m, why
+        total += m
+    return total, None
+
+
+def _time_distributed(op: Any, ins: list, outs: list) -> Macs:
+    x, y = (ins[0] if ins else None), (outs[0] if outs else None)
+    if x is None or y is None or len(x) < 2 or x[1] is None:
+        return _unknown("number of time steps")
+    m, why = call_macs(op.layer, [[x[0]] + list(x[2:])], [[y[0]] + list(y[2:])], None)
+    return (None, why) if m is None else (m * x[1], None)
+
+
+def _dot_layer(op: Any, ins: list, outs: list) -> Macs:
+    """keras.layers.Dot: every output element is a dot product over the contracted axis."""
+    if len(ins) < 2 or ins[0] is None or not outs or outs[0] is None:
+        return _unknown("input shape")
+    axes = op.axes if isinstance(op.axes, (list, tuple)) else (op.axes, op.axes)
+    a = ins[0]
+    n = a[axes[0] if axes[0] >= 0 else len(a) + axes[0]]
+    per_out = product(outs[0][1:])
+    return (per_out * n, None) if None not in (n, per_out) else _unknown("dimension")
+
+
+def _op_macs(op: Any, ins: list, outs: list) -> Macs:
+    """A keras.ops operation recorded in the graph (not a Layer)."""
+    name = type(op).__name__
+    if not type(op).__module__.startswith("keras."):
+        return None, "no MACs rule for %s (a custom operation)" % name
+    out = outs[0] if outs else None
+    if name == "Matmul":
+        if len(ins) < 2 or ins[0] is None or out is None:
+            return _unknown("operand shape")
+        per_out = product(out[1:] if out and out[0] is None else out)
+        k = ins[0][-1]
+        return (per_out * k, None) if None not in (per_out, k) else _unknown("dimension")
+    if name == "Einsum":
+        batch = [i for i, s in enumerate(ins) if s and s[0] is None]
+        return einsum_macs(op.subscripts, ins, out, batch)
+    if name in ("Conv", "DepthwiseConv", "ConvTranspose") and len(ins) >= 2:
+        fmt = getattr(op, "data_format", None)
+        ref = ins[0] if name == "ConvTranspose" else out
+        pos = product(_spatial(ref, fmt)) if ref else None
+        k = product(ins[1]) if ins[1] is not None else None
+        return (pos * k, None) if None not in (pos, k) else _unknown("shape")
+    if name == "DotProductAttention" and len(ins) >= 3 and None not in ins[:3]:
+        q, k, v = ins[:3]  # [B, T, H, D], [B, S, K, D], [B, S, K, Dv]
+        n = product([q[1], k[1], q[2]])
+        return (n * (q[3] + v[3]), None) if None not in (n, q[3], v[3]) \
+            else _unknown("sequence length")
+    if name in _PRODUCT_OPS or name in ("Matmul", "Einsum", "Conv", "DotProductAttention"):
+        return None, "keras.ops.%s: no MACs rule" % name.lower()
+    return 0, None  # elementwise / shape ops
+
+
+def call_macs(op: Any, ins: list, outs: list, args: Optional[dict]) -> Macs:
+    """``(macs, None)`` of one call (per example), or ``(None, reason)``."""
+    from keras.src.layers.attention.additive_attention import AdditiveAttention
+    from keras.src.layers.attention.attention import Attention
+    from keras.src.layers.convolutional.base_conv import BaseConv
+    from keras.src.layers.convolutional.base_conv_transpose import BaseConvTranspose
+    from keras.src.layers.convolutional.base_depthwise_conv import BaseDepthwiseConv
+    from keras.src.layers.convolutional.base_separable_conv import BaseSeparableConv
+    from keras.src.layers.rnn.rnn import RNN
+
+    if not isinstance(op, keras.layers.Layer):
+        return _op_macs(op, ins, outs)
+    rules = [
+        (keras.layers.Dense, _dense), (keras.layers.EinsumDense, _einsum_dense),
+        ((BaseConv, BaseConvTranspose, BaseDepthwiseConv, BaseSeparableConv), _conv),
+        (RNN, _rnn), (keras.layers.Bidirectional, _bidirectional),
+        (keras.layers.TimeDistributed, _time_distributed), (keras.layers.Dot, _dot_layer),
+        ((Attention, AdditiveAttention), _attention),
+    ]
+    if isinstance(op, (keras.layers.MultiHeadAttention, keras.layers.GroupQueryAttention)):
+        return _mha(op, ins, outs, args)
+    for classes, rule in rules:
+        if isinstance(op, classes):
+            return rule(op, ins, outs)
+    base = _keras_base(op)
+    if base.__name__ == "ReversibleEmbedding" and args and \
+            (args.get("kwargs") or {}).get("reverse") is True:
+        x = ins[0] if ins else None
+        pos = product(x[1:]) if x else None
+        dim = getattr(op, "input_dim", None)
+        return (pos * dim, None) if None not in (pos, dim) else _unknown("input shape")
+    package = base.__module__.split(".")
+    keras_zero = base.__name__ in _ZERO_CORE and base.__module__.startswith("keras.")
+    if keras_zero or base.__name__ == "ReversibleEmbedding" or (
+            len(package) > 3 and package[2] == "layers" and package[3] in _ZERO_PACKAGES):
+        return 0, None
+    return None, "no MACs rule for %s (a custom or unsupported layer)" % type(op).__name__

@@ -1,0 +1,175 @@
+"""Keras MACs per example (schema 2 convention) and memory, checked against hand arithmetic on
+real Keras layers: every figure below is written out as the products it counts."""
+
+import json
+
+import keras
+import pytest
+from keras import layers
+
+from tensorboard_archviz import schema
+from tensorboard_archviz.extract.keras import extract_keras
+
+
+def extract(inputs, outputs):
+    arch = extract_keras(keras.Model(inputs, outputs))
+    again = schema.from_json(arch.to_json())  # every figure survives validation
+    assert again.to_dict() == json.loads(arch.to_json())
+    return arch
+
+
+def test_dense_counts_every_position_of_an_nd_input():
+    x = keras.Input((7, 12))  # [B, T=7, C=12]
+    arch = extract(x, layers.Dense(5, name="d")(x))
+    d = arch.node("d")
+    assert d.macs == 7 * 12 * 5  # T * C * units; the bias is an add, not a MAC
+    assert d.extra["memory"] == {"params_bytes": (12 * 5 + 5) * 4, "output_bytes": 7 * 5 * 4}
+    m = arch.model.extra
+    assert m["macs"] == 420 and m["macs_complete"] is True and m["batch_size"] is None
+    assert m["macs_convention"] == schema.MACS_CONVENTION
+    assert m["memory"] == {"params_bytes": 65 * 4, "buffers_bytes": 0,
+                           "activations_bytes": 7 * 5 * 4}  # the input is not an activation
+    assert arch.extra["extraction"] == {"method": "functional_graph"}
+
+
+def test_multi_head_attention_projections_and_products():
+    q, v, k = keras.Input((6, 16)), keras.Input((10, 12)), keras.Input((10, 20))
+    heads, key_dim = 4, 8  # value_dim defaults to key_dim; output dim defaults to query's (16)
+    self_kv = layers.MultiHeadAttention(heads, key_dim, name="mha")
+    cross = layers.MultiHeadAttention(heads, key_dim, name="mha_key")
+    arch = extract([q, v, k], [self_kv(q, v), cross(q, v, key=k)])
+    q_proj = 6 * 16 * (heads * key_dim)    # Tq x d_query x (H x key_dim)    = 3072
+    k_proj = 10 * 12 * (heads * key_dim)   # Tk x d_key (= value's 12)       = 3840
+    v_proj = 10 * 12 * (heads * key_dim)   # Tv x d_value x (H x value_dim)  = 3840
+    scores = heads * 6 * 10 * key_dim      # QK^T: H x Tq x Tk x key_dim     = 1920
+    mix = heads * 6 * 10 * key_dim         # AV:   H x Tq x Tv x value_dim   = 1920
+    out = 6 * (heads * key_dim) * 16       # output projection               = 3072
+    assert arch.node("mha").macs == q_proj + k_proj + v_proj + scores + mix + out == 17664
+    k_proj_20 = 10 * 20 * (heads * key_dim)  # a separate key of width 20     = 6400
+    assert arch.node("mha_key").macs == 17664 - k_proj + k_proj_20 == 20224
+    assert arch.node("mha").extra["memory"]["params_bytes"] == 4 * (
+        (16 * 32 + 32) + 2 * (12 * 32 + 32) + (32 * 16 + 16))
+
+
+@pytest.mark.parametrize("make,shape,expected", [
+    # Conv2D, groups=3: kernel [3, 3, 6/3, 12] at 8 x 8 output positions
+    (lambda: layers.Conv2D(12, 3, padding="same", groups=3), (8, 8, 6), 3 * 3 * 2 * 12 * 64),
+    # Conv1D valid: kernel [3, 3, 4] at 8 positions
+    (lambda: layers.Conv1D(4, 3), (10, 3), 3 * 3 * 4 * 8),
+    # Conv3D valid: kernel [2, 2, 2, 2, 3] at 3 x 3 x 3 positions
+    (lambda: layers.Conv3D(3, 2), (4, 4, 4, 2), 2 * 2 * 2 * 2 * 3 * 27),
+    # transposed: the whole kernel [3, 3, 5, 3] at every one of the 4 x 4 INPUT positions
+    (lambda: layers.Conv2DTranspose(5, 3, strides=2, padding="same"), (4, 4, 3),
+     3 * 3 * 5 * 3 * 16),
+    # depthwise: kernel [3, 3, 4, 2] at 8 x 8 positions
+    (lambda: layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same"), (8, 8, 4),
+     3 * 3 * 4 * 2 * 64),
+    # separable: depthwise [3, 3, 4, 1] + pointwise [1, 1, 4, 6], both at 8 x 8 positions
+    (lambda: layers.SeparableConv2D(6, 3, padding="same"), (8, 8, 4), (36 + 24) * 64),
+    # channels_first Conv2D: spatial dims are the last two
+    (lambda: layers.Conv2D(2, 3, data_format="channels_first"), (3, 6, 6),
+     3 * 3 * 3 * 2 * 16),
+    # EinsumDense "abc,cd->abd": 7 positions x 12 x 6
+    (lambda: layers.EinsumDense("abc,cd->abd", output_shape=(None, 6)), (7, 12), 7 * 12 * 6),
+    # recurrent cells per step x T=5 (input 3, units 4): LSTM 4 gates, GRU 3, SimpleRNN 1
+    (lambda: layers.LSTM(4), (5, 3), 5 * 4 * (3 * 4 + 4 * 4)),
+    (lambda: layers.GRU(4), (5, 3), 5 * 3 * (3 * 4 + 4 * 4)),
+    (lambda: layers.SimpleRNN(4, return_sequences=True), (5, 3), 5 * (3 * 4 + 4 * 4)),
+    (lambda: layers.Bidirectional(layers.LSTM(4)), (5, 3), 2 * 5 * 4 * (3 * 4 + 4 * 4)),
+    # TimeDistributed(Dense(5)) over 7 steps of 12 features
+    (lambda: layers.TimeDistributed(layers.Dense(5)), (7, 12), 7 * 12 * 5),
+    # a lookup, and elementwise / data-movement layers: a true 0
+    (lambda: layers.Embedding(100, 8), (9,), 0),
+    (lambda: layers.LayerNormalization(), (7, 12), 0),
+    (lambda: layers.BatchNormalization(), (7, 12), 0),
+    (lambda: layers.Activation("gelu"), (7, 12), 0),
+    (lambda: layers.MaxPooling1D(), (8, 12), 0),
+    (lambda: layers.GlobalAveragePooling1D(), (8, 12), 0),
+    (lambda: layers.Dropout(0.5), (8, 12), 0),
+])
+def test_layer_macs(make, shape, expected):
+    x = keras.Input(shape)
+    layer = make()
+    arch = extract(x, layer(x))
+    node = arch.node(layer.name)
+    assert node.macs == expected, node.extra.get("macs_reason")
+    assert arch.model.extra["macs"] == expected and arch.model.extra["macs_complete"] is True
+
+
+def test_ops_and_merging_products():
+    a, b, c = keras.Input((6, 8)), keras.Input((8, 5)), keras.Input((5, 8))
+    outs = [keras.ops.matmul(a, b), layers.Dot(axes=2, name="dot")([a, c]),
+            keras.ops.einsum("btc,bcd->btd", a, b), layers.Add(name="add")([a, a]),
+            layers.Attention(name="att")([a, c])]
+    arch = extract([a, b, c], outs)
+    assert arch.node("matmul").macs == 6 * 5 * 8     # [6, 8] @ [8, 5]
+    assert arch.node("dot").macs == 6 * 5 * 8        # 6 x 5 dot products of length 8
+    assert arch.node("einsum").macs == 6 * 8 * 5     # letters t, c, d (b is the batch)
+    assert arch.node("add").macs == 0
+    assert arch.node("att").macs == 6 * 5 * 8 + 6 * 5 * 8  # QK^T + AV (value = key = c)
+    assert arch.model.extra["macs"] == 3 * 240 + 480
+
+
+class Mystery(layers.Layer):
+    def call(self, x):
+        return keras.ops.sin(x) * 2.0
+
+
+def test_unknown_layer_is_null_with_reason_and_totals_say_at_least():
+    x = keras.Input((4,))
+    inner = keras.Sequential([keras.Input((4,)), layers.Dense(3, name="d1"),
+                              Mystery(name="odd"), layers.Dense(2, name="d2")], name="inner")
+    arch = extract(x, layers.Dense(6, name="head")(inner(x)))
+    odd = arch.node("inner/odd")
+    assert odd.macs is None and "no MACs rule for Mystery" in odd.extra["macs_reason"]
+    box = arch.node("inner")
+    assert box.macs == 4 * 3 + 3 * 2 and box.extra["macs_complete"] is False
+    assert box.extra["macs_reason"] == "at least: MACs unknown for 1 node(s) inside"
+    assert box.params == {"trainable": 15 + 8, "non_trainable": 0}
+    assert box.extra["memory"]["params_bytes"] == (15 + 8) * 4
+    assert box.extra["memory"]["activations_bytes"] == (3 + 3 + 2) * 4
+    assert arch.model.extra["macs"] == 18 + 2 * 6 and arch.model.extra["macs_complete"] is False
+    assert arch.model.extra["memory"]["params_bytes"] == arch.model.total_params * 4
+
+
+def test_mixed_precision_memory_uses_each_dtype():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        x = keras.Input((7, 12))
+        arch = extract(x, layers.Dense(5, name="d")(x))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    # float32 variables, float16 outputs
+    assert arch.node("d").extra["memory"] == {"params_bytes": 65 * 4, "output_bytes": 35 * 2}
+
+
+def build_lenet():
+    return keras.Sequential([
+        keras.Input((28, 28, 1)),
+        layers.Conv2D(20, 5, padding="same", activation="relu"), layers.MaxPooling2D(),
+        layers.Conv2D(50, 5, padding="same", activation="relu"), layers.MaxPooling2D(),
+        layers.Flatten(), layers.Dense(500, activation="relu"),
+        layers.Dense(10, activation="softmax")])
+
+
+def test_lenet_per_example_macs():
+    arch = extract_keras(build_lenet())
+    conv1 = 20 * 5 * 5 * 1 * 28 * 28      # 392,000
+    conv2 = 50 * 5 * 5 * 20 * 14 * 14     # 4,900,000
+    fc1 = 7 * 7 * 50 * 500                # 1,225,000
+    fc2 = 500 * 10                        # 5,000
+    assert conv1 + conv2 + fc1 + fc2 == 6_522_000
+    assert arch.model.extra["macs"] == 6_522_000 and arch.model.extra["macs_complete"]
+    assert [n.macs for n in arch.nodes] == [0, conv1, 0, conv2, 0, 0, fc1, fc2]
+    acts = (28 * 28 * 20 + 14 * 14 * 20 + 14 * 14 * 50 + 7 * 7 * 50 + 2450 + 500 + 10) * 4
+    assert arch.model.extra["memory"] == {"params_bytes": 1256080 * 4, "buffers_bytes": 0,
+                                          "activations_bytes": acts}
+
+
+def test_convnext_tiny_is_complete():
+    model = keras.applications.ConvNeXtTiny(weights=None)
+    arch = extract_keras(model)
+    unknown = [n.id for n in arch.nodes if n.macs is None]
+    assert unknown == [] and arch.model.extra["macs_complete"] is True
+    # about 4.46 G per example at 224 x 224 (the published figure)
+    assert 4.40e9 < arch.model.extra["macs"] < 4.50e9
