@@ -124,10 +124,23 @@ def open_run(page, url, run):
     return frame
 
 
+# the default columns, in order (memory columns between the params and the activation)
+COLS = ["name", "type", "shape", "params", "trainable", "non_trainable", "param_bytes",
+        "output_bytes", "activation", "macs", "conn"]
+C = {k: i for i, k in enumerate(COLS)}
+
+
 def rows(frame):
     """[(id, [cell texts])] of the table's layer rows, in display order."""
     return frame.evaluate("""() => [...document.querySelectorAll('.av-table tr.row')].map(
         tr => [tr.dataset.id, [...tr.cells].map(td => td.innerText.trim())])""")
+
+
+def search(frame, text):
+    """Type into the (debounced) search box and wait until the table shows the result."""
+    before = frame.inner_text(".av-toolbar .count")
+    frame.fill("input[type=search]", text)
+    frame.wait_for_function("b => document.querySelector('.av-toolbar .count').innerText !== b", arg=before)
 
 
 def test_lenet_rows_and_totals(server, page):
@@ -137,16 +150,17 @@ def test_lenet_rows_and_totals(server, page):
     body = [(cells[1], cells[2], cells[3]) for _, cells in got[1:]]
     assert body == LENET
     # trainable / non-trainable columns and totals header, exact with separators
-    assert [cells[4] for _, cells in got[1:]] == [p for _, _, p in LENET]
-    assert all(cells[5] == "0" for _, cells in got)
+    assert [cells[C["trainable"]] for _, cells in got[1:]] == [p for _, _, p in LENET]
+    assert all(cells[C["non_trainable"]] == "0" for _, cells in got)
+    assert [th for th in frame.eval_on_selector_all(".av-table th", "ths => ths.map(t => t.dataset.col)")] == COLS
     totals = {k: frame.inner_text(f"[data-total={k}]") for k in ("total", "trainable", "non_trainable")}
     assert totals == {"total": "1,256,080", "trainable": "1,256,080", "non_trainable": "0"}
     header = frame.inner_text(".av-totals")
     assert "lenet" in header and "Sequential" in header and "Keras 3." in header
     # activations and "connected to": each layer fed by the one before
-    assert [cells[6] for _, cells in got[1:]] == ["relu", "—", "relu", "—", "—", "relu", "softmax"]
+    assert [cells[C["activation"]] for _, cells in got[1:]] == ["relu", "—", "relu", "—", "—", "relu", "softmax"]
     names = [cells[0] for _, cells in got]
-    assert [cells[8] for _, cells in got[1:]] == names[:-1]
+    assert [cells[C["conn"]] for _, cells in got[1:]] == names[:-1]
 
 
 def test_sort_columns(server, page):
@@ -174,7 +188,7 @@ def test_expand_collapse_and_flat_paths(server, page):
     assert enc[1] == "Sequential" and enc[3] == "6,272"   # container: its subtree total
     assert "2 children" in enc[0]
     # the container is fed from outside its subtree by "input"
-    assert enc[8] == "input"
+    assert enc[C["conn"]] == "input"
     frame.click('tr.row[data-id="encoder"] button.twisty')
     assert [i for i, _ in rows(frame)] == ["input", "encoder", XSS]
     assert frame.get_attribute('tr.row[data-id="encoder"] button.twisty', "aria-expanded") == "false"
@@ -187,9 +201,9 @@ def test_expand_collapse_and_flat_paths(server, page):
     # search keeps matches and their ancestors
     frame.click("th[data-col=name]")
     frame.click("th[data-col=name]")
-    frame.fill("input[type=search]", "dense_1")
+    search(frame, "dense_1")
     assert [i for i, _ in rows(frame)] == ["encoder", "encoder/dense_1"]
-    assert "1 of 5 layers match" in frame.inner_text(".av-toolbar .count")
+    assert "1 of 5 rows match" in frame.inner_text(".av-toolbar .count")
 
 
 def test_untrusted_strings_render_as_text(server, page):

@@ -36,9 +36,12 @@ button {
 }
 button:hover:not(:disabled) { border-color: var(--accent); }
 button:disabled { opacity: .5; cursor: default; }
-button:focus-visible, select:focus-visible, input:focus-visible, [tabindex]:focus-visible {
+button:focus-visible, select:focus-visible, input:focus-visible, summary:focus-visible,
+a:focus-visible, [tabindex]:focus-visible {
   outline: 2px solid var(--focus); outline-offset: 1px;
 }
+tr[tabindex]:focus-visible { outline-offset: -2px; }
+.av-sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 select, input[type="search"], input[type="text"] {
   background: var(--bg); border: 1px solid var(--border); border-radius: 4px; padding: 3px 6px;
 }
@@ -107,6 +110,23 @@ table.av-table { border-collapse: collapse; width: 100%; table-layout: auto; }
   font-weight: 500; color: var(--muted); user-select: none; white-space: nowrap;
 }
 .av-table th.sortable { cursor: pointer; }
+.av-table th button.sort {
+  background: none; border: none; padding: 0; color: inherit; font-weight: inherit; cursor: pointer;
+  white-space: nowrap; border-radius: 2px;
+}
+.av-table tr.av-spacer-row td { padding: 0; border: 0; }
+.av-col-menu { position: relative; }
+.av-col-menu summary {
+  cursor: pointer; list-style: none; background: var(--panel); border: 1px solid var(--border);
+  border-radius: 4px; padding: 3px 10px;
+}
+.av-col-menu summary::-webkit-details-marker { display: none; }
+.av-col-menu summary::after { content: " ▾"; color: var(--muted); }
+.av-col-menu .av-col-list {
+  position: absolute; z-index: 10; top: calc(100% + 4px); left: 0; background: var(--bg);
+  border: 1px solid var(--border); border-radius: 4px; padding: 6px 10px; display: flex;
+  flex-direction: column; gap: 2px; white-space: nowrap; box-shadow: 0 2px 8px rgba(0,0,0,.2);
+}
 .av-table th.sortable:hover { color: var(--fg); }
 .av-table th .arrow { display: inline-block; width: 1em; color: var(--accent); }
 .av-table td.num, .av-table th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }

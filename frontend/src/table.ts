@@ -1,60 +1,22 @@
 // The layer table: one row per node, nested containers expandable with their subtree totals,
-// every column sortable (sorted = flat list with full paths), a search box, exact numbers,
-// nothing truncated. Every model string is set as text.
+// every column sortable (sorted = flat list with full ids), a debounced search box, toggleable
+// columns (remembered), CSV / Markdown export, exact numbers, nothing truncated. Rows are
+// virtualised (only those near the viewport are in the DOM), so a 50k-node model stays fluid.
+// Every model string is set as text.
 
-import type { ArchNode, Architecture } from './types';
-import { append, button, clear, h } from './dom';
-import { fmtInt, fmtShape, fmtValue, shapeLines } from './format';
-import type { ShapeStyle } from './format';
-import { indexArchitecture, shapeStyle, totalParams } from './arch_index';
+import { indexArchitecture } from './arch_index';
 import type { ArchIndex } from './arch_index';
+import { button, h } from './dom';
+import { fmtInt } from './format';
+import { nodeDetails } from './node_details';
+import { allColumns, loadShown, saveShown } from './table_columns';
+import type { CellEnv, Column } from './table_columns';
+import { downloadText, safeFileBase, toCSV, toMarkdown } from './table_export';
+import type { ArchNode, Architecture } from './types';
+import { VirtualRows } from './virtual_rows';
 
-export function numCell(v: number | null | undefined): HTMLElement {
-  const td = h('td', { class: 'num' }, fmtInt(v));
-  if (v === 0) td.classList.add('zero');
-  if (v == null) td.classList.add('muted');
-  return td;
-}
-
-export function shapeCell(n: ArchNode, style: ShapeStyle): HTMLElement {
-  const td = h('td', { class: 'shape' });
-  for (const s of shapeLines(n.output_shapes, style)) append(td, h('div', null, s));
-  if (n.output_shapes == null && typeof n.reason === 'string') td.title = n.reason;
-  return td;
-}
-
-function sortKeyShape(n: ArchNode): number {
-  const s = n.output_shapes?.[0];
-  if (!s) return -1;
-  return s.reduce<number>((acc, d) => acc * (d == null ? 1 : d), 1);
-}
-
-/** The details of a node: id, shapes, dtype, config, weights, ... as a definition list. */
-export function nodeDetails(n: ArchNode, idx: ArchIndex): HTMLElement {
-  const style = shapeStyle(idx.arch);
-  const dl = h('dl', { class: 'av-details' });
-  const row = (k: string, v: Node | string) => append(dl, h('dt', null, k), h('dd', null, v));
-  row('id', h('span', { class: 'mono' }, n.id));
-  if (n.input_shapes !== undefined) row('input shapes', shapeLines(n.input_shapes, style).join('  '));
-  row('output shapes', shapeLines(n.output_shapes, style).join('  '));
-  if (n.reason) row('note', String(n.reason));
-  if (n.dtype) row('dtype', n.dtype + (n.dtype_policy && n.dtype_policy !== n.dtype ? ' (policy ' + String(n.dtype_policy) + ')' : ''));
-  if (typeof n.calls === 'number' && n.calls > 1) row('calls', String(n.calls) + ' (shared; params counted once)');
-  const cfg = n.config || {};
-  for (const k of Object.keys(cfg)) row(k, h('span', { class: 'mono' }, fmtValue(cfg[k])));
-  if (Array.isArray(n.weights) && n.weights.length) {
-    row('weights', h('div', null, n.weights.map((w) =>
-      h('div', { class: 'mono' }, `${w.name}  ${fmtShape(w.shape, style)}${w.trainable ? '' : '  (non-trainable)'}`))));
-  }
-  if (Array.isArray(n.buffers) && n.buffers.length) {
-    row('buffers', h('div', null, n.buffers.map((b) =>
-      h('div', { class: 'mono' }, `${b.name}  ${fmtShape(b.shape, style)}`))));
-  }
-  return dl;
-}
-
-// ---------------------------------------------------------------------------------------------
-// the table view
+export { numCell } from './table_columns';
+export { nodeDetails } from './node_details';
 
 export interface TableOptions {
   filterLayers?: Set<string>;
@@ -68,219 +30,285 @@ export interface TableHandle {
   focusNode(id: string): void;
 }
 
-interface Column {
-  key: string;
-  label: string;
-  num?: boolean;
-  title?: string;
-  sortValue(n: ArchNode): number | string | null;
-}
-
 type SortDir = 'asc' | 'desc';
+const SEARCH_DEBOUNCE_MS = 200;
+const LINE_PX = 19, ROW_PAD_PX = 9;
 
 export function mountTable(container: HTMLElement, arch: Architecture, opts: TableOptions = {}): TableHandle {
-  const idx = indexArchitecture(arch);
-  const style = shapeStyle(arch);
-  const filterLayers = opts.filterLayers || new Set<string>();
-  const columns: Column[] = [
-    { key: 'name', label: 'Layer', sortValue: (n) => idx.path.get(n.id) || n.name },
-    { key: 'type', label: 'Type', sortValue: (n) => n.class_name },
-    { key: 'shape', label: 'Output shape', sortValue: sortKeyShape },
-    { key: 'params', label: 'Params', num: true, sortValue: totalParams,
-      title: 'trainable + non-trainable (a container: its whole subtree)' },
-    { key: 'trainable', label: 'Trainable', num: true, sortValue: (n) => n.params?.trainable ?? 0 },
-    { key: 'non_trainable', label: 'Non-trainable', num: true, sortValue: (n) => n.params?.non_trainable ?? 0 },
-    { key: 'activation', label: 'Activation', sortValue: (n) => n.activation || '' },
-    { key: 'macs', label: 'MACs', num: true, sortValue: (n) => n.macs,
-      title: 'multiply-accumulates for one example' },
-    { key: 'conn', label: 'Connected to', sortValue: (n) => (idx.sources.get(n.id) || []).map(idx.label).join(', ') },
-  ];
+  const t = new LayerTable(container, arch, opts);
+  return { destroy: () => t.destroy(), focusNode: (id) => t.focusNode(id) };
+}
 
-  const hasContainers = idx.order.some((n) => idx.isContainer(n.id));
-  const many = idx.order.length > 300;
-  const expanded = new Set<string>();
-  for (const n of idx.order) {
-    if (idx.isContainer(n.id) && (!many || (idx.depth.get(n.id) || 0) === 0)) expanded.add(n.id);
+class LayerTable {
+  private readonly idx: ArchIndex;
+  private readonly cols: Column[];
+  private shown: Set<string>;
+  private readonly expanded = new Set<string>();
+  private readonly details = new Set<string>();
+  private readonly hasContainers: boolean;
+  private sortKey: string | null = null;
+  private sortDir: SortDir = 'asc';
+  private query = '';
+  private selected: string | null;
+  private entries: ArchNode[] = [];
+  private readonly root: HTMLElement;
+  private readonly thead = h('thead');
+  private readonly tbody = h('tbody');
+  private readonly table = h('table', { class: 'av-table', attrs: { 'aria-label': 'Layers' } });
+  private readonly count = h('span', { class: 'count', attrs: { role: 'status' } });
+  private readonly unsort: HTMLButtonElement;
+  private readonly virt: VirtualRows;
+  private searchTimer = 0;
+
+  constructor(container: HTMLElement, private readonly arch: Architecture, private readonly opts: TableOptions) {
+    this.idx = indexArchitecture(arch);
+    this.cols = allColumns(arch);
+    this.shown = loadShown(this.cols);
+    this.selected = opts.selected ?? null;
+    this.hasContainers = this.idx.order.some((n) => this.idx.isContainer(n.id));
+    const many = this.idx.order.length > 300;
+    for (const n of this.idx.order) {
+      if (this.idx.isContainer(n.id) && (!many || (this.idx.depth.get(n.id) || 0) === 0)) this.expanded.add(n.id);
+    }
+    this.unsort = button('Original order', () => this.sortBy(null), { title: 'back to the nesting order' });
+    this.table.append(this.thead, this.tbody);
+    this.root = h('div', { class: 'av-table-view' }, this.toolbar(), this.table);
+    container.appendChild(this.root);
+    this.virt = new VirtualRows(this.tbody, {
+      count: () => Math.max(1, this.entries.length),
+      render: (i) => this.renderEntry(i),
+      estimate: (i) => this.estimate(i),
+    }, 1);
+    this.renderHead();
+    this.refresh();
   }
-  const details = new Set<string>();
-  let sortKey: string | null = null;
-  let sortDir: SortDir = 'asc';
-  let queryText = '';
-  let selected: string | null = opts.selected ?? null;
 
-  // -- toolbar
-  const search = h('input', { attrs: { type: 'search', placeholder: 'Search layers (name, type, activation)', 'aria-label': 'Search layers' } });
-  search.addEventListener('input', () => { queryText = search.value.trim().toLowerCase(); renderBody(); });
-  const count = h('span', { class: 'count' });
-  const expandAll = button('Expand all', () => { for (const n of idx.order) if (idx.isContainer(n.id)) expanded.add(n.id); renderBody(); });
-  const collapseAll = button('Collapse all', () => { expanded.clear(); renderBody(); });
-  const unsort = button('Original order', () => { sortKey = null; renderHead(); renderBody(); }, { title: 'back to the nesting order' });
-  const toolbar = h('div', { class: 'av-toolbar' }, search, hasContainers ? [expandAll, collapseAll] : null, unsort, count);
+  private toolbar(): HTMLElement {
+    const search = h('input', { attrs: { type: 'search', placeholder: 'Search layers (name, type, activation)', 'aria-label': 'Search layers' } });
+    search.addEventListener('input', () => {
+      window.clearTimeout(this.searchTimer);
+      this.searchTimer = window.setTimeout(() => { this.query = search.value.trim().toLowerCase(); this.refresh(); }, SEARCH_DEBOUNCE_MS);
+    });
+    const expandAll = button('Expand all', () => {
+      for (const n of this.idx.order) if (this.idx.isContainer(n.id)) this.expanded.add(n.id);
+      this.refresh();
+    });
+    const collapseAll = button('Collapse all', () => { this.expanded.clear(); this.refresh(); });
+    const base = safeFileBase(String(this.arch.model?.name || 'model'));
+    const exportCsv = button('Export CSV', () => this.exportAs('csv', base), { dataset: { action: 'export-csv' }, title: 'the rows (all layers, the shown columns) as CSV' });
+    const exportMd = button('Export Markdown', () => this.exportAs('md', base), { dataset: { action: 'export-md' }, title: 'the rows (all layers, the shown columns) as a Markdown table' });
+    return h('div', { class: 'av-toolbar' }, search, this.hasContainers ? [expandAll, collapseAll] : null, this.unsort,
+      this.columnMenu(), exportCsv, exportMd, this.count);
+  }
 
-  const table = h('table', { class: 'av-table', attrs: { 'aria-label': 'Layers' } });
-  const thead = h('thead');
-  const tbody = h('tbody');
-  append(table, thead, tbody);
-  const root = h('div', { class: 'av-table-view' }, toolbar, table);
-  container.appendChild(root);
+  private columnMenu(): HTMLElement {
+    const list = h('div', { class: 'av-col-list', attrs: { role: 'group', 'aria-label': 'Columns to show' } });
+    for (const c of this.cols) {
+      if (c.key === 'name') continue;
+      const box = h('input', { attrs: { type: 'checkbox' }, dataset: { colToggle: c.key } });
+      box.checked = this.shown.has(c.key);
+      box.addEventListener('change', () => {
+        if (box.checked) this.shown.add(c.key); else this.shown.delete(c.key);
+        if (!box.checked && this.sortKey === c.key) this.sortKey = null;
+        saveShown(this.cols, this.shown);
+        this.renderHead();
+        this.refresh();
+      });
+      list.appendChild(h('label', null, box, ' ' + c.label));
+    }
+    return h('details', { class: 'av-col-menu' }, h('summary', null, 'Columns'), list);
+  }
 
-  function renderHead() {
-    clear(thead);
-    const tr = h('tr');
-    for (const c of columns) {
-      const active = sortKey === c.key;
+  private visibleCols(): Column[] {
+    return this.cols.filter((c) => this.shown.has(c.key));
+  }
+
+  private sortBy(key: string | null): void {
+    const c = this.cols.find((x) => x.key === key);
+    if (!c) this.sortKey = null;
+    else if (this.sortKey !== c.key) { this.sortKey = c.key; this.sortDir = c.num ? 'desc' : 'asc'; }
+    else if (this.sortDir === (c.num ? 'desc' : 'asc')) this.sortDir = c.num ? 'asc' : 'desc';
+    else this.sortKey = null;
+    this.renderHead();
+    this.refresh();
+  }
+
+  private renderHead(): void {
+    const tr = h('tr', { attrs: { 'aria-rowindex': '1' } });
+    for (const c of this.visibleCols()) {
+      const active = this.sortKey === c.key;
+      const sortLabel = h('button', { class: 'sort', attrs: { type: 'button' } }, c.label,
+        h('span', { class: 'arrow', attrs: { 'aria-hidden': 'true' } }, active ? (this.sortDir === 'asc' ? '▲' : '▼') : ''));
       const th = h('th', {
         class: 'sortable' + (c.num ? ' num' : ''), title: (c.title ? c.title + ' — ' : '') + 'click to sort',
-        attrs: { 'aria-sort': active ? (sortDir === 'asc' ? 'ascending' : 'descending') : 'none', tabindex: '0', role: 'columnheader' },
+        attrs: { scope: 'col', 'aria-sort': active ? (this.sortDir === 'asc' ? 'ascending' : 'descending') : 'none' },
         dataset: { col: c.key },
-      }, c.label, h('span', { class: 'arrow' }, active ? (sortDir === 'asc' ? '▲' : '▼') : ''));
-      const toggle = () => {
-        if (sortKey !== c.key) { sortKey = c.key; sortDir = c.num ? 'desc' : 'asc'; }
-        else if (sortDir === (c.num ? 'desc' : 'asc')) sortDir = c.num ? 'asc' : 'desc';
-        else sortKey = null;
-        renderHead();
-        renderBody();
-      };
-      th.addEventListener('click', toggle);
-      th.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); toggle(); } });
+      }, sortLabel);
+      th.addEventListener('click', () => this.sortBy(c.key));
       tr.appendChild(th);
     }
-    thead.appendChild(tr);
-    unsort.disabled = sortKey === null;
+    this.thead.replaceChildren(tr);
+    this.unsort.disabled = this.sortKey === null;
   }
 
-  function matches(n: ArchNode): boolean {
-    if (!queryText) return true;
-    return n.name.toLowerCase().includes(queryText) || n.id.toLowerCase().includes(queryText)
-      || n.class_name.toLowerCase().includes(queryText)
-      || (n.activation || '').toLowerCase().includes(queryText);
+  private env(): CellEnv {
+    return { idx: this.idx, expanded: this.sortKey || this.query ? null : this.expanded };
   }
 
-  function visibleNodes(): ArchNode[] {
-    if (sortKey) {
-      const col = columns.find((c) => c.key === sortKey)!;
-      const rows = idx.order.filter(matches);
-      const sign = sortDir === 'asc' ? 1 : -1;
-      const pos = new Map(idx.order.map((n, i) => [n.id, i]));
-      return rows.map((n) => [n, col.sortValue(n)] as const).sort((x, y) => {
-        const a = x[1], b = y[1];
-        if (a == null && b == null) return pos.get(x[0].id)! - pos.get(y[0].id)!;
-        if (a == null) return 1; // nulls last in both directions
-        if (b == null) return -1;
-        let c = typeof a === 'number' && typeof b === 'number' ? a - b : String(a).localeCompare(String(b), undefined, { numeric: true });
-        if (c === 0) return pos.get(x[0].id)! - pos.get(y[0].id)!;
-        return c * sign;
-      }).map((x) => x[0]);
-    }
-    if (queryText) {
+  private matches(n: ArchNode): boolean {
+    const q = this.query;
+    if (!q) return true;
+    return n.name.toLowerCase().includes(q) || n.id.toLowerCase().includes(q)
+      || n.class_name.toLowerCase().includes(q) || (n.activation || '').toLowerCase().includes(q);
+  }
+
+  private sortedEntries(): ArchNode[] {
+    const col = this.cols.find((c) => c.key === this.sortKey)!;
+    const env = this.env();
+    const sign = this.sortDir === 'asc' ? 1 : -1;
+    const pos = new Map(this.idx.order.map((n, i) => [n.id, i]));
+    const keyed = this.idx.order.filter((n) => this.matches(n)).map((n) => [n, col.sortValue(n, env)] as const);
+    return keyed.sort((x, y) => {
+      const a = x[1], b = y[1];
+      if (a == null && b == null) return pos.get(x[0].id)! - pos.get(y[0].id)!;
+      if (a == null) return 1; // nulls last in both directions
+      if (b == null) return -1;
+      const c = typeof a === 'number' && typeof b === 'number' ? a - b : String(a).localeCompare(String(b), undefined, { numeric: true });
+      return c === 0 ? pos.get(x[0].id)! - pos.get(y[0].id)! : c * sign;
+    }).map((x) => x[0]);
+  }
+
+  private computeEntries(): ArchNode[] {
+    if (this.sortKey) return this.sortedEntries();
+    if (this.query) {
       const keep = new Set<string>();
-      for (const n of idx.order) {
-        if (matches(n)) {
-          keep.add(n.id);
-          for (const a of idx.ancestors(n.id)) keep.add(a);
-        }
+      for (const n of this.idx.order) {
+        if (!this.matches(n)) continue;
+        keep.add(n.id);
+        for (const a of this.idx.ancestors(n.id)) keep.add(a);
       }
-      return idx.order.filter((n) => keep.has(n.id));
+      return this.idx.order.filter((n) => keep.has(n.id));
     }
-    return idx.order.filter((n) => idx.ancestors(n.id).every((a) => expanded.has(a)));
+    return this.idx.order.filter((n) => this.idx.ancestors(n.id).every((a) => this.expanded.has(a)));
   }
 
-  function nameCell(n: ArchNode, flat: boolean): HTMLElement {
-    const td = h('td', { class: 'name' });
+  private refresh(): void {
+    this.entries = this.computeEntries();
+    const ncols = this.visibleCols().length;
+    this.table.setAttribute('aria-rowcount', String(this.entries.length + 1));
+    this.virt.setColspan(ncols);
+    this.virt.reset();
+    const total = this.idx.order.length;
+    const rowsWord = (k: number) => fmtInt(k) + (k === 1 ? ' row' : ' rows');
+    this.count.textContent = this.query
+      ? `${fmtInt(this.entries.filter((n) => this.matches(n)).length)} of ${rowsWord(total)} match`
+      : rowsWord(total) + (this.sortKey ? ' (sorted, flat)' : '');
+  }
+
+  private estimate(i: number): number {
+    const n = this.entries[i];
+    if (!n) return 30;
+    const lines = Math.max(1, n.output_shapes?.length || 0, this.idx.sources.get(n.id)?.length || 0);
+    const det = this.details.has(n.id) ? (Object.keys(n.config || {}).length + 6) * LINE_PX : 0;
+    return ROW_PAD_PX + LINE_PX * lines + det;
+  }
+
+  private renderEntry(i: number): HTMLElement[] {
+    const ncols = this.visibleCols().length;
+    const n = this.entries[i];
+    if (!n) {
+      return [h('tr', null, h('td', { attrs: { colspan: String(ncols) }, class: 'muted' },
+        this.idx.order.length === 0 ? 'This architecture has no layers.' : 'No layer matches the search.'))];
+    }
+    const tr = this.row(n, i);
+    if (!this.details.has(n.id)) return [tr];
+    return [tr, h('tr', { class: 'details', dataset: { detailsFor: n.id } },
+      h('td', { attrs: { colspan: String(ncols) } }, nodeDetails(n, this.idx)))];
+  }
+
+  private row(n: ArchNode, i: number): HTMLElement {
+    const flat = this.sortKey !== null;
+    const tr = h('tr', { class: 'row', dataset: { id: n.id }, attrs: { tabindex: '0', 'aria-rowindex': String(i + 2) } });
+    if (this.idx.isContainer(n.id)) tr.classList.add('container');
+    if (n.id === this.selected) tr.classList.add('selected');
+    tr.setAttribute('aria-expanded', String(this.details.has(n.id)));
+    const env = this.env();
+    for (const c of this.visibleCols()) {
+      const td = c.key === 'name' ? this.nameCell(n, flat) : c.cell ? c.cell(n, env) : h('td', null, c.text(n, env));
+      td.dataset.col = c.key;
+      tr.appendChild(td);
+    }
+    const toggle = () => {
+      if (this.details.has(n.id)) this.details.delete(n.id); else this.details.add(n.id);
+      this.selected = n.id;
+      this.opts.onSelectNode?.(n.id);
+      this.virt.refresh(i);
+      this.tbody.querySelector<HTMLElement>(`tr.row[data-id="${CSS.escape(n.id)}"]`)?.focus({ preventScroll: true });
+    };
+    tr.addEventListener('click', toggle);
+    tr.addEventListener('keydown', (e) => {
+      if (e.target === tr && (e.key === 'Enter' || e.key === ' ')) { e.preventDefault(); toggle(); }
+    });
+    return tr;
+  }
+
+  private nameCell(n: ArchNode, flat: boolean): HTMLElement {
     const cell = h('div', { class: 'cell' });
-    if (!flat) cell.style.paddingLeft = (idx.depth.get(n.id) || 0) * 18 + 'px';
-    const isC = idx.isContainer(n.id);
-    if (!flat && isC && !queryText) {
-      const open = expanded.has(n.id);
-      const tw = button(open ? '▾' : '▸', (e) => {
+    if (!flat) cell.style.paddingLeft = (this.idx.depth.get(n.id) || 0) * 18 + 'px';
+    const isC = this.idx.isContainer(n.id);
+    if (!flat && isC && !this.query) {
+      const open = this.expanded.has(n.id);
+      cell.appendChild(button(open ? '▾' : '▸', (e) => {
         e.stopPropagation();
-        if (expanded.has(n.id)) expanded.delete(n.id); else expanded.add(n.id);
-        renderBody();
-      }, { class: 'twisty', title: open ? 'collapse' : 'expand', attrs: { 'aria-expanded': String(open), 'aria-label': (open ? 'collapse ' : 'expand ') + n.name } });
-      cell.appendChild(tw);
-    } else if (!flat && hasContainers) {
+        if (this.expanded.has(n.id)) this.expanded.delete(n.id); else this.expanded.add(n.id);
+        this.refresh();
+        this.tbody.querySelector<HTMLElement>(`tr.row[data-id="${CSS.escape(n.id)}"] button.twisty`)?.focus({ preventScroll: true });
+      }, { class: 'twisty', title: open ? 'collapse' : 'expand', attrs: { 'aria-expanded': String(open), 'aria-label': (open ? 'collapse ' : 'expand ') + n.name } }));
+    } else if (!flat && this.hasContainers) {
       cell.appendChild(h('span', { class: 'twisty-pad' }));
     }
     const nm = h('span', { class: 'nm' });
-    if (flat) {
-      const p = idx.path.get(n.id) || n.name;
-      const prefix = p.slice(0, p.length - n.name.length);
-      if (prefix) nm.appendChild(h('span', { class: 'path-prefix' }, prefix));
-    }
-    nm.appendChild(document.createTextNode(n.name));
+    const prefix = flat && n.id !== n.name && n.id.endsWith(n.name) ? n.id.slice(0, n.id.length - n.name.length) : '';
+    if (prefix) nm.appendChild(h('span', { class: 'path-prefix' }, prefix));
+    nm.appendChild(document.createTextNode(flat && !prefix ? n.id : n.name));
     cell.appendChild(nm);
+    this.badges(n, cell, isC);
+    return h('td', { class: 'name' }, cell);
+  }
+
+  private badges(n: ArchNode, cell: HTMLElement, isC: boolean): void {
     if (isC) {
-      const kids = idx.children.get(n.id)?.length || 0;
+      const kids = this.idx.children.get(n.id)?.length || 0;
       cell.appendChild(h('span', { class: 'badge', title: 'container: its params are the sum over its subtree' }, kids + (kids === 1 ? ' child' : ' children')));
     }
-    if (typeof n.calls === 'number' && n.calls > 1) cell.appendChild(h('span', { class: 'badge', title: 'shared layer: called ' + n.calls + ' times, params counted once' }, '×' + n.calls));
-    if (filterLayers.has(n.id) && opts.onShowFilters) {
-      cell.appendChild(button('filters', (e) => { e.stopPropagation(); opts.onShowFilters!(n.id); },
+    if (typeof n.calls === 'number' && n.calls > 1) {
+      cell.appendChild(h('span', { class: 'badge', title: 'shared layer: called ' + n.calls + ' times, params counted once' }, '×' + n.calls));
+    }
+    if (this.opts.filterLayers?.has(n.id) && this.opts.onShowFilters) {
+      cell.appendChild(button('filters', (e) => { e.stopPropagation(); this.opts.onShowFilters!(n.id); },
         { class: 'pill', title: 'show what the filters of ' + n.name + ' respond to', dataset: { action: 'filters' } }));
     }
-    td.appendChild(cell);
-    return td;
   }
 
-  function row(n: ArchNode, flat: boolean): HTMLElement[] {
-    const tr = h('tr', { class: 'row', dataset: { id: n.id } });
-    if (idx.isContainer(n.id)) tr.classList.add('container');
-    if (n.id === selected) tr.classList.add('selected');
-    const conn = h('td', { class: 'conn' });
-    for (const s of idx.sources.get(n.id) || []) conn.appendChild(h('div', { title: s }, idx.label(s)));
-    append(tr,
-      nameCell(n, flat),
-      h('td', { class: 'type' }, n.class_name),
-      shapeCell(n, style),
-      numCell(totalParams(n)),
-      numCell(n.params?.trainable ?? 0),
-      numCell(n.params?.non_trainable ?? 0),
-      h('td', { class: 'act' + (n.activation ? '' : ' muted') }, n.activation || '—'),
-      numCell(n.macs),
-      conn);
-    tr.addEventListener('click', () => {
-      if (details.has(n.id)) details.delete(n.id); else details.add(n.id);
-      selected = n.id;
-      opts.onSelectNode?.(n.id);
-      renderBody();
-    });
-    const out: HTMLElement[] = [tr];
-    if (details.has(n.id)) {
-      out.push(h('tr', { class: 'details', dataset: { detailsFor: n.id } },
-        h('td', { attrs: { colspan: String(columns.length) } }, nodeDetails(n, idx))));
-    }
-    return out;
+  private exportAs(kind: 'csv' | 'md', base: string): void {
+    const shown = new Set(this.entries);
+    const nodes = this.sortKey ? this.entries : this.idx.order.filter((n) => !this.query || shown.has(n));
+    const env: CellEnv = { idx: this.idx, expanded: null };
+    if (kind === 'csv') downloadText(toCSV(this.visibleCols(), nodes, env), base + '_layers.csv', 'text/csv');
+    else downloadText(toMarkdown(this.visibleCols(), nodes, env), base + '_layers.md', 'text/markdown');
   }
 
-  function renderBody() {
-    const nodes = visibleNodes();
-    const flat = sortKey !== null;
-    const frag = document.createDocumentFragment();
-    for (const n of nodes) for (const r of row(n, flat)) frag.appendChild(r);
-    clear(tbody);
-    tbody.appendChild(frag);
-    const total = idx.order.length;
-    count.textContent = queryText
-      ? `${nodes.filter(matches).length} of ${fmtInt(total)} layers match`
-      : `${fmtInt(total)} layers` + (flat ? ' (sorted, flat)' : '');
-    if (nodes.length === 0) {
-      tbody.appendChild(h('tr', null, h('td', { attrs: { colspan: String(columns.length) }, class: 'muted' },
-        total === 0 ? 'This architecture has no layers.' : 'No layer matches the search.')));
-    }
+  focusNode(id: string): void {
+    if (!this.idx.byId.has(id)) return;
+    for (const a of this.idx.ancestors(id)) this.expanded.add(a);
+    this.selected = id;
+    this.refresh();
+    this.virt.scrollTo(this.entries.findIndex((n) => n.id === id));
   }
 
-  renderHead();
-  renderBody();
-
-  return {
-    destroy() { root.remove(); },
-    focusNode(id: string) {
-      if (!idx.byId.has(id)) return;
-      for (const a of idx.ancestors(id)) expanded.add(a);
-      selected = id;
-      renderBody();
-      const tr = tbody.querySelector<HTMLElement>(`tr.row[data-id="${CSS.escape(id)}"]`);
-      tr?.scrollIntoView({ block: 'center' });
-    },
-  };
+  destroy(): void {
+    window.clearTimeout(this.searchTimer);
+    this.virt.destroy();
+    this.root.remove();
+  }
 }
