@@ -5,6 +5,8 @@ framework on first use::
 
     from tensorboard_archviz import ArchVizCallback                      # Keras
     from tensorboard_archviz import add_architecture, add_filter_grids   # PyTorch SummaryWriter
+    from tensorboard_archviz import ArchVizLightningCallback             # PyTorch Lightning
+    from tensorboard_archviz import ArchVizTrainerCallback               # Hugging Face Trainer
 """
 
 __version__ = "0.1.0"
@@ -13,6 +15,10 @@ _LAZY = {
     "ArchVizCallback": ("tensorboard_archviz.keras_callback", "ArchVizCallback"),
     "add_architecture": ("tensorboard_archviz.torch_writer", "add_architecture"),
     "add_filter_grids": ("tensorboard_archviz.torch_writer", "add_filter_grids"),
+    "ArchVizLightningCallback": ("tensorboard_archviz.integrations.lightning",
+                                 "ArchVizLightningCallback"),
+    "ArchVizTrainerCallback": ("tensorboard_archviz.integrations.hf_trainer",
+                               "ArchVizTrainerCallback"),
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -42,7 +42,8 @@ def test_entry_point_registers_the_plugin():
 def test_lazy_public_names():
     import tensorboard_archviz
 
-    assert sorted(tensorboard_archviz.__all__) == ["ArchVizCallback", "__version__",
+    assert sorted(tensorboard_archviz.__all__) == ["ArchVizCallback", "ArchVizLightningCallback",
+                                                   "ArchVizTrainerCallback", "__version__",
                                                    "add_architecture", "add_filter_grids"]
     with pytest.raises(AttributeError):
         tensorboard_archviz.nope  # noqa: B018

@@ -1,0 +1,200 @@
+"""Training integrations with each library's real trainer, 2 steps on tiny data (CPU):
+PyTorch Lightning's ``Trainer`` with its ``TensorBoardLogger`` and Hugging Face's ``Trainer``
+reporting to TensorBoard. The runs are read back through one real TensorBoard: the architecture
+must sit in the same run as the trainer's own scalars, written once, at step 0, params exact.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import pytest
+
+pytest.importorskip("lightning")
+pytest.importorskip("transformers")
+pytest.importorskip("accelerate")  # the Trainer needs it
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+
+import hf_helpers as H  # noqa: E402
+from conftest import PLUGIN, get_json, run_tensorboard, wait_for_run  # noqa: E402
+
+LIGHTNING_LOG = "tensorboard_archviz.integrations.lightning"
+TRAINER_LOG = "tensorboard_archviz.integrations.hf_trainer"
+
+
+def lightning_net():
+    import lightning as L
+
+    class TinyNet(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3, padding=1)
+            self.fc = nn.Linear(4 * 8 * 8, 10)
+
+        def forward(self, x):
+            return self.fc(torch.relu(self.conv(x)).flatten(1))
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            loss = nn.functional.cross_entropy(self(x), y)
+            self.log("loss", loss)
+            return loss
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    return TinyNet()
+
+
+def fit_lightning(root, callback, logger=True):
+    import lightning as L
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    torch.manual_seed(0)
+    data = TensorDataset(torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,)))
+    trainer = L.Trainer(default_root_dir=str(root), max_steps=2, accelerator="cpu",
+                        callbacks=[callback], enable_progress_bar=False,
+                        enable_model_summary=False, enable_checkpointing=False,
+                        log_every_n_steps=1,
+                        logger=TensorBoardLogger(str(root)) if logger else False)
+    model = lightning_net()
+    trainer.fit(model, DataLoader(data, batch_size=4))
+    return trainer, model
+
+
+def fit_hf(output_dir, callback):
+    from transformers import Trainer, TrainingArguments
+
+    model = H.gpt2()
+    ids = H.token_ids(seq=8, batch=8)
+    data = [{"input_ids": r, "attention_mask": torch.ones_like(r), "labels": r} for r in ids]
+    args = TrainingArguments(output_dir=str(output_dir), max_steps=2, per_device_train_batch_size=4,
+                             use_cpu=True, report_to=["tensorboard"], logging_steps=1,
+                             save_strategy="no", disable_tqdm=True)
+    trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=[callback])
+    trainer.train()
+    return trainer, model
+
+
+def ours(caplog, name):
+    return [r for r in caplog.records if r.name == name and r.levelno >= logging.WARNING]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Both trainings, 2 steps each, into one log root; the callbacks and models."""
+    from tensorboard_archviz.integrations.hf_trainer import ArchVizTrainerCallback
+    from tensorboard_archviz.integrations.lightning import ArchVizLightningCallback
+
+    root = tmp_path_factory.mktemp("integrations")
+    lcb = ArchVizLightningCallback()
+    ltrainer, lmodel = fit_lightning(root / "lightning", lcb)
+    hcb = ArchVizTrainerCallback()
+    htrainer, hmodel = fit_hf(root / "hf", hcb)
+    return {"root": root, "lightning": (ltrainer, lmodel, lcb), "hf": (htrainer, hmodel, hcb)}
+
+
+@pytest.fixture(scope="module")
+def served(trained):
+    root = trained["root"]
+    ltrainer = trained["lightning"][0]
+    hcb = trained["hf"][2]
+    runs = {"lightning": os.path.relpath(ltrainer.logger.log_dir, root),
+            "hf": os.path.relpath(hcb.written_dir, root)}
+    with run_tensorboard(root) as url:
+        for run in runs.values():
+            wait_for_run(url, run)
+        yield url, runs
+
+
+def scalar_tags(url, run):
+    status, tags = get_json(url + "/data/plugin/scalars/tags")
+    assert status == 200, tags
+    return set(tags.get(run, {}))
+
+
+def test_lightning_writes_once_beside_the_scalars(trained, served):
+    url, runs = served
+    trainer, model, cb = trained["lightning"]
+    assert trainer.global_step == 2 and cb.written_step == 0
+    status, listing = get_json(url + PLUGIN + "/runs")
+    assert status == 200 and listing[runs["lightning"]]["steps"] == [0]
+    arch = H.fetch_architecture(url, runs["lightning"])
+    assert arch["model"]["class_name"] == "TinyNet"
+    assert arch["model"]["total_params"] == H.unique_params(model) == 40 + 2570
+    n = H.nodes_by_id(arch)
+    # the first batch's x (4 examples), cut to one example: the targets are not an input
+    assert arch["inputs"] == ["x"] and n["x"]["output_shapes"] == [[1, 1, 8, 8]]
+    assert n["conv"]["output_shapes"] == [[1, 4, 8, 8]] and n["fc"]["output_shapes"] == [[1, 10]]
+    assert H.reaches(arch, "x", "fc") and ("x", "conv") in H.edge_set(arch)
+    assert "loss" in scalar_tags(url, runs["lightning"])  # same run as Lightning's scalars
+
+
+def test_hf_trainer_writes_once_into_the_trainers_run(trained, served):
+    url, runs = served
+    trainer, model, cb = trained["hf"]
+    assert trainer.state.global_step == 2 and cb.written_step == 0
+    status, listing = get_json(url + PLUGIN + "/runs")
+    assert status == 200 and listing[runs["hf"]]["steps"] == [0]
+    assert runs["hf"].startswith(os.path.join("hf", "runs") + os.sep)
+    arch = H.fetch_architecture(url, runs["hf"])
+    assert arch["model"]["class_name"] == "GPT2LMHeadModel"
+    assert arch["model"]["total_params"] == H.unique_params(model)
+    # the collated batch as the Trainer fed the model, labels left out, one example kept
+    assert arch["inputs"] == ["input_ids", "attention_mask"]
+    n = H.nodes_by_id(arch)
+    assert n["input_ids"]["output_shapes"] == [[1, 8]]
+    assert n["lm_head"]["output_shapes"] == [[1, 8, 100]]
+    assert not any(v["class_name"] == "cross_entropy" for v in n.values())
+    assert "train/loss" in scalar_tags(url, runs["hf"])  # the Trainer's own TensorBoard run
+
+
+def test_lightning_failure_warns_once_and_training_goes_on(tmp_path, caplog):
+    from tensorboard_archviz.integrations.lightning import ArchVizLightningCallback
+
+    cb = ArchVizLightningCallback(input_to_model=torch.randn(1, 3, 5, 5))  # does not fit conv
+    with caplog.at_level(logging.WARNING, logger=LIGHTNING_LOG):
+        trainer, _ = fit_lightning(tmp_path / "bad_input", cb)
+    assert trainer.global_step == 2 and cb.written_step is None
+    warned = ours(caplog, LIGHTNING_LOG)
+    assert len(warned) == 1 and "conv" in warned[0].getMessage()
+    assert not list((tmp_path / "bad_input").rglob("*.archviz"))
+
+    caplog.clear()
+    cb = ArchVizLightningCallback()
+    with caplog.at_level(logging.WARNING, logger=LIGHTNING_LOG):
+        trainer, _ = fit_lightning(tmp_path / "no_logger", cb, logger=False)
+    assert trainer.global_step == 2 and cb.written_step is None
+    warned = ours(caplog, LIGHTNING_LOG)
+    assert len(warned) == 1 and "no TensorBoardLogger" in warned[0].getMessage()
+
+
+def test_hf_trainer_failure_warns_once_and_training_goes_on(tmp_path, caplog):
+    from tensorboard_archviz.integrations.hf_trainer import ArchVizTrainerCallback
+
+    cb = ArchVizTrainerCallback(writer=object())  # not a SummaryWriter
+    with caplog.at_level(logging.WARNING, logger=TRAINER_LOG):
+        trainer, _ = fit_hf(tmp_path / "out", cb)
+    assert trainer.state.global_step == 2 and cb.written_step is None
+    warned = ours(caplog, TRAINER_LOG)
+    assert len(warned) == 1 and "SummaryWriter" in warned[0].getMessage()
+
+
+def test_hf_trainer_only_the_main_process_writes(tmp_path):
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    from tensorboard_archviz.integrations.hf_trainer import ArchVizTrainerCallback
+
+    model = H.gpt2()
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[])
+    cb = ArchVizTrainerCallback()
+    cb.on_train_begin(args, TrainerState(is_world_process_zero=False), TrainerControl(),
+                      model=model)
+    model(input_ids=H.token_ids())
+    cb.on_step_end(args, TrainerState(is_world_process_zero=False), TrainerControl(), model=model)
+    assert cb.written_step is None and not list(tmp_path.rglob("*.archviz"))
+    assert not model._forward_pre_hooks  # nothing left on the model
