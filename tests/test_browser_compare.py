@@ -110,6 +110,11 @@ def open_compare(page, url, a, b):
     return frame
 
 
+# the diff table's columns: mark, layer, type, output shape, params, trainable, non-trainable,
+# MACs (per example), what changed
+WHAT = 8
+
+
 def diff_rows(frame):
     return frame.evaluate("""() => [...document.querySelectorAll('.av-diff-table tr.row')].map(
         tr => [tr.dataset.id, tr.dataset.change, [...tr.cells].map(td => td.innerText.trim())])""")
@@ -133,8 +138,8 @@ def test_compare_marks_summary_and_navigation(server, page, tmp_path):
     cells = {i: c for i, _, c in got}
     assert cells["dropout"][0] == "added"
     assert cells["dense"][0] == "changed"
-    assert "config.units: 16 → 32" in cells["dense"][7]
-    assert "params.trainable: 12,560 → 25,120" in cells["dense"][7]
+    assert "config.units: 16 → 32" in cells["dense"][WHAT]
+    assert "params.trainable: 12,560 → 25,120" in cells["dense"][WHAT]
     assert cells["dense"][4].split("\n") == ["12,560", "25,120", "+12,560"]
     # colour coding differs per kind, and the legend names every kind
     colours = frame.evaluate("""() => Object.fromEntries(['added', 'changed', 'same'].map(k =>
@@ -184,7 +189,7 @@ def test_renamed_layers_are_marked(server, page):
     got = {i: (c, cells) for i, c, cells in diff_rows(frame)}
     assert got["dense_7"][0] == "renamed"
     assert got["dense_7"][1][1] == "dense\n→ dense_7" or "dense → dense_7" in got["dense_7"][1][1]
-    assert "id dense → dense_7" in got["dense_7"][1][7]
+    assert "id dense → dense_7" in got["dense_7"][1][WHAT]
     assert frame.locator("tr.row[data-change=added]").count() == 0
     assert frame.locator("tr.row[data-change=removed]").count() == 0
 

@@ -15,9 +15,6 @@ import { downloadText, safeFileBase, toCSV, toMarkdown } from './table_export';
 import type { ArchNode, Architecture } from './types';
 import { VirtualRows } from './virtual_rows';
 
-export { numCell } from './table_columns';
-export { nodeDetails } from './node_details';
-
 export interface TableOptions {
   filterLayers?: Set<string>;
   onShowFilters?: (nodeId: string) => void;
