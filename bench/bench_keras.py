@@ -1,6 +1,7 @@
 """Benchmark: ArchVizCallback overhead on a 3-epoch MLP fit, and Keras extraction time.
 
     python bench/bench_keras.py [--repeats 5] [--samples 60000] [--extract-repeats 5]
+                                [--baseline REV] [--extract-only]
 
 1. Callback overhead: the Fashion-MNIST-style MLP (DESIGN.md) is fit for 3 epochs on
    ``--samples`` images (default 20,000; scikit-learn's digits upsampled to 28x28 and tiled, no
@@ -9,7 +10,9 @@
    repeat builds and compiles a fresh model, and the medians of the per-pair wall-time and
    process-CPU-time ratios are reported, together with the time spent inside the callback's own
    hooks (the callback's own cost, free of the noise other processes add on a shared machine).
-2. Extraction: ``extract_keras(keras.applications.ResNet152(weights=None))``, median of several.
+2. Extraction: ``extract_keras(keras.applications.ResNet152(weights=None))``, median of several,
+   side by side with the extractor of git revision ``--baseline`` (loaded with ``git show``), the
+   two alternating in one process (``--extract-only`` skips the fits).
 
 Targets: overhead <= 1 %, ResNet152 extraction <= 1 s.
 """
@@ -110,7 +113,29 @@ def bench_overhead(repeats: int, samples: int) -> None:
           "time inside the hooks is the callback's own cost)")
 
 
-def bench_extraction(repeats: int) -> None:
+def load_baseline(rev: str):
+    """The Keras extractor as it was at git revision ``rev`` (a module loaded from ``git show``),
+    or None when git or the revision is not available."""
+    import importlib.util
+    import subprocess
+
+    try:
+        src = subprocess.run(["git", "-C", ROOT, "show", "%s:tensorboard_archviz/extract/keras.py"
+                              % rev], check=True, capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        print("  (no baseline: git show %s failed: %s)" % (rev, str(e).strip()[:200]))
+        return None
+    path = os.path.join(tempfile.mkdtemp(prefix="archviz_bench_"), "keras_baseline.py")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(src)
+    spec = importlib.util.spec_from_file_location("keras_extract_baseline", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def bench_extraction(repeats: int, baseline_rev: str) -> None:
+    """Extraction time of ResNet152, now and at ``baseline_rev``, alternating in one run."""
     import keras
 
     from tensorboard_archviz.extract.keras import extract_keras
@@ -118,20 +143,33 @@ def bench_extraction(repeats: int) -> None:
     start = time.perf_counter()
     model = keras.applications.ResNet152(weights=None)
     build = time.perf_counter() - start
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        arch = extract_keras(model)
-        times.append(time.perf_counter() - start)
+    arms = {"now": extract_keras}
+    base = load_baseline(baseline_rev) if baseline_rev else None
+    if base is not None:
+        arms["baseline %s" % baseline_rev] = base.extract_keras
+    times = {name: [] for name in arms}
+    for fn in arms.values():  # warm-up (imports, caches)
+        fn(model)
+    for i in range(repeats):
+        for name in (list(arms) if i % 2 == 0 else list(reversed(list(arms)))):
+            start = time.perf_counter()
+            arms[name](model)
+            times[name].append(time.perf_counter() - start)
+    arch = extract_keras(model)
     start = time.perf_counter()
     size = len(arch.to_json(separators=(",", ":")))
     to_json = time.perf_counter() - start
     print("extraction, keras.applications.ResNet152(weights=None) (built in %.2f s): "
-          "%d nodes, %d edges, %d params, JSON %d bytes" % (
-              build, len(arch.nodes), len(arch.edges), arch.model.total_params, size))
-    print("  extract_keras median %.3f s (min %.3f, max %.3f, %d runs; target <= 1 s); "
-          "to_json %.3f s" % (statistics.median(times), min(times), max(times), repeats,
-                              to_json))
+          "%d nodes, %d edges, %d params, %.3f G MACs per example, JSON %d bytes" % (
+              build, len(arch.nodes), len(arch.edges), arch.model.total_params,
+              arch.model.extra["macs"] / 1e9, size))
+    for name, ts in times.items():
+        print("  extract_keras %-18s median %.3f s (min %.3f, max %.3f, %d runs; target <= 1 s)"
+              % (name, statistics.median(ts), min(ts), max(ts), repeats))
+    if len(times) == 2:
+        now, old = (statistics.median(ts) for ts in times.values())
+        print("  ratio now / baseline: %.3f (alternating runs in this process)" % (now / old))
+    print("  to_json %.3f s" % to_json)
 
 
 def main(argv=None) -> None:
@@ -139,12 +177,18 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=7, help="alternating fit pairs")
     parser.add_argument("--samples", type=int, default=20000)
     parser.add_argument("--extract-repeats", type=int, default=5)
+    parser.add_argument("--baseline", default="5393311",
+                        help="git revision of extract/keras.py to time side by side "
+                             "(default: before per-example MACs and memory; '' to skip)")
+    parser.add_argument("--extract-only", action="store_true",
+                        help="only the extraction benchmark (no fits)")
     args = parser.parse_args(argv)
     import keras
 
     print("keras %s, backend %s" % (keras.__version__, keras.backend.backend()))
-    bench_extraction(args.extract_repeats)
-    bench_overhead(args.repeats, args.samples)
+    bench_extraction(args.extract_repeats, args.baseline)
+    if not args.extract_only:
+        bench_overhead(args.repeats, args.samples)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ null MACs do not make the totals "at least". Model `total_params` stays what the
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from tensorboard_archviz import schema
@@ -49,9 +50,12 @@ _ITEMSIZE = {
 
 def itemsize(dtype: Any) -> Optional[int]:
     """Bytes per element of a dtype name ("float32", "torch.bfloat16", "<dtype: 'float16'>")."""
-    if dtype is None:
-        return None
-    name = str(dtype).strip().lower()
+    return None if dtype is None else _itemsize(str(dtype))
+
+
+@functools.lru_cache(maxsize=256)
+def _itemsize(name: str) -> Optional[int]:
+    name = name.strip().lower()
     for junk in ("<dtype:", ">", "'", '"'):
         name = name.replace(junk, "")
     name = name.strip().rsplit(".", 1)[-1]
@@ -101,14 +105,14 @@ def _weight_items(node: schema.Node, leaf: bool) -> List[Tuple[Any, int, bool, O
     mem = node.extra.get("memory") if isinstance(node.extra.get("memory"), dict) else {}
     if not isinstance(weights, list) or not weights:
         return _weight_items_from_counts(node, mem) if leaf else []
-    if leaf and sum(product(w.get("shape") or []) or 0 for w in weights) != node.total_params:
+    counts = [product(w.get("shape") or []) or 0 for w in weights]
+    if leaf and sum(counts) != node.total_params:
         return _weight_items_from_counts(node, mem)  # the list does not cover every parameter
     ratio = None
     if mem.get("params_bytes") is not None and node.total_params:
         ratio = mem["params_bytes"] / node.total_params
     out = []
-    for w in weights:
-        n = product(w.get("shape") or []) or 0
+    for w, n in zip(weights, counts):
         size = itemsize(w.get("dtype"))
         nbytes = n * size if size is not None else (
             None if ratio is None else int(round(n * ratio)))

@@ -2,7 +2,7 @@
 
 Works on every Keras backend (TensorFlow, torch, JAX): only Keras' own symbolic graph is read.
 
-How the graph is found (recorded in ``arch.extra["extraction"]``):
+How the graph is found (recorded in ``arch.extra["extraction"]["method"]``):
 
 - ``"functional_graph"``: a Functional model, read from its node graph (``op._inbound_nodes``
   filtered by the model's own node keys). Shapes come from the graph's KerasTensors, so no layer
@@ -16,7 +16,7 @@ How the graph is found (recorded in ``arch.extra["extraction"]``):
   shape inference): the layer chain, shapes computed layer by layer.
 - ``"tracked_layers"``: the trace was impossible (``call`` uses backend ops, Python control flow on
   values, ...): every tracked layer is a node, with shapes from its build config, and no edges.
-  ``arch.extra["extraction_detail"]`` says why.
+  ``arch.extra["extraction"]["reason"]`` says why.
 
 Ids are Keras name paths: a layer of the model is ``dense_1``; a layer of a nested model
 ``inner`` is ``inner/dense_1``. A nested model is a container node (``is_container`` extra) whose
@@ -28,20 +28,20 @@ so a viewer that collapses the container maps both ends onto it.
 Per node: shapes of every call input/output (first call; batch dim ``null``), dtype of the first
 output (``dtype_policy`` extra when the policy is mixed or quantized), params counted like Keras
 (``trainable_weights`` / ``non_trainable_weights``: ``BatchNormalization(8)`` = 16 + 16), the
-activation, the config keys that matter, ``weights`` extra ``[{name, path, shape, trainable}]``,
-``calls`` extra for a layer called more than once (one node, edges from every call).
+activation, the config keys that matter, ``weights`` extra
+``[{name, path, shape, trainable, dtype}]``, ``calls`` extra for a layer called more than once
+(one node, edges from every call), ``is_input`` on InputLayers.
 
-MACs convention (``macs``, per sample, i.e. batch 1, summed over the calls of a shared layer):
-one multiply-accumulate per *weight use* — every weight element (kernel and bias) counts once per
-output position it is used at, as torchinfo counts its mult-adds:
-
-- Dense: params x positions (product of the input dims between batch and features);
-- Conv1D/2D/3D, DepthwiseConv, SeparableConv: params x output spatial positions;
-- ConvTranspose: kernel elements x input spatial positions + bias x output spatial positions;
-- pooling: one operation per window element read (output elements x pool size); global pooling:
-  input elements;
-- BatchNormalization (inference, folded scale and shift): one per output element.
-Other layers have ``macs`` null.
+MACs (``macs``) are per example (batch 1) in ``schema.MACS_CONVENTION``, summed over the calls of
+a shared layer; the rules per layer class are in ``extract/keras_macs.py`` (N-D Dense and
+EinsumDense at every position, convolutions of every rank, MultiHeadAttention with its
+projections, QK^T and AV, recurrent cells per step; elementwise layers and Embedding 0). A layer
+without a rule (a custom layer, Lambda) has ``macs`` null and a ``macs_reason``. ``memory`` per
+node: ``params_bytes`` from the variables' own dtypes, ``output_bytes`` of every output of every
+call per example (output dtype: the mixed-precision compute dtype where it applies). Containers
+(nested models) and the model totals (``macs``, ``macs_complete``, ``memory``) are filled by
+``totals.fill_totals``. ``model.batch_size`` is null: the graph is read symbolically, no example
+batch is run.
 
 Model totals are ``model.count_params()`` split into trainable / non-trainable weights (never
 optimizer variables, which Keras' ``summary()`` adds after ``compile()``+``fit()``; those are
@@ -63,7 +63,6 @@ import keras
 
 from tensorboard_archviz import schema, totals
 from tensorboard_archviz.extract.keras_macs import call_macs
-from tensorboard_archviz.util import product
 
 logger = logging.getLogger(__name__)
 
@@ -145,14 +144,10 @@ def _count(weights: Iterable[Any]) -> int:
     return int(sum(math.prod(tuple(v.shape)) for v in weights))
 
 
-def _weights_bytes(weights: Iterable[Any]) -> int:
-    """Bytes of a list of variables (each once), from their own dtypes."""
-    seen, total = set(), 0
-    for v in weights:
-        if id(v) not in seen:
-            seen.add(id(v))
-            total += math.prod(tuple(v.shape)) * (totals.itemsize(v.dtype) or 4)
-    return int(total)
+def _weights_bytes(weights: Iterable[Dict[str, Any]]) -> int:
+    """Bytes of a node's ``weights`` entries, from each variable's own dtype."""
+    return int(sum(math.prod(w["shape"] or ()) * (totals.itemsize(w["dtype"]) or 4)
+                   for w in weights))
 
 
 def _arg_shapes(kn: Any) -> Optional[Dict[str, Any]]:
@@ -591,8 +586,7 @@ class _Extractor:
             if not _is_model(op):  # containers: totals.fill_totals sums their subtree
                 self._node_macs(node, op, calls)
             node.extra["memory"] = {
-                "params_bytes": 0 if _is_model(op) or not isinstance(op, keras.layers.Layer)
-                else _weights_bytes(op.weights),
+                "params_bytes": _weights_bytes(node.extra.get("weights") or ()),
                 "output_bytes": _outputs_bytes(calls)}
 
     @staticmethod

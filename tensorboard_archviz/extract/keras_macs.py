@@ -17,10 +17,19 @@ MultiHeadAttention knows which input is the query, the key and the value.
 """
 from __future__ import annotations
 
+import functools
 import string
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import keras
+from keras.src.layers.attention.additive_attention import AdditiveAttention
+from keras.src.layers.attention.attention import Attention
+from keras.src.layers.convolutional.base_conv import BaseConv
+from keras.src.layers.convolutional.base_conv_transpose import BaseConvTranspose
+from keras.src.layers.convolutional.base_depthwise_conv import BaseDepthwiseConv
+from keras.src.layers.convolutional.base_separable_conv import BaseSeparableConv
+from keras.src.layers.rnn.conv_lstm import ConvLSTM
+from keras.src.layers.rnn.rnn import RNN
 
 from tensorboard_archviz.util import product
 
@@ -121,8 +130,6 @@ def _einsum_dense(op: Any, ins: list, outs: list) -> Macs:
 
 
 def _conv(op: Any, ins: list, outs: list) -> Macs:
-    from keras.src.layers.convolutional.base_conv_transpose import BaseConvTranspose
-    from keras.src.layers.convolutional.base_separable_conv import BaseSeparableConv
 
     fmt = getattr(op, "data_format", None)
     if isinstance(op, BaseSeparableConv):
@@ -200,7 +207,6 @@ def _cell_step(cell: Any) -> Optional[int]:
 
 
 def _rnn(op: Any, ins: list, outs: list) -> Macs:
-    from keras.src.layers.rnn.conv_lstm import ConvLSTM
 
     if isinstance(op, ConvLSTM):
         return None, "ConvLSTM: no MACs rule"
@@ -273,25 +279,24 @@ def _op_macs(op: Any, ins: list, outs: list) -> Macs:
     return 0, None  # elementwise / shape ops
 
 
-def call_macs(op: Any, ins: list, outs: list, args: Optional[dict]) -> Macs:
-    """``(macs, None)`` of one call (per example), or ``(None, reason)``."""
-    from keras.src.layers.attention.additive_attention import AdditiveAttention
-    from keras.src.layers.attention.attention import Attention
-    from keras.src.layers.convolutional.base_conv import BaseConv
-    from keras.src.layers.convolutional.base_conv_transpose import BaseConvTranspose
-    from keras.src.layers.convolutional.base_depthwise_conv import BaseDepthwiseConv
-    from keras.src.layers.convolutional.base_separable_conv import BaseSeparableConv
-    from keras.src.layers.rnn.rnn import RNN
-
-    if not isinstance(op, keras.layers.Layer):
-        return _op_macs(op, ins, outs)
-    rules = [
+@functools.lru_cache(maxsize=1)
+def _rules() -> tuple:
+    """(layer classes, rule) in the order they are tried (subclasses before their bases)."""
+    return (
         (keras.layers.Dense, _dense), (keras.layers.EinsumDense, _einsum_dense),
         ((BaseConv, BaseConvTranspose, BaseDepthwiseConv, BaseSeparableConv), _conv),
         (RNN, _rnn), (keras.layers.Bidirectional, _bidirectional),
         (keras.layers.TimeDistributed, _time_distributed), (keras.layers.Dot, _dot_layer),
         ((Attention, AdditiveAttention), _attention),
-    ]
+    )
+
+
+def call_macs(op: Any, ins: list, outs: list, args: Optional[dict]) -> Macs:
+    """``(macs, None)`` of one call (per example), or ``(None, reason)``."""
+
+    if not isinstance(op, keras.layers.Layer):
+        return _op_macs(op, ins, outs)
+    rules = _rules()
     if isinstance(op, (keras.layers.MultiHeadAttention, keras.layers.GroupQueryAttention)):
         return _mha(op, ins, outs, args)
     for classes, rule in rules:
