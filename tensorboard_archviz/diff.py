@@ -187,8 +187,9 @@ def _signed(n: int) -> str:
     return ("+" if n > 0 else "\u2212" if n < 0 else "\u00b1") + _fmt(abs(n))
 
 
-def summarize(added: int, removed: int, changed: int, total_a: int, total_b: int) -> str:
-    """One line, e.g. "+2 layers, −1 layer, 3 changed, params +118,272 (+9.4 %)"."""
+def summarize(added: int, removed: int, changed: int, total_a: int, total_b: int,
+              renamed: int = 0) -> str:
+    """One line, e.g. "+2 layers, −1 layer, 3 changed, 1 renamed, params +118,272 (+9.4 %)"."""
     parts = []
     if added:
         parts.append("+" + _plural(added, "layer"))
@@ -196,6 +197,8 @@ def summarize(added: int, removed: int, changed: int, total_a: int, total_b: int
         parts.append("\u2212" + _plural(removed, "layer"))
     if changed:
         parts.append("%s changed" % _fmt(changed))
+    if renamed:
+        parts.append("%s renamed" % _fmt(renamed))
     delta = total_b - total_a
     if delta:
         pct = (" (%+.1f %%)" % (100.0 * delta / total_a)).replace("-", "\u2212") if total_a else ""
@@ -262,7 +265,116 @@ def diff_architectures(a: schema.Architecture, b: schema.Architecture) -> Dict[s
         "edges_removed": edges_removed,
         "totals": totals,
         "summary": summarize(len(added), len(removed), len(changed),
-                             a.model.total_params, b.model.total_params),
+                             a.model.total_params, b.model.total_params, len(renamed)),
         "highlights": _highlights(a, b, changed),
-        "identical": not (added or removed or changed or edges_added or edges_removed),
+        "identical": not (added or removed or changed or renamed or edges_added
+                          or edges_removed),
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# sentences for people (the timeline and any other view show these as they are)
+
+MAX_NAMES = 6
+
+
+def _names(ids: List[str]) -> str:
+    shown = ", ".join(ids[:MAX_NAMES])
+    return "%s and %d more" % (shown, len(ids) - MAX_NAMES) if len(ids) > MAX_NAMES else shown
+
+
+def format_value(v: Any) -> str:
+    """A changed field's value: shapes as (None, 28, 28), lists of shapes, anything else as
+    compact JSON."""
+    import json
+
+    def shape(s: Any) -> str:
+        if not isinstance(s, list):
+            return "?"
+        dims = ["None" if d is None else str(d) for d in s]
+        return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+    if isinstance(v, list) and v and all(d is None or isinstance(d, int) for d in v):
+        return shape(v)
+    if isinstance(v, list) and v and all(s is None or isinstance(s, list) for s in v):
+        return " ".join(shape(s) for s in v)
+    if v is None:
+        return "\u2014"
+    if isinstance(v, str):
+        return v
+    return json.dumps(v, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def field_lines(fields: Dict[str, Dict[str, Any]]) -> List[str]:
+    """"key a → b" for every changed field; objects are compared key by key."""
+    out = []
+    for key, change in fields.items():
+        a, b = change.get("a"), change.get("b")
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in sorted(set(a) | set(b)):
+                if a.get(k) != b.get(k):
+                    out.append("%s.%s %s \u2192 %s" % (key, k, format_value(a.get(k)),
+                                                        format_value(b.get(k))))
+        else:
+            out.append("%s %s \u2192 %s" % (key, format_value(a), format_value(b)))
+    return out
+
+
+def counts(d: Dict[str, Any]) -> Dict[str, int]:
+    """How many layers were added, removed, changed, renamed and edges added/removed."""
+    return {k: len(d[k]) for k in ("added", "removed", "changed", "renamed", "edges_added",
+                                   "edges_removed")}
+
+
+def describe(d: Dict[str, Any]) -> List[str]:
+    """The lines a person reads about a diff: highlights, param totals, names, fields, edges."""
+    out = list(d["highlights"])
+    labels = {"total_params": "total params", "trainable_params": "trainable params",
+              "non_trainable_params": "non-trainable params"}
+    for key, label in labels.items():
+        t = d["totals"][key]
+        if t["a"] != t["b"] and not any(l.startswith(label + " ") for l in out):
+            out.append("%s %s \u2192 %s (%s)" % (label, _fmt(t["a"]), _fmt(t["b"]),
+                                                 _signed(t["delta"])))
+    for key in ("added", "removed"):
+        if d[key]:
+            out.append("%s: %s" % (key, _names(d[key])))
+    if d["renamed"]:
+        out.append("renamed: %s" % _names(["%s \u2192 %s" % (r["id_a"], r["id_b"])
+                                           for r in d["renamed"]]))
+    for c in d["changed"][:MAX_NAMES]:
+        out.append("%s: %s" % (c["id_b"], "; ".join(field_lines(c["fields"])) or "changed"))
+    if len(d["changed"]) > MAX_NAMES:
+        out.append("\u2026 and %d more changed layers" % (len(d["changed"]) - MAX_NAMES))
+    if d["edges_added"] or d["edges_removed"]:
+        out.append("connections: +%d / \u2212%d" % (len(d["edges_added"]),
+                                                    len(d["edges_removed"])))
+    return out
+
+
+def first_entry(arch: schema.Architecture) -> Dict[str, Any]:
+    """The timeline entry of a run's first architecture."""
+    m = arch.model
+    return {"first": True, "identical": False, "counts": None, "highlights": [], "details": [],
+            "summary": "first architecture written: %s (%s), %s, %s params (%s trainable)"
+            % (m.name, m.class_name, _plural(len(arch.nodes), "layer"), _fmt(m.total_params),
+               _fmt(m.trainable_params))}
+
+
+def timeline_entry(a: schema.Architecture, b: schema.Architecture) -> Dict[str, Any]:
+    """The timeline entry of B: what changed since A (the diff route's facts, and sentences)."""
+    d = diff_architectures(a, b)
+    return {"first": False, "identical": d["identical"], "summary": d["summary"],
+            "counts": counts(d), "highlights": d["highlights"], "details": describe(d),
+            "totals": d["totals"]}
+
+
+def unchanged_entry(a: schema.Architecture) -> Dict[str, Any]:
+    """The timeline entry of a step whose stored architecture equals the previous one byte for
+    byte (no diff needed)."""
+    totals = {k: {"a": getattr(a.model, k), "b": getattr(a.model, k), "delta": 0}
+              for k in ("total_params", "trainable_params", "non_trainable_params")}
+    return {"first": False, "identical": True, "summary": summarize(0, 0, 0, 0, 0),
+            "counts": dict.fromkeys(("added", "removed", "changed", "renamed", "edges_added",
+                                     "edges_removed"), 0),
+            "highlights": [], "details": [], "totals": totals}

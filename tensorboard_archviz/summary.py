@@ -22,18 +22,32 @@ import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.util import tensor_util
 
-from tensorboard_archviz import metadata, schema
+from tensorboard_archviz import metadata, schema, util
+
+
+def architecture_json(arch: Union[schema.Architecture, Dict[str, Any]]) -> bytes:
+    """The compact JSON the architecture is stored as, after validation and the depth check.
+
+    Raises ``schema.SchemaError`` naming the field: for a document that fails the schema, and
+    for one nested deeper than ``util.MAX_JSON_DEPTH`` levels (readers could not decode it).
+    """
+    data = arch if isinstance(arch, dict) else schema.to_dict(arch)
+    problem = util.value_depth_problem(data)
+    if problem is not None:
+        raise schema.SchemaError("cannot write the architecture: " + problem)
+    if isinstance(arch, dict):
+        arch = schema.from_dict(arch)
+    return schema.to_json(arch, separators=(",", ":")).encode("utf-8")
 
 
 def architecture_pb(arch: Union[schema.Architecture, Dict[str, Any]],
                     tag: str = metadata.ARCHITECTURE_TAG) -> summary_pb2.Summary:
     """A Summary holding the architecture as a rank-0 DT_STRING tensor of its JSON.
 
-    The architecture is validated first, so a bad extractor fails here, not in the dashboard.
+    The architecture is validated first, so a bad extractor fails here, not in the dashboard;
+    a document nested deeper than ``util.MAX_JSON_DEPTH`` levels is refused (SchemaError).
     """
-    if isinstance(arch, dict):
-        arch = schema.from_dict(arch)
-    payload = schema.to_json(arch, separators=(",", ":")).encode("utf-8")
+    payload = architecture_json(arch)
     tensor = tensor_util.make_tensor_proto(np.array(payload, dtype=object))
     summary = summary_pb2.Summary()
     summary.value.add(tag=tag, metadata=metadata.create_architecture_metadata(), tensor=tensor)
@@ -44,6 +58,9 @@ def filter_grid_pb(node_id: str, png: bytes, tiles: Dict[str, Any]) -> summary_p
     """A Summary holding one layer's filter grid: blob sequence ``[png, tiles_json]``."""
     if not isinstance(png, (bytes, bytearray)) or not bytes(png).startswith(b"\x89PNG\r\n\x1a\n"):
         raise ValueError("filter grid for %r is not PNG data" % node_id)
+    problem = util.value_depth_problem(tiles)
+    if problem is not None:
+        raise ValueError("filter grid for %r: tile metadata %s" % (node_id, problem))
     meta = json.dumps(tiles, separators=(",", ":")).encode("utf-8")
     tensor = tensor_util.make_tensor_proto(np.array([bytes(png), meta], dtype=object))
     summary = summary_pb2.Summary()

@@ -43,3 +43,76 @@ def product(dims: Iterable[Optional[int]]) -> Optional[int]:
             return None
         out *= int(d)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON nesting depth: deeper documents are refused when written and when read (Python's JSON
+# codecs and TensorBoard's JSON cleansing recurse once per level and fail near 1,000 levels).
+
+MAX_JSON_DEPTH = 100
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}:,]', re.S)
+
+
+def _path_text(stack: list) -> str:
+    parts = []
+    for kind, label in stack[:8]:
+        if kind == "[":
+            parts.append("[%d]" % label)
+        else:
+            parts.append(("." if parts else "") + strip_control(str(label))[:40])
+    text = "".join(parts) or "<root>"
+    return text + (".…" if len(stack) > 8 else "")
+
+
+def _depth_message(path: str, limit: int) -> str:
+    return "%s: nested deeper than the JSON depth limit of %d levels" % (path, limit)
+
+
+def json_depth_problem(text, limit: int = MAX_JSON_DEPTH) -> Optional[str]:
+    """None when JSON ``text`` (str or bytes) nests at most ``limit`` levels of arrays/objects;
+    otherwise one line naming the field that goes deeper (checked without recursion)."""
+    import numpy as np
+
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
+    flat = np.frombuffer(_JSON_STRING.sub(b'""', raw), dtype=np.uint8)
+    step = ((flat == 0x5B) | (flat == 0x7B)).astype(np.int32) - (
+        (flat == 0x5D) | (flat == 0x7D)).astype(np.int32)
+    if not len(step) or int(np.cumsum(step).max()) <= limit:
+        return None
+    stack: list = []
+    key = None
+    for m in _JSON_TOKEN.finditer(raw.decode("utf-8", "replace")):
+        tok = m.group()
+        if tok in "{[":
+            if len(stack) >= limit:
+                return _depth_message(_path_text(stack), limit)
+            stack.append([tok, 0 if tok == "[" else None])
+        elif tok in "}]" and stack:
+            stack.pop()
+        elif tok == ":" and stack:
+            stack[-1][1] = key
+        elif tok == "," and stack and stack[-1][0] == "[":
+            stack[-1][1] += 1
+        elif tok.startswith('"'):
+            key = tok[1:-1]
+    return _depth_message(_path_text(stack), limit)
+
+
+def value_depth_problem(value, limit: int = MAX_JSON_DEPTH) -> Optional[str]:
+    """Like ``json_depth_problem`` for a decoded value (dicts and lists), without recursion."""
+    todo = [(value, [])]
+    while todo:
+        obj, path = todo.pop()
+        if isinstance(obj, dict):
+            items, kind = obj.items(), "{"
+        elif isinstance(obj, (list, tuple)):
+            items, kind = enumerate(obj), "["
+        else:
+            continue
+        if len(path) >= limit:
+            return _depth_message(_path_text(path), limit)
+        for k, v in items:
+            if isinstance(v, (dict, list, tuple)):
+                todo.append((v, path + [(kind, k)]))
+    return None

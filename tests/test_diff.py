@@ -81,7 +81,8 @@ def test_renamed_layers_matched_structurally():
                             {"id_a": "dense", "id_b": "dense_3"},
                             {"id_a": "dense_1", "id_b": "dense_4"}]
     assert d["edges_added"] == d["edges_removed"] == []
-    assert d["identical"] is True
+    assert d["identical"] is False  # a rename is a change (the timeline says the same)
+    assert d["summary"] == "3 renamed"
 
 
 def test_frozen_to_unfrozen_detected():

@@ -30,7 +30,7 @@ def test_torch_vs_torch_width_and_inserted_layer():
     d = diff_architectures(a, extract_torch(mlp(512, dropout=True), x))
     assert d["added"] == ["3"] and d["removed"] == [] and d["changed"] == []
     assert d["renamed"] == [{"id_a": "3", "id_b": "4"}]
-    assert d["summary"] == "+1 layer"
+    assert d["summary"] == "+1 layer, 1 renamed"
 
 
 def test_keras_second_session_names_and_unfreeze():
@@ -47,8 +47,9 @@ def test_keras_second_session_names_and_unfreeze():
     a, b = extract_keras(first), extract_keras(second)
     assert [n.id for n in a.nodes] != [n.id for n in b.nodes]
     d = diff_architectures(a, b)
-    assert d["identical"] is True and d["added"] == d["removed"] == []
+    assert d["identical"] is False and d["added"] == d["removed"] == d["changed"] == []
     assert [r["id_b"] for r in d["renamed"]] == [n.id for n in b.nodes]  # input + 2 Dense
+    assert d["summary"] == "3 renamed"
     second.layers[0].trainable = False
     d = diff_architectures(a, extract_keras(second))
     [change] = d["changed"]

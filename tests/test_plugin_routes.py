@@ -33,6 +33,9 @@ def small_arch(units=10, name="dense"):
         edges=[schema.Edge("flatten", name, [None, 784])])
 
 
+BIG_STEP = 2 ** 60 + 1  # above 2^53: a JavaScript number cannot hold it
+
+
 def png_bytes(size=(20, 10)):
     buf = io.BytesIO()
     Image.fromarray(np.arange(size[0] * size[1], dtype=np.uint8).reshape(size[1], size[0]),
@@ -78,6 +81,17 @@ def logdir(tmp_path_factory):
     with summary.ArchVizWriter(str(root / "wrongdtype")) as w:
         w.add_summary(raw_summary(metadata.ARCHITECTURE_TAG, np.array(3.5, dtype=np.float32),
                                   amd), step=0)
+    with summary.ArchVizWriter(str(root / "steps")) as w:  # torch's SummaryWriter accepts -1
+        for step, units in ((-1, 3), (0, 4), (BIG_STEP, 5)):
+            w.add_architecture(small_arch(units), step=step)
+        w.add_filter_grid("conv2d", png_bytes(), TILES, step=-1)
+        w.add_filter_grid("conv2d", png_bytes(), TILES, step=BIG_STEP)
+    with summary.ArchVizWriter(str(root / "deep")) as w:
+        for step, depth in ((0, 500), (1, 10_000)):
+            text = json.dumps(small_arch().to_dict()).replace(
+                '"units": 10', '"units": ' + '{"x": ' * depth + "1" + "}" * depth)
+            w.add_summary(raw_summary(metadata.ARCHITECTURE_TAG,
+                                      np.array(text.encode(), dtype=object), amd), step=step)
     return root
 
 
@@ -87,6 +101,8 @@ def server(request, logdir):
         wait_for_run(url, "good", steps=2, filter_layers=1)
         wait_for_run(url, "broken", steps=2)
         wait_for_run(url, "wrongdtype")
+        wait_for_run(url, "steps", steps=3)
+        wait_for_run(url, "deep", steps=2)
         yield url
 
 
@@ -106,7 +122,7 @@ def test_runs_lists_steps_and_filter_layers(server):
 def test_architecture_latest_and_by_step(server):
     status, arch = get_json(server + PLUGIN + "/architecture?" + q(run="good"))
     assert status == 200
-    assert arch["schema_version"] == 1
+    assert arch["schema_version"] == schema.SCHEMA_VERSION
     assert arch["model"]["total_params"] == 784 * 32 + 32
     assert [n["id"] for n in arch["nodes"]] == ["flatten", "dense"]
     assert arch["edges"] == [{"source": "flatten", "target": "dense", "shape": [None, 784]}]
@@ -119,7 +135,9 @@ def test_architecture_latest_and_by_step(server):
 @pytest.mark.parametrize("params,code,needle", [
     ({}, 400, "run"),
     ({"run": "good", "step": "abc"}, 400, "integer"),
-    ({"run": "good", "step": "-1"}, 400, "out of range"),
+    ({"run": "good", "step": "-1"}, 404, "available steps: [0, 3]"),
+    ({"run": "good", "step": "1152921504606846977"}, 404, "no step 1152921504606846977"),
+    ({"run": "good", "step": "9223372036854775808"}, 400, "out of range"),
     ({"run": "good", "step": "99999999999999999999999"}, 400, "out of range"),
     ({"run": "good", "step": "4"}, 404, "available steps: [0, 3]"),
     ({"run": "nope"}, 404, "no architecture"),
@@ -187,7 +205,8 @@ def test_diff_route(server):
     status, d = get_json(server + PLUGIN + "/diff?" + q(run_a="good", step_a=0, run_b="good",
                                                           step_b=3))
     assert status == 200, d
-    assert d["a"] == {"run": "good", "step": 0} and d["b"] == {"run": "good", "step": 3}
+    assert d["a"] == {"run": "good", "step": 0, "step_string": "0"}
+    assert d["b"] == {"run": "good", "step": 3, "step_string": "3"}
     assert d["changed"][0]["id_a"] == "dense"
     assert d["changed"][0]["fields"]["config.units"] == {"a": 10, "b": 32}
     assert d["totals"]["total_params"] == {"a": 7850, "b": 25120, "delta": 17270}
@@ -206,3 +225,69 @@ def test_diff_errors(server, params, code):
     status, body = get_json(server + PLUGIN + "/diff?" + q(**params))
     assert status == code, body
     assert body["error"]
+
+
+def test_negative_and_huge_steps_are_served(server):
+    status, runs = get_json(server + PLUGIN + "/runs")
+    assert status == 200
+    assert runs["steps"]["steps"] == [-1, 0, BIG_STEP]
+    assert runs["steps"]["step_strings"] == ["-1", "0", "1152921504606846977"]
+    assert runs["good"]["step_strings"] == ["0", "3"]
+    for step, units in (("-1", 3), ("1152921504606846977", 5)):
+        status, arch = get_json(server + PLUGIN + "/architecture?" + q(run="steps", step=step))
+        assert status == 200, arch
+        assert arch["nodes"][1]["config"]["units"] == units
+    status, d = get_json(server + PLUGIN + "/diff?" + q(run_a="steps", step_a="-1", run_b="steps",
+                                                          step_b="1152921504606846977"))
+    assert status == 200, d
+    assert d["b"]["step_string"] == "1152921504606846977" and d["a"]["step"] == -1
+    status, f = get_json(server + PLUGIN + "/filters?" + q(run="steps", layer="conv2d", step="-1"))
+    assert status == 200 and f["step_string"] == "-1"
+    assert f["step_strings"] == ["-1", "1152921504606846977"]
+    status, f = get_json(server + PLUGIN + "/filters?" + q(run="steps", layer="conv2d"))
+    assert f["image_url"].endswith("step=1152921504606846977")
+    status, body, _ = http_get(server + PLUGIN + "/" + f["image_url"])
+    assert status == 200 and body.startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("route,params", [
+    ("architecture", {"run": "deep", "step": "0"}),
+    ("architecture", {"run": "deep", "step": "1"}),
+    ("diff", {"run_a": "deep", "step_a": "0", "run_b": "good"}),
+    ("diff", {"run_a": "good", "run_b": "deep", "step_b": "1"}),
+])
+def test_deeply_nested_json_is_a_422_naming_the_field(server, route, params):
+    status, body = get_json(server + PLUGIN + "/" + route + "?" + q(**params))
+    assert status == 422, body
+    assert "nodes[1].config.units.x.x" in body["error"]
+    assert "JSON depth limit of 100 levels" in body["error"]
+    status, runs = get_json(server + PLUGIN + "/runs")
+    assert status == 200 and runs["deep"]["steps"] == [0, 1]
+
+
+def test_timeline_route(server):
+    status, tl = get_json(server + PLUGIN + "/timeline?" + q(run="good"))
+    assert status == 200, tl
+    assert tl["run"] == "good" and tl["errors"] == []
+    first, second = tl["entries"]
+    assert first["step"] == 0 and first["first"] is True
+    assert first["summary"] == ("first architecture written: m (Sequential), 2 layers, 7,850 "
+                                "params (7,850 trainable)")
+    assert second["previous_step_string"] == "0" and second["identical"] is False
+    status, d = get_json(server + PLUGIN + "/diff?" + q(run_a="good", step_a=0, run_b="good",
+                                                          step_b=3))
+    for key in ("summary", "highlights", "totals", "identical"):
+        assert second[key] == d[key], key
+    assert second["counts"] == {"added": 0, "removed": 0, "changed": 1, "renamed": 0,
+                                "edges_added": 0, "edges_removed": 0}
+    assert "trainable params 7,850 \u2192 25,120" in second["details"]
+    status, tl = get_json(server + PLUGIN + "/timeline?" + q(run="broken"))
+    assert status == 200 and [("error" in e) for e in tl["entries"]] == [True, True]
+    status, tl = get_json(server + PLUGIN + "/timeline?" + q(run="steps"))
+    assert [e["step_string"] for e in tl["entries"]] == ["-1", "0", "1152921504606846977"]
+
+
+@pytest.mark.parametrize("params,code", [({}, 400), ({"run": "nope"}, 404)])
+def test_timeline_errors(server, params, code):
+    status, body = get_json(server + PLUGIN + "/timeline?" + q(**params))
+    assert status == code and body["error"]

@@ -11,6 +11,7 @@ from test_plugin_routes import TILES, png_bytes, small_arch
 
 ROUTES = {
     "architecture": ["run", "step"],
+    "timeline": ["run"],
     "filters": ["run", "layer", "step"],
     "filters_image": ["run", "layer", "step"],
     "diff": ["run_a", "step_a", "run_b", "step_b"],
