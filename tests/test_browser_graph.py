@@ -230,7 +230,7 @@ def test_lenet_one_node_per_layer_with_shapes_and_counts(server, page):
     frame.click('[data-testid=graph-node][data-id="%s"]' % conv)
     panel = frame.inner_text("[data-testid=graph-detail]")
     assert "(5, 5, 1, 20)" in panel and "500" in panel and "(20,)" in panel
-    assert "407,680" in panel  # MACs
+    assert "392,000" in panel  # MACs per example (schema 2: 20 x 5 x 5 x 28 x 28)
     assert '"filters": 20' in frame.inner_text("[data-testid=graph-detail-config]")
 
 
@@ -268,7 +268,9 @@ def test_nested_model_collapses_and_expands(server, page):
 def test_search_finds_a_layer_inside_a_collapsed_block(server, page):
     frame = open_graph(page, server, "deep")
     assert root_attr(frame, "data-total-nodes") == str(2 + BLOCKS * (PER_BLOCK + 1))
-    assert root_attr(frame, "data-visible-nodes") == str(2 + BLOCKS)   # blocks collapsed
+    # the 30 identical blocks are folded into one "block0 – block29 × 30", drawn as its first copy
+    assert root_attr(frame, "data-folds") == "1"
+    assert root_attr(frame, "data-visible-nodes") == str(2 + PER_BLOCK)
     frame.fill("[data-testid=graph-search]", "BatchNormalization")
     frame.wait_for_function("document.querySelector('[data-testid=graph-view]').dataset.matches === '150'")
     assert frame.inner_text("[data-testid=graph-search-count]") == "150 found"
@@ -295,7 +297,7 @@ def test_expand_all_lays_out_in_the_worker_under_tensorboards_csp(server, page):
     relayout(frame, lambda: frame.click("[data-testid=graph-expand-all]"))
     assert root_attr(frame, "data-layout-where") == "worker"
     assert root_attr(frame, "data-visible-nodes") == str(2 + BLOCKS * PER_BLOCK)
-    assert root_attr(frame, "data-visible-groups") == str(BLOCKS)
+    assert root_attr(frame, "data-visible-groups") == str(BLOCKS + 1)   # the blocks and their fold
     assert problems == []
 
 

@@ -64,7 +64,7 @@ export function diffColor(p: Palette, d: DiffMark): string {
 const DIFF_BADGE: Record<DiffMark, string> = { added: '+', removed: '−', changed: '~', renamed: '≈', inside: '~' };
 
 /** A layer box or a collapsed container box. */
-export function drawNode(doc: Document, b: NodeBox, p: Palette, st: NodeState): SVGGElement {
+export function drawNode(doc: Document, b: NodeBox, p: Palette, st: NodeState, bare = false): SVGGElement {
   const g = el(doc, 'g', { class: 'avg-node', transform: `translate(${r1(b.x)},${r1(b.y)})` });
   g.setAttribute('data-id', b.g.id);
   g.setAttribute('data-testid', b.g.isGroup ? 'graph-group-collapsed' : 'graph-node');
@@ -95,7 +95,7 @@ export function drawNode(doc: Document, b: NodeBox, p: Palette, st: NodeState): 
     fill: color, 'fill-opacity': p.dark ? 0.32 : 0.17,
   }));
   g.appendChild(el(doc, 'rect', { x: 0, y: 0, width: 3, height: r1(fh), fill: color, rx: 1 }));
-  const lines = b.text ? b.text.lines : [];
+  const lines = b.text && !bare ? b.text.lines : [];
   const x0 = BOX.padX + BOX.stripe - 2;
   lines.forEach((l, i) => {
     const y = i === 0 ? 15 : hh + 12 + (i - 1) * BOX.line;
@@ -117,7 +117,7 @@ export function drawNode(doc: Document, b: NodeBox, p: Palette, st: NodeState): 
     const c = diffColor(p, st.diff);
     bx -= 16;
     g.appendChild(el(doc, 'rect', { x: r1(bx), y: 3, width: 15, height: 15, rx: 7.5, fill: c }));
-    g.appendChild(text(doc, bx + 7.5, 14.5, DIFF_BADGE[st.diff], { fill: '#fff', 'text-anchor': 'middle', 'font-weight': 700 }));
+    if (!bare) g.appendChild(text(doc, bx + 7.5, 14.5, DIFF_BADGE[st.diff], { fill: '#fff', 'text-anchor': 'middle', 'font-weight': 700 }));
   }
   if (st.filters) {
     bx -= 16;
@@ -132,7 +132,7 @@ export function drawNode(doc: Document, b: NodeBox, p: Palette, st: NodeState): 
 }
 
 /** The frame of an expanded container, with its header and a collapse toggle. */
-export function drawGroup(doc: Document, b: NodeBox, p: Palette, st: NodeState): SVGGElement {
+export function drawGroup(doc: Document, b: NodeBox, p: Palette, st: NodeState, bare = false): SVGGElement {
   const g = el(doc, 'g', { class: 'avg-group', transform: `translate(${r1(b.x)},${r1(b.y)})` });
   g.setAttribute('data-id', b.g.id);
   g.setAttribute('data-testid', 'graph-group');
@@ -149,7 +149,7 @@ export function drawGroup(doc: Document, b: NodeBox, p: Palette, st: NodeState):
     d: `M0,${hh}V7Q0,0 7,0H${r1(b.w - 7)}Q${r1(b.w)},0 ${r1(b.w)},7V${hh}Z`, fill: p.groupHeader,
   }));
   const tt = el(doc, 'title', {}); tt.textContent = b.title; head.appendChild(tt);
-  head.appendChild(text(doc, 28, 16, b.title, { fill: p.text, 'font-weight': 600 }));
+  if (!bare) head.appendChild(text(doc, 28, 16, b.title, { fill: p.text, 'font-weight': 600 }));
   g.appendChild(head);
   const tg = el(doc, 'g', { class: 'avg-toggle', transform: 'translate(6,4)' });
   tg.setAttribute('data-toggle', b.g.id);
@@ -158,7 +158,29 @@ export function drawGroup(doc: Document, b: NodeBox, p: Palette, st: NodeState):
   tg.appendChild(el(doc, 'rect', { width: 16, height: 16, rx: 3, fill: p.nodeFill, stroke: p.groupStroke }));
   tg.appendChild(el(doc, 'path', { d: 'M4,8H12', stroke: p.text, 'stroke-width': 1.6 }));
   g.appendChild(tg);
+  if (b.g.fold) foldControls(doc, g, b, p);
   return g;
+}
+
+// previous copy, next copy, all copies / one copy (icons, no text)
+const FOLD_CONTROLS: [string, string, string, string][] = [
+  ['-1', 'Previous copy ([)', 'graph-fold-prev', 'M10,4L6,8L10,12'],
+  ['1', 'Next copy (])', 'graph-fold-next', 'M6,4L10,8L6,12'],
+  ['all', 'All copies / one copy', 'graph-fold-all', 'M4,5H12M4,8H12M4,11H12'],
+];
+
+/** The picker of a fold's header: which of the repeated blocks is drawn. */
+function foldControls(doc: Document, g: SVGGElement, b: NodeBox, p: Palette): void {
+  FOLD_CONTROLS.forEach(([step, title, testid, d], i) => {
+    const c = el(doc, 'g', { class: 'avg-toggle', transform: `translate(${r1(b.w - 66 + i * 20)},4)` });
+    c.setAttribute('data-fold', b.g.id);
+    c.setAttribute('data-step', step);
+    c.setAttribute('data-testid', testid);
+    const t = el(doc, 'title', {}); t.textContent = title; c.appendChild(t);
+    c.appendChild(el(doc, 'rect', { width: 16, height: 16, rx: 3, fill: p.nodeFill, stroke: p.groupStroke }));
+    c.appendChild(el(doc, 'path', { d, fill: 'none', stroke: p.text, 'stroke-width': 1.6 }));
+    g.appendChild(c);
+  });
 }
 
 /** Smooth path through dagre's route points (d3's curveBasis). */

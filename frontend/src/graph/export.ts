@@ -39,8 +39,55 @@ export function buildSvg(doc: Document, g: Geometry, host: ExportHost, title: st
   return svg;
 }
 
+// Characters XML 1.0 forbids (C0 controls but tab / newline / return, U+FFFE/U+FFFF, lone
+// surrogates): a layer may be named "conv\x01a" (torch accepts it).
+const NOT_XML = /[\x00-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/** Text made valid XML: a C0 control becomes its visible symbol (U+2401 for \x01), others U+FFFD. */
+export function xmlSafe(s: string): string {
+  return s.replace(NOT_XML, (c) => {
+    const n = c.charCodeAt(0);
+    return n < 0x20 ? String.fromCharCode(0x2400 + n) : '\uFFFD';
+  });
+}
+
 export function svgText(svg: SVGSVGElement): string {
-  return '<?xml version="1.0" encoding="UTF-8"?>\n' + new XMLSerializer().serializeToString(svg);
+  return xmlSafe('<?xml version="1.0" encoding="UTF-8"?>\n' + new XMLSerializer().serializeToString(svg));
+}
+
+export interface ExportView extends ExportHost {
+  doc: Document;
+  geom: Geometry | null;
+  arch: { model?: { name?: unknown } };
+  status_(msg: string | null): void;
+}
+
+function modelName(v: ExportView): string {
+  return String(v.arch.model?.name ?? 'model');
+}
+
+export function exportSvg(v: ExportView): void {
+  if (!v.geom) return;
+  const svg = buildSvg(v.doc, v.geom, v, modelName(v));
+  download(v.doc, new Blob([svgText(svg)], { type: 'image/svg+xml' }), fileBase(modelName(v)) + '.svg');
+}
+
+export async function exportPng(v: ExportView): Promise<void> {
+  const g = v.geom;
+  if (!g) return;
+  const svg = buildSvg(v.doc, g, v, modelName(v));
+  v.status_('Rendering PNG…');
+  try {
+    const blob = await svgToPng(v.doc, svgText(svg), g.w, g.h, v.palette().bg);
+    download(v.doc, blob, fileBase(modelName(v)) + '.png');
+    v.status_(null);
+  } catch (e) {
+    v.status_('PNG export failed: ' + String((e as Error)?.message || e));
+  }
+}
+
+export function exportJson(v: ExportView): void {
+  download(v.doc, new Blob([JSON.stringify(v.arch, null, 2)], { type: 'application/json' }), fileBase(modelName(v)) + '.architecture.json');
 }
 
 export function download(doc: Document, blob: Blob, filename: string): void {

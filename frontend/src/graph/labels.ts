@@ -1,5 +1,5 @@
 // What a node box says (plot_model-like, toggled), formatting of shapes and counts, text widths.
-import type { Shape } from '../types';
+import { fmtInt, fmtShape, fmtShapes, fmtShort } from '../format';
 import type { GNode, VEdge } from './model';
 import { FONT, FONT_BOLD } from './style';
 
@@ -34,33 +34,6 @@ export const BOX = {
   groupPadX: 14, groupHead: 28, groupPadBottom: 14,
 };
 
-export function fmtInt(n: number | null | undefined): string {
-  if (n == null || !isFinite(n)) return '–';
-  return Math.round(n).toLocaleString('en-US');
-}
-
-/** 1234567 -> "1.23M" (for tight places). */
-export function fmtShort(n: number): string {
-  const a = Math.abs(n);
-  if (a >= 1e9) return (n / 1e9).toFixed(a >= 1e10 ? 1 : 2) + 'B';
-  if (a >= 1e6) return (n / 1e6).toFixed(a >= 1e7 ? 1 : 2) + 'M';
-  if (a >= 1e4) return (n / 1e3).toFixed(a >= 1e5 ? 0 : 1) + 'k';
-  return fmtInt(n);
-}
-
-export function fmtShape(s: Shape | null | undefined, torch: boolean): string {
-  if (!Array.isArray(s)) return '?';
-  if (torch) return '[' + s.map((d) => (d == null ? '?' : String(d))).join(', ') + ']';
-  const inner = s.map((d) => (d == null ? 'None' : String(d))).join(', ');
-  return '(' + inner + (s.length === 1 ? ',' : '') + ')';
-}
-
-export function fmtShapes(list: (Shape | null)[] | null | undefined, torch: boolean): string | null {
-  if (!Array.isArray(list) || list.length === 0) return null;
-  if (list.length === 1) return fmtShape(list[0], torch);
-  return '[' + list.map((s) => fmtShape(s, torch)).join(', ') + ']';
-}
-
 export function fmtParams(t: number, nt: number): string {
   if (!nt) return 'params ' + fmtInt(t);
   return 'params ' + fmtInt(t + nt) + ' (T ' + fmtInt(t) + ' / NT ' + fmtInt(nt) + ')';
@@ -70,7 +43,7 @@ export function fmtParams(t: number, nt: number): string {
 export function nodeLines(g: GNode, o: LabelOpts, torch: boolean): Line[] {
   const r = g.raw;
   const lines: Line[] = [];
-  const name = displayName(g);
+  const name = displayName(g) + (g.fold ? ' × ' + g.children.length : '');
   const type = String(r.class_name ?? '');
   const act = o.activation && r.activation ? String(r.activation) : '';
   if (o.name) lines.push({ text: name, bold: true });
@@ -88,7 +61,8 @@ export function nodeLines(g: GNode, o: LabelOpts, torch: boolean): Line[] {
     if (!ins && !outs && typeof r.reason === 'string') lines.push({ text: 'shapes unknown', muted: true });
   }
   if (o.dtype && r.dtype) lines.push({ text: String(r.dtype), muted: true });
-  if (o.params) lines.push({ text: fmtParams(g.trainable, g.nonTrainable), muted: g.trainable + g.nonTrainable === 0 });
+  if (o.params && g.fold) lines.push(foldParams(g));
+  else if (o.params) lines.push({ text: fmtParams(g.trainable, g.nonTrainable), muted: g.trainable + g.nonTrainable === 0 });
   return lines;
 }
 
@@ -98,11 +72,25 @@ export function displayName(g: GNode): string {
   return n === '' || /^\d+$/.test(n) ? g.id : n;
 }
 
-/** The one-line header of an expanded container. */
-export function groupTitle(g: GNode): string {
+/** "params 218M each · 17.4B in all" for a fold. */
+function foldParams(g: GNode): Line {
+  const one = g.children[0];
+  const p1 = one ? one.trainable + one.nonTrainable : 0;
+  return { text: 'params ' + fmtShort(p1) + ' each · ' + fmtShort(g.trainable + g.nonTrainable) + ' in all', muted: p1 === 0 };
+}
+
+/** The one-line header of an expanded container (a fold says which copy it shows). */
+export function groupTitle(g: GNode, pick?: Map<string, number>): string {
   const r = g.raw;
-  return displayName(g) + '  ·  ' + String(r.class_name ?? '') + ' · ' + fmtInt(g.leafCount)
-    + (g.leafCount === 1 ? ' layer' : ' layers') + ' · ' + fmtShort(g.trainable + g.nonTrainable) + ' params';
+  const type = String(r.class_name ?? '');
+  const base = displayName(g) + (type ? '  ·  ' + type : '');
+  if (g.fold) {
+    const k = pick?.get(g.id) ?? 0;
+    const shown = k < 0 ? 'all copies' : 'copy ' + (k + 1) + ' of ' + g.children.length;
+    return base + ' × ' + g.children.length + ' · ' + shown + ' · ' + fmtShort(g.trainable + g.nonTrainable) + ' params';
+  }
+  return base + ' · ' + fmtInt(g.leafCount) + (g.leafCount === 1 ? ' layer' : ' layers') + ' · '
+    + fmtShort(g.trainable + g.nonTrainable) + ' params';
 }
 
 export function edgeLabel(ve: VEdge, torch: boolean): string {

@@ -177,41 +177,9 @@ interface CompLayout {
 function layoutComponent(nodes: number[], edgeIdx: number[], edges: number[], W: number[], H: number[],
                          dir: Direction, sp: Sp): CompLayout {
   const tb = dir === 'TB';
-  // -- chains
-  const indeg = new Map<number, number>();
-  const outdeg = new Map<number, number>();
-  const nextOf = new Map<number, number>();
-  for (const e of edgeIdx) {
-    const a = edges[2 * e]; const b = edges[2 * e + 1];
-    outdeg.set(a, (outdeg.get(a) || 0) + 1);
-    indeg.set(b, (indeg.get(b) || 0) + 1);
-    nextOf.set(a, b);
-  }
-  const chainLink = (a: number): number | undefined => {
-    if (outdeg.get(a) !== 1) return undefined;
-    const b = nextOf.get(a)!;
-    return indeg.get(b) === 1 && b !== a ? b : undefined;
-  };
-  const isHead = new Set<number>(nodes);
-  for (const a of nodes) { const b = chainLink(a); if (b !== undefined) isHead.delete(b); }
-  const chainOf = new Map<number, number>();   // node -> super index
-  const chains: number[][] = [];
-  for (const v of nodes) {
-    if (!isHead.has(v)) continue;
-    const members = [v];
-    chainOf.set(v, chains.length);
-    let cur = v;
-    for (;;) {
-      const b = chainLink(cur);
-      if (b === undefined || chainOf.has(b)) break;
-      members.push(b); chainOf.set(b, chains.length); cur = b;
-    }
-    chains.push(members);
-  }
-  // A cycle made only of chain links has no head: give each such node its own chain.
-  for (const v of nodes) if (!chainOf.has(v)) { chainOf.set(v, chains.length); chains.push([v]); }
+  const ch = findChains(nodes, edgeIdx, edges);
   const SW: number[] = []; const SH: number[] = [];
-  for (const members of chains) {
+  for (const members of ch.chains) {
     let along = 0; let across = 0;
     for (const v of members) {
       along += tb ? H[v] : W[v];
@@ -226,16 +194,78 @@ function layoutComponent(nodes: number[], edgeIdx: number[], edges: number[], W:
   const internal: number[] = [];
   for (const e of edgeIdx) {
     const a = edges[2 * e]; const b = edges[2 * e + 1];
-    const ca = chainOf.get(a)!; const cb = chainOf.get(b)!;
-    if (ca === cb && chainLink(a) === b) { internal.push(e); continue; }
+    const ca = ch.chainOf.get(a)!; const cb = ch.chainOf.get(b)!;
+    if (ca === cb && ch.link(a) === b) { internal.push(e); continue; }
     superEdges.push(ca, cb); superOf.push(e);
   }
-  const sNodes = chains.map((_, i) => i);
+  const placed = placeChunks(ch.chains.length, superEdges, superOf, SW, SH, dir, sp);
+  const x = new Map<number, number>();
+  const y = new Map<number, number>();
+  for (let c = 0; c < ch.chains.length; c++) {
+    let off = tb ? placed.sy[c] - SH[c] / 2 : placed.sx[c] - SW[c] / 2;
+    for (const v of ch.chains[c]) {
+      if (tb) { x.set(v, placed.sx[c]); y.set(v, off + H[v] / 2); off += H[v] + sp.rank; }
+      else { y.set(v, placed.sy[c]); x.set(v, off + W[v] / 2); off += W[v] + sp.rank; }
+    }
+  }
+  const routes = placed.routes;
+  for (const e of internal) {
+    const a = edges[2 * e]; const b = edges[2 * e + 1];
+    routes.set(e, tb ? [x.get(a)!, y.get(a)! + H[a] / 2, x.get(b)!, y.get(b)! - H[b] / 2]
+                     : [x.get(a)! + W[a] / 2, y.get(a)!, x.get(b)! - W[b] / 2, y.get(b)!]);
+  }
+  const inLongChain = (v: number): boolean => ch.chains[ch.chainOf.get(v)!].length > 1;
+  fixEnds(superOf, edges, routes, x, y, W, H, inLongChain);
+  return normalise(nodes, x, y, routes, W, H);
+}
+
+interface Chains { chains: number[][]; chainOf: Map<number, number>; link(a: number): number | undefined }
+
+/** Chains: links u->v with u having one successor and v one predecessor, merged into one node. */
+function findChains(nodes: number[], edgeIdx: number[], edges: number[]): Chains {
+  const indeg = new Map<number, number>();
+  const outdeg = new Map<number, number>();
+  const nextOf = new Map<number, number>();
+  for (const e of edgeIdx) {
+    const a = edges[2 * e]; const b = edges[2 * e + 1];
+    outdeg.set(a, (outdeg.get(a) || 0) + 1);
+    indeg.set(b, (indeg.get(b) || 0) + 1);
+    nextOf.set(a, b);
+  }
+  const link = (a: number): number | undefined => {
+    if (outdeg.get(a) !== 1) return undefined;
+    const b = nextOf.get(a)!;
+    return indeg.get(b) === 1 && b !== a ? b : undefined;
+  };
+  const isHead = new Set<number>(nodes);
+  for (const a of nodes) { const b = link(a); if (b !== undefined) isHead.delete(b); }
+  const chainOf = new Map<number, number>();   // node -> super index
+  const chains: number[][] = [];
+  for (const v of nodes) {
+    if (!isHead.has(v)) continue;
+    const members = [v];
+    chainOf.set(v, chains.length);
+    let cur = v;
+    for (;;) {
+      const b = link(cur);
+      if (b === undefined || chainOf.has(b)) break;
+      members.push(b); chainOf.set(b, chains.length); cur = b;
+    }
+    chains.push(members);
+  }
+  // A cycle made only of chain links has no head: give each such node its own chain.
+  for (const v of nodes) if (!chainOf.has(v)) { chainOf.set(v, chains.length); chains.push([v]); }
+  return { chains, chainOf, link };
+}
+
+/** Chunks of the super graph, each laid out by dagre, stacked on their separators. */
+function placeChunks(n: number, superEdges: number[], superOf: number[], SW: number[], SH: number[],
+                     dir: Direction, sp: Sp): { sx: Float64Array; sy: Float64Array; routes: Map<number, number[]> } {
+  const sNodes = Array.from({ length: n }, (_, i) => i);
   const sEdgeIdx = superOf.map((_, i) => i);
-  // -- chunks of the super graph, each laid out by dagre, stacked on their separators
   const chunks = splitChunks(sNodes, sEdgeIdx, superEdges);
-  const sx = new Float64Array(chains.length);
-  const sy = new Float64Array(chains.length);
+  const sx = new Float64Array(n);
+  const sy = new Float64Array(n);
   const routes = new Map<number, number[]>();
   let prevAnchor: { x: number; y: number } | null = null;
   for (let c = 0; c < chunks.length; c++) {
@@ -247,10 +277,9 @@ function layoutComponent(nodes: number[], edgeIdx: number[], edges: number[], W:
     const mine: number[] = [];
     const le: number[] = [];
     for (const se of sEdgeIdx) {
-      const a = superEdges[2 * se]; const b = superEdges[2 * se + 1];
-      const la = local.get(a);
+      const la = local.get(superEdges[2 * se]);
       if (la === undefined || la === m) continue;
-      const lb = local.get(b);
+      const lb = local.get(superEdges[2 * se + 1]);
       if (lb === undefined) continue;
       mine.push(se); le.push(la, lb);
     }
@@ -267,24 +296,13 @@ function layoutComponent(nodes: number[], edgeIdx: number[], edges: number[], W:
     });
     if (next !== null) prevAnchor = { x: cl.x[m] + dx, y: cl.y[m] + dy };
   }
-  // -- expand chains
-  const x = new Map<number, number>();
-  const y = new Map<number, number>();
-  for (let c = 0; c < chains.length; c++) {
-    let off = tb ? sy[c] - SH[c] / 2 : sx[c] - SW[c] / 2;
-    for (const v of chains[c]) {
-      if (tb) { x.set(v, sx[c]); y.set(v, off + H[v] / 2); off += H[v] + sp.rank; }
-      else { y.set(v, sy[c]); x.set(v, off + W[v] / 2); off += W[v] + sp.rank; }
-    }
-  }
-  for (const e of internal) {
-    const a = edges[2 * e]; const b = edges[2 * e + 1];
-    routes.set(e, tb ? [x.get(a)!, y.get(a)! + H[a] / 2, x.get(b)!, y.get(b)! - H[b] / 2]
-                     : [x.get(a)! + W[a] / 2, y.get(a)!, x.get(b)! - W[b] / 2, y.get(b)!]);
-  }
-  // Routes of edges between chains end on the chain's box: move the ends onto the member's box.
-  for (const se of sEdgeIdx) {
-    const e = superOf[se];
+  return { sx, sy, routes };
+}
+
+/** Routes of edges between chains end on the chain's box: move the ends onto the member's box. */
+function fixEnds(superOf: number[], edges: number[], routes: Map<number, number[]>, x: Map<number, number>,
+                 y: Map<number, number>, W: number[], H: number[], inLongChain: (v: number) => boolean): void {
+  for (const e of superOf) {
     const pts = routes.get(e);
     const a = edges[2 * e]; const b = edges[2 * e + 1];
     if (!pts || pts.length < 4) {
@@ -292,17 +310,21 @@ function layoutComponent(nodes: number[], edgeIdx: number[], edges: number[], W:
                      ...clip(x.get(b)!, y.get(b)!, W[b], H[b], x.get(a)!, y.get(a)!)]);
       continue;
     }
-    if (chains[chainOf.get(a)!].length > 1) {
+    if (inLongChain(a)) {
       const p = clip(x.get(a)!, y.get(a)!, W[a], H[a], pts[2], pts[3]);
       pts[0] = p[0]; pts[1] = p[1];
     }
-    if (chains[chainOf.get(b)!].length > 1) {
+    if (inLongChain(b)) {
       const k = pts.length;
       const p = clip(x.get(b)!, y.get(b)!, W[b], H[b], pts[k - 4], pts[k - 3]);
       pts[k - 2] = p[0]; pts[k - 1] = p[1];
     }
   }
-  // -- normalise to a top-left origin at 0,0
+}
+
+/** Move everything to a top-left origin at 0,0; the extent. */
+function normalise(nodes: number[], x: Map<number, number>, y: Map<number, number>, routes: Map<number, number[]>,
+                   W: number[], H: number[]): CompLayout {
   let minX = Infinity; let minY = Infinity; let maxX = -Infinity; let maxY = -Infinity;
   for (const v of nodes) {
     const cx = x.get(v)!; const cy = y.get(v)!;

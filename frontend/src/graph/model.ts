@@ -3,6 +3,13 @@
 import type { ArchEdge, ArchNode, Architecture } from '../types';
 import { categoryOf, Category } from './style';
 
+/** A synthetic container standing for a run of identical sibling blocks (derive.ts). */
+export interface FoldInfo {
+  id: string;
+  members: string[];
+  label: string;         // "layers.0 – layers.79"
+}
+
 export interface GNode {
   id: string;
   raw: ArchNode;
@@ -17,6 +24,7 @@ export interface GNode {
   nonTrainable: number;
   macs: number | null;       // own, or the sum over the subtree for a container without its own
   cat: Category;
+  fold: FoldInfo | null;     // a synthetic container standing for repeated blocks
 }
 
 export interface GEdge {
@@ -69,8 +77,11 @@ export class GraphModel {
   readonly problems: string[] = [];
   readonly groupCount: number;
 
-  constructor(arch: Architecture) {
+  readonly folds: Map<string, FoldInfo>;
+
+  constructor(arch: Architecture, folds: Map<string, FoldInfo> = new Map()) {
     this.arch = arch;
+    this.folds = folds;
     const nodes = Array.isArray(arch.nodes) ? arch.nodes : [];
     nodes.forEach((raw, i) => {
       if (!raw || typeof raw.id !== 'string') { this.problems.push(`node #${i} has no id`); return; }
@@ -81,7 +92,7 @@ export class GraphModel {
         isGroup: false, leafCount: 1, descCount: 0,
         trainable: num(p.trainable), nonTrainable: num(p.non_trainable),
         macs: typeof raw.macs === 'number' ? raw.macs : null,
-        cat: 'other',
+        cat: 'other', fold: folds.get(raw.id) || null,
       };
       this.nodes.set(raw.id, g);
       this.list.push(g);
@@ -163,17 +174,24 @@ export class GraphModel {
     let visible = this.roots.length;
     let level = this.roots.filter((g) => g.isGroup);
     while (level.length) {
-      const add = level.reduce((s, g) => s + g.children.length - 1, 0);
+      const add = level.reduce((s, g) => s + (g.fold ? 0 : g.children.length - 1), 0);
       if (visible + add > budget) break;
       visible += add;
       for (const g of level) exp.add(g.id);
-      level = level.flatMap((g) => g.children.filter((c) => c.isGroup));
+      level = level.flatMap((g) => (g.fold ? g.children.slice(0, 1) : g.children).filter((c) => c.isGroup));
     }
     return exp;
   }
 
   /** The visible structure for a set of expanded containers. */
-  visible(expanded: Set<string>): Visible {
+  /** Which members of an open fold are shown: one (its index in `pick`, 0 by default) or all (-1). */
+  shownChildren(g: GNode, pick: Map<string, number>): GNode[] {
+    if (!g.fold) return g.children;
+    const k = pick.get(g.id) ?? 0;
+    return k < 0 ? g.children : [g.children[Math.min(k, g.children.length - 1)]];
+  }
+
+  visible(expanded: Set<string>, pick: Map<string, number> = new Map()): Visible {
     const rep = new Map<string, GNode>();
     const scopes = new Map<string, Scope>();
     const order: Scope[] = [];
@@ -191,8 +209,9 @@ export class GraphModel {
       rep.set(g.id, hidden || g);
       const open = !hidden && g.isGroup && expanded.has(g.id);
       if (!hidden) (open ? groups : items).push(g);
-      if (open) mkScope(g.id, g, g.children);
-      for (const c of g.children) walk(c, hidden || (open ? null : g));
+      const shown = open ? this.shownChildren(g, pick) : g.children;
+      if (open) mkScope(g.id, g, shown);
+      for (const c of g.children) walk(c, hidden || (open && (shown === g.children || shown[0] === c) ? null : g));
       if (open) order.push(scopes.get(g.id)!);
     };
     for (const r of this.roots) walk(r, null);

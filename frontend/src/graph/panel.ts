@@ -2,7 +2,8 @@
 // MACs, connections, config, compare-mode changes, and a "Show filters" button. Text only.
 import type { NodeChange } from '../types';
 import type { GNode, GraphModel } from './model';
-import { fmtInt, fmtShape, fmtShapes } from './labels';
+import { fmtInt, fmtShape, fmtShapes } from '../format';
+import { h as hh } from '../dom';
 import { CATEGORY_LABELS, Palette } from './style';
 import type { DiffMark } from './draw';
 import { diffColor } from './draw';
@@ -13,6 +14,7 @@ export interface PanelActions {
   trace(id: string, dir: 'up' | 'down' | 'both'): void;
   center(id: string): void;
   close(): void;
+  pickFold(id: string, k: number): void;
   showFilters: ((id: string) => void) | null;
 }
 
@@ -25,13 +27,11 @@ export interface PanelContext {
   change: NodeChange | null;
   hasFilters: boolean;
   traceDir: 'up' | 'down' | 'both' | null;
+  foldPick: number | null;   // a fold: the copy shown (-1: all)
 }
 
-function h<K extends keyof HTMLElementTagNameMap>(doc: Document, tag: K, cls?: string, txt?: string): HTMLElementTagNameMap[K] {
-  const e = doc.createElement(tag);
-  if (cls) e.className = cls;
-  if (txt !== undefined) e.textContent = txt;
-  return e;
+function h<K extends keyof HTMLElementTagNameMap>(_doc: Document, tag: K, cls?: string, txt?: string): HTMLElementTagNameMap[K] {
+  return hh(tag, cls ? { class: cls } : null, txt);
 }
 
 function kv(doc: Document, table: HTMLTableElement, k: string, v: string | HTMLElement, mono = false): void {
@@ -55,13 +55,40 @@ function safeJson(v: unknown): string {
 export function renderPanel(panel: HTMLElement, g: GNode, ctx: PanelContext, act: PanelActions): void {
   const doc = panel.ownerDocument;
   panel.textContent = '';
+  header(panel, g, ctx, act);
+  actions(panel, g, ctx, act);
+  if (g.fold) foldPicker(panel, g, ctx, act);
+  facts(panel, g, ctx);
+  shapes(panel, g, ctx);
+  weights(panel, g, ctx);
+  if (ctx.change && ctx.change.fields && Object.keys(ctx.change.fields).length) {
+    panel.appendChild(h(doc, 'h4', undefined, 'Changed (A → B)'));
+    const tc = h(doc, 'table');
+    for (const [f, v] of Object.entries(ctx.change.fields)) kv(doc, tc, f, safeJson(v?.a) + '  →  ' + safeJson(v?.b), true);
+    panel.appendChild(tc);
+  }
+  connections(panel, g, ctx, act);
+  const cfg = g.raw.config;
+  if (cfg && typeof cfg === 'object' && Object.keys(cfg).length) {
+    panel.appendChild(h(doc, 'h4', undefined, 'Config'));
+    const pre = h(doc, 'pre', undefined, safeJson(cfg));
+    pre.setAttribute('data-testid', 'graph-detail-config');
+    panel.appendChild(pre);
+  }
+  const shapesText = fmtShapes(g.raw.output_shapes, ctx.torch);
+  panel.setAttribute('data-node-id', g.id);
+  panel.setAttribute('aria-label', 'Details of ' + String(g.raw.name ?? g.id) + (shapesText ? ' ' + shapesText : ''));
+}
+
+function header(panel: HTMLElement, g: GNode, ctx: PanelContext, act: PanelActions): void {
+  const doc = panel.ownerDocument;
   const r = g.raw;
   const close = h(doc, 'button', 'avg-btn avg-close', '✕');
   close.title = 'Close (Esc)';
   close.setAttribute('data-testid', 'graph-detail-close');
   close.onclick = () => act.close();
   panel.appendChild(close);
-  const title = h(doc, 'h3', undefined, String(r.name ?? g.id));
+  const title = h(doc, 'h3', undefined, String(r.name ?? g.id) + (g.fold ? ' × ' + g.children.length : ''));
   title.setAttribute('data-testid', 'graph-detail-title');
   panel.appendChild(title);
   const sub = h(doc, 'div', 'avg-sub');
@@ -75,31 +102,29 @@ export function renderPanel(panel: HTMLElement, g: GNode, ctx: PanelContext, act
   }
   sub.appendChild(doc.createTextNode(String(r.class_name ?? '')));
   panel.appendChild(sub);
-  if (g.id !== r.name) {
-    const idl = h(doc, 'div', 'avg-sub avg-mono', 'id: ' + g.id);
-    panel.appendChild(idl);
-  }
-  // breadcrumbs
+  if (g.id !== r.name && !r.synthetic) panel.appendChild(h(doc, 'div', 'avg-sub avg-mono', 'id: ' + g.id));
   const anc = ctx.model.ancestors(g).reverse();
-  if (anc.length) {
-    const bc = h(doc, 'div', 'avg-sub');
-    bc.appendChild(doc.createTextNode('in '));
-    anc.forEach((a, i) => {
-      if (i) bc.appendChild(doc.createTextNode(' › '));
-      const l = h(doc, 'span', 'avg-link', String(a.raw.name ?? a.id));
-      l.onclick = () => act.jump(a.id);
-      bc.appendChild(l);
-    });
-    panel.appendChild(bc);
-  }
-  // actions
-  const actions = h(doc, 'div', 'avg-actions');
+  if (!anc.length) return;
+  const bc = h(doc, 'div', 'avg-sub');
+  bc.appendChild(doc.createTextNode('in '));
+  anc.forEach((a, i) => {
+    if (i) bc.appendChild(doc.createTextNode(' › '));
+    const l = h(doc, 'span', 'avg-link', String(a.raw.name ?? a.id));
+    l.onclick = () => act.jump(a.id);
+    bc.appendChild(l);
+  });
+  panel.appendChild(bc);
+}
+
+function actions(panel: HTMLElement, g: GNode, ctx: PanelContext, act: PanelActions): void {
+  const doc = panel.ownerDocument;
+  const bar = h(doc, 'div', 'avg-actions');
   const abtn = (label: string, testid: string, fn: () => void, pressed?: boolean): void => {
     const b = h(doc, 'button', 'avg-btn', label);
     b.setAttribute('data-testid', testid);
     if (pressed !== undefined) b.setAttribute('aria-pressed', String(pressed));
     b.onclick = fn;
-    actions.appendChild(b);
+    bar.appendChild(b);
   };
   abtn('Center', 'graph-detail-center', () => act.center(g.id));
   abtn('Trace inputs', 'graph-trace-up', () => act.trace(g.id, 'up'), ctx.traceDir === 'up');
@@ -109,15 +134,44 @@ export function renderPanel(panel: HTMLElement, g: GNode, ctx: PanelContext, act
     const fn = act.showFilters;
     abtn('Show filters', 'graph-show-filters', () => fn(g.id));
   }
-  panel.appendChild(actions);
+  panel.appendChild(bar);
+}
 
+/** Which copy of a folded block is drawn when it is expanded; or all of them. */
+function foldPicker(panel: HTMLElement, g: GNode, ctx: PanelContext, act: PanelActions): void {
+  const doc = panel.ownerDocument;
+  const sel = h(doc, 'select');
+  sel.setAttribute('data-testid', 'graph-fold-pick');
+  g.children.forEach((c, i) => {
+    const o = h(doc, 'option', undefined, `#${i + 1}  ${String(c.raw.name ?? c.id)}`);
+    o.value = String(i);
+    sel.appendChild(o);
+  });
+  const all = h(doc, 'option', undefined, `all ${g.children.length} copies`);
+  all.value = '-1';
+  sel.appendChild(all);
+  sel.value = String(ctx.foldPick ?? 0);
+  sel.onchange = () => act.pickFold(g.id, Number(sel.value));
+  const row = h(doc, 'div', 'avg-actions');
+  row.append(doc.createTextNode('Show copy '), sel);
+  panel.appendChild(row);
+}
+
+function facts(panel: HTMLElement, g: GNode, ctx: PanelContext): void {
+  const doc = panel.ownerDocument;
+  const r = g.raw;
   const t = h(doc, 'table');
   kv(doc, t, 'type', String(r.class_name ?? ''));
   if (r.activation) kv(doc, t, 'activation', String(r.activation));
   if (r.dtype) kv(doc, t, 'dtype', String(r.dtype));
   if (typeof r.dtype_policy === 'string') kv(doc, t, 'dtype policy', r.dtype_policy);
   const total = g.trainable + g.nonTrainable;
-  kv(doc, t, g.isGroup ? 'params (subtree)' : 'params', fmtInt(total));
+  if (g.fold) {
+    const one = g.children[0];
+    kv(doc, t, 'copies', fmtInt(g.children.length));
+    kv(doc, t, 'params (one copy)', fmtInt(one.trainable + one.nonTrainable));
+  }
+  kv(doc, t, g.isGroup ? (g.fold ? 'params (all copies)' : 'params (subtree)') : 'params', fmtInt(total));
   kv(doc, t, 'trainable', fmtInt(g.trainable));
   kv(doc, t, 'non-trainable', fmtInt(g.nonTrainable));
   kv(doc, t, g.isGroup && r.macs == null ? 'MACs (sum)' : 'MACs', g.macs == null ? 'n/a' : fmtInt(g.macs));
@@ -125,7 +179,11 @@ export function renderPanel(panel: HTMLElement, g: GNode, ctx: PanelContext, act
   if (g.isGroup) kv(doc, t, 'layers inside', fmtInt(g.leafCount));
   if (typeof r.reason === 'string') kv(doc, t, 'note', r.reason);
   panel.appendChild(t);
+}
 
+function shapes(panel: HTMLElement, g: GNode, ctx: PanelContext): void {
+  const doc = panel.ownerDocument;
+  const r = g.raw;
   panel.appendChild(h(doc, 'h4', undefined, 'Shapes'));
   const ts = h(doc, 'table');
   const ins = Array.isArray(r.input_shapes) ? r.input_shapes : [];
@@ -134,39 +192,35 @@ export function renderPanel(panel: HTMLElement, g: GNode, ctx: PanelContext, act
   ins.forEach((s, i) => kv(doc, ts, ins.length > 1 ? `input ${i}` : 'input', fmtShape(s, ctx.torch), true));
   outs.forEach((s, i) => kv(doc, ts, outs.length > 1 ? `output ${i}` : 'output', fmtShape(s, ctx.torch), true));
   panel.appendChild(ts);
+}
 
-  const weights = Array.isArray(r.weights) ? r.weights : [];
-  const buffers = Array.isArray(r.buffers) ? r.buffers : [];
-  if (weights.length || buffers.length) {
-    panel.appendChild(h(doc, 'h4', undefined, 'Weights'));
-    const tw = h(doc, 'table');
-    tw.setAttribute('data-testid', 'graph-detail-weights');
-    const head = h(doc, 'tr');
-    for (const c of ['name', 'shape', 'count']) head.appendChild(h(doc, 'th', undefined, c));
-    tw.appendChild(head);
-    const row = (name: string, shape: unknown, note: string): void => {
-      const tr = h(doc, 'tr');
-      tr.appendChild(h(doc, 'td', 'avg-mono', name + note));
-      const shp = Array.isArray(shape) ? shape as (number | null)[] : null;
-      tr.appendChild(h(doc, 'td', 'avg-mono', shp ? fmtShape(shp, ctx.torch) : '?'));
-      const n = shp && shp.every((d) => typeof d === 'number') ? shp.reduce((a: number, d) => a * (d as number), 1) : null;
-      tr.appendChild(h(doc, 'td', 'avg-mono', n == null ? '?' : fmtInt(n)));
-      tw.appendChild(tr);
-    };
-    for (const w of weights) row(String(w?.name ?? ''), w?.shape, w?.trainable === false ? ' (NT)' : '');
-    for (const b of buffers) row(String(b?.name ?? ''), b?.shape, ' (buffer)');
-    panel.appendChild(tw);
-  }
+function weights(panel: HTMLElement, g: GNode, ctx: PanelContext): void {
+  const doc = panel.ownerDocument;
+  const ws = Array.isArray(g.raw.weights) ? g.raw.weights : [];
+  const buffers = Array.isArray(g.raw.buffers) ? g.raw.buffers : [];
+  if (!ws.length && !buffers.length) return;
+  panel.appendChild(h(doc, 'h4', undefined, 'Weights'));
+  const tw = h(doc, 'table');
+  tw.setAttribute('data-testid', 'graph-detail-weights');
+  const head = h(doc, 'tr');
+  for (const c of ['name', 'shape', 'count']) head.appendChild(h(doc, 'th', undefined, c));
+  tw.appendChild(head);
+  const row = (name: string, shape: unknown, note: string): void => {
+    const tr = h(doc, 'tr');
+    tr.appendChild(h(doc, 'td', 'avg-mono', name + note));
+    const shp = Array.isArray(shape) ? shape as (number | null)[] : null;
+    tr.appendChild(h(doc, 'td', 'avg-mono', shp ? fmtShape(shp, ctx.torch) : '?'));
+    const n = shp && shp.every((d) => typeof d === 'number') ? shp.reduce((a: number, d) => a * (d as number), 1) : null;
+    tr.appendChild(h(doc, 'td', 'avg-mono', n == null ? '?' : fmtInt(n)));
+    tw.appendChild(tr);
+  };
+  for (const w of ws) row(String(w?.name ?? ''), w?.shape, w?.trainable === false ? ' (NT)' : '');
+  for (const b of buffers) row(String(b?.name ?? ''), b?.shape, ' (buffer)');
+  panel.appendChild(tw);
+}
 
-  if (ctx.change && ctx.change.fields && Object.keys(ctx.change.fields).length) {
-    panel.appendChild(h(doc, 'h4', undefined, 'Changed (A → B)'));
-    const tc = h(doc, 'table');
-    for (const [f, v] of Object.entries(ctx.change.fields)) {
-      kv(doc, tc, f, safeJson(v?.a) + '  →  ' + safeJson(v?.b), true);
-    }
-    panel.appendChild(tc);
-  }
-
+function connections(panel: HTMLElement, g: GNode, ctx: PanelContext, act: PanelActions): void {
+  const doc = panel.ownerDocument;
   const conn = (label: string, list: { other: GNode; shape: (number | null)[] | null }[]): void => {
     if (!list.length) return;
     panel.appendChild(h(doc, 'h4', undefined, `${label} (${list.length})`));
@@ -180,26 +234,13 @@ export function renderPanel(panel: HTMLElement, g: GNode, ctx: PanelContext, act
   };
   conn('Inputs', (ctx.model.inE.get(g.id) || []).map((e) => ({ other: e.s, shape: e.shape })));
   conn('Outputs', (ctx.model.outE.get(g.id) || []).map((e) => ({ other: e.t, shape: e.shape })));
-
-  if (g.isGroup) {
-    panel.appendChild(h(doc, 'h4', undefined, `Children (${g.children.length})`));
-    const tc = h(doc, 'table');
-    for (const c of g.children.slice(0, 300)) {
-      const l = h(doc, 'span', 'avg-link', String(c.raw.name ?? c.id));
-      l.onclick = () => act.jump(c.id);
-      kv(doc, tc, String(c.raw.class_name ?? ''), l);
-    }
-    panel.appendChild(tc);
+  if (!g.isGroup) return;
+  panel.appendChild(h(doc, 'h4', undefined, `Children (${g.children.length})`));
+  const tc = h(doc, 'table');
+  for (const c of g.children.slice(0, 300)) {
+    const l = h(doc, 'span', 'avg-link', String(c.raw.name ?? c.id));
+    l.onclick = () => act.jump(c.id);
+    kv(doc, tc, String(c.raw.class_name ?? ''), l);
   }
-
-  const cfg = r.config;
-  if (cfg && typeof cfg === 'object' && Object.keys(cfg).length) {
-    panel.appendChild(h(doc, 'h4', undefined, 'Config'));
-    const pre = h(doc, 'pre', undefined, safeJson(cfg));
-    pre.setAttribute('data-testid', 'graph-detail-config');
-    panel.appendChild(pre);
-  }
-  const shapesText = fmtShapes(r.output_shapes, ctx.torch);
-  panel.setAttribute('data-node-id', g.id);
-  panel.setAttribute('aria-label', 'Details of ' + String(r.name ?? g.id) + (shapesText ? ' ' + shapesText : ''));
+  panel.appendChild(tc);
 }

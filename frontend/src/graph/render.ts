@@ -6,6 +6,7 @@ import type { Geometry } from './geometry';
 import { drawEdge, drawGroup, drawMarkers, drawNode, el, EdgePath, EdgeState, NodeBox, NodeState } from './draw';
 import type { Palette, Category } from './style';
 import { FONT_FAMILY } from './style';
+import { drawLabels } from './lod';
 
 export interface RenderHost {
   palette(): Palette;
@@ -14,9 +15,21 @@ export interface RenderHost {
   edgeLabels(): boolean;
 }
 
-export const OVERVIEW_SCALE = 0.3;      // below this zoom: overview
-export const OVERVIEW_COUNT = 1500;     // or when more boxes than this are in view
-const LABEL_SCALE = 0.55;               // edge labels from this zoom
+// No text is ever drawn smaller than MIN_TEXT px on screen: the boxes' 12 px text from zoom 0.75,
+// the edges' 10 px labels from 0.9; below, the overview draws boxes as coloured bars and a
+// screen-space layer labels them (names, and a group's count and params) at 10-11 px.
+export const MIN_TEXT = 9;
+export const DETAIL_SCALE = MIN_TEXT / 12;     // below this zoom: boxes without text, labels on top
+export const OVERVIEW_SCALE = 0.3;             // below this zoom: batched overview
+export const OVERVIEW_COUNT = 1500;            // or when more boxes than this are in view
+
+export type RenderMode = 'detail' | 'compact' | 'overview';
+type Rect = { x0: number; y0: number; x1: number; y1: number };
+
+function inRect(b: { x: number; y: number; w: number; h: number }, r: Rect): boolean {
+  return b.x <= r.x1 && b.x + b.w >= r.x0 && b.y <= r.y1 && b.y + b.h >= r.y0;
+}
+const LABEL_SCALE = MIN_TEXT / 10;             // edge labels from this zoom
 
 export class Renderer {
   readonly svg: SVGSVGElement;
@@ -26,6 +39,7 @@ export class Renderer {
   private gEdges: SVGGElement;
   private gNodes: SVGGElement;
   private gOver: SVGGElement;
+  private gLabels: SVGGElement;
   private nodeEls = new Map<string, SVGGElement>();
   private edgeEls = new Map<EdgePath, SVGGElement>();
   private groupDepth = new Map<number, SVGGElement>();
@@ -33,7 +47,7 @@ export class Renderer {
   private raf = 0;
   geom: Geometry | null = null;
   t = { x: 0, y: 0, k: 1 };
-  mode: 'detail' | 'overview' = 'detail';
+  mode: RenderMode = 'detail';
   onUpdate: (() => void) | null = null;
 
   constructor(private doc: Document, private host: HTMLElement, private hostApi: RenderHost, private markerBase: string) {
@@ -48,6 +62,8 @@ export class Renderer {
     this.gNodes = el(doc, 'g', { class: 'avg-nodes' });
     this.vp.append(this.gOver, this.gGroups, this.gEdges, this.gNodes);
     this.svg.appendChild(this.vp);
+    this.gLabels = el(doc, 'g', { class: 'avg-lod-labels', 'pointer-events': 'none' });
+    this.svg.appendChild(this.gLabels);
     host.appendChild(this.svg);
   }
 
@@ -116,38 +132,44 @@ export class Renderer {
     const g = this.geom;
     if (!g) return;
     const r = this.worldRect();
-    const inView = (b: { x: number; y: number; w: number; h: number }): boolean =>
-      b.x <= r.x1 && b.x + b.w >= r.x0 && b.y <= r.y1 && b.y + b.h >= r.y0;
     let count = 0;
-    for (const b of g.boxes) if (!b.open && inView(b)) count++;
-    const overview = this.t.k < OVERVIEW_SCALE || count > OVERVIEW_COUNT;
-    if (overview) {
-      if (this.mode !== 'overview') { this.clear(); this.mode = 'overview'; }
-      if (!this.overBuilt) this.buildOverview();
-      this.gOver.style.display = '';
-      this.onUpdate?.();
-      return;
+    for (const b of g.boxes) if (!b.open && inRect(b, r)) count++;
+    const k = this.t.k;
+    const mode: RenderMode = k < OVERVIEW_SCALE || count > OVERVIEW_COUNT ? 'overview' : k < DETAIL_SCALE ? 'compact' : 'detail';
+    if (mode !== this.mode) {
+      this.clear();
+      this.mode = mode;
+      this.gOver.style.display = mode === 'overview' ? '' : 'none';
+      if (mode === 'detail') this.gLabels.textContent = '';
     }
-    if (this.mode !== 'detail') { this.mode = 'detail'; this.gOver.style.display = 'none'; }
-    this.gOver.style.display = 'none';
+    if (mode === 'overview') {
+      if (!this.overBuilt) this.buildOverview();
+    } else {
+      this.drawBoxes(g, r, mode === 'compact');
+      this.drawEdges(g, r);
+    }
+    if (mode !== 'detail') drawLabels(this.doc, this.gLabels, g, this.t, r, this.hostApi.palette());
+    this.onUpdate?.();
+  }
+
+  /** Boxes in view as elements (with their text in detail mode, bare in compact mode). */
+  private drawBoxes(g: Geometry, r: Rect, bare: boolean): void {
     const p = this.hostApi.palette();
     const wanted = new Set<string>();
     for (const b of g.boxes) {
-      if (!inView(b)) continue;
+      if (!inRect(b, r)) continue;
       wanted.add(b.g.id);
       if (this.nodeEls.has(b.g.id)) continue;
       const st = this.hostApi.nodeState(b);
-      if (b.open) {
-        const e = drawGroup(this.doc, b, p, st);
-        this.layerFor(b.g.depth).appendChild(e);
-        this.nodeEls.set(b.g.id, e);
-      } else {
-        const e = drawNode(this.doc, b, p, st);
-        this.gNodes.appendChild(e);
-        this.nodeEls.set(b.g.id, e);
-      }
+      const e = b.open ? drawGroup(this.doc, b, p, st, bare) : drawNode(this.doc, b, p, st, bare);
+      (b.open ? this.layerFor(b.g.depth) : this.gNodes).appendChild(e);
+      this.nodeEls.set(b.g.id, e);
     }
     for (const [id, e] of this.nodeEls) if (!wanted.has(id)) { e.remove(); this.nodeEls.delete(id); }
+  }
+
+  private drawEdges(g: Geometry, r: Rect): void {
+    const p = this.hostApi.palette();
     const labels = this.hostApi.edgeLabels() && this.t.k >= LABEL_SCALE;
     const wantE = new Set<EdgePath>();
     for (const e of g.edges) {
@@ -168,7 +190,6 @@ export class Renderer {
         this.edgeEls.set(e, ne);
       }
     }
-    this.onUpdate?.();
   }
 
   private lastLabels = false;

@@ -80,31 +80,6 @@ export const DARK: Palette = {
   added: '#66bb6a', removed: '#ef5350', changed: '#fbc02d', renamed: '#9575cd', cat: DARK_CAT,
 };
 
-/** Is TensorBoard in dark mode? (The parent document's body has class "dark-mode".) */
-export function isDarkMode(): boolean {
-  try {
-    if (window.parent && window.parent !== window
-        && window.parent.document.body.classList.contains('dark-mode')) return true;
-  } catch (_) { /* cross-origin parent: fall through */ }
-  return document.body.classList.contains('dark-mode')
-    || document.documentElement.classList.contains('dark-mode');
-}
-
-/** Calls back whenever the theme may have changed; returns an unsubscribe function. */
-export function watchTheme(cb: () => void): () => void {
-  const obs: MutationObserver[] = [];
-  const targets: Element[] = [document.body, document.documentElement];
-  try {
-    if (window.parent && window.parent !== window) targets.push(window.parent.document.body);
-  } catch (_) { /* ignore */ }
-  for (const t of targets) {
-    const o = new MutationObserver(cb);
-    o.observe(t, { attributes: true, attributeFilter: ['class'] });
-    obs.push(o);
-  }
-  return () => obs.forEach((o) => o.disconnect());
-}
-
 export const FONT = '12px Roboto, "Helvetica Neue", Arial, sans-serif';
 export const FONT_BOLD = '600 12px Roboto, "Helvetica Neue", Arial, sans-serif';
 export const FONT_FAMILY = 'Roboto, "Helvetica Neue", Arial, sans-serif';
@@ -179,6 +154,13 @@ const CSS = `
 .avg-help h3{margin:0 0 8px 0;font-size:15px}
 .avg-help td{padding:3px 10px 3px 0;font-size:12px}
 .avg-help kbd{font-family:${MONO_FAMILY};border:1px solid var(--avg-border);border-radius:3px;padding:0 5px;background:var(--avg-bg)}
+.avg-info{margin-left:auto;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;min-width:0}
+.avg-compact .avg-toolbar{flex-wrap:nowrap;gap:4px;padding:4px 6px}
+.avg-compact .avg-search input{width:110px}
+.avg-compact .avg-search .avg-count{min-width:0}
+.avg-compact .avg-btn{padding:3px 6px}
+.avg-compact .avg-panel{width:250px}
+.avg-compact .avg-legend{display:none}
 .avg-warn{font-size:11px;color:var(--avg-removed);padding:2px 8px}
 .avg-edge-hit{cursor:default}
 .avg-node,.avg-group-head{cursor:pointer}
