@@ -200,14 +200,28 @@ KERAS_SCRIPT = textwrap.dedent("""
     def bad_loss(outputs):
         raise ValueError("no loss today")
     out["bad"] = gradient_reach.compute(cnn, loss=bad_loss)
+    if keras.backend.backend() == "tensorflow":   # the callback writes it with the architecture
+        import glob
+        from tensorboard.backend.event_processing import event_file_loader
+        from tensorboard.util import tensor_util
+        from tensorboard_archviz import ArchVizCallback, metadata
+        cnn.compile("adam", "sparse_categorical_crossentropy")
+        cb = ArchVizCallback(log_dir=sys.argv[1], gradient_reach=True)
+        cnn.fit(np.random.rand(8, 8, 8, 1), np.zeros(8), epochs=1, verbose=0, callbacks=[cb])
+        for f in glob.glob(os.path.join(sys.argv[1], "train", "*")):
+            for ev in event_file_loader.EventFileLoader(f).Load():
+                for v in ev.summary.value:
+                    if v.tag == metadata.ARCHITECTURE_TAG:
+                        arch = json.loads(tensor_util.make_ndarray(v.tensor).item())
+                        out["callback"] = arch["gradient_reach"]
     print("RESULT" + json.dumps(out))
 """)
 
 
 @pytest.mark.parametrize("backend", ["tensorflow", "torch"])
-def test_keras_detached_unused_frozen(backend):
+def test_keras_detached_unused_frozen(backend, tmp_path):
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run([sys.executable, "-c", KERAS_SCRIPT], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", KERAS_SCRIPT, str(tmp_path)], capture_output=True, text=True,
                           env=env, cwd=REPO, timeout=300)
     line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT")]
     assert line, proc.stdout[-2000:] + proc.stderr[-3000:]
@@ -229,3 +243,6 @@ def test_keras_detached_unused_frozen(backend):
     assert learns["summary"] == "all 6 trainable parameters receive a gradient"
     assert out["bad"]["status"] == "unavailable"
     assert out["bad"]["reason"].endswith("ValueError: no loss today")
+    if backend == "tensorflow":
+        assert out["callback"]["status"] == "ok"
+        assert out["callback"]["summary"] == "all 6 trainable parameters receive a gradient"
