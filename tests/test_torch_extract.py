@@ -36,22 +36,33 @@ def test_mlp_counts_macs_shapes_edges(method):
     m = arch.model
     assert (m.name, m.class_name) == ("MLP", "MLP")
     assert (m.total_params, m.trainable_params, m.non_trainable_params) == (669_706, 669_706, 0)
-    assert m.extra["macs"] == 669_706 and m.extra["batch_size"] == 1
+    # MACs per example, matrix products only (schema 2, issue 11): 784*512 + 512*512 + 512*10.
+    # The schema 1 figure was torchinfo's 669,706, which also counted one add per bias element.
+    assert m.extra["macs"] == 668_672 and m.extra["batch_size"] == 1
+    assert m.extra["macs_complete"] is True and m.extra["macs_convention"] == schema.MACS_CONVENTION
+    assert m.extra["memory"] == {"params_bytes": 4 * 669_706, "buffers_bytes": 0,
+                                 "activations_bytes": 4 * (784 + 512 * 4 + 10)}
     assert arch.node_ids() == ["x", "flatten", "linear_relu_stack"] + [
         "linear_relu_stack.%d" % i for i in range(5)]
     assert [params(arch, "linear_relu_stack.%d" % i) for i in range(5)] == [
         401_920, 0, 262_656, 0, 5_130]
     assert params(arch, "linear_relu_stack") == 669_706
-    assert arch.node("linear_relu_stack").macs == 669_706
-    assert arch.node("linear_relu_stack.0").macs == 401_920
+    assert arch.node("linear_relu_stack").macs == 668_672
+    assert arch.node("linear_relu_stack.0").macs == 401_408
+    assert arch.node("linear_relu_stack.1").macs == 0  # elementwise: a true 0
+    assert arch.node("linear_relu_stack.0").extra["memory"] == {"params_bytes": 4 * 401_920,
+                                                                "output_bytes": 4 * 512}
     seq = arch.node("linear_relu_stack.0")
     assert seq.parent == "linear_relu_stack" and arch.node("linear_relu_stack").parent is None
     assert seq.input_shapes == [[1, 784]] and seq.output_shapes == [[1, 512]]
     assert seq.dtype == "float32"
     assert seq.config["in_features"] == 784 and seq.config["out_features"] == 512
     assert seq.config["bias"] is True
-    assert seq.extra["weights"] == [{"name": "weight", "shape": [512, 784], "trainable": True},
-                                    {"name": "bias", "shape": [512], "trainable": True}]
+    assert seq.extra["weights"] == [
+        {"name": "weight", "shape": [512, 784], "trainable": True, "dtype": "float32",
+         "path": "linear_relu_stack.0.weight"},
+        {"name": "bias", "shape": [512], "trainable": True, "dtype": "float32",
+         "path": "linear_relu_stack.0.bias"}]
     assert arch.node("linear_relu_stack.1").activation == "relu"
     assert arch.node("linear_relu_stack.0").activation is None
     assert arch.node("linear_relu_stack").extra["is_container"] is True
@@ -71,7 +82,8 @@ def test_batch_dimension_is_the_example_inputs():
     arch = extract_torch(tm.MLP(), torch.randn(5, 1, 28, 28))
     assert arch.node("linear_relu_stack.4").output_shapes == [[5, 10]]
     assert arch.model.extra["batch_size"] == 5
-    assert arch.model.extra["macs"] == 5 * 669_706  # torchinfo: MACs of the whole batch
+    assert arch.model.extra["macs"] == 668_672  # per example, whatever the batch
+    assert arch.node("linear_relu_stack.0").extra["memory"]["output_bytes"] == 4 * 512
 
 
 def test_lenet_per_layer_counts():
@@ -111,15 +123,17 @@ def test_torchinfo_readme_cnn(method):
     assert {k: params(arch, k) for k in ("conv1", "conv2", "conv2_drop", "fc1", "fc2")} == {
         "conv1": 260, "conv2": 5_020, "conv2_drop": 0, "fc1": 16_050, "fc2": 510}
     assert arch.model.total_params == 21_840
-    assert arch.model.extra["macs"] == 7_801_600  # torchinfo's README: "Total mult-adds: 7.80M"
+    # per example (torchinfo's README says 7.80M mult-adds for the batch of 16, bias adds
+    # included): conv1 10x24x24 outputs x 25, conv2 20x8x8 x 250, fc1 50 x 320, fc2 10 x 50
+    assert arch.model.extra["macs"] == 480_500 and arch.model.extra["batch_size"] == 16
     assert {k: arch.node(k).macs for k in ("conv1", "conv2", "fc1", "fc2")} == {
-        "conv1": 2_396_160, "conv2": 5_140_480, "fc1": 256_800, "fc2": 8_160}
+        "conv1": 144_000, "conv2": 320_000, "fc1": 16_000, "fc2": 500}
     # F.max_pool2d / F.relu / view / F.dropout / F.log_softmax are nodes of their own
     chain = ["x", "conv1", "max_pool2d", "relu", "conv2", "conv2_drop", "max_pool2d_1",
              "relu_1", "view", "fc1", "relu_2", "dropout", "fc2", "log_softmax"]
     assert arch.edge_pairs() == list(zip(chain, chain[1:]))
     view = arch.node("view")
-    assert (view.class_name, view.parent, view.macs) == ("view", None, None)
+    assert (view.class_name, view.parent, view.macs) == ("view", None, 0)
     assert view.input_shapes == [[16, 20, 4, 4]] and view.output_shapes == [[16, 320]]
     assert view.extra["is_function"] is True
     assert arch.node("relu_1").activation == "relu"
@@ -240,7 +254,7 @@ def test_module_called_twice(method):
     assert fc.input_shapes == [[4, 8], [4, 8]] and fc.output_shapes == [[4, 8], [4, 8]]
     assert arch.edge_pairs() == [("x", "fc"), ("fc", "act"), ("act", "fc"), ("fc", "out")]
     assert fc.total_params == 72 and arch.model.total_params == 72 + 18
-    assert fc.macs == 2 * (4 * 72)  # torchinfo counts every call
+    assert fc.macs == 2 * 64  # both calls, per example
     assert [n.id for n in arch.nodes].count("fc") == 1
 
 
@@ -486,7 +500,7 @@ def test_module_list_and_unused_modules_are_nodes_without_shapes():
     assert arch.edge_pairs() == [("x", "blocks.0"), ("blocks.0", "blocks.1")]
     assert arch.node("blocks.1").parent == "blocks"
     assert arch.node("blocks").extra["reason"] == "holds modules, has no forward of its own"
-    assert arch.node("blocks").total_params == 40 and arch.node("blocks").macs == 2 * 3 * 20
+    assert arch.node("blocks").total_params == 40 and arch.node("blocks").macs == 2 * 16
     unused = arch.node("unused")
     assert unused.extra["reason"] == "not called during the forward pass"
     assert (unused.input_shapes, unused.macs, unused.total_params) == (None, None, 20)

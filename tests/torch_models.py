@@ -13,7 +13,7 @@ from torch import nn
 
 
 class MLP(nn.Module):
-    """The PyTorch quickstart network: 669,706 parameters; 669,706 mult-adds at batch 1."""
+    """The PyTorch quickstart network: 669,706 parameters; 668,672 MACs per example."""
 
     def __init__(self):
         super().__init__()
@@ -38,7 +38,8 @@ def lenet() -> nn.Sequential:
 
 
 class TorchinfoCNN(nn.Module):
-    """The CNN of torchinfo's README: 21,840 parameters, 7,801,600 mult-adds at 16x1x28x28."""
+    """The CNN of torchinfo's README: 21,840 parameters, 480,500 MACs per example (torchinfo:
+    7,801,600 mult-adds for a batch of 16, bias adds included)."""
 
     def __init__(self):
         super().__init__()
@@ -247,3 +248,88 @@ class ResNet(nn.Module):
 def resnet152() -> ResNet:
     """60,192,808 parameters, like torchvision's resnet152."""
     return ResNet((3, 8, 36, 3))
+
+
+def resnet50() -> ResNet:
+    """25,557,032 parameters, like torchvision's resnet50."""
+    return ResNet((3, 4, 6, 3))
+
+
+# ---------------------------------------------------------------------------------------------
+# ConvNeXt (torchvision's layout), no torchvision
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of an NCHW tensor."""
+
+    def forward(self, x):
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class CNBlock(nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dwconv = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.pwconv1 = nn.Linear(dim, 4 * dim)   # a Linear on a 4-D (NHWC) tensor
+        self.act = nn.GELU()
+        self.pwconv2 = nn.Linear(4 * dim, dim)
+        self.layer_scale = nn.Parameter(torch.full((dim, 1, 1), 1e-6))
+
+    def forward(self, x):
+        y = self.dwconv(x).permute(0, 2, 3, 1)
+        y = self.pwconv2(self.act(self.pwconv1(self.norm(y)))).permute(0, 3, 1, 2)
+        return x + self.layer_scale * y
+
+
+class ConvNeXt(nn.Module):
+    def __init__(self, depths=(3, 3, 9, 3), dims=(96, 192, 384, 768), num_classes: int = 1000):
+        super().__init__()
+        layers = [nn.Sequential(nn.Conv2d(3, dims[0], 4, stride=4), LayerNorm2d(dims[0], eps=1e-6))]
+        for i, (depth, dim) in enumerate(zip(depths, dims)):
+            layers.append(nn.Sequential(*[CNBlock(dim) for _ in range(depth)]))
+            if i + 1 < len(dims):
+                layers.append(nn.Sequential(LayerNorm2d(dim, eps=1e-6),
+                                            nn.Conv2d(dim, dims[i + 1], 2, stride=2)))
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(LayerNorm2d(dims[-1], eps=1e-6), nn.Flatten(1),
+                                        nn.Linear(dims[-1], num_classes))
+
+    def forward(self, x):
+        return self.classifier(self.avgpool(self.features(x)))
+
+
+def convnext_tiny() -> ConvNeXt:
+    """28,589,128 parameters, like torchvision's convnext_tiny (4.46 GMACs at 224x224)."""
+    return ConvNeXt()
+
+
+# ---------------------------------------------------------------------------------------------
+# Hugging Face transformers models from configs (random weights, never a download)
+
+def hf_llama(tiny: bool = True):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=172, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2) if tiny else LlamaConfig()
+    return LlamaForCausalLM(cfg).eval()
+
+
+def hf_bert(tiny: bool = True):
+    from transformers import BertConfig, BertModel
+
+    cfg = BertConfig(vocab_size=256, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=128) if tiny else BertConfig()
+    return BertModel(cfg).eval()
+
+
+def hf_vit(tiny: bool = True):
+    """ViT-B/16 (transformers' defaults: 224x224, patch 16, hidden 768, 12 layers) or a tiny
+    one (32x32, patch 8, hidden 64, 2 layers)."""
+    from transformers import ViTConfig, ViTModel
+
+    cfg = ViTConfig(image_size=32, patch_size=8, hidden_size=64, num_hidden_layers=2,
+                    num_attention_heads=4, intermediate_size=128) if tiny else ViTConfig()
+    return ViTModel(cfg, add_pooling_layer=False).eval()

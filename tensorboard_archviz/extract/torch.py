@@ -22,14 +22,23 @@ records what flows where:
 * Params: ``trainable`` counts parameters with ``requires_grad``, ``non_trainable`` the others;
   buffers (BatchNorm running statistics, ...) are not parameters and are listed in
   ``extra["buffers"]``. Model totals count every unique parameter once (``sum(p.numel())``).
-* MACs follow torchinfo's "mult-adds" convention, for the whole batch: for every parameter named
-  ``weight`` or ``bias`` of a leaf module, ``numel * out[0] * prod(out[2:])`` for classes whose
-  name contains ``Conv`` and ``numel * out[0]`` otherwise (``out`` = the call's first output
-  shape; so the bias counts as one add per output row, e.g. Linear(784, 512) at batch 1 is
-  401,920); other parameters whose name contains weight/bias (RNN ``weight_ih_l0``, attention
-  ``in_proj_weight``) count ``numel * out[0] * out[1]``. Summed over calls; containers sum their
-  subtree (plus their own direct parameters, counted the same way); functional ops are ``None``
-  (not estimated); ``model.extra["macs"]`` is the total.
+* MACs (``schema.MACS_CONVENTION``) are multiply-accumulates PER EXAMPLE: the figure of the
+  whole example batch divided by ``model.batch_size`` = the first dimension of the first input
+  tensor of rank >= 2 (Hugging Face inputs by name first: ``input_ids``, ``inputs_embeds``,
+  ``pixel_values``, ...; 1 when every input has rank <= 1: an unbatched example).
+  A leaf module counts what its forward ran (``torch_macs``): Linear at every position of an
+  N-D input, convolutions (every rank, groups, transposed), matmul / bmm / baddbmm / einsum /
+  F.linear, the QK^T and AV of scaled-dot-product attention, MultiheadAttention (in-projection
+  + attention as its own figure, the out-projection on its ``out_proj`` child, shown as "used by
+  its parent"), recurrent layers per time step; elementwise work is 0. Functional op nodes
+  carry their own figure; containers (and ``model.macs``) are sums, computed by
+  ``totals.fill_totals``. A module whose figure cannot be determined (a weight matrix but no
+  operation with a rule) has ``macs`` null and ``macs_reason``; totals then say "at least".
+* Memory: per node ``memory`` = {"params_bytes" (dtype-aware), "output_bytes" (per example, all
+  calls)}; ``model.memory`` = {"params_bytes", "buffers_bytes", "activations_bytes" (outputs of
+  the leaf modules and ops, per example)}.
+* A bare ``torch.nn`` layer used as the model (``nn.Linear(8, 64)``) is one node named by its
+  class, with its params, shapes and MACs.
 
 Two ways to trace, recorded in ``arch.extra["extraction"] = {"method", "reason"}``:
 ``"fx"`` — ``torch.fx`` symbolic tracing (leaf = a module without children, or
@@ -60,9 +69,11 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from tensorboard_archviz import schema
 from tensorboard_archviz.extract import torch_graph as tg
+from tensorboard_archviz.extract import torch_macs
 from tensorboard_archviz.extract.torch_graph import ExtractionError, ForwardFailed
 from tensorboard_archviz.util import one_line
 
@@ -160,7 +171,7 @@ def _fx_interpret(model, graph, values, rec: tg.Recorder):
     {fx node: (shapes, dtype)})."""
     import torch.fx as fx
 
-    shapes: Dict[Any, Tuple[List[List[int]], Optional[str]]] = {}
+    shapes: Dict[Any, Tuple[List[List[int]], Optional[str], int]] = {}
     calls = ("call_module", "call_function", "call_method")
 
     class Run(fx.Interpreter):
@@ -169,22 +180,41 @@ def _fx_interpret(model, graph, values, rec: tg.Recorder):
                 out = super().run_node(n)
             else:
                 a, kw = self.fetch_args_kwargs_from_env(n)
+                counter = torch_macs.Counter() if n.op == "call_module" else None
                 try:
-                    out = getattr(self, n.op)(n.target, a, kw)
+                    if counter is None:
+                        out = getattr(self, n.op)(n.target, a, kw)
+                    else:
+                        with _CountingMode(counter):
+                            out = self.call_module(n.target, a, kw)
                 except Exception as e:
                     raise ForwardFailed(_innermost(n), e) from e
                 if n.op == "call_module":
-                    rec.module_call(n.target, a, kw, out, leaf=True)
+                    rec.module_call(n.target, a, kw, out, leaf=True, counter=counter)
                 elif not (n.target is operator.getitem and not isinstance(a[0], torch.Tensor)) \
                         and n.target is not getattr:
                     rec.op_call(n.target if n.op == "call_function" else tg.MethodName(n.target),
                                 _innermost(n), a, kw, out)
             if n.op != "get_attr":
                 ts = tg.tensors(out)
-                shapes[n] = ([tg.shape(t) for t in ts], tg.dtype(ts[0]) if ts else None)
+                shapes[n] = ([tg.shape(t) for t in ts], tg.dtype(ts[0]) if ts else None,
+                             tg.nbytes(ts))
             return out
 
     return Run(model, graph=graph).run(*values), shapes
+
+
+class _CountingMode(TorchFunctionMode):
+    """Counts the MACs of the functions a leaf module's forward calls (fx path)."""
+
+    def __init__(self, counter: torch_macs.Counter):
+        super().__init__()
+        self.counter = counter
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        self.counter.observe(tg.op_name(func), args, kwargs, out)
+        return out
 
 
 def _fx_containers(graph, names, leaf_ids, shapes) -> Dict[str, List[tg.Call]]:
@@ -201,17 +231,18 @@ def _fx_containers(graph, names, leaf_ids, shapes) -> Dict[str, List[tg.Call]]:
     for key, nodes in groups.items():
         members = set(nodes)
         ins, outs, seen = [], [], set()
-        dtype = None
+        dtype, out_bytes = None, 0
         for n in nodes:
             for a in n.all_input_nodes:
                 if a not in members and a.op != "get_attr" and a not in seen:
                     seen.add(a)
-                    ins.extend(shapes.get(a, ([], None))[0])
+                    ins.extend(shapes.get(a, ([], None, 0))[0])
             if any(u not in members for u in n.users) and n in shapes:
                 outs.extend(shapes[n][0])
+                out_bytes += shapes[n][2]
                 if dtype is None:
                     dtype = shapes[n][1]
-        containers.setdefault(group_name[key], []).append(tg.Call(ins, outs, dtype))
+        containers.setdefault(group_name[key], []).append(tg.Call(ins, outs, dtype, out_bytes))
     return containers
 
 
@@ -232,16 +263,18 @@ def _run_fx(model, args, kwargs, names, leaf_ids, rec: tg.Recorder):
 
 def _run_hooks(model, args, kwargs, names, leaf_ids, rec: tg.Recorder):
     """The real forward with hooks on every module and a TorchFunctionMode for functional ops."""
-    from torch.overrides import TorchFunctionMode
-
     qualname_of = {id(m): q for q, m in names.items()}
     stack: List[str] = []
+    counters: List[torch_macs.Counter] = []  # one per call of an outermost leaf
     state = {"leaf_depth": 0, "busy": False}
 
     class Mode(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
             out = func(*args, **(kwargs or {}))
-            if state["leaf_depth"] or state["busy"]:
+            if state["busy"]:
+                return out
+            if state["leaf_depth"]:
+                counters[-1].observe(tg.op_name(func), args, kwargs, out)
                 return out
             state["busy"] = True
             try:
@@ -256,6 +289,8 @@ def _run_hooks(model, args, kwargs, names, leaf_ids, rec: tg.Recorder):
         stack.append(qualname_of[id(module)])
         if id(module) in leaf_ids:
             state["leaf_depth"] += 1
+            if state["leaf_depth"] == 1:
+                counters.append(torch_macs.Counter())
         return None
 
     def post_hook(module, a, kw, out):
@@ -271,7 +306,7 @@ def _run_hooks(model, args, kwargs, names, leaf_ids, rec: tg.Recorder):
             return None  # a module called from inside a leaf: its internals are hidden too
         state["busy"] = True
         try:
-            rec.module_call(name, a, kw, out, leaf=leaf)
+            rec.module_call(name, a, kw, out, leaf=leaf, counter=counters.pop() if leaf else None)
         finally:
             state["busy"] = False
         return None
@@ -395,7 +430,14 @@ def extract_torch(model: nn.Module, input_to_model: Any, *, method: str = "auto"
         raise ValueError("method must be one of %s, got %r" % (METHODS, method))
     model, args, kwargs = _checked_call(model, input_to_model)
     names: Dict[str, nn.Module] = {q: m for q, m in model.named_modules() if q}
-    modules = {q: tg.module_info(q, m) for q, m in names.items()}
+    # a bare torch.nn layer as the model (nn.Linear(8, 64)): it is a node, named by its class (a
+    # model class of one's own without submodules keeps its functional ops as nodes)
+    bare = tg.is_leaf(model) and type(model).__module__.startswith("torch.")
+    if bare:
+        root = type(model).__name__
+        names = {root + ("." + q if q else ""): m for q, m in model.named_modules()}
+    paths = {id(p): k for k, p in model.named_parameters()}
+    modules = {q: tg.module_info(q, m, paths) for q, m in names.items()}
     leaf_ids = {id(names[q]) for q, info in modules.items() if info.leaf}
     inputs = _input_names(model, args, kwargs, set(names))
 
@@ -408,7 +450,9 @@ def extract_torch(model: nn.Module, input_to_model: Any, *, method: str = "auto"
     try:
         with _Guard(model):
             rec, output, containers, extraction = _trace(model, args, kwargs, names, leaf_ids,
-                                                         new_recorder, method)
+                                                         new_recorder, "hooks" if bare else method)
+            if bare:
+                extraction["reason"] = "the model is a single layer: its call recorded by hooks"
             totals = tg.param_counts(model.parameters())
             return tg.build_architecture(
                 type(model).__name__, modules, inputs, rec, containers, output, extraction,

@@ -26,19 +26,20 @@ import inspect
 import math
 import numbers
 import weakref
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
-from tensorboard_archviz import schema
-from tensorboard_archviz.util import product
+from tensorboard_archviz import schema, totals
+from tensorboard_archviz.extract import torch_macs
+from tensorboard_archviz.util import one_line, product
 
 __all__ = [
     "ACTIVATIONS", "FUNCTIONAL_ACTIVATIONS", "Call", "ExtractionError", "ForwardFailed",
     "MethodName", "ModuleInfo", "Op", "Recorder", "SKIP", "build_architecture", "call_args",
-    "dtype", "flatten", "is_leaf", "json_safe", "module_config", "module_info", "model_outputs",
-    "op_name", "param_counts", "prune_dead_ops", "shape", "tensors", "unique_inputs", "unwrap",
+    "dtype", "example_batch", "flatten", "is_leaf", "json_safe", "module_config", "module_info", "model_outputs",
+    "nbytes", "op_macs", "op_name", "Param", "param_counts", "prune_dead_ops", "shape", "tensors", "unique_inputs", "unwrap",
 ]
 
 
@@ -276,6 +277,10 @@ class Call:
     inputs: List[List[int]]
     outputs: List[List[int]]
     dtype: Optional[str]
+    out_bytes: Optional[int] = None  # every output tensor of the call, whole batch
+    macs: Optional[int] = None  # the functions it ran (whole batch); None: unknown
+    macs_reason: Optional[str] = None
+    recognized: bool = False  # some function with a MACs rule ran
 
 
 @dataclasses.dataclass
@@ -287,6 +292,22 @@ class Op:
     outputs: List[List[int]]
     dtype: Optional[str]
     config: Dict[str, Any]
+    out_bytes: Optional[int] = None
+    macs: Optional[int] = None  # whole batch; None: unknown (macs_reason says why)
+    macs_reason: Optional[str] = None
+
+
+def nbytes(ts: Sequence[torch.Tensor]) -> int:
+    """Bytes of tensors from their shapes and dtypes (nothing read: meta tensors are fine)."""
+    return int(sum(t.numel() * t.element_size() for t in ts))
+
+
+def op_macs(name: str, args: Any, kwargs: Any, output: Any) -> Tuple[Optional[int], Optional[str]]:
+    """(MACs of one functional call, whole batch, or None; why None)."""
+    try:
+        return torch_macs.function_macs(name, args, kwargs, output)[0], None
+    except torch_macs.MacsUnknown as e:
+        return None, str(e)
 
 
 class Recorder:
@@ -326,18 +347,26 @@ class Recorder:
         self.taken.add(cand)
         return cand
 
-    def module_call(self, name: str, args: Any, kwargs: Any, output: Any, leaf: bool) -> None:
+    def module_call(self, name: str, args: Any, kwargs: Any, output: Any, leaf: bool,
+                    counter: Optional[torch_macs.Counter] = None) -> None:
         ins = tensors((args, kwargs))
         outs = tensors(output)
-        self.calls.setdefault(name, []).append(
-            Call([shape(t) for t in ins], [shape(t) for t in outs], dtype(outs[0]) if outs else None))
+        call = Call([shape(t) for t in ins], [shape(t) for t in outs],
+                    dtype(outs[0]) if outs else None, nbytes(outs))
+        if counter is not None:
+            call.recognized = counter.recognized
+            call.macs = None if counter.unknown else counter.macs
+            call.macs_reason = counter.unknown
+        self.calls.setdefault(name, []).append(call)
         if leaf:
             self.link(ins, name)
             for t in outs:
                 self.track(t, name)
 
     def op_call(self, func: Any, parent: Optional[str], args: Any, kwargs: Any,
-                output: Any) -> None:
+                output: Any, macs: Any = "count") -> None:
+        """Record a functional op; `macs` (whole batch): "count" = from the function's rule,
+        else (int | None, reason)."""
         ins = tensors((args, kwargs))
         if not ins or all(self.producer(t) is None for t in ins):
             return  # not part of the data flow from the inputs (e.g. torch.arange, a param)
@@ -349,9 +378,11 @@ class Recorder:
             if all(id(t) in in_ids for t in outs):
                 return  # packs its inputs into a tuple/dict/dataclass: plumbing, not an op
         name = op_name(func)
+        figure, reason = op_macs(name, args, kwargs, output) if macs == "count" else macs
         node_id = self.new_id(name)
         self.ops.append(Op(node_id, name, parent, [shape(t) for t in ins],
-                           [shape(t) for t in outs], dtype(outs[0]), op_config(args, kwargs)))
+                           [shape(t) for t in outs], dtype(outs[0]), op_config(args, kwargs),
+                           nbytes(outs), figure, reason))
         self.link(ins, node_id)
         for t in outs:
             self.track(t, node_id)
@@ -389,7 +420,12 @@ def model_outputs(rec: Recorder, output: Any) -> Tuple[List[str], List[Dict[str,
 # ---------------------------------------------------------------------------------------------
 # modules and the document
 
-Param = Tuple[str, List[int], bool]  # (name, shape, trainable)
+class Param(NamedTuple):
+    name: str  # relative to the module that holds it
+    shape: List[int]
+    trainable: bool
+    dtype: Optional[str] = None
+    path: Optional[str] = None  # the model-wide name: a weight shared by two modules is one
 
 
 @dataclasses.dataclass
@@ -425,12 +461,15 @@ def is_leaf(m: nn.Module) -> bool:
     return next(m.children(), None) is None or isinstance(m, nn.MultiheadAttention)
 
 
-def module_info(q: str, m: nn.Module) -> ModuleInfo:
-    """The ModuleInfo of a live module."""
+def module_info(q: str, m: nn.Module, paths: Optional[Dict[int, str]] = None) -> ModuleInfo:
+    """The ModuleInfo of a live module (`paths`: id(parameter) -> its model-wide name)."""
     cls = type(m).__name__
+    prefix = q + "." if q else ""
     return ModuleInfo(
         qualname=q, class_name=cls,
-        params=[(k, shape(p), bool(p.requires_grad)) for k, p in m._parameters.items()
+        params=[Param(k, shape(p), bool(p.requires_grad), dtype(p),
+                      (paths or {}).get(id(p), prefix + k))
+                for k, p in m._parameters.items()
                 if p is not None and not isinstance(p, nn.parameter.UninitializedParameter)],
         buffers=[{"name": k, "shape": shape(b), "dtype": dtype(b),
                   "persistent": k not in m._non_persistent_buffers_set}
@@ -445,38 +484,93 @@ def _subtree_params(modules: Dict[str, ModuleInfo], q: str) -> List[Param]:
     for o, m in modules.items():
         if o == q or o.startswith(q + "."):
             prefix = o[len(q) + 1:] + "." if o != q else ""
-            out.extend((prefix + name, s, tr) for name, s, tr in m.params)
+            out.extend(p._replace(name=prefix + p.name) for p in m.params)
     return out
 
 
-def _call_macs(m: ModuleInfo, params: List[Param], out: Optional[List[int]]) -> int:
-    """MACs of one call, torchinfo's convention (see extract.torch's docstring)."""
-    if out is None:
-        return 0
-    batch = out[0] if out else 1
-    macs = 0
-    for name, s, _ in params:
-        n = product(s)
-        if name in ("weight", "bias"):
-            macs += n * batch * (product(out[2:]) if "Conv" in m.class_name else 1)
-        elif "weight" in name or "bias" in name:
-            macs += n * product(out[:2])
-    return int(macs)
+# ---------------------------------------------------------------------------------------------
+# MACs and memory per node
+
+_HF_BATCH_INPUTS = ("input_ids", "inputs_embeds", "pixel_values", "input_values",
+                    "input_features", "decoder_input_ids")
 
 
-def _input_nodes(inputs) -> List[schema.Node]:
+def example_batch(inputs: Sequence[Tuple[str, torch.Tensor]]) -> int:
+    """The example batch of an extraction: the first dimension of the first input tensor of
+    rank >= 2 (Hugging Face names first: ``input_ids``, ``inputs_embeds``, ``pixel_values``,
+    ``input_values``, ``input_features``, ``decoder_input_ids``); 1 when every input has rank
+    0 or 1 (an unbatched example, e.g. ``nn.Linear(8, 64)`` on a tensor of shape [8])."""
+    by_name = dict(inputs)
+    for key in _HF_BATCH_INPUTS:
+        t = by_name.get(key)
+        if t is not None and t.dim() >= 1:
+            return max(int(t.shape[0]), 1)
+    for _, t in inputs:
+        if t.dim() >= 2:
+            return max(int(t.shape[0]), 1)
+    return 1
+
+
+def _per_example(total: int, batch: int) -> int:
+    return (int(total) + batch // 2) // batch
+
+
+@dataclasses.dataclass
+class _Figures:
+    """A module node's figures, whole batch; `macs` None: unknown (`reason`)."""
+    macs: Optional[int] = 0
+    reason: Optional[str] = None
+    by_child: Dict[str, int] = dataclasses.field(default_factory=dict)  # weights used by parent
+
+
+def _leaf_figures(m: ModuleInfo, sub: List[Param], calls: List[Call]) -> _Figures:
+    """MACs of a leaf's calls: the layer's rule by class (torch_macs.module_macs), else what
+    its forward ran (the functions counted during the call)."""
+    fig = _Figures()
+    shapes = {p.name: list(p.shape) for p in sub}
+    for c in calls:
+        rule = torch_macs.module_macs(m.class_name, shapes, c.inputs, c.outputs)
+        if rule is not None:
+            own, child = rule
+            fig.macs = None if fig.macs is None else fig.macs + own
+            if child:
+                key = "out_proj"
+                fig.by_child[key] = fig.by_child.get(key, 0) + child
+        elif c.macs is None and c.macs_reason:
+            fig.macs, fig.reason = None, "%s: %s" % (m.class_name, c.macs_reason)
+        elif not c.recognized and any(len(p.shape) >= 2 for p in sub):
+            fig.macs = None
+            fig.reason = ("%s: its forward ran no operation with a MACs rule (matrix product, "
+                          "convolution, attention, recurrence, lookup), though it holds a weight "
+                          "matrix" % m.class_name)
+        elif fig.macs is not None:
+            fig.macs += c.macs or 0
+    return fig
+
+
+def _memory(params: List[Param], out_bytes: Optional[int], batch: int) -> Dict[str, Any]:
+    pb = 0
+    for p in params:
+        size = totals.itemsize(p.dtype)
+        pb += product(p.shape) * (size or 4)
+    return {"params_bytes": int(pb),
+            "output_bytes": None if out_bytes is None else _per_example(out_bytes, batch)}
+
+
+def _input_nodes(inputs, batch: int) -> List[schema.Node]:
     return [schema.Node(id=n, name=n, class_name="Input", parent=None, input_shapes=[shape(t)],
-                        output_shapes=[shape(t)], dtype=dtype(t), extra={"is_input": True})
+                        output_shapes=[shape(t)], dtype=dtype(t),
+                        extra={"is_input": True, "memory": _memory([], nbytes([t]), batch)})
             for n, t in inputs]
 
 
-def _module_node(m: ModuleInfo, calls: List[Call], own_macs: Optional[int],
-                 counts: Tuple[int, int]) -> schema.Node:
+def _module_node(m: ModuleInfo, calls: List[Call], counts: Tuple[int, int]) -> schema.Node:
     q = m.qualname
     extra: Dict[str, Any] = {"calls": len(calls), "is_container": not m.leaf}
     if m.params:
-        extra["weights"] = [{"name": n, "shape": list(s), "trainable": bool(t)}
-                            for n, s, t in m.params]
+        extra["weights"] = [{"name": p.name, "shape": list(p.shape), "trainable": bool(p.trainable),
+                             "dtype": p.dtype, "path": p.path or (q + "." + p.name)}
+                            for p in m.params]
     if m.buffers:
         extra["buffers"] = [dict(b) for b in m.buffers]
     if not calls:
@@ -494,71 +588,94 @@ def _module_node(m: ModuleInfo, calls: List[Call], own_macs: Optional[int],
         output_shapes=[s for c in calls for s in c.outputs] if calls else None,
         dtype=calls[0].dtype if calls else None,
         params={"trainable": int(counts[0]), "non_trainable": int(counts[1])},
-        activation=m.activation, config=cfg, macs=own_macs, extra=extra)
+        activation=m.activation, config=cfg, macs=None, extra=extra)
 
 
-def _op_node(op: Op) -> schema.Node:
-    return schema.Node(
+def _set_macs(node: schema.Node, macs: Optional[int], reason: Optional[str], batch: int,
+              key: str = "macs") -> None:
+    value = None if macs is None else _per_example(macs, batch)
+    if key == "macs":
+        node.macs = value
+    else:
+        node.extra[key] = value
+    if macs is None and reason:
+        node.extra["macs_reason"] = reason
+
+
+def _module_nodes(modules: Dict[str, ModuleInfo], rec: Recorder,
+                  containers: Dict[str, List[Call]], batch: int) -> Dict[str, schema.Node]:
+    out: Dict[str, schema.Node] = {}
+    used_by: Dict[str, Tuple[str, int]] = {}
+    for q, m in modules.items():
+        calls = rec.calls.get(q) or containers.get(q) or []
+        sub = _subtree_params(modules, q)
+        counts = m.counts or (sum(product(p.shape) for p in sub if p.trainable),
+                              sum(product(p.shape) for p in sub if not p.trainable))
+        node = out[q] = _module_node(m, calls, counts)
+        out_bytes = sum(c.out_bytes or 0 for c in calls) if calls else None
+        node.extra["memory"] = _memory(m.params if not m.leaf else sub, out_bytes, batch)
+        if not calls:
+            if q in used_by:
+                parent, child_macs = used_by[q]
+                node.extra["reason"] = ("used by its parent '%s', which uses its weights "
+                                        "directly instead of calling it" % parent)
+                node.extra["used_by"] = parent
+                _set_macs(node, child_macs, None, batch)
+            elif m.leaf:
+                node.extra["macs_reason"] = node.extra["reason"]
+            continue
+        if not m.leaf:
+            continue  # fill_totals sums the nodes inside
+        fig = _leaf_figures(m, sub, calls)
+        children = [o for o in modules if o.startswith(q + ".")]
+        if children:  # MultiheadAttention: a leaf that has child modules
+            for o in children:
+                used_by[o] = (q, fig.by_child.get(o[len(q) + 1:], 0))
+            node.extra["memory"]["params_bytes"] = _memory(m.params, None, batch)["params_bytes"]
+            _set_macs(node, fig.macs, fig.reason, batch, key="self_macs")
+        else:
+            _set_macs(node, fig.macs, fig.reason, batch)
+    return out
+
+
+def _op_node(op: Op, batch: int) -> schema.Node:
+    node = schema.Node(
         id=op.id, name=op.id, class_name=op.class_name, parent=op.parent,
         input_shapes=op.inputs, output_shapes=op.outputs, dtype=op.dtype,
         activation=op.class_name if op.class_name in FUNCTIONAL_ACTIVATIONS else None,
         config=op.config, macs=None, extra={"is_function": True})
-
-
-def _batch(inputs) -> Optional[int]:
-    for _, t in inputs:
-        if t.dim() > 0:
-            return int(t.shape[0])
-    return None
+    _set_macs(node, op.macs, op.macs_reason, batch)
+    node.extra["memory"] = _memory([], op.out_bytes, batch)
+    return node
 
 
 def build_architecture(root_class: str, modules: Dict[str, ModuleInfo], inputs, rec: Recorder,
                        containers: Dict[str, List[Call]], output: Any,
-                       extraction: Dict[str, Any], totals: Tuple[int, int],
+                       extraction: Dict[str, Any], counts: Tuple[int, int],
                        buffer_numel: int) -> schema.Architecture:
     """The Architecture of one run: `modules` in ``named_modules()`` order (root excluded),
     `inputs` [(node id, tensor)], `rec` the recorded run, `containers` the calls of modules that
-    are not leaves where `rec` has none, `output` the model's output, `totals` the model's
-    (trainable, non_trainable) parameter counts."""
+    are not leaves where `rec` has none, `output` the model's output, `counts` the model's
+    (trainable, non_trainable) parameter counts. Container sums and model totals:
+    ``totals.fill_totals``."""
     outputs, out_info = model_outputs(rec, output)
     dropped = prune_dead_ops(rec, outputs)
     if dropped:
         extraction["dropped_ops"] = dropped
-    nodes = _input_nodes(inputs)
-    module_nodes: Dict[str, schema.Node] = {}
-    own_macs: Dict[str, int] = {}
-    for q, m in modules.items():
-        calls = rec.calls.get(q) or containers.get(q) or []
-        sub = _subtree_params(modules, q) if m.leaf else m.params
-        own = sum(_call_macs(m, sub, c.outputs[0] if c.outputs else None)
-                  for c in calls) if calls else None
-        own_macs[q] = own or 0
-        counts = m.counts
-        if counts is None:
-            every = _subtree_params(modules, q)
-            counts = (sum(product(s) for _, s, t in every if t),
-                      sum(product(s) for _, s, t in every if not t))
-        module_nodes[q] = _module_node(m, calls, own, counts)
-    acc = dict(own_macs)  # containers: own + the sum over their subtree
-    for q in reversed(list(modules)):
-        parent = module_nodes[q].parent
-        if parent is not None and parent in acc:
-            acc[parent] += acc[q]
-    for q, node in module_nodes.items():
-        if not modules[q].leaf and (node.macs is not None or acc[q]):
-            node.macs = acc[q]
-    nodes.extend(module_nodes.values())
-    nodes.extend(_op_node(op) for op in rec.ops)
+    batch = example_batch(inputs)
+    nodes = _input_nodes(inputs, batch)
+    nodes.extend(_module_nodes(modules, rec, containers, batch).values())
+    nodes.extend(_op_node(op, batch) for op in rec.ops)
     edges = [schema.Edge(source=s, target=t, shape=sh) for (s, t), sh in rec.edges.items()]
-    tr, ntr = totals
+    tr, ntr = counts
     info = schema.ModelInfo(
         name=root_class, class_name=root_class,
         total_params=int(tr + ntr), trainable_params=int(tr), non_trainable_params=int(ntr),
-        extra={"macs": int(sum(own_macs.values())),
-               "macs_convention": "torchinfo mult-adds, whole batch",
-               "batch_size": _batch(inputs), "output_names": out_info,
-               "buffers": int(buffer_numel)})
-    return schema.Architecture(
+        extra={"macs_convention": schema.MACS_CONVENTION, "batch_size": batch,
+               "output_names": out_info, "buffers": int(buffer_numel)})
+    arch = schema.Architecture(
         framework="torch", framework_version=str(torch.__version__), model=info,
         inputs=[n for n, _ in inputs], outputs=outputs, nodes=nodes, edges=edges,
         extra={"extraction": extraction})
+    totals.fill_totals(arch)
+    return arch

@@ -49,6 +49,7 @@ import torch
 
 from tensorboard_archviz import schema
 from tensorboard_archviz.extract import torch_graph as tg
+from tensorboard_archviz.extract import torch_macs
 from tensorboard_archviz.extract.torch_graph import ExtractionError, ForwardFailed, ModuleInfo
 from tensorboard_archviz.util import one_line, product
 
@@ -123,7 +124,10 @@ def _replay(modules: Dict[str, ModuleInfo], rec: tg.Recorder, gnodes: List[_GNod
             while j + 1 < len(gnodes) and _leaf_call(gnodes[j + 1].path, modules) == leaf:
                 j += 1
             ins, outs = _boundary(gnodes[i:j + 1], consumers, set(range(i, j + 1)), graph_outputs)
-            rec.module_call(leaf[0], vals(ins), {}, one(vals(outs)), leaf=True)
+            counter = torch_macs.Counter()
+            for k in gnodes[i:j + 1]:
+                counter.observe(k.aten or k.name, k.args, k.kwargs, one(vals(k.outs)))
+            rec.module_call(leaf[0], vals(ins), {}, one(vals(outs)), leaf=True, counter=counter)
         elif not g.plumbing:
             while j + 1 < len(gnodes) and gnodes[j + 1].group == g.group and g.group is not None \
                     and gnodes[j + 1].path == g.path and not gnodes[j + 1].plumbing:
@@ -135,8 +139,21 @@ def _replay(modules: Dict[str, ModuleInfo], rec: tg.Recorder, gnodes: List[_GNod
                 ins, outs = _boundary(gnodes[i:j + 1], consumers, set(range(i, j + 1)),
                                       graph_outputs)
                 args, kwargs = vals(ins), {}
-            rec.op_call(tg.MethodName(g.name), parent, args, kwargs, one(vals(outs)))
+            rec.op_call(tg.MethodName(g.name), parent, args, kwargs, one(vals(outs)),
+                        macs=_group_macs(gnodes[i:j + 1], vals))
         i = j + 1
+
+
+def _group_macs(group: List[_GNode], vals) -> Tuple[Optional[int], Optional[str]]:
+    """MACs of the ATen ops that make up one functional op (whole batch), or (None, why)."""
+    total = 0
+    for g in group:
+        macs, reason = tg.op_macs(g.aten or g.name, g.args, g.kwargs,
+                                  vals(g.outs)[0] if vals(g.outs) else None)
+        if macs is None:
+            return None, reason
+        total += macs
+    return total, None
 
 
 def _container_calls(modules: Dict[str, ModuleInfo], gnodes: List[_GNode], values: Dict[Any, Any],
@@ -153,7 +170,8 @@ def _container_calls(modules: Dict[str, ModuleInfo], gnodes: List[_GNode], value
         in_shapes = [tg.shape(t) for v in ins for t in tg.tensors(values.get(v))]
         out_ts = [t for v in outs for t in tg.tensors(values.get(v))]
         containers.setdefault(q, []).append(tg.Call(
-            in_shapes, [tg.shape(t) for t in out_ts], tg.dtype(out_ts[0]) if out_ts else None))
+            in_shapes, [tg.shape(t) for t in out_ts], tg.dtype(out_ts[0]) if out_ts else None,
+            tg.nbytes(out_ts)))
     return containers
 
 
@@ -176,10 +194,10 @@ def _assemble(root_class: str, modules: Dict[str, ModuleInfo],
     graph_outputs = set(output_keys)
     _replay(modules, rec, gnodes, values, consumers, graph_outputs)
     containers = _container_calls(modules, gnodes, values, consumers, graph_outputs)
-    totals = (sum(product(s) for _, s, t in all_params if t),
-              sum(product(s) for _, s, t in all_params if not t))
+    counts = (sum(product(p.shape) for p in all_params if p.trainable),
+              sum(product(p.shape) for p in all_params if not p.trainable))
     return tg.build_architecture(root_class, modules, inputs, rec, containers, output, extraction,
-                                 totals, buffer_numel)
+                                 counts, buffer_numel)
 
 
 def _input_list(arg_names: Sequence[str], args: tuple, kwargs: Dict[str, Any],
@@ -319,11 +337,11 @@ def _program_modules(program: Any, gm: Any) -> _ProgramState:
         if p is None:
             continue
         shape, trainable = tg.shape(p), bool(getattr(p, "requires_grad", True))
-        st.all_params.append((fqn, shape, trainable))
+        st.all_params.append(tg.Param(fqn, shape, trainable, tg.dtype(p), fqn))
         q, name = _owner(fqn)
         if q:
             modules.setdefault(q, ModuleInfo(q, "Module", class_known=False)).params.append(
-                (name, shape, trainable))
+                tg.Param(name, shape, trainable, tg.dtype(p), fqn))
             st.shapes_by_mod.setdefault(q, {})[name] = shape
     non_persistent = set(getattr(sig, "non_persistent_buffers", ()) or ())
     for fqn in sig.buffers:
@@ -628,8 +646,8 @@ def _ts_modules(module: Any) -> Dict[str, ModuleInfo]:
         if q:
             modules[q] = ModuleInfo(
                 q, str(getattr(m, "original_name", type(m).__name__)),
-                params=[(k, tg.shape(p), bool(p.requires_grad))
-                        for k, p in m.named_parameters(recurse=False)],
+                params=[tg.Param(k, tg.shape(p), bool(p.requires_grad), tg.dtype(p),
+                                 q + "." + k) for k, p in m.named_parameters(recurse=False)],
                 buffers=[{"name": k, "shape": tg.shape(b), "dtype": tg.dtype(b), "persistent": True}
                          for k, b in m.named_buffers(recurse=False)],
                 config=_ts_config(m))
@@ -700,7 +718,8 @@ def extract_torchscript(module: Any, input_to_model: Any) -> schema.Architecture
                               % type(module).__name__)
     args, schema_args = _ts_args(module, input_to_model)
     modules = _ts_modules(module)
-    all_params = [(k, tg.shape(p), bool(p.requires_grad)) for k, p in module.named_parameters()]
+    all_params = [tg.Param(k, tg.shape(p), bool(p.requires_grad), tg.dtype(p), k)
+                  for k, p in module.named_parameters()]
     buffer_numel = sum(b.numel() for b in module.buffers())
     inputs = _input_list(schema_args, args, {}, set(modules))
     training = [(m, m.training) for m in module.modules()]

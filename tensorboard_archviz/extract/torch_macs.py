@@ -1,0 +1,311 @@
+"""Multiply-accumulates of PyTorch operations, in the one convention of ``schema.MACS_CONVENTION``.
+
+Counted: every matrix product (``linear`` at every position of an N-D input, ``matmul``, ``mm``,
+``bmm``, ``baddbmm``, ``addmm``, ``addbmm``, ``mv``, ``dot``, ``einsum``, ``bilinear``),
+convolutions (every rank, groups, transposed), attention (the QK^T and AV products of
+``scaled_dot_product_attention``; ``multi_head_attention_forward`` with its in/out projections)
+and recurrent layers and cells (every weight matrix once per time step and example). Everything
+else (norms, activations, adds, pooling, lookups) is 0 MACs — a true 0, not "unknown".
+
+The figures here are for the whole call (every example of the batch); the builder divides by the
+example batch. Two entry points:
+
+* ``function_macs(name, args, kwargs, output)`` — one function call (a ``torch`` / ``F`` /
+  ``Tensor`` function seen at run time, or an ATen op of a saved program, by name). Returns
+  ``(macs, recognized)``; ``recognized`` says whether a rule (MACs or a lookup) applied; raises
+  ``MacsUnknown`` when the rule applies but the figure cannot be computed.
+* ``module_macs(class_name, params, inputs, outputs)`` — a call of a torch.nn layer known by class
+  name and shapes only (saved programs, whose leaf internals may not show weights). Returns
+  ``None`` for a class without a rule.
+
+``Counter`` accumulates the functions a leaf module's forward calls (live models), so any leaf,
+built-in or custom, is counted by what it actually runs.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+from tensorboard_archviz.util import product
+
+__all__ = ["Counter", "MacsUnknown", "function_macs", "mha_macs", "module_macs"]
+
+
+class MacsUnknown(Exception):
+    """A rule applies but cannot give a figure (the message says why)."""
+
+
+def _t(args: Sequence[Any], i: int, kwargs: Dict[str, Any], key: str) -> Optional[torch.Tensor]:
+    v = args[i] if i < len(args) else kwargs.get(key)
+    return v if isinstance(v, torch.Tensor) else None
+
+
+def _need(*ts: Optional[torch.Tensor]) -> None:
+    if any(t is None for t in ts):
+        raise MacsUnknown("an operand's shape is not known")
+
+
+def _out(output: Any) -> torch.Tensor:
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    raise MacsUnknown("the output's shape is not known")
+
+
+def _product_rule(a_pos: int, a_key: str):
+    """numel(out) x the contracted size (the last dim of operand `a_pos`)."""
+    def rule(args, kwargs, output):
+        a = _t(args, a_pos, kwargs, a_key)
+        _need(a)
+        return _out(output).numel() * (int(a.shape[-1]) if a.dim() else 1)
+    return rule
+
+
+def _linear(args, kwargs, output):
+    x, w = _t(args, 0, kwargs, "input"), _t(args, 1, kwargs, "weight")
+    k = int(w.shape[-1]) if w is not None else (int(x.shape[-1]) if x is not None else None)
+    if k is None:
+        raise MacsUnknown("linear: the input's shape is not known")
+    return _out(output).numel() * k
+
+
+def _bilinear(args, kwargs, output):
+    a, b = _t(args, 0, kwargs, "input1"), _t(args, 1, kwargs, "input2")
+    _need(a, b)
+    return _out(output).numel() * int(a.shape[-1]) * int(b.shape[-1])
+
+
+def _conv(args, kwargs, output):
+    w = _t(args, 1, kwargs, "weight")
+    if w is None:
+        raise MacsUnknown("convolution: the weight's shape is not known")
+    return _out(output).numel() * product(w.shape[1:])
+
+
+def _conv_transpose(args, kwargs, output):
+    x, w = _t(args, 0, kwargs, "input"), _t(args, 1, kwargs, "weight")
+    _need(x, w)
+    return x.numel() * product(w.shape[1:])
+
+
+def _convolution(args, kwargs, output):
+    transposed = args[6] if len(args) > 6 else kwargs.get("transposed", False)
+    return (_conv_transpose if transposed else _conv)(args, kwargs, output)
+
+
+def _addbmm(args, kwargs, output):
+    b1, b2 = _t(args, 1, kwargs, "batch1"), _t(args, 2, kwargs, "batch2")
+    _need(b1, b2)
+    return b1.numel() * int(b2.shape[-1])
+
+
+def _dot(args, kwargs, output):
+    a = _t(args, 0, kwargs, "input")
+    _need(a)
+    return a.numel()
+
+
+def _sdpa(args, kwargs, output):
+    """QK^T: every query position against every key position, AV: the same with the values."""
+    q, k, v = (_t(args, 0, kwargs, "query"), _t(args, 1, kwargs, "key"),
+               _t(args, 2, kwargs, "value"))
+    _need(q, k, v)
+    rows = q.numel() // max(int(q.shape[-1]), 1)  # batch x heads x query positions
+    s = int(k.shape[-2])
+    return rows * s * int(q.shape[-1]) + rows * s * int(v.shape[-1])
+
+
+def mha_macs(q: Sequence[int], k: Sequence[int], v: Sequence[int], embed: int,
+             out_shape: Sequence[int]) -> Tuple[int, int]:
+    """nn.MultiheadAttention on query/key/value shapes ([L, N, E] or batch-first [N, L, E] or
+    unbatched [L, E]): (in-projections + QK^T + AV, the out-projection)."""
+    if len(q) == 3:
+        if q[1] == k[1] and q[0] != k[0]:
+            n, lq, s = q[1], q[0], k[0]  # sequence first
+        else:
+            n, lq, s = q[0], q[1], k[1]  # batch first (or both readings agree)
+    else:
+        n, lq, s = 1, q[0], k[0]
+    in_proj = (product(q) + product(k) + product(v)) * embed
+    attention = 2 * n * lq * s * embed
+    return in_proj + attention, product(out_shape) * embed
+
+
+def _mha_function(args, kwargs, output):
+    q, k, v = (_t(args, 0, kwargs, "query"), _t(args, 1, kwargs, "key"),
+               _t(args, 2, kwargs, "value"))
+    _need(q, k, v)
+    embed = int(args[3] if len(args) > 3 else kwargs.get("embed_dim_to_check"))
+    a, b = mha_macs(q.shape, k.shape, v.shape, embed, _out(output).shape)
+    return a + b
+
+
+def _tokens(x: torch.Tensor) -> int:
+    return x.numel() // max(int(x.shape[-1]), 1) if x.dim() else 1
+
+
+def _rnn(args, kwargs, output):
+    """aten lstm / gru / rnn_*: every weight matrix once per time step and example."""
+    x = args[0] if args and isinstance(args[0], torch.Tensor) else None
+    _need(x)
+    weights = next((a for a in args if isinstance(a, (list, tuple)) and a
+                    and all(isinstance(w, torch.Tensor) for w in a)), None)
+    if weights is None:
+        raise MacsUnknown("recurrent layer: its weights are not known")
+    per_token = sum(w.numel() for w in weights if w.dim() == 2)
+    packed = len(args) > 1 and isinstance(args[1], torch.Tensor) and args[1].dim() == 1 \
+        and args[1].dtype == torch.int64  # (data, batch_sizes, ...): data is [tokens, features]
+    return (int(x.shape[0]) if packed else _tokens(x)) * per_token
+
+
+def _rnn_cell(args, kwargs, output):
+    x, w_ih, w_hh = (_t(args, 0, kwargs, "input"), _t(args, 2, kwargs, "w_ih"),
+                     _t(args, 3, kwargs, "w_hh"))
+    _need(x, w_ih, w_hh)
+    return _tokens(x) * (w_ih.numel() + w_hh.numel())
+
+
+_EQ = re.compile(r"\s+")
+
+
+def _einsum(args, kwargs, output):
+    """Operands contracted left to right: each pairwise product costs the product of the sizes of
+    every index of the two operands."""
+    eq = args[0] if args and isinstance(args[0], str) else kwargs.get("equation")
+    ops = list(args[1:])
+    if len(ops) == 1 and isinstance(ops[0], (list, tuple)):
+        ops = list(ops[0])
+    if not isinstance(eq, str) or not ops or not all(isinstance(o, torch.Tensor) for o in ops):
+        raise MacsUnknown("einsum: equation or operands not known")
+    eq = _EQ.sub("", eq)
+    lhs, _, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(ops):
+        raise MacsUnknown("einsum: %d operands for %r" % (len(ops), eq))
+    sizes: Dict[str, int] = {}
+    subs: List[str] = []
+    for term, op in zip(terms, ops):
+        if "..." in term:
+            extra = op.dim() - (len(term) - 3)
+            term = term.replace("...", "".join(chr(0x100 + i) for i in range(extra)))
+        for ch, d in zip(term, op.shape):
+            sizes[ch] = max(sizes.get(ch, 1), int(d))
+        subs.append(term)
+    out_idx = set(rhs.replace("...", "")) | {c for c in sizes if ord(c) >= 0x100}
+    if len(subs) == 1:
+        return 0
+    macs, cur = 0, subs[0]
+    for i, nxt in enumerate(subs[1:], start=1):
+        both = set(cur) | set(nxt)
+        macs += product(sizes[c] for c in both)
+        later = set("".join(subs[i + 1:])) | out_idx
+        cur = "".join(c for c in both if c in later)
+    return macs
+
+
+def _zero(args, kwargs, output):
+    return 0
+
+
+_RULES = {
+    "linear": _linear, "bilinear": _bilinear,
+    "matmul": _product_rule(0, "input"), "mm": _product_rule(0, "input"),
+    "bmm": _product_rule(0, "input"), "mv": _product_rule(0, "input"),
+    "baddbmm": _product_rule(1, "batch1"), "addmm": _product_rule(1, "mat1"),
+    "addmv": _product_rule(1, "mat"), "addbmm": _addbmm,
+    "dot": _dot, "vdot": _dot, "inner": _product_rule(0, "input"),
+    "conv1d": _conv, "conv2d": _conv, "conv3d": _conv, "cudnn_convolution": _conv,
+    "conv_transpose1d": _conv_transpose, "conv_transpose2d": _conv_transpose,
+    "conv_transpose3d": _conv_transpose, "convolution": _convolution,
+    "_convolution": _convolution,
+    "scaled_dot_product_attention": _sdpa,
+    "_scaled_dot_product_flash_attention_for_cpu": _sdpa,
+    "_scaled_dot_product_flash_attention": _sdpa, "_scaled_dot_product_efficient_attention": _sdpa,
+    "_scaled_dot_product_cudnn_attention": _sdpa, "_scaled_dot_product_attention_math": _sdpa,
+    "multi_head_attention_forward": _mha_function,
+    "lstm": _rnn, "gru": _rnn, "rnn_tanh": _rnn, "rnn_relu": _rnn,
+    "lstm_cell": _rnn_cell, "gru_cell": _rnn_cell, "rnn_tanh_cell": _rnn_cell,
+    "rnn_relu_cell": _rnn_cell,
+    "einsum": _einsum,
+    "embedding": _zero, "embedding_bag": _zero, "_embedding_bag": _zero,
+}
+
+
+def function_macs(name: str, args: Sequence[Any], kwargs: Optional[Dict[str, Any]],
+                  output: Any) -> Tuple[int, bool]:
+    """(MACs of one call of the function `name`, whether a rule applied); see the docstring."""
+    rule = _RULES.get(name)
+    if rule is None:
+        return 0, False
+    try:
+        return int(rule(tuple(args), dict(kwargs or {}), output)), True
+    except MacsUnknown:
+        raise
+    except Exception as e:  # noqa: BLE001 - odd argument forms: unknown, never a crash
+        raise MacsUnknown("%s: %s" % (name, type(e).__name__)) from None
+
+
+class Counter:
+    """MACs of the functions one leaf module call ran (see ``function_macs``)."""
+
+    def __init__(self) -> None:
+        self.macs = 0
+        self.recognized = False
+        self.unknown: Optional[str] = None
+
+    def observe(self, name: str, args: Sequence[Any], kwargs: Optional[Dict[str, Any]],
+                output: Any) -> None:
+        try:
+            macs, known = function_macs(name, args, kwargs, output)
+        except MacsUnknown as e:
+            self.unknown = self.unknown or str(e)
+            self.recognized = True
+            return
+        self.macs += macs
+        self.recognized = self.recognized or known
+
+
+# ---------------------------------------------------------------------------------------------
+# torch.nn layers by class name (saved programs)
+
+_LINEAR = {"Linear", "LazyLinear", "NonDynamicallyQuantizableLinear"}
+_CONV = {"Conv1d", "Conv2d", "Conv3d", "LazyConv1d", "LazyConv2d", "LazyConv3d"}
+_CONV_T = {"ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"}
+_RNN = {"LSTM", "GRU", "RNN"}
+_CELLS = {"LSTMCell", "GRUCell", "RNNCell"}
+
+
+def module_macs(class_name: str, params: Dict[str, List[int]], inputs: List[List[int]],
+                outputs: List[List[int]]) -> Optional[Tuple[int, int]]:
+    """(MACs of one call of a torch.nn layer, the part done with a child's weights — the
+    out-projection of MultiheadAttention), from its parameter shapes (``{name: shape}``, the
+    subtree's, e.g. ``out_proj.weight``) and the call's tensor shapes; None: no rule for it."""
+    if not inputs or not outputs:
+        return None
+    w = params.get("weight")
+    if class_name in _LINEAR and w:
+        return product(outputs[0]) * w[-1], 0
+    if class_name == "Bilinear" and w:
+        return product(outputs[0]) * w[1] * w[2], 0
+    if class_name in _CONV and w:
+        return product(outputs[0]) * product(w[1:]), 0
+    if class_name in _CONV_T and w:
+        return product(inputs[0]) * product(w[1:]), 0
+    if class_name in _RNN or class_name in _CELLS:
+        per_token = sum(product(s) for k, s in params.items() if k.startswith("weight_")
+                        and len(s) == 2)
+        x = inputs[0]
+        return (product(x[:-1]) if x else 1) * per_token, 0
+    if class_name == "MultiheadAttention":
+        embed = (params.get("out_proj.weight") or [None])[0]
+        if embed is None:
+            return None
+        q = inputs[0]
+        k = inputs[1] if len(inputs) > 1 and len(inputs[1]) == len(q) else q
+        v = inputs[2] if len(inputs) > 2 and len(inputs[2]) == len(q) else k
+        return mha_macs(q, k, v, embed, outputs[0])
+    return None
