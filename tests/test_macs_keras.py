@@ -173,3 +173,34 @@ def test_convnext_tiny_is_complete():
     assert unknown == [] and arch.model.extra["macs_complete"] is True
     # about 4.46 G per example at 224 x 224 (the published figure)
     assert 4.40e9 < arch.model.extra["macs"] < 4.50e9
+
+
+def test_nested_model_called_twice_counts_its_layers_twice():
+    inner = keras.Sequential([keras.Input((4,)), layers.Dense(3, name="d")], name="inner")
+    a, b = keras.Input((4,)), keras.Input((4,))
+    arch = extract([a, b], layers.Add(name="add")([inner(a), inner(b)]))
+    d = arch.node("inner/d")
+    assert d.extra["container_calls"] == 2 and d.macs == 2 * 4 * 3
+    assert d.extra["memory"] == {"params_bytes": 15 * 4, "output_bytes": 2 * 3 * 4}
+    assert arch.node("inner").macs == 24 and arch.model.extra["macs"] == 24
+    assert arch.model.extra["memory"]["params_bytes"] == 60  # the weights once
+
+
+class Scorer(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.proj = layers.Dense(8, name="proj")
+
+    def call(self, x):  # x: [B, 5, 6] -> scores [B, 5, 5]
+        h = self.proj(x)
+        return keras.ops.matmul(h, keras.ops.transpose(h, (0, 2, 1)))
+
+
+def test_subclassed_model_trace_counts_layers_and_ops():
+    model = Scorer()
+    model(keras.ops.zeros((2, 5, 6)))
+    arch = extract_keras(model)
+    assert arch.extra["extraction"]["method"] == "symbolic_trace"
+    assert arch.node("proj").macs == 5 * 6 * 8
+    assert arch.node("matmul").macs == 5 * 5 * 8  # [5, 8] @ [8, 5]
+    assert arch.model.extra["macs"] == 240 + 200 and arch.model.extra["macs_complete"]

@@ -30,7 +30,8 @@ output (``dtype_policy`` extra when the policy is mixed or quantized), params co
 (``trainable_weights`` / ``non_trainable_weights``: ``BatchNormalization(8)`` = 16 + 16), the
 activation, the config keys that matter, ``weights`` extra
 ``[{name, path, shape, trainable, dtype}]``, ``calls`` extra for a layer called more than once
-(one node, edges from every call), ``is_input`` on InputLayers.
+(one node, edges from every call), ``is_input`` on InputLayers, ``container_calls`` on the
+layers of a nested model called more than once (their MACs and output bytes count every call).
 
 MACs (``macs``) are per example (batch 1) in ``schema.MACS_CONVENTION``, summed over the calls of
 a shared layer; the rules per layer class are in ``extract/keras_macs.py`` (N-D Dense and
@@ -588,6 +589,28 @@ class _Extractor:
             node.extra["memory"] = {
                 "params_bytes": _weights_bytes(node.extra.get("weights") or ()),
                 "output_bytes": _outputs_bytes(calls)}
+        self._scale_by_container_calls()
+
+    def _scale_by_container_calls(self) -> None:
+        """A nested model called k times runs its layers k times: their MACs and outputs x k.
+
+        (Keras records the layers inside a nested model once, in the nested model's own graph.)
+        """
+        for nid, node in self.nodes.items():
+            if _is_model(self.ops[nid]):
+                continue
+            k, parent = 1, node.parent
+            while parent is not None:
+                k *= max(1, len(self.calls.get(parent) or ()))
+                parent = self.nodes[parent].parent
+            if k == 1:
+                continue
+            node.extra["container_calls"] = k
+            if node.macs is not None:
+                node.macs *= k
+            mem = node.extra["memory"]
+            if mem["output_bytes"] is not None:
+                mem["output_bytes"] *= k
 
     @staticmethod
     def _node_macs(node: schema.Node, op: Any, calls: list) -> None:
