@@ -2,6 +2,7 @@
 // against the plugin iframe's <base href="plugin/archviz/"> and survives --path_prefix,
 // /experiment/<id>/ and notebook proxies. Errors become ApiError with the route's message.
 
+import { FetchError, fetchJsonOffThread } from './json_client';
 import type { Architecture, DiffResponse, FiltersResponse, RunInfo, RunsResponse, Step } from './types';
 
 export class ApiError extends Error {
@@ -38,6 +39,18 @@ export async function getJSON<T>(url: string, signal?: AbortSignal): Promise<T> 
   return data as T;
 }
 
+/** Like getJSON, parsed off the main thread when a worker is available (big answers). */
+export async function getBigJSON<T>(url: string): Promise<T> {
+  let data: unknown;
+  try {
+    data = await fetchJsonOffThread(url);
+  } catch (e) {
+    if (e instanceof FetchError) throw new ApiError(e.message, e.status, url);
+    throw e;
+  }
+  return data === null ? getJSON<T>(url) : data as T;
+}
+
 export function query(params: Record<string, string | number | null | undefined>): string {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) {
@@ -58,7 +71,7 @@ export function fetchArchitecture(run: string, step: Step | null): Promise<Archi
   const key = JSON.stringify([run, step]);
   let p = archCache.get(key);
   if (!p) {
-    p = getJSON<Architecture>('./architecture?' + query({ run, step })).then((a) => {
+    p = getBigJSON<Architecture>('./architecture?' + query({ run, step })).then((a) => {
       if (!a || !Array.isArray(a.nodes) || !Array.isArray(a.edges) || !a.model) {
         throw new ApiError('The architecture of this run/step is malformed', 200, 'architecture');
       }

@@ -5,12 +5,14 @@
 
 import { clearCaches, errorMessage, fetchArchitecture, fetchRuns, latestStep, runOptions, runSteps, stepOptions } from './api';
 import { emptyState, notesBox, totalsLine } from './app_header';
+import { prepareIndex } from './arch_index';
 import { loadState, saveState } from './app_state';
 import { mountCompareView } from './compare_view';
 import { checkLayer, checkRunAndStep } from './deep_links';
 import { append, button, clear, errorBox, h, loading, replaceChildren, select } from './dom';
 import { mountFiltersView } from './filters_view';
 import { mountGraphView } from './graph/index';
+import { mountLayeredView } from './layered_view';
 import { installStyles } from './styles';
 import { mountTable } from './table';
 import { watchTheme } from './theme';
@@ -194,7 +196,8 @@ class Shell {
   private mountArchView(run: string, step: Step, token: number, prevView: AppState['view'] | null): void {
     this.renderTotals(null, 'Loading…');
     this.main.appendChild(loading('Loading the architecture of “' + run + '” at step ' + step + '…'));
-    fetchArchitecture(run, step).then((arch) => {
+    fetchArchitecture(run, step).then(async (arch) => {
+      await prepareIndex(arch); // in short tasks: a 50k-node model never blocks the page
       if (token !== this.mountToken) return;
       clear(this.main);
       this.renderTotals(arch);
@@ -237,6 +240,7 @@ class Shell {
       }
       return;
     }
+    if (state.view === 'layered') { this.view = mountLayeredView(this.main, this.ctxFor(arch)); return; }
     const t = mountTable(this.main, arch, { ...common, selected: state.selected });
     if ((prevView === 'graph' || prevView === null) && state.selected) t.focusNode(state.selected);
     this.view = t;

@@ -52,15 +52,10 @@ export interface NodeCounts {
 
 /** What the nodes of an architecture are; `layers` is what "N layers" means in every view. */
 export function countNodes(arch: Architecture): NodeCounts {
-  const hasChildren = new Set<string>();
-  const ids = new Set(arch.nodes.map((n) => n.id));
-  for (const n of arch.nodes) if (n.parent != null && n.parent !== n.id && ids.has(n.parent)) hasChildren.add(n.parent);
+  const idx = indexArchitecture(arch);
   const c: NodeCounts = { layers: 0, ops: 0, inputs: 0, containers: 0 };
-  const seen = new Set<string>();
-  for (const n of arch.nodes) {
-    if (seen.has(n.id)) continue;
-    seen.add(n.id);
-    if (hasChildren.has(n.id) || n.is_container === true) c.containers++;
+  for (const n of idx.byId.values()) {
+    if (idx.isContainer(n.id)) c.containers++;
     else if (isFunctionalOp(n)) c.ops++;
     else if (isInputNode(n)) c.inputs++;
     else c.layers++;
@@ -83,7 +78,9 @@ export function layerCountText(arch: Architecture): string {
 export const LAYER_COUNT_TITLE =
   'layers: modules/layers that are not containers (inputs and functional ops such as add or relu are counted separately)';
 
-function nestingOf(byId: Map<string, ArchNode>) {
+const CHUNK = 5000;
+
+function* nestingOf(byId: Map<string, ArchNode>) {
   const parentOf = (n: ArchNode): string | null =>
     n.parent != null && n.parent !== n.id && byId.has(n.parent) ? n.parent : null;
   const children = new Map<string | null, ArchNode[]>();
@@ -108,8 +105,10 @@ function nestingOf(byId: Map<string, ArchNode>) {
       for (let i = kids.length - 1; i >= 0; i--) stack.push([kids[i], d + 1]);
     }
   };
+  yield;
   for (const r of children.get(null) || []) visit(r);
   for (const n of byId.values()) visit(n); // nodes caught in a parent cycle
+  yield;
   return { parentOf, children, depth, path, order };
 }
 
@@ -133,14 +132,16 @@ function ancestorsFn(byId: Map<string, ArchNode>, parentOf: (n: ArchNode) => str
   };
 }
 
-function sourcesOf(arch: Architecture, byId: Map<string, ArchNode>, ancestors: (id: string) => string[]) {
+function* sourcesOf(arch: Architecture, byId: Map<string, ArchNode>, ancestors: (id: string) => string[]) {
   const sources = new Map<string, string[]>();
   const addSource = (target: string, src: string) => {
     let l = sources.get(target);
     if (!l) sources.set(target, (l = []));
     if (!l.includes(src)) l.push(src);
   };
+  let k = 0;
   for (const e of arch.edges) {
+    if (++k % CHUNK === 0) yield;
     if (!byId.has(e.source) || !byId.has(e.target)) continue;
     addSource(e.target, e.source);
     const srcAnc = new Set([e.source, ...ancestors(e.source)]);
@@ -152,12 +153,12 @@ function sourcesOf(arch: Architecture, byId: Map<string, ArchNode>, ancestors: (
   return sources;
 }
 
-export function indexArchitecture(arch: Architecture): ArchIndex {
+function* buildIndex(arch: Architecture): Generator<void, ArchIndex> {
   const byId = new Map<string, ArchNode>();
   for (const n of arch.nodes) if (!byId.has(n.id)) byId.set(n.id, n);
-  const { parentOf, children, depth, path, order } = nestingOf(byId);
+  const { parentOf, children, depth, path, order } = yield* nestingOf(byId);
   const ancestors = ancestorsFn(byId, parentOf);
-  const sources = sourcesOf(arch, byId, ancestors);
+  const sources = yield* sourcesOf(arch, byId, ancestors);
   const nameCount = new Map<string, number>();
   for (const n of byId.values()) nameCount.set(n.name, (nameCount.get(n.name) || 0) + 1);
   const label = (id: string) => {
@@ -168,6 +169,41 @@ export function indexArchitecture(arch: Architecture): ArchIndex {
   const isContainer = (id: string) =>
     (children.get(id)?.length || 0) > 0 || byId.get(id)?.is_container === true;
   return { arch, byId, children, depth, path, sources, order, label, isContainer, ancestors };
+}
+
+const cache = new WeakMap<Architecture, ArchIndex>();
+
+/** The index of an architecture (built once per document, then cached). */
+export function indexArchitecture(arch: Architecture): ArchIndex {
+  let idx = cache.get(arch);
+  if (!idx) {
+    const g = buildIndex(arch);
+    let r = g.next();
+    while (!r.done) r = g.next();
+    idx = r.value;
+    cache.set(arch, idx);
+  }
+  return idx;
+}
+
+/** Yield to the browser (lets it paint and handle input between chunks of work). */
+export function yieldToMain(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/** Build the index in short tasks (big models: no long main-thread task); cached like indexArchitecture. */
+export async function prepareIndex(arch: Architecture): Promise<ArchIndex> {
+  let idx = cache.get(arch);
+  if (idx) return idx;
+  const g = buildIndex(arch);
+  let r = g.next();
+  while (!r.done) {
+    await yieldToMain();
+    r = g.next();
+  }
+  idx = cache.get(arch) ?? r.value;
+  cache.set(arch, idx);
+  return idx;
 }
 
 /**

@@ -31,6 +31,12 @@ type SortDir = 'asc' | 'desc';
 const SEARCH_DEBOUNCE_MS = 200;
 const LINE_PX = 19, ROW_PAD_PX = 9;
 
+/** Case-insensitive natural order ("block2" < "block10") with a plain string comparison. */
+function sortKey(v: number | string | null): number | string | null {
+  if (v == null || typeof v === 'number') return v;
+  return v.toLowerCase().replace(/\d+/g, (d) => d.padStart(16, '0'));
+}
+
 export function mountTable(container: HTMLElement, arch: Architecture, opts: TableOptions = {}): TableHandle {
   const t = new LayerTable(container, arch, opts);
   return { destroy: () => t.destroy(), focusNode: (id) => t.focusNode(id) };
@@ -152,11 +158,19 @@ class LayerTable {
     return { idx: this.idx, expanded: this.sortKey || this.query ? null : this.expanded };
   }
 
+  private haystack: Map<string, string> | null = null;
+
+  /** Whether a node matches the search (name, id, type or activation; case-insensitive). */
   private matches(n: ArchNode): boolean {
     const q = this.query;
     if (!q) return true;
-    return n.name.toLowerCase().includes(q) || n.id.toLowerCase().includes(q)
-      || n.class_name.toLowerCase().includes(q) || (n.activation || '').toLowerCase().includes(q);
+    if (!this.haystack) {
+      this.haystack = new Map();
+      for (const m of this.idx.order) {
+        this.haystack.set(m.id, [m.name, m.id, m.class_name, m.activation || ''].join('\u0000').toLowerCase());
+      }
+    }
+    return (this.haystack.get(n.id) || '').includes(q);
   }
 
   private sortedEntries(): ArchNode[] {
@@ -164,13 +178,13 @@ class LayerTable {
     const env = this.env();
     const sign = this.sortDir === 'asc' ? 1 : -1;
     const pos = new Map(this.idx.order.map((n, i) => [n.id, i]));
-    const keyed = this.idx.order.filter((n) => this.matches(n)).map((n) => [n, col.sortValue(n, env)] as const);
+    const keyed = this.idx.order.filter((n) => this.matches(n)).map((n) => [n, sortKey(col.sortValue(n, env))] as const);
     return keyed.sort((x, y) => {
       const a = x[1], b = y[1];
       if (a == null && b == null) return pos.get(x[0].id)! - pos.get(y[0].id)!;
       if (a == null) return 1; // nulls last in both directions
       if (b == null) return -1;
-      const c = typeof a === 'number' && typeof b === 'number' ? a - b : String(a).localeCompare(String(b), undefined, { numeric: true });
+      const c = typeof a === 'number' && typeof b === 'number' ? a - b : a < b ? -1 : a > b ? 1 : 0;
       return c === 0 ? pos.get(x[0].id)! - pos.get(y[0].id)! : c * sign;
     }).map((x) => x[0]);
   }
