@@ -3,7 +3,7 @@
 // /experiment/<id>/ and notebook proxies. Errors become ApiError with the route's message.
 
 import { FetchError, fetchJsonOffThread } from './json_client';
-import type { Architecture, DiffResponse, FiltersResponse, RunInfo, RunsResponse, Step } from './types';
+import type { Architecture, DiffResponse, FiltersResponse, RunInfo, RunsResponse, Step, TimelineResponse } from './types';
 
 export class ApiError extends Error {
   constructor(message: string, readonly status: number, readonly url: string) {
@@ -101,6 +101,11 @@ export function fetchDiff(runA: string, stepA: Step, runB: string, stepB: Step):
   return p;
 }
 
+/** What changed at each step of a run, computed by the server in one pass. */
+export function fetchTimeline(run: string, signal?: AbortSignal): Promise<TimelineResponse> {
+  return getJSON<TimelineResponse>('./timeline?' + query({ run }), signal);
+}
+
 /** Forget cached answers (after the user reloads). */
 export function clearCaches(): void {
   archCache.clear();
@@ -125,7 +130,8 @@ export function compareSteps(a: Step, b: Step): number {
 /** The exact steps of one run's listing, ascending. */
 export function infoSteps(info: RunInfo | undefined): Step[] {
   if (!info) return [];
-  const raw = Array.isArray(info.steps) ? info.steps : [];
+  const strs = info.step_strings;
+  const raw = Array.isArray(strs) && strs.every(isStep) ? strs : Array.isArray(info.steps) ? info.steps : [];
   const out = raw.map((s) => (typeof s === 'string' ? s : Number.isFinite(s) ? BigInt(Math.trunc(s)).toString() : ''))
     .filter(isStep);
   return [...new Set(out)].sort(compareSteps);

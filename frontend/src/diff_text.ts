@@ -28,10 +28,3 @@ export function fmtField(v: unknown): string {
   }
   return fmtValue(v);
 }
-
-const MAX_NAMES = 6;
-
-export function someNames(ids: string[]): string {
-  const shown = ids.slice(0, MAX_NAMES).join(', ');
-  return ids.length > MAX_NAMES ? `${shown} and ${ids.length - MAX_NAMES} more` : shown;
-}

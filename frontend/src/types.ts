@@ -81,6 +81,7 @@ export interface Architecture {
 // GET ./runs
 export interface RunInfo {
   steps: (number | string)[];   // read through api.runSteps() (exact strings)
+  step_strings?: string[];      // the same steps as exact decimal strings
   filter_layers?: string[];   // node ids that have filter grids in this run
   errors?: string[];          // problems with this run's data, shown to the user
   [key: string]: unknown;
@@ -138,4 +139,24 @@ export interface DiffResponse {
 
 export interface ErrorResponse {
   error: string;
+}
+
+// GET ./timeline?run=
+export interface TimelineEntry {
+  step: number;
+  step_string: string;
+  wall_time?: number;
+  first?: boolean;
+  identical?: boolean;
+  previous_step_string?: string;
+  summary?: string;
+  highlights?: string[];
+  details?: string[];
+  error?: string;
+  [key: string]: unknown;
+}
+export interface TimelineResponse {
+  run: string;
+  errors?: string[];
+  entries: TimelineEntry[];
 }
