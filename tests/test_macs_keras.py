@@ -110,9 +110,19 @@ def test_ops_and_merging_products():
     assert arch.model.extra["macs"] == 3 * 240 + 480
 
 
+class Cube(keras.Operation):
+    """A user-defined operation: no MACs rule can know what it does."""
+
+    def call(self, x):
+        return x * x * x
+
+    def compute_output_spec(self, x):
+        return keras.KerasTensor(x.shape, x.dtype)
+
+
 class Mystery(layers.Layer):
     def call(self, x):
-        return keras.ops.sin(x) * 2.0
+        return Cube(name="cube")(keras.ops.sin(x))
 
 
 def test_unknown_layer_is_null_with_reason_and_totals_say_at_least():
@@ -121,7 +131,8 @@ def test_unknown_layer_is_null_with_reason_and_totals_say_at_least():
                               Mystery(name="odd"), layers.Dense(2, name="d2")], name="inner")
     arch = extract(x, layers.Dense(6, name="head")(inner(x)))
     odd = arch.node("inner/odd")
-    assert odd.macs is None and "no MACs rule for Mystery" in odd.extra["macs_reason"]
+    assert odd.macs is None  # its call() is traced: keras.ops.sin is a 0, Cube is unknown
+    assert odd.extra["macs_reason"] == "cube: no MACs rule for Cube (a custom operation)"
     box = arch.node("inner")
     assert box.macs == 4 * 3 + 3 * 2 and box.extra["macs_complete"] is False
     assert box.extra["macs_reason"] == "at least: MACs unknown for 1 node(s) inside"
@@ -204,3 +215,53 @@ def test_subclassed_model_trace_counts_layers_and_ops():
     assert arch.node("proj").macs == 5 * 6 * 8
     assert arch.node("matmul").macs == 5 * 5 * 8  # [5, 8] @ [8, 5]
     assert arch.model.extra["macs"] == 240 + 200 and arch.model.extra["macs_complete"]
+
+
+class Block(layers.Layer):
+    """A custom layer with sublayers and keras.ops: counted by tracing its call()."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.att = layers.MultiHeadAttention(2, 4)
+        self.ff = layers.Dense(6)
+        self.norm = layers.LayerNormalization()
+
+    def call(self, x):
+        h = self.norm(x + self.att(x, x))
+        return keras.ops.matmul(self.ff(h), keras.ops.ones((6, 3)))
+
+
+def test_custom_layer_is_counted_by_tracing_its_call():
+    x = keras.Input((5, 6))  # T = 5, C = 6
+    block = Block(name="block")
+    model = keras.Model(x, block(x))
+    subs = block._flatten_layers(include_self=False, recursive=True)
+    before = [(len(l._inbound_nodes), len(l._outbound_nodes)) for l in subs]
+    arch = extract_keras(model)
+    att = (5 * 6 * 8) * 3 + 2 * 5 * 5 * 4 * 2 + 5 * 8 * 6  # q, k, v; QK^T + AV; output
+    ff = 5 * 6 * 6
+    mm = 5 * 6 * 3
+    node = arch.node("block")
+    assert node.macs == att + ff + mm, node.extra.get("macs_reason")
+    # the trace leaves no trace: the sublayers' graph nodes are removed again
+    assert [(len(l._inbound_nodes), len(l._outbound_nodes)) for l in subs] == before
+    assert [n.id for n in arch.nodes] == [arch.inputs[0], "block"]
+
+
+class Elementwise(layers.Layer):
+    def call(self, x):
+        return keras.ops.sin(x) * 2.0
+
+
+class Scaled(layers.Layer):
+    def call(self, x, scale):
+        return x * scale
+
+
+def test_custom_layers_elementwise_zero_and_untraceable_null():
+    x = keras.Input((4,))
+    arch = extract(x, Scaled(name="scaled")(Elementwise(name="ew")(x), scale=(1.0, 2.0, 3.0, 4.0)))
+    assert arch.node("ew").macs == 0  # sin and a multiply: elementwise, a true 0
+    scaled = arch.node("scaled")
+    assert scaled.macs is None and scaled.extra["macs_reason"] == (
+        "no MACs rule for Scaled, and its call() takes arguments that are not tensors")

@@ -61,9 +61,10 @@ import types
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import keras
+from keras.src.ops.function import make_node_key
 
 from tensorboard_archviz import schema, totals
-from tensorboard_archviz.extract.keras_macs import call_macs
+from tensorboard_archviz.extract.keras_macs import arg_shapes, call_macs
 
 logger = logging.getLogger(__name__)
 
@@ -149,26 +150,6 @@ def _weights_bytes(weights: Iterable[Dict[str, Any]]) -> int:
     """Bytes of a node's ``weights`` entries, from each variable's own dtype."""
     return int(sum(math.prod(w["shape"] or ()) * (totals.itemsize(w["dtype"]) or 4)
                    for w in weights))
-
-
-def _arg_shapes(kn: Any) -> Optional[Dict[str, Any]]:
-    """A call's arguments with tensors replaced by their shapes (other values kept if simple)."""
-    arguments = getattr(kn, "arguments", None)
-    if arguments is None:
-        return None
-
-    def conv(v: Any) -> Any:
-        if isinstance(v, keras.KerasTensor):
-            return _tensor_shape(v)
-        return v if v is None or isinstance(v, (bool, int, float, str)) else "<value>"
-
-    return {"args": [conv(a) for a in getattr(arguments, "args", ())],
-            "kwargs": {k: conv(v) for k, v in (getattr(arguments, "kwargs", {}) or {}).items()}}
-
-
-def _make_node_key(op: Any, index: int) -> str:
-    # Same key as keras.src.ops.function.make_node_key.
-    return "%d_ib-%d" % (id(op), index)
 
 
 def _is_model(op: Any) -> bool:
@@ -361,7 +342,7 @@ class _Extractor:
         keys = graph._nodes
         for op in ops:
             for i, kn in enumerate(op._inbound_nodes):
-                if _make_node_key(op, i) in keys:
+                if make_node_key(op, i) in keys:
                     self._record_call(op, kn)
 
     def _record_call(self, op: Any, kn: Any) -> None:
@@ -373,7 +354,7 @@ class _Extractor:
         if kn.is_input:  # an InputLayer: its input is what it outputs
             in_shapes = list(out_shapes)
         self.calls[nid].append((in_shapes, out_shapes, [getattr(t, "dtype", None) for t in outs],
-                                _arg_shapes(kn)))
+                                arg_shapes(kn)))
         for j, t in enumerate(ins):
             src = self._resolve_source(t)
             if src is None:

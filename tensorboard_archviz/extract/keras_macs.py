@@ -8,8 +8,11 @@ of every rank (grouped, depthwise, separable, transposed), attention (``MultiHea
 ``Attention``: QK^T and AV) and recurrent cells once per time step (``LSTM``: 4 gates,
 ``GRU``: 3, ``SimpleRNN``: 1; ``Bidirectional`` both directions). Biases, activations,
 normalisation, pooling, merging by adds, reshapes, dropout, preprocessing and ``Embedding``
-lookups are elementwise or data movement: a true 0. Anything else (a custom ``Layer``, ``Lambda``,
-ConvLSTM, an unknown dimension) has no figure: ``(None, reason)``.
+lookups are elementwise or data movement: a true 0. A custom ``Layer`` without a rule is counted
+by running its ``call()`` once on symbolic inputs of the call's shapes and adding up the layers and
+ops it runs (the graph nodes this records are removed again). Anything else (``Lambda``, a custom
+``Operation``, ConvLSTM, an unknown dimension, a call with non-tensor arguments that cannot be
+replayed) has no figure: ``(None, reason)``.
 
 ``call_macs`` receives the shapes of the call: ``ins`` / ``outs`` (lists of shapes, batch first)
 and ``args`` (``{"args": [...], "kwargs": {...}}`` with tensors replaced by their shapes), so
@@ -30,8 +33,9 @@ from keras.src.layers.convolutional.base_depthwise_conv import BaseDepthwiseConv
 from keras.src.layers.convolutional.base_separable_conv import BaseSeparableConv
 from keras.src.layers.rnn.conv_lstm import ConvLSTM
 from keras.src.layers.rnn.rnn import RNN
+from keras.src.ops.function import make_node_key, map_graph
 
-from tensorboard_archviz.util import product
+from tensorboard_archviz.util import one_line, product
 
 Macs = Tuple[Optional[int], Optional[str]]
 Shape = Optional[List[Optional[int]]]
@@ -249,7 +253,7 @@ def _dot_layer(op: Any, ins: list, outs: list) -> Macs:
 
 
 def _op_macs(op: Any, ins: list, outs: list) -> Macs:
-    """A keras.ops operation recorded in the graph (not a Layer)."""
+    """A keras.ops operation recorded in the graph (not a Layer). ``ins``: its operands."""
     name = type(op).__name__
     if not type(op).__module__.startswith("keras."):
         return None, "no MACs rule for %s (a custom operation)" % name
@@ -291,11 +295,13 @@ def _rules() -> tuple:
     )
 
 
-def call_macs(op: Any, ins: list, outs: list, args: Optional[dict]) -> Macs:
+def call_macs(op: Any, ins: list, outs: list, args: Optional[dict], depth: int = 0) -> Macs:
     """``(macs, None)`` of one call (per example), or ``(None, reason)``."""
 
     if not isinstance(op, keras.layers.Layer):
-        return _op_macs(op, ins, outs)
+        # operands in call order, constants (e.g. keras.ops.ones((6, 3))) included
+        operands = [a for a in (args or {}).get("args") or [] if isinstance(a, list)]
+        return _op_macs(op, operands if len(operands) >= len(ins) else ins, outs)
     rules = _rules()
     if isinstance(op, (keras.layers.MultiHeadAttention, keras.layers.GroupQueryAttention)):
         return _mha(op, ins, outs, args)
@@ -314,4 +320,107 @@ def call_macs(op: Any, ins: list, outs: list, args: Optional[dict]) -> Macs:
     if keras_zero or base.__name__ == "ReversibleEmbedding" or (
             len(package) > 3 and package[2] == "layers" and package[3] in _ZERO_PACKAGES):
         return 0, None
+    if base is keras.layers.Layer and args is not None and depth < MAX_TRACE_DEPTH:
+        return traced_macs(op, args, depth + 1)
     return None, "no MACs rule for %s (a custom or unsupported layer)" % type(op).__name__
+
+
+MAX_TRACE_DEPTH = 8
+
+
+class ShapeSpec(list):
+    """A call argument that was a tensor: its shape (a list), with its dtype."""
+
+    def __init__(self, shape: List[Optional[int]], dtype: Any = None, constant: bool = False):
+        super().__init__(shape)
+        self.dtype = dtype
+        self.constant = constant  # a concrete array passed to the call (no batch dimension)
+
+
+def _symbolic(value: Any, made: List[Any]) -> Any:
+    if isinstance(value, ShapeSpec) and value.constant:
+        return keras.ops.zeros(tuple(value), dtype=value.dtype)
+    if isinstance(value, ShapeSpec):
+        # a name of our own: Keras' automatic names (input_layer_N) stay as the user expects
+        t = keras.Input(batch_shape=tuple(value), dtype=value.dtype or "float32",
+                        name="archviz_trace_input_%d" % len(made))
+        made.append(t)
+        return t
+    return value
+
+
+def _traced_ops(layer: Any, args: dict) -> List[Tuple[Any, list, list, dict]]:
+    """(operation, input shapes, output shapes, argument shapes) of what ``layer.call`` runs on
+    symbolic inputs; the nodes this records on the layer's sublayers are removed again."""
+    from keras import tree
+
+    made: List[Any] = []
+    call_args = [_symbolic(a, made) for a in args.get("args") or []]
+    call_kwargs = {k: _symbolic(v, made) for k, v in (args.get("kwargs") or {}).items()}
+    touched = [(l, len(l._inbound_nodes), len(l._outbound_nodes))
+               for l in layer._flatten_layers(include_self=False, recursive=True)]
+    try:
+        outputs = [o for o in tree.flatten(layer.call(*call_args, **call_kwargs))
+                   if isinstance(o, keras.KerasTensor)]
+        keys, _, operations, _ = map_graph(made, outputs)
+        found = []
+        for op in operations:
+            for i, kn in enumerate(op._inbound_nodes):
+                if make_node_key(op, i) in keys and not kn.is_input:
+                    found.append((op, [_shape_of(t) for t in kn.input_tensors],
+                                  [_shape_of(t) for t in kn.outputs], arg_shapes(kn)))
+        return found
+    finally:
+        for l, n_in, n_out in touched:
+            del l._inbound_nodes[n_in:]
+            del l._outbound_nodes[n_out:]
+
+
+def traced_macs(layer: Any, args: dict, depth: int) -> Macs:
+    """A custom layer (no rule of its own): the sum over the layers and ops its call() runs."""
+    if any(v == "<value>" for v in list(args.get("args") or []) +
+           list((args.get("kwargs") or {}).values())):
+        return None, ("no MACs rule for %s, and its call() takes arguments that are not "
+                      "tensors" % type(layer).__name__)
+    try:
+        found = _traced_ops(layer, args)
+    except Exception as e:  # noqa: BLE001 - any failure: no figure, with the reason
+        return None, "no MACs rule for %s, and tracing its call() failed: %s" % (
+            type(layer).__name__, one_line(e, 160))
+    total = 0
+    for op, ins, outs, op_args in found:
+        m, why = call_macs(op, ins, outs, op_args, depth)
+        if m is None:
+            return None, "%s: %s" % (getattr(op, "name", type(op).__name__), why)
+        total += m
+    return total, None
+
+
+def _shape_of(t: Any) -> Optional[List[Optional[int]]]:
+    shape = getattr(t, "shape", None)
+    try:
+        return None if shape is None else [None if d is None else int(d) for d in shape]
+    except (TypeError, ValueError):
+        return None
+
+
+def arg_shapes(kn: Any) -> Optional[Dict[str, Any]]:
+    """A call's arguments with tensors replaced by ``ShapeSpec`` (other simple values kept,
+    anything else ``"<value>"``)."""
+    arguments = getattr(kn, "arguments", None)
+    if arguments is None:
+        return None
+
+    def conv(v: Any) -> Any:
+        if isinstance(v, keras.KerasTensor):
+            shape = _shape_of(v)
+            return None if shape is None else ShapeSpec(shape, getattr(v, "dtype", None))
+        if v is None or isinstance(v, (bool, int, float, str)):
+            return v
+        if hasattr(v, "shape") and hasattr(v, "dtype"):  # a constant array: no batch dim
+            shape = _shape_of(v)
+            return "<value>" if shape is None else ShapeSpec(shape, str(v.dtype), constant=True)
+        return "<value>"
+
+    return {"args": [conv(a) for a in getattr(arguments, "args", ())],
+            "kwargs": {k: conv(v) for k, v in (getattr(arguments, "kwargs", {}) or {}).items()}}
