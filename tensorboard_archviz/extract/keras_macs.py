@@ -338,8 +338,7 @@ class ShapeSpec(list):
 
 
 def _symbolic(value: Any, made: List[Any]) -> Any:
-    if isinstance(value, ShapeSpec) and value.constant:
-        return keras.ops.zeros(tuple(value), dtype=value.dtype)
+    """A symbolic stand-in for a tensor argument (constants too: nothing is allocated)."""
     if isinstance(value, ShapeSpec):
         # a name of our own: Keras' automatic names (input_layer_N) stay as the user expects
         t = keras.Input(batch_shape=tuple(value), dtype=value.dtype or "float32",
