@@ -265,3 +265,15 @@ def test_custom_layers_elementwise_zero_and_untraceable_null():
     scaled = arch.node("scaled")
     assert scaled.macs is None and scaled.extra["macs_reason"] == (
         "no MACs rule for Scaled, and its call() takes arguments that are not tensors")
+
+
+def test_conv_and_attention_ops():
+    import numpy as np
+
+    x, q, k = keras.Input((8, 8, 3)), keras.Input((6, 2, 4)), keras.Input((9, 2, 4))
+    kernel = np.ones((3, 3, 3, 4), "float32")  # a constant operand
+    arch = extract([x, q, k], [keras.ops.conv(x, kernel, padding="same"),
+                               keras.ops.dot_product_attention(q, k, k)])
+    assert arch.node("conv").macs == 8 * 8 * (3 * 3 * 3 * 4)
+    # [B, T=6, H=2, D=4] x [B, S=9, H=2, D=4]: QK^T T*S*H*D + AV T*S*H*D
+    assert arch.node("dot_product_attention").macs == 2 * 6 * 9 * 2 * 4
