@@ -108,7 +108,7 @@ function shapeText(shape: Shape | null): string {
 
 export function labelOf(u: Unit, o: DrawOptions): string {
   const parts: string[] = [];
-  if (o.names) parts.push(u.name);
+  if (o.names) parts.push(u.id);
   if (o.shapes) parts.push(shapeText(u.shape));
   return parts.join('  ');
 }

@@ -9,7 +9,8 @@ import { categoryOf } from './graph/style';
 import type { Category } from './graph/style';
 
 export interface Unit {
-  id: string;
+  key: string;                 // unique per drawn unit ("relu#2" for a shared module's 2nd call)
+  id: string;                  // the node id
   name: string;
   className: string;
   category: Category;
@@ -80,7 +81,7 @@ function toUnit(n: ArchNode, arch: Architecture, collapsed: boolean): Unit {
   const shape = Array.isArray(n.output_shapes) && n.output_shapes.length ? n.output_shapes[0] : null;
   const params = (n.params?.trainable || 0) + (n.params?.non_trainable || 0);
   return {
-    id: n.id, name: n.name || n.id, className: n.class_name,
+    key: n.id, id: n.id, name: n.name || n.id, className: n.class_name,
     category: collapsed ? 'container' : categoryOf(n.class_name, isInput(n, arch)),
     shape: Array.isArray(shape) ? shape : null, params, isGroup: collapsed,
   };
@@ -93,40 +94,79 @@ function addEdge(adj: Adj, a: string, b: string): void {
   s.add(b);
 }
 
+/** Call instances of shared modules/layers (`calls` > 1, e.g. one ReLU module used three times
+ *  in a torchvision bottleneck): edges are listed in the order data flowed, so an edge into the
+ *  node after its previous output was consumed starts a new instance ("relu#2"). Without this a
+ *  reused module would join its calls into a cycle. */
+class Instances {
+  private state = new Map<string, { k: number; out: boolean }>();
+  constructor(private multi: (unitId: string) => boolean) {}
+  key(unitId: string, incoming: boolean): string {
+    if (!this.multi(unitId)) return unitId;
+    let st = this.state.get(unitId);
+    if (!st) this.state.set(unitId, (st = { k: 1, out: false }));
+    if (incoming && st.out) { st.k++; st.out = false; }
+    if (!incoming) st.out = true;
+    return st.k === 1 ? unitId : unitId + '#' + st.k;
+  }
+}
+
+interface UnitGraph { units: Map<string, Unit>; succ: Adj; pred: Adj; order: string[] }
+
 /** Units and their edges after collapsing groups deeper than `depth`. */
-function unitGraph(arch: Architecture, depth: number): { units: Map<string, Unit>; succ: Adj; pred: Adj } {
+function unitGraph(arch: Architecture, depth: number): UnitGraph {
   const depths = depthMap(arch);
   const byId = new Map(arch.nodes.map((n) => [n.id, n]));
   const hasChildren = new Set(arch.nodes.filter((n) => n.parent).map((n) => n.parent as string));
   const units = new Map<string, Unit>();
-  const ensure = (id: string): string => {
-    const uid = unitIdOf(id, arch, depths, depth);
-    if (!units.has(uid)) {
-      const n = byId.get(uid)!;
-      units.set(uid, toUnit(n, arch, hasChildren.has(uid)));
-    }
-    return uid;
+  const unitOf = (id: string) => unitIdOf(id, arch, depths, depth);
+  const ensure = (uid: string, key = uid): string => {
+    if (!units.has(key)) units.set(key, { ...toUnit(byId.get(uid)!, arch, hasChildren.has(uid)), key });
+    return key;
   };
+  const inst = new Instances((uid) => Number(byId.get(uid)?.calls) > 1);
   const succ: Adj = new Map();
   const pred: Adj = new Map();
+  const link = (a: string, b: string) => { addEdge(succ, a, b); addEdge(pred, b, a); };
   for (const e of arch.edges) {
     if (!byId.has(e.source) || !byId.has(e.target)) continue;
-    const a = ensure(e.source), b = ensure(e.target);
-    addEdge(succ, a, b);
-    addEdge(pred, b, a);
+    const ua = unitOf(e.source), ub = unitOf(e.target);
+    if (ua === ub) continue;
+    link(ensure(ua, inst.key(ua, false)), ensure(ub, inst.key(ub, true)));
   }
-  for (const id of [...arch.inputs, ...arch.outputs]) if (byId.has(id)) ensure(id);
+  for (const id of [...arch.inputs, ...arch.outputs]) if (byId.has(id)) ensure(unitOf(id));
   if (arch.edges.length === 0) {
     // no data flow known (e.g. Keras "tracked_layers"): the leaves in their order, chained
     let prev: string | null = null;
     for (const n of arch.nodes) {
       if (hasChildren.has(n.id) && (depths.get(n.id) ?? 0) < depth - 1) continue;
-      const uid = ensure(n.id);
-      if (prev && prev !== uid) { addEdge(succ, prev, uid); addEdge(pred, uid, prev); }
-      prev = uid;
+      const key = ensure(unitOf(n.id));
+      if (prev && prev !== key) link(prev, key);
+      prev = key;
     }
   }
-  return { units, succ, pred };
+  const rank = new Map(arch.nodes.map((n, i) => [n.id, i]));
+  const order = [...units.keys()].sort((a, b) => (rank.get(units.get(a)!.id) ?? 0) - (rank.get(units.get(b)!.id) ?? 0)
+    || a.length - b.length || (a < b ? -1 : 1));
+  return { units, succ, pred, order };
+}
+
+/** Remove the edges that close a cycle (depth-first from the sources, in node order). */
+function breakCycles(order: string[], succ: Adj, pred: Adj): void {
+  const state = new Map<string, number>();   // 1 = on the stack, 2 = done
+  const starts = [...order.filter((k) => !(pred.get(k)?.size)), ...order];
+  for (const start of starts) {
+    if (state.has(start)) continue;
+    const stack: [string, string[]][] = [[start, [...(succ.get(start) || [])]]];
+    state.set(start, 1);
+    while (stack.length) {
+      const top = stack[stack.length - 1];
+      const next = top[1].shift();
+      if (next === undefined) { state.set(top[0], 2); stack.pop(); continue; }
+      if (state.get(next) === 1) { succ.get(top[0])?.delete(next); pred.get(next)?.delete(top[0]); continue; }
+      if (!state.has(next)) { state.set(next, 1); stack.push([next, [...(succ.get(next) || [])]]); }
+    }
+  }
 }
 
 /** Remove a unit, joining each predecessor to each successor. */
@@ -141,12 +181,11 @@ function contract(id: string, units: Map<string, Unit>, succ: Adj, pred: Adj): v
 }
 
 /** Units that only pass data through: inner InputLayers of nested models, and folded types. */
-function foldUnits(arch: Architecture, g: ReturnType<typeof unitGraph>, fold: boolean,
-                   outputs: Set<string>): number {
+function foldUnits(arch: Architecture, g: UnitGraph, fold: boolean, outputs: Set<string>): number {
   let folded = 0;
   for (const [id, u] of [...g.units]) {
-    const innerInput = u.category === 'input' && !arch.inputs.includes(id) && (g.pred.get(id)?.size || 0) > 0;
-    const foldable = fold && FOLDED.includes(u.category) && (g.pred.get(id)?.size || 0) > 0 && !outputs.has(id);
+    const innerInput = u.category === 'input' && !arch.inputs.includes(u.id) && (g.pred.get(id)?.size || 0) > 0;
+    const foldable = fold && FOLDED.includes(u.category) && (g.pred.get(id)?.size || 0) > 0 && !outputs.has(u.id);
     if (innerInput || foldable) {
       contract(id, g.units, g.succ, g.pred);
       if (foldable) folded++;
@@ -199,7 +238,7 @@ function longestPath(topo: string[], pred: Adj, outputs: Set<string>): string[] 
 }
 
 /** Side units grouped by where they leave and rejoin the main path. */
-function branchesOf(main: string[], topo: string[], g: ReturnType<typeof unitGraph>): Branch[] {
+function branchesOf(main: string[], topo: string[], g: UnitGraph): Branch[] {
   const index = new Map(main.map((id, i) => [id, i]));
   const reach = (start: string, adj: Adj, pick: (a: number, b: number) => number): number | null => {
     let found: number | null = null;
@@ -243,9 +282,11 @@ export function buildLayered(arch: Architecture, opts: LayeredOptions): LayeredM
   const outputUnits = new Set(arch.outputs.filter((id) => depths.has(id))
     .map((id) => unitIdOf(id, arch, depths, depth)));
   const folded = foldUnits(arch, g, opts.fold, outputUnits);
-  const order = arch.nodes.map((n) => n.id).filter((id) => g.units.has(id));
+  const order = g.order.filter((k) => g.units.has(k));
+  breakCycles(order, g.succ, g.pred);
   const topo = topoOrder(order, g.succ, g.pred);
-  const mainIds = longestPath(topo, g.pred, outputUnits);
+  const outKeys = new Set(order.filter((k) => outputUnits.has(g.units.get(k)!.id)));
+  const mainIds = longestPath(topo, g.pred, outKeys);
   return {
     main: mainIds.map((id) => g.units.get(id)!),
     branches: branchesOf(mainIds, topo, g),

@@ -56,7 +56,7 @@ function fmtCount(n: number): string {
 
 function boxTitle(u: Unit, b: BoxGeom, reachText: string | null): string {
   const shape = u.shape ? '(' + u.shape.map((d) => (d == null ? 'None' : d)).join(', ') + ')' : '?';
-  const lines = [u.name + ' (' + u.className + (u.isGroup ? ', collapsed group' : '') + ')',
+  const lines = [u.id + ' (' + u.className + (u.isGroup ? ', collapsed group' : '') + ')',
     'output ' + shape, 'params ' + fmtCount(u.params)];
   if (reachText) lines.push(reachText);
   return lines.join('\n');
@@ -89,7 +89,7 @@ function drawBox(doc: Document, b: BoxGeom, fill: string, p: Palette, reach: Gra
 
 function drawConnector(doc: Document, c: ConnectorGeom, p: Palette, colourOf: (u: Unit) => string): SVGElement {
   const g = el(doc, 'g', { 'data-testid': 'layered-branch', 'data-units': c.branch.units.length });
-  const names = c.branch.units.map((u) => u.name + ' (' + u.className + ')');
+  const names = c.branch.units.map((u) => u.id + ' (' + u.className + ')');
   titled(doc, g, c.stub ? 'side output: ' + names.join(', ')
     : names.length ? 'side branch: ' + names.join(' → ') : 'skip connection');
   const d = c.stub ? `M${c.x1.toFixed(1)},${c.y1.toFixed(1)} V${c.level.toFixed(1)} H${c.x2.toFixed(1)}`

@@ -3,11 +3,12 @@
 
 import type { Architecture, RunsResponse, Step } from './types';
 
-export type ViewName = 'table' | 'graph' | 'filters' | 'compare' | 'timeline';
+export type ViewName = 'table' | 'graph' | 'layered' | 'filters' | 'compare' | 'timeline';
 
 export const VIEWS: { name: ViewName; label: string }[] = [
   { name: 'table', label: 'Table' },
   { name: 'graph', label: 'Graph' },
+  { name: 'layered', label: 'Layered' },
   { name: 'filters', label: 'Filters' },
   { name: 'compare', label: 'Compare' },
   { name: 'timeline', label: 'Timeline' },
