@@ -1,0 +1,268 @@
+"""Browser tests of the dashboard for a newcomer (#16) and the compute/memory figures (#11 UI),
+against a real TensorBoard and Chromium: header totals (MACs per example, "at least", the old
+convention, memory) and one layer count shared with the graph; "Connected to" naming the visible
+group when groups are collapsed; one spelling of names (ids, with dots); toggleable columns
+remembered across reloads; CSV and Markdown export; deep links that name what is missing; steps
+as exact strings (-1, 2^60 + 1) end to end.
+
+Data: a real PyTorch residual network (extracted in a subprocess), a schema 2 document with a
+layer whose MACs are unknown, a schema 1 document stored raw (migrated on read), a run written at
+steps -1, 3 and 2^60 + 1, and a run with a filter grid.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+
+import pytest
+
+from browser_helpers import grid_png, open_entry, torch_resnet_doc, write_raw_architecture
+from conftest import PLUGIN, get_json, open_archviz, run_tensorboard, wait_for_run
+from tensorboard_archviz import schema
+from tensorboard_archviz.summary import ArchVizWriter
+
+BIG_STEP = 2 ** 60 + 1
+REASON = "custom CUDA kernel: MACs not known"
+
+
+def node(id, cls, parent=None, out=None, t=0, macs=None, **extra):
+    n = {"id": id, "name": id.split("/")[-1], "class_name": cls, "parent": parent,
+         "input_shapes": [[None, 32]], "output_shapes": [out or [None, 32]], "dtype": "float32",
+         "params": {"trainable": t, "non_trainable": 0}, "activation": None, "config": {},
+         "macs": macs}
+    n.update(extra)
+    return n
+
+
+def partial_doc():
+    """schema 2: dense (2,048 MACs), a custom layer whose MACs are unknown, dense_1 (4,096)."""
+    mem = lambda p, o: {"params_bytes": p, "output_bytes": o}  # noqa: E731
+    nodes = [node("input", "InputLayer", memory=mem(0, 128)),
+             node("dense", "Dense", t=2112, macs=2048, memory=mem(8448, 256), out=[None, 64]),
+             node("custom", "FancyOp", macs=None, macs_reason=REASON, memory=mem(0, 256), out=[None, 64]),
+             node("dense_1", "Dense", t=650, macs=640, memory=mem(2600, 40), out=[None, 10])]
+    return {"schema_version": 2, "framework": "keras", "framework_version": "3.15.1",
+            "model": {"name": "partial", "class_name": "Functional", "total_params": 2762,
+                      "trainable_params": 2762, "non_trainable_params": 0, "macs": 2688,
+                      "macs_complete": False, "macs_convention": schema.MACS_CONVENTION, "batch_size": 1,
+                      "memory": {"params_bytes": 11048, "buffers_bytes": 0, "activations_bytes": 552}},
+            "inputs": ["input"], "outputs": ["dense_1"], "nodes": nodes,
+            "edges": [{"source": a, "target": b, "shape": None}
+                      for a, b in [("input", "dense"), ("dense", "custom"), ("custom", "dense_1")]],
+            "extraction": {"method": "test"}}
+
+
+def v1_doc():
+    d = partial_doc()
+    d["schema_version"] = 1
+    for k in ("macs_complete", "macs_convention", "batch_size", "memory"):
+        d["model"].pop(k)
+    d["model"]["macs"] = 5376
+    for n in d["nodes"]:
+        n.pop("memory", None)
+        n.pop("macs_reason", None)
+    d["extraction"] = "test"
+    return d
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    return torch_resnet_doc()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, resnet):
+    logdir = tmp_path_factory.mktemp("dashboard")
+    with ArchVizWriter(str(logdir / "resnet")) as w:
+        w.add_architecture(resnet, step=0)
+    with ArchVizWriter(str(logdir / "partial")) as w:
+        w.add_architecture(partial_doc(), step=0)
+    write_raw_architecture(str(logdir / "v1"), v1_doc())
+    with ArchVizWriter(str(logdir / "steps")) as w:
+        for i, s in enumerate((-1, 3, BIG_STEP)):
+            d = partial_doc()
+            d["model"]["name"] = "steps_%d" % i
+            w.add_architecture(d, step=s)
+    png, tiles = grid_png()
+    with ArchVizWriter(str(logdir / "grids")) as w:
+        d = partial_doc()
+        d["nodes"][1]["class_name"] = "Conv2D"
+        w.add_architecture(d, step=0)
+        w.add_filter_grid("dense", png, tiles, step=0)
+    with run_tensorboard(logdir) as url:
+        for run in ("resnet", "partial", "v1", "grids"):
+            wait_for_run(url, run)
+        wait_for_run(url, "steps", steps=3)
+        yield url
+
+
+def open_run(page, url, run, view=None):
+    frame = open_archviz(page, url)
+    frame.wait_for_selector("select[data-picker=run]")
+    frame.select_option("select[data-picker=run]", run)
+    frame.wait_for_selector(".av-table tr.row")
+    frame.wait_for_function("r => document.querySelector('.av-totals .model-name') !== null", arg=run)
+    return frame
+
+
+def col_texts(frame, col):
+    return frame.evaluate("""c => Object.fromEntries([...document.querySelectorAll('.av-table tr.row')].map(
+        tr => [tr.dataset.id, tr.querySelector(`td[data-col="${c}"]`)?.innerText.trim()]))""", col)
+
+
+def layer_count(doc):
+    ids = {n["id"] for n in doc["nodes"]}
+    parents = {n["parent"] for n in doc["nodes"] if n.get("parent") in ids}
+    kinds = {"layers": 0, "ops": 0}
+    for n in doc["nodes"]:
+        if n["id"] in parents or n["class_name"] in ("Input", "InputLayer"):
+            continue
+        kinds["ops" if n.get("is_function") else "layers"] += 1
+    return kinds
+
+
+def test_header_totals_and_one_layer_count(server, page, resnet):
+    frame = open_run(page, server, "resnet")
+    m = resnet["model"]
+    assert frame.inner_text("[data-total=macs]") == "{:,}".format(m["macs"])
+    assert "MACs per example" in frame.inner_text(".av-totals")
+    mem = frame.inner_text("[data-total=memory]")
+    assert mem.startswith("params 25.8 kB") and "activations 176 kB per example" in mem
+    k = layer_count(resnet)
+    assert (k["layers"], k["ops"]) == (18, 11)
+    assert frame.inner_text("[data-total=layers]") == "18 layers · 11 functional ops"
+    frame.click("button[data-view=graph]")
+    info = frame.wait_for_selector("[data-testid=graph-info]").inner_text()
+    assert " 18 layers " in info
+
+
+def test_unknown_macs_show_the_reason_and_totals_say_at_least(server, page):
+    frame = open_run(page, server, "partial")
+    assert frame.inner_text("[data-total=macs]") == "at least 2,688"
+    macs = col_texts(frame, "macs")
+    assert macs == {"input": "—", "dense": "2,048", "custom": "—", "dense_1": "640"}
+    assert frame.get_attribute('tr.row[data-id="custom"] td[data-col=macs]', "title") == REASON
+    assert col_texts(frame, "param_bytes")["dense"] == "8.45 kB"
+    assert frame.get_attribute('tr.row[data-id="dense"] td[data-col=param_bytes]', "title") == "8,448 bytes"
+    frame.click('tr.row[data-id="custom"]')
+    assert "unknown: " + REASON in frame.inner_text("tr.details")
+
+
+def test_schema_1_macs_are_marked_old_convention(server, page):
+    frame = open_run(page, server, "v1")
+    header = frame.inner_text(".av-totals")
+    assert "MACs (old convention) 5,376" in header
+    assert frame.get_attribute("[data-total=macs]", "title") is None
+    assert "old convention" in frame.get_attribute(".av-totals .stat:has([data-total=macs])", "title")
+    assert frame.inner_text("th[data-col=macs]").startswith("MACs (old convention)")
+
+
+def test_collapsed_group_is_named_in_connected_to(server, page):
+    frame = open_run(page, server, "resnet")
+    conn = col_texts(frame, "conn")
+    assert conn["layer2"] == "relu_4" and conn["fc"] == "flatten"
+    frame.click('tr.row[data-id="layer1"] button.twisty')
+    frame.wait_for_selector('tr.row[data-id="layer1.0"]', state="detached")
+    conn = col_texts(frame, "conn")
+    assert conn["layer2"] == "layer1"           # relu_4 is hidden inside the collapsed layer1
+    assert conn["layer1"] == "relu"              # feeding layer1 from outside: still visible
+    frame.click('tr.row[data-id="layer2"] button.twisty')
+    assert col_texts(frame, "conn")["pool"] == "layer2"
+
+
+def test_one_spelling_with_dots(server, page):
+    frame = open_run(page, server, "resnet")
+    frame.click("th[data-col=name]")             # sorted: flat list with full names
+    names = col_texts(frame, "name")
+    assert names["layer1.0.conv1"] == "layer1.0.conv1"
+    assert names["layer2.0.downsample.0"].startswith("layer2.0.downsample.0")
+    assert not any("/" in v for v in names.values())
+    frame.click('tr.row[data-id="layer1.0.conv1"]')
+    assert "layer1.0.conv1" in frame.inner_text("tr.details")
+
+
+def test_optional_columns_are_remembered(server, page):
+    frame = open_run(page, server, "resnet")
+    assert frame.locator("th[data-col=kernel]").count() == 0
+    frame.click(".av-col-menu summary")
+    for key in ("in_shape", "kernel", "stride", "padding"):
+        frame.check(f"input[data-col-toggle={key}]")
+    assert col_texts(frame, "kernel")["layer2.0.conv1"] == "3×3"
+    assert col_texts(frame, "stride")["layer2.0.conv1"] == "2×2"
+    assert col_texts(frame, "padding")["layer2.0.conv1"] == "1, 1"
+    assert col_texts(frame, "kernel")["layer2.0.downsample.0"] == "1×1"
+    assert col_texts(frame, "in_shape")["layer2.0.conv1"] == "[2, 8, 16, 16]"
+    frame.evaluate("location.reload()")
+    frame = open_archviz(page, server)
+    frame.wait_for_selector(".av-table tr.row")
+    cols = frame.eval_on_selector_all(".av-table th", "ths => ths.map(t => t.dataset.col)")
+    assert cols[:7] == ["name", "type", "in_shape", "shape", "kernel", "stride", "padding"]
+    frame.click(".av-col-menu summary")
+    for key in ("in_shape", "kernel", "stride", "padding"):
+        frame.uncheck(f"input[data-col-toggle={key}]")
+    assert frame.locator("th[data-col=kernel]").count() == 0
+
+
+def test_csv_and_markdown_export(server, page, resnet):
+    frame = open_run(page, server, "resnet")
+    with page.expect_download() as dl:
+        frame.click("[data-action=export-csv]")
+    assert dl.value.suggested_filename == "ResNetTiny_layers.csv"
+    rows = list(csv.reader(io.StringIO(open(dl.value.path(), encoding="utf-8").read())))
+    labels = frame.eval_on_selector_all(".av-table th", "ths => ths.map(t => t.innerText.trim())")
+    assert rows[0] == labels
+    body = {r[0]: dict(zip(rows[0], r)) for r in rows[1:]}
+    assert len(body) == len(resnet["nodes"])
+    assert body["layer1.0.conv1"]["Params"] == "576"          # raw numbers for spreadsheets
+    assert body["layer1.0.conv1"]["MACs"] == "147456"
+    assert body["layer1"]["Params"] == str(sum(
+        sum(n["params"].values()) for n in resnet["nodes"] if n["id"].startswith("layer1.") and
+        not any(c["parent"] == n["id"] for c in resnet["nodes"])))
+    with page.expect_download() as dl:
+        frame.click("[data-action=export-md]")
+    md = open(dl.value.path(), encoding="utf-8").read().splitlines()
+    assert md[0] == "| " + " | ".join(labels) + " |"
+    assert md[1].startswith("| --- | --- |") and " ---: " in md[1]
+    assert len(md) == 2 + len(resnet["nodes"])
+    assert any(line.startswith("| layer1.0.conv1 | Conv2d | [2, 8, 16, 16] | 576 |") for line in md)
+
+
+@pytest.mark.parametrize("link, words", [
+    ("view=table&run=nope", ["Run “nope” was not found", "“resnet”", "“partial”"]),
+    ("view=table&run=resnet&step=7", ["no architecture at step 7", "Steps: 0"]),
+    ("view=table&run=resnet&sel=layer9.conv1", ["Layer “layer9.conv1” was not found", "“layer1.0.conv1”"]),
+    ("view=compare&ra=resnet&sa=0&rb=ghost&sb=0", ["Compare B: run “ghost” was not found"]),
+    ("view=compare&ra=resnet&sa=4&rb=resnet&sb=0", ["Compare A: run “resnet” has no architecture at step 4", "Steps: 0"]),
+    ("view=filters&run=grids&layer=nolayer", ["no filter grids for layer “nolayer”", "“dense”"]),
+])
+def test_bad_deep_link_names_what_is_missing(server, page, link, words):
+    frame = open_entry(page, server, link)
+    msg = frame.wait_for_selector("[data-msg=link]").inner_text()
+    for w in words:
+        assert w in msg, msg
+
+
+def test_steps_are_exact_strings_end_to_end(server, page):
+    status, runs = get_json(server + PLUGIN + "/runs")
+    assert status == 200 and runs["steps"]["step_strings"] == ["-1", "3", str(BIG_STEP)]
+    frame = open_run(page, server, "steps")
+    opts = frame.eval_on_selector_all("select[data-picker=step] option", "os => os.map(o => o.value)")
+    assert opts == ["-1", "3", str(BIG_STEP)]
+    assert frame.eval_on_selector("select[data-picker=step]", "s => s.value") == str(BIG_STEP)
+    assert frame.inner_text(".av-totals .model-name").startswith("steps_2")
+    frame.select_option("select[data-picker=step]", "-1")
+    frame.wait_for_function("document.querySelector('.av-totals .model-name')?.innerText.startsWith('steps_0')")
+    assert "step=-1" in frame.evaluate("location.hash")
+    frame.click("button[data-view=timeline]")
+    frame.wait_for_selector("ol.av-timeline li[data-step='%d']" % BIG_STEP)
+    steps = frame.eval_on_selector_all("ol.av-timeline > li", "ls => ls.map(l => l.dataset.step)")
+    assert steps == ["-1", "3", str(BIG_STEP)]
+    frame.click("ol.av-timeline li[data-step='%d'] [data-action=open-diff]" % BIG_STEP)
+    frame.wait_for_selector(".av-diff-table tr.row")
+    sel = frame.evaluate("['stepA', 'stepB'].map(k => document.querySelector(`select[data-picker=${k}]`).value)")
+    assert sel == ["3", str(BIG_STEP)]
+    status, diff = get_json(server + PLUGIN + "/diff?run_a=steps&step_a=3&run_b=steps&step_b=%d" % BIG_STEP)
+    assert status == 200 and diff["b"]["step_string"] == str(BIG_STEP)
+    assert frame.inner_text("[data-role=summary]") == diff["summary"]
