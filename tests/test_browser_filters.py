@@ -3,7 +3,9 @@
 A small conv architecture and filter grids made with Pillow (each tile one known grey level) are
 written with ArchVizWriter; the test checks that every tile is cropped from the right place of the
 PNG (pixel values read back from the canvases), that scores are shown under the tiles, that dead
-filters are marked and kept, sorting by score, and the step slider.
+filters and filters firing only after normalisation are marked and kept, sorting by score, the
+step slider, layers in model order, the enlarged tile (kernel of a first layer, the filter at
+every step), and that a 20,000-tile grid never blocks the page for more than 200 ms.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from tensorboard_archviz.summary import ArchVizWriter
 TILE, MARGIN, ROWS, COLS = 10, 2, 3, 4
 N = 10                       # filters; the last row of the grid is not full
 DEAD = {3, 7}
+AFTER_NORM = {5}             # fires only after normalisation (not dead)
 LAYER = "conv2d_1"
+STEM = "zz_stem"             # the first conv in model order, last in alphabetical order
+BIG_N = 20000
 
 
 def conv_arch() -> schema.Architecture:
@@ -31,6 +36,7 @@ def conv_arch() -> schema.Architecture:
                            params={"trainable": t, "non_trainable": 0}, activation=act,
                            config=cfg or {})
     nodes = [n("input_layer", "InputLayer", [None, 28, 28, 1]),
+             n(STEM, "Conv2D", [None, 28, 28, 1], 10, None, {"filters": 1}),
              n("conv2d", "Conv2D", [None, 28, 28, 8], 208, "relu", {"filters": 8}),
              n(LAYER, "Conv2D", [None, 28, 28, N], 2010, "relu", {"filters": N}),
              n("flatten", "Flatten", [None, 7840])]
@@ -62,10 +68,47 @@ def grid(step: int):
         y, x = MARGIN + r * (TILE + MARGIN), MARGIN + c * (TILE + MARGIN)
         img[y:y + TILE, x:x + TILE] = grey(i, step)
         tiles.append({"index": i, "score": sc[i], "post_score": max(sc[i], 0.0),
-                      "dead": i in DEAD, "row": r, "col": c})
+                      "dead": i in DEAD, "row": r, "col": c,
+                      "fires": "never" if i in DEAD else "after_norm" if i in AFTER_NORM else "yes",
+                      "dead_reason": ("never fires: reason %d" % i) if i in DEAD else None})
     buf = io.BytesIO()
     Image.fromarray(img, "L").save(buf, "PNG")
     meta = {"tile_size": TILE, "margin": MARGIN, "rows": ROWS, "cols": COLS, "channels": 1,
+            "value_range": [0, 1], "tiles": tiles}
+    return buf.getvalue(), meta
+
+
+KERNEL = [[[(-1.0) ** (y + x) * (y + 1) / 5.0] for x in range(3)] for y in range(3)]
+
+
+def stem_grid():
+    """One first-layer filter whose tile JSON carries its 3x3 kernel."""
+    img = np.full((TILE + 2 * MARGIN, TILE + 2 * MARGIN), 255, np.uint8)
+    img[MARGIN:MARGIN + TILE, MARGIN:MARGIN + TILE] = 77
+    buf = io.BytesIO()
+    Image.fromarray(img, "L").save(buf, "PNG")
+    meta = {"tile_size": TILE, "margin": MARGIN, "rows": 1, "cols": 1, "channels": 1,
+            "value_range": [0, 1], "kernel_shape": [3, 3, 1],
+            "tiles": [{"index": 0, "score": 2.5, "dead": False, "row": 0, "col": 0,
+                       "fires": "yes", "kernel": KERNEL}]}
+    return buf.getvalue(), meta
+
+
+def big_grid():
+    """20,000 tiles of 4 px (the PNG is ~700 px a side), scores, a few dead."""
+    ts, m = 4, 1
+    cols = int(np.ceil(np.sqrt(BIG_N)))
+    rows = int(np.ceil(BIG_N / cols))
+    img = np.full((rows * (ts + m) + m, cols * (ts + m) + m), 255, np.uint8)
+    tiles = []
+    for i in range(BIG_N):
+        r, c = divmod(i, cols)
+        img[m + r * (ts + m):m + r * (ts + m) + ts, m + c * (ts + m):m + c * (ts + m) + ts] = i % 250
+        tiles.append({"index": i, "score": round((i * 37 % 1000) / 100.0, 2), "dead": i % 97 == 0,
+                      "row": r, "col": c})
+    buf = io.BytesIO()
+    Image.fromarray(img, "L").save(buf, "PNG")
+    meta = {"tile_size": ts, "margin": m, "rows": rows, "cols": cols, "channels": 1,
             "value_range": [0, 1], "tiles": tiles}
     return buf.getvalue(), meta
 
@@ -78,10 +121,15 @@ def server(tmp_path_factory):
         for step in (1, 4):
             png, meta = grid(step)
             w.add_filter_grid(LAYER, png, meta, step=step)
+        w.add_filter_grid(STEM, *stem_grid(), step=4)
+    with ArchVizWriter(str(logdir / "big")) as w:
+        w.add_architecture(conv_arch(), step=0)
+        w.add_filter_grid(LAYER, *big_grid(), step=1)
     with ArchVizWriter(str(logdir / "nofilters")) as w:
         w.add_architecture(conv_arch(), step=0)
     with run_tensorboard(logdir) as url:
-        wait_for_run(url, "train", filter_layers=1)
+        wait_for_run(url, "train", filter_layers=2)
+        wait_for_run(url, "big", filter_layers=1)
         wait_for_run(url, "nofilters")
         yield url
 
@@ -162,3 +210,82 @@ def test_run_without_grids_explains(server, page):
     frame.click("button[data-view=filters]")
     frame.wait_for_selector("text=has no filter grids")
     assert "ArchVizCallback(filters=True)" in frame.inner_text(".av-filters pre")
+
+
+def test_layers_in_model_order_and_after_norm_marks(server, page):
+    frame = open_filters(page, server)
+    options = frame.eval_on_selector_all("select[data-picker=layer] option", "os => os.map(o => o.value)")
+    assert options == [STEM, LAYER]                  # the architecture's order, not alphabetical
+    got = {t[0]: t for t in tiles(frame)}
+    fires = frame.eval_on_selector_all(".av-tile", "ts => ts.map(t => t.dataset.fires)")
+    assert fires == ["never" if i in DEAD else "after_norm" if i in AFTER_NORM else "yes"
+                     for i in range(N)]
+    assert [i for i in got if got[i][1]] == sorted(DEAD)   # after-norm is not dead
+    assert frame.inner_text('.av-tile[data-index="5"] .norm-label').strip().lower() == "after norm"
+    assert "1 fire only after normalisation" in frame.inner_text(".av-filters")
+    assert "never fires: reason 3" in frame.get_attribute('.av-tile[data-index="3"]', "title")
+
+
+def test_click_enlarges_a_tile_with_every_step(server, page):
+    frame = open_filters(page, server)
+    frame.click('.av-tile[data-index="2"]')
+    frame.wait_for_selector(".av-filter-detail")
+    text = frame.inner_text(".av-filter-detail")
+    assert "Filter #2" in text and fmt(scores(4)[2]) in text and "fires" in text
+    big = frame.evaluate("""() => { const c = document.querySelector('.av-filter-detail canvas');
+        const d = c.getContext('2d').getImageData(c.width >> 1, c.height >> 1, 1, 1).data;
+        return [c.width, d[0]]; }""")
+    assert big[0] >= 192 and big[1] == grey(2, 4)
+    frame.wait_for_function("document.querySelectorAll('.av-filter-steps figure canvas').length === 2")
+    strip = frame.evaluate("""() => [...document.querySelectorAll('.av-filter-steps figure')].map(f => {
+        const c = f.querySelector('canvas');
+        const d = c.getContext('2d').getImageData(c.width >> 1, c.height >> 1, 1, 1).data;
+        return [f.dataset.step, d[0]]; })""")
+    assert strip == [["1", grey(2, 1)], ["4", grey(2, 4)]]
+    assert frame.locator(".av-filter-detail canvas[data-role=kernel]").count() == 0
+    page.keyboard.press("Escape")
+    frame.wait_for_selector(".av-filter-detail", state="detached")
+
+
+def test_first_layer_tile_shows_its_kernel(server, page):
+    frame = open_filters(page, server)
+    frame.select_option("select[data-picker=layer]", STEM)
+    frame.wait_for_selector('.av-tile[data-index="0"]')
+    frame.click('.av-tile[data-index="0"]')
+    frame.wait_for_selector(".av-filter-detail canvas[data-role=kernel]")
+    px = frame.evaluate("""() => { const c = document.querySelector('canvas[data-role=kernel]');
+        const d = c.getContext('2d').getImageData(0, 0, 3, 3).data;
+        return [c.width, c.height, [...d].filter((_, i) => i % 4 < 3)]; }""")
+    assert px[:2] == [3, 3]
+    flat = [KERNEL[y][x][0] for y in range(3) for x in range(3)]
+    amax = max(abs(v) for v in flat)
+    for k, v in enumerate(flat):
+        r, g, b = px[2][3 * k:3 * k + 3]
+        if v > 0:
+            assert r == 255 and b < 255 and abs(b - round(255 * (1 - v / amax))) <= 1, (k, v, r, g, b)
+        else:
+            assert b == 255 and r < 255 and abs(r - round(255 * (1 + v / amax))) <= 1, (k, v, r, g, b)
+    assert "kernel 3×3" in frame.inner_text(".av-filter-detail")
+
+
+def test_twenty_thousand_tiles_never_block_the_page(server, page):
+    frame = open_archviz(page, server)
+    frame.wait_for_selector("select[data-picker=run]")
+    assert frame.evaluate("PerformanceObserver.supportedEntryTypes.includes('longtask')")
+    frame.evaluate("""() => { window.__longtasks = [];
+        new PerformanceObserver((l) => l.getEntries().forEach((e) => window.__longtasks.push(e.duration)))
+            .observe({ type: 'longtask' }); }""")
+    frame.select_option("select[data-picker=run]", "big")
+    frame.wait_for_selector(".av-table tr.row")
+    frame.click("button[data-view=filters]")
+    frame.wait_for_selector(".av-tiles[data-state=done]", timeout=60000)
+    assert frame.locator(".av-tile").count() == 400        # capped
+    assert f"400 of {BIG_N:,} filters shown" in frame.inner_text(".av-tiles-more")
+    frame.click("button[data-action=more-tiles]")
+    frame.wait_for_function("document.querySelectorAll('.av-tile').length === 800")
+    frame.wait_for_selector(".av-tiles[data-state=done]")
+    frame.check("input[data-action=sort-score]")            # re-sorting 20,000 tiles
+    frame.wait_for_selector(".av-tiles[data-state=done]")
+    page.wait_for_timeout(300)
+    long_tasks = frame.evaluate("window.__longtasks")
+    assert max(long_tasks, default=0) < 200, long_tasks

@@ -352,3 +352,45 @@ def test_torch_backend_fit_writes_architecture(tmp_path):
     assert {(e.source, e.target) for e in arch.edges} == {
         ("input", "flat"), ("flat", "d1"), ("d1", "add"), ("add", "d2")}
     assert arch.node("d1").output_shapes == [[None, 16]]
+
+
+# -- filter grids with the real make_grids: fresh weights at every epoch, on every backend -----
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from filters_helpers import assert_fresh, callback_fresh_check  # noqa: E402
+
+FRESH_SCRIPT = textwrap.dedent("""
+    import json, sys
+    sys.path.insert(0, sys.argv[2])
+    import keras
+    from filters_helpers import callback_fresh_check
+    print("RESULT " + json.dumps(callback_fresh_check(sys.argv[1])))
+""")
+
+
+def test_filter_grids_use_each_epochs_weights_tensorflow(tmp_path):
+    assert_fresh(callback_fresh_check(str(tmp_path)), "tensorflow")
+    arch = architectures(tmp_path / "train")
+    assert [s for s, _ in arch] == [0]
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_callback_architecture_and_fresh_filter_grids_on_backend(tmp_path, backend):
+    """ArchVizCallback on Keras' JAX and torch backends (a backend is fixed per process):
+    the architecture and filter grids are written, each grid from that epoch's weights."""
+    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=ROOT + os.pathsep +
+               os.environ.get("PYTHONPATH", ""))
+    script = tmp_path / "fresh.py"
+    script.write_text(FRESH_SCRIPT)
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "logs"),
+                           os.path.join(ROOT, "tests")], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")][-1]
+    assert_fresh(json.loads(line[len("RESULT "):]), backend)
+    written = architectures(tmp_path / "logs" / "train")
+    assert [s for s, _ in written] == [0]
+    arch = written[0][1]
+    assert arch.extra["backend"] == backend
+    assert arch.model.total_params == 1256080
+    assert [n for n in arch.node_ids() if n.startswith("conv2d")] == ["conv2d", "conv2d_1"]

@@ -1,26 +1,30 @@
-// Filters view: pick a conv layer with filter grids, slide over the steps at which its grid was
-// written, and see each filter's maximising image as its own tile (cropped from the grid PNG on
-// a canvas) with its score; sort by score on demand; dead filters are marked, never dropped.
+// Filters view: pick a conv layer with filter grids (in model order), slide over the steps at
+// which its grid was written, and see each filter's maximising image as its own tile (cropped
+// from the grid PNG on a canvas) with its score; sort by score on demand; dead filters and
+// filters that fire only after normalisation are marked, never dropped. Click a tile to enlarge
+// it (scores, the kernel of a first layer, the same filter at every step). Big grids are drawn
+// a capped number of tiles at a time, in short slices, so the page never freezes.
 
-import { errorMessage, fetchFilters } from './api';
-import type { View, ViewContext } from './app';
-import { append, clear, errorBox, fmtInt, fmtScore, h, loading, select, snippet } from './dom';
-import type { FilterTile, FiltersResponse } from './types';
+import { errorMessage, fetchArchitecture, fetchFilters, latestStep } from './api';
+import { append, button, clear, errorBox, h, loading, select, snippet } from './dom';
+import { openDetail, tileCanvas, type TileX } from './filters_detail';
+import { installFilterStyles } from './filters_styles';
+import { fmtInt, fmtScore } from './format';
+import type { FiltersResponse } from './types';
+import type { View, ViewContext } from './view';
+
+export { tileRect } from './filters_detail';
 
 let sortByScore = false; // kept while the tab lives, like the other view settings
+
+/** Tiles put on the page at first, and per "show more". */
+export const TILE_PAGE = 400;
+/** Time slice (ms) for building tiles before yielding to the browser. */
+const SLICE_MS = 12;
 
 const FILTERS_SNIPPET = `ArchVizCallback(filters=True)                            # every conv layer, at the end of training
 ArchVizCallback(filters=["conv2d_1"], filters_every=2)   # one layer, every 2 epochs
 add_filter_grids(writer, model, layers=["features.3"], global_step=step)   # PyTorch`;
-
-/** Where tile (row, col) sits in the grid PNG (margins inside, and outside if the PNG has them). */
-export function tileRect(resp: FiltersResponse, t: FilterTile, imgW: number, imgH: number) {
-  const ts = resp.tile_size, m = resp.margin || 0;
-  const inner = (n: number) => n * ts + Math.max(0, n - 1) * m;
-  const offX = Math.max(0, Math.round((imgW - inner(resp.cols)) / 2));
-  const offY = Math.max(0, Math.round((imgH - inner(resp.rows)) / 2));
-  return { x: offX + t.col * (ts + m), y: offY + t.row * (ts + m), w: ts, h: ts };
-}
 
 /** Loads the grid PNG; when the route refuses it, the error says why (its JSON `error`). */
 async function loadImage(url: string): Promise<HTMLImageElement> {
@@ -37,142 +41,247 @@ async function loadImage(url: string): Promise<HTMLImageElement> {
   }
   const objectUrl = URL.createObjectURL(await resp.blob());
   try {
-    return await new Promise((resolve, reject) => {
-      const img = new Image();
-      img.onload = () => resolve(img);
-      img.onerror = () => reject(new Error('the grid image is not a readable PNG'));
-      img.src = objectUrl;
-    });
+    const img = new Image();
+    img.src = objectUrl;
+    try {
+      await img.decode(); // decoded off the main thread, before any drawImage
+    } catch {
+      throw new Error('the grid image is not a readable PNG');
+    }
+    return img;
   } finally {
-    // The decoded image stays usable for drawing after the URL is revoked.
     setTimeout(() => URL.revokeObjectURL(objectUrl), 0);
   }
 }
 
+/** Layers in model order (the architecture's node order); unknown ones after, natural order. */
+export function orderLayers(layers: string[], nodeOrder: string[]): string[] {
+  const pos = new Map(nodeOrder.map((id, i) => [id, i]));
+  const natural = (a: string, b: string) => a.localeCompare(b, undefined, { numeric: true });
+  return [...layers].sort((a, b) => {
+    const pa = pos.get(a), pb = pos.get(b);
+    if (pa != null && pb != null) return pa - pb;
+    if (pa != null) return -1;
+    if (pb != null) return 1;
+    return natural(a, b);
+  });
+}
+
+async function modelOrder(ctx: ViewContext, run: string, layers: string[]): Promise<string[]> {
+  try {
+    const step = ctx.state.step ?? latestStep(ctx.runs, run);
+    if (step == null) return orderLayers(layers, []);
+    const arch = ctx.arch ?? await fetchArchitecture(run, step);
+    return orderLayers(layers, arch.nodes.map((n) => n.id));
+  } catch {
+    return orderLayers(layers, []);
+  }
+}
+
+function tileElement(resp: FiltersResponse, t: TileX, image: HTMLImageElement, side: number): HTMLElement {
+  const afterNorm = t.fires === 'after_norm';
+  const tip = `filter ${t.index} · score ${fmtScore(t.score)}` +
+    (t.post_score != null ? ` · post-activation ${fmtScore(t.post_score)}` : '') +
+    (t.dead ? ' · dead: never fires' : afterNorm ? ' · fires only after normalisation' : '') +
+    (t.dead_reason ? '\n' + t.dead_reason : '') + '\nclick to enlarge';
+  return h('div', {
+    class: 'av-tile' + (t.dead ? ' dead' : '') + (afterNorm ? ' after-norm' : ''), title: tip,
+    dataset: { index: String(t.index), dead: String(!!t.dead), fires: t.fires || (t.dead ? 'never' : 'yes') },
+    attrs: { tabindex: '0', role: 'button' },
+  },
+  tileCanvas(resp, t, image, side, 'filter ' + t.index),
+  h('div', { class: 'idx' }, '#' + t.index),
+  h('div', { class: 'score' }, fmtScore(t.score)),
+  t.dead ? h('span', { class: 'dead-label' }, 'dead') : null,
+  afterNorm ? h('span', { class: 'norm-label', title: 'the conv’s own output never fires; after BatchNorm it does' }, 'after norm') : null);
+}
+
+/** Builds tile elements into `grid` in time slices; returns a cancel function. */
+function drawTiles(grid: HTMLElement, tiles: TileX[], make: (t: TileX) => HTMLElement, done: () => void): () => void {
+  let k = 0;
+  let cancelled = false;
+  const slice = () => {
+    if (cancelled) return;
+    const t0 = performance.now();
+    const frag = document.createDocumentFragment();
+    while (k < tiles.length && performance.now() - t0 < SLICE_MS) frag.appendChild(make(tiles[k++]));
+    grid.appendChild(frag);
+    if (k < tiles.length) setTimeout(slice, 0);
+    else done();
+  };
+  slice();
+  return () => { cancelled = true; };
+}
+
 export function mountFiltersView(container: HTMLElement, ctx: ViewContext): View {
+  installFilterStyles();
   const run = ctx.state.run!;
-  const info = ctx.runs[run];
-  const layers = [...(info?.filter_layers || [])];
+  const layers = [...(ctx.runs[run]?.filter_layers || [])];
   const root = h('div', { class: 'av-filters' });
   container.appendChild(root);
-  let destroyed = false;
-  let token = 0;
-
+  const life = { destroyed: false, cleanup: [] as (() => void)[] };
+  const destroy = () => { life.destroyed = true; life.cleanup.forEach((f) => f()); root.remove(); };
   if (layers.length === 0) {
     append(root,
       h('div', { class: 'av-msg info' }, 'Run “' + run + '” has no filter grids. Ask for them when you train:'),
       snippet(FILTERS_SNIPPET));
-    return { destroy() { destroyed = true; root.remove(); } };
+    return { destroy };
   }
-  let layer = ctx.state.layer && layers.includes(ctx.state.layer) ? ctx.state.layer : layers[0];
+  root.appendChild(loading('Loading the layers of “' + run + '”…'));
+  void modelOrder(ctx, run, layers).then((ordered) => {
+    if (life.destroyed) return;
+    clear(root);
+    mountLayers(root, ctx, run, ordered, life);
+  });
+  return { destroy };
+}
 
+interface Life { destroyed: boolean; cleanup: (() => void)[] }
+
+function mountLayers(root: HTMLElement, ctx: ViewContext, run: string, layers: string[], life: Life): void {
+  let layer = ctx.state.layer && layers.includes(ctx.state.layer) ? ctx.state.layer : layers[0];
   const toolbar = h('div', { class: 'av-toolbar' });
   const head = h('div', { class: 'av-toolbar' });
   const body = h('div');
   append(root, toolbar, head, body);
-
+  const stepWrap = h('span', { class: 'av-slider' });
+  const sortBox = h('input', { attrs: { type: 'checkbox' }, dataset: { action: 'sort-score' } });
+  sortBox.checked = sortByScore;
+  const grid = createGrid(run, head, body, life, () => layer);
+  const load = grid.load;
   const layerSel = select(layers.map((l) => ({ value: l, label: l })), layer, (v) => {
     layer = v;
     ctx.setState({ layer: v, fstep: null }, false);
     void load(null);
   }, { attrs: { 'aria-label': 'Layer' }, dataset: { picker: 'layer' } });
-  const sortBox = h('input', { attrs: { type: 'checkbox' }, dataset: { action: 'sort-score' } });
-  sortBox.checked = sortByScore;
-  const stepWrap = h('span', { class: 'av-slider' });
+  sortBox.addEventListener('change', () => { sortByScore = sortBox.checked; grid.render(); });
   append(toolbar,
-    h('label', null, 'Layer ', layerSel),
+    h('label', { title: 'layers in model order' }, 'Layer ', layerSel),
     stepWrap,
     h('label', { title: 'by default tiles keep the layer’s filter order' }, sortBox, ' Sort by score'));
+  grid.onLoaded = (resp) => renderSlider(stepWrap, resp, ctx, load);
+  void load(ctx.state.layer === layer ? ctx.state.fstep : null);
+}
 
+function renderSlider(stepWrap: HTMLElement, resp: FiltersResponse, ctx: ViewContext,
+                      load: (s: number | null) => Promise<void>) {
+  clear(stepWrap);
+  const steps = [...resp.steps].sort((a, b) => a - b);
+  const label = h('span', { class: 'mono', dataset: { label: 'fstep' } }, 'step ' + resp.step);
+  if (steps.length <= 1) {
+    append(stepWrap, 'Step', label);
+    return;
+  }
+  const slider = h('input', {
+    attrs: { type: 'range', min: '0', max: String(steps.length - 1), step: '1', 'aria-label': 'Step' },
+    dataset: { picker: 'fstep' },
+  });
+  slider.value = String(Math.max(0, steps.indexOf(resp.step)));
+  let timer: number | undefined;
+  slider.addEventListener('input', () => {
+    const s = steps[parseInt(slider.value, 10)];
+    label.textContent = 'step ' + s;
+    window.clearTimeout(timer);
+    timer = window.setTimeout(() => {
+      ctx.setState({ fstep: s === steps[steps.length - 1] ? null : s }, false);
+      void load(s);
+    }, 120);
+  });
+  append(stepWrap, 'Step', slider, label,
+    h('span', { class: 'count' }, `(${steps.length} steps: ${steps[0]}–${steps[steps.length - 1]})`));
+}
+
+interface Grid {
+  load(step: number | null): Promise<void>;
+  render(): void;
+  onLoaded: (resp: FiltersResponse) => void;
+}
+
+function summary(resp: FiltersResponse): HTMLElement[] {
+  const tiles = resp.tiles as TileX[];
+  const dead = tiles.filter((t) => t.dead).length;
+  const afterNorm = tiles.filter((t) => t.fires === 'after_norm').length;
+  const objective = typeof resp.objective === 'string' ? resp.objective : 'mean activation of the filter on its image';
+  return [
+    h('span', { class: 'mono' }, resp.layer),
+    h('span', { class: 'count' }, `${fmtInt(tiles.length)} filters · ${fmtInt(dead)} dead · step ${resp.step}`),
+    afterNorm ? h('span', { class: 'count', title: 'the conv’s own output never fires, BatchNorm shifts it into the active range' },
+      `${fmtInt(afterNorm)} fire only after normalisation`) : null,
+    h('span', { class: 'count', title: 'what each image maximises' }, 'score = ' + objective),
+  ].filter((x): x is HTMLElement => x != null);
+}
+
+function createGrid(run: string, head: HTMLElement, body: HTMLElement, life: Life, layerOf: () => string): Grid {
   let current: FiltersResponse | null = null;
   let image: HTMLImageElement | null = null;
-  sortBox.addEventListener('change', () => { sortByScore = sortBox.checked; renderTiles(); });
+  let token = 0;
+  let cancelDraw: (() => void) | null = null;
+  let closeDetail: (() => void) | null = null;
+  life.cleanup.push(() => { token++; cancelDraw?.(); closeDetail?.(); });
 
-  function renderSlider(resp: FiltersResponse) {
-    clear(stepWrap);
-    const steps = [...resp.steps].sort((a, b) => a - b);
-    const label = h('span', { class: 'mono', dataset: { label: 'fstep' } }, 'step ' + resp.step);
-    if (steps.length <= 1) {
-      append(stepWrap, 'Step', label);
-      return;
-    }
-    const slider = h('input', {
-      attrs: { type: 'range', min: '0', max: String(steps.length - 1), step: '1', 'aria-label': 'Step' },
-      dataset: { picker: 'fstep' },
-    });
-    slider.value = String(Math.max(0, steps.indexOf(resp.step)));
-    let timer: number | undefined;
-    slider.addEventListener('input', () => {
-      const s = steps[parseInt(slider.value, 10)];
-      label.textContent = 'step ' + s;
-      window.clearTimeout(timer);
-      timer = window.setTimeout(() => {
-        ctx.setState({ fstep: s === steps[steps.length - 1] ? null : s }, false);
-        void load(s);
-      }, 120);
-    });
-    append(stepWrap, 'Step', slider, label,
-      h('span', { class: 'count' }, `(${steps.length} steps: ${steps[0]}–${steps[steps.length - 1]})`));
-  }
-
-  function renderTiles() {
-    if (!current || !image) return;
-    const resp = current;
-    clear(head);
-    clear(body);
-    const dead = resp.tiles.filter((t) => t.dead).length;
-    append(head,
-      h('span', { class: 'mono' }, resp.layer),
-      h('span', { class: 'count' }, `${fmtInt(resp.tiles.length)} filters · ${fmtInt(dead)} dead · step ${resp.step}`),
-      h('span', { class: 'count', title: 'score: mean pre-activation of the filter on its maximising image' },
-        'score = mean activation of the filter on its image'));
-    const tiles = [...resp.tiles];
-    if (sortByScore) tiles.sort((a, b) => (b.score ?? -Infinity) - (a.score ?? -Infinity) || a.index - b.index);
-    else tiles.sort((a, b) => a.index - b.index);
-    const ts = resp.tile_size;
-    const scale = ts >= 96 ? 1 : Math.max(1, Math.floor(96 / ts));
-    const grid = h('div', { class: 'av-tiles' });
-    for (const t of tiles) {
-      const r = tileRect(resp, t, image.naturalWidth, image.naturalHeight);
-      const canvas = h('canvas', { attrs: { width: String(ts * scale), height: String(ts * scale), 'aria-label': 'filter ' + t.index } });
-      const c2d = canvas.getContext('2d');
-      if (c2d) {
-        c2d.imageSmoothingEnabled = false;
-        c2d.drawImage(image, r.x, r.y, r.w, r.h, 0, 0, ts * scale, ts * scale);
-      }
-      const tip = `filter ${t.index} · score ${fmtScore(t.score)}` +
-        (t.post_score != null ? ` · post-activation ${fmtScore(t.post_score)}` : '') + (t.dead ? ' · dead: never activates' : '');
-      const tile = h('div', { class: 'av-tile' + (t.dead ? ' dead' : ''), title: tip, dataset: { index: String(t.index), dead: String(!!t.dead) } },
-        canvas,
-        h('div', { class: 'idx' }, '#' + t.index),
-        h('div', { class: 'score' }, fmtScore(t.score)),
-        t.dead ? h('span', { class: 'dead-label' }, 'dead') : null);
-      grid.appendChild(tile);
-    }
-    body.appendChild(grid);
-  }
-
-  async function load(step: number | null) {
-    const my = ++token;
-    clear(head);
-    clear(body);
-    body.appendChild(loading('Loading the filters of “' + layer + '”…'));
-    try {
-      const resp = await fetchFilters(run, layer, step);
-      if (destroyed || my !== token) return;
-      const img = await loadImage(resp.image_url);
-      if (destroyed || my !== token) return;
-      current = resp;
-      image = img;
-      renderSlider(resp);
-      renderTiles();
-    } catch (e) {
-      if (destroyed || my !== token) return;
+  const grid: Grid = {
+    onLoaded: () => undefined,
+    render() {
+      if (!current || !image) return;
+      cancelDraw?.();
+      const resp = current, img = image;
+      clear(head);
       clear(body);
-      body.appendChild(errorBox('Could not load the filters of “' + layer + '”' + (step != null ? ' at step ' + step : '') + '.', errorMessage(e)));
-    }
-  }
-
-  void load(ctx.state.layer === layer ? ctx.state.fstep : null);
-  return { destroy() { destroyed = true; token++; root.remove(); } };
+      append(head, ...summary(resp));
+      const tiles = [...resp.tiles] as TileX[];
+      if (sortByScore) tiles.sort((a, b) => (b.score ?? -Infinity) - (a.score ?? -Infinity) || a.index - b.index);
+      else tiles.sort((a, b) => a.index - b.index);
+      const ts = resp.tile_size;
+      const side = ts * (ts >= 96 ? 1 : Math.max(1, Math.floor(96 / ts)));
+      const tilesEl = h('div', { class: 'av-tiles', dataset: { state: 'drawing' } });
+      const more = h('div', { class: 'av-tiles-more' });
+      append(body, tilesEl, more);
+      tilesEl.addEventListener('click', (ev) => {
+        const el = (ev.target as HTMLElement).closest<HTMLElement>('.av-tile');
+        const t = el && tiles.find((x) => String(x.index) === el.dataset.index);
+        if (t) closeDetail = openDetail({ run, layer: resp.layer, resp, image: img, load: loadImage }, t, () => { closeDetail = null; });
+      });
+      tilesEl.addEventListener('keydown', (ev) => {
+        if (ev.key === 'Enter' && (ev.target as HTMLElement).classList.contains('av-tile')) (ev.target as HTMLElement).click();
+      });
+      let shown = 0;
+      const page = () => {
+        const next = tiles.slice(shown, shown + TILE_PAGE);
+        shown += next.length;
+        tilesEl.dataset.state = 'drawing';
+        clear(more);
+        cancelDraw = drawTiles(tilesEl, next, (t) => tileElement(resp, t, img, side), () => {
+          tilesEl.dataset.state = 'done';
+          if (shown < tiles.length) {
+            append(more, h('span', { class: 'count' }, `${fmtInt(shown)} of ${fmtInt(tiles.length)} filters shown`),
+              button(`Show ${fmtInt(Math.min(TILE_PAGE, tiles.length - shown))} more`, page, { dataset: { action: 'more-tiles' } }));
+          }
+        });
+      };
+      page();
+    },
+    async load(step: number | null) {
+      const my = ++token;
+      const layer = layerOf();
+      cancelDraw?.();
+      clear(head);
+      clear(body);
+      body.appendChild(loading('Loading the filters of “' + layer + '”…'));
+      try {
+        const resp = await fetchFilters(run, layer, step);
+        if (life.destroyed || my !== token) return;
+        const img = await loadImage(resp.image_url);
+        if (life.destroyed || my !== token) return;
+        current = resp;
+        image = img;
+        grid.onLoaded(resp);
+        grid.render();
+      } catch (e) {
+        if (life.destroyed || my !== token) return;
+        clear(body);
+        body.appendChild(errorBox('Could not load the filters of “' + layer + '”' + (step != null ? ' at step ' + step : '') + '.', errorMessage(e)));
+      }
+    },
+  };
+  return grid;
 }

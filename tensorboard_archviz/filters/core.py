@@ -26,7 +26,7 @@ The method (every backend follows it; only the gradient code differs):
   pixel-aligned checkerboards. While no interior position fires at all, the gradient is taken
   from the linear (pre-activation, normalised) output instead, so a filter that starts below its
   threshold still moves.
-* Adam (lr 0.05) on the logits: 128 steps for the first layer, 256 deeper (``fast=True``: 32 / 64).
+* Adam (lr 0.05) on the logits: 128 steps for the first layer, 256 deeper (``fast=True``: 64 / 64).
 * Reported per filter: ``score`` = the objective on the final image, ``pre_score`` /
   ``post_score`` = the conv's own output / the post-activation over the same window, and the
   firing state judged on the post-activation of its own optimised image: ``fires`` is ``"yes"``,
@@ -75,7 +75,7 @@ class GridResult:
 @dataclass
 class Options:
     """Options of ``make_grids`` (every backend); unknown names are rejected."""
-    steps: Optional[int] = None          # default 128 first layer / 256 deeper (fast: 32 / 64)
+    steps: Optional[int] = None          # default 128 first layer / 256 deeper (fast: 64 / 64)
     fast: bool = False
     lr: float = 0.05
     max_filters: int = 64                # the first max_filters filters of a wider layer
@@ -114,7 +114,7 @@ class Options:
         if self.steps is not None:
             return int(self.steps)
         if first_conv:
-            return 32 if self.fast else 128
+            return 64 if self.fast else 128
         return 64 if self.fast else 256
 
 
@@ -484,7 +484,7 @@ def chunk_bounds(n: int, chunk: int) -> List[Tuple[int, int]]:
 
 
 # A batch whose whole working set is below this is run in one piece without timing.
-SMALL_WORK_BYTES = 96 * 2 ** 20
+SMALL_WORK_BYTES = 256 * 2 ** 20
 _CHUNK_CACHE: Dict[Any, int] = {}
 
 
@@ -726,7 +726,8 @@ def objective_window(plan: Plan, out_hw: Tuple[int, int], run: RunFn, z0: np.nda
         return center_window(out_hw, plan.center)
     if plan.objective == "mean":
         return center_window(out_hw, None)
-    _, _, support = run(plan.indices[:1], 1, z0[:1], center_window(out_hw, 0.0))
+    # The whole layer's batch (not one image): a traced/compiled loop is then reused as is.
+    _, _, support = run(plan.indices, 1, z0, center_window(out_hw, 0.0))
     return interior_window(out_hw, support)
 
 

@@ -29,7 +29,7 @@ class JaxOptimizer:
         c = lambda a: None if a is None else jnp.asarray(a)
         self.dh, self.dw, self.spec, self.color = (c(bases.dct_h), c(bases.dct_w),
                                                    c(bases.spectrum_scale), c(bases.color))
-        self._loop = jax.jit(self._run_py, static_argnums=(6,))
+        self._loop = jax.jit(self._run_py, static_argnums=(7,))
 
     def render(self, z):
         """Logits (B, C, Hc, Wc) -> canvas images (B, Hc, Wc, C) in the value range."""
@@ -71,7 +71,7 @@ class JaxOptimizer:
                                    jnp.max(post * mask, (1, 2)), self.plan.objective, jnp.where)
         return jnp.sum(per)
 
-    def _run_py(self, values, z, idx, offsets, transforms, window, with_transforms: bool):
+    def _run_py(self, values, z, idx, offsets, transforms, window, steps, with_transforms: bool):
         import keras
         jax, jnp, plan = self.jax, self.jnp, self.plan
         b1, b2, eps = 0.9, 0.999, 1e-8
@@ -90,7 +90,7 @@ class JaxOptimizer:
                 return z, m, v, support
 
             init = (z, jnp.zeros_like(z), jnp.zeros_like(z), jnp.zeros(plan.image_hw, jnp.float32))
-            z, _, _, support = jax.lax.fori_loop(0, offsets.shape[0], body, init)
+            z, _, _, support = jax.lax.fori_loop(0, steps, body, init)
             j = plan.jitter
             final = self.to_model(self.render(z), (j, j), None)
             pre = self.head(self.forward(final), idx)
@@ -103,16 +103,21 @@ class JaxOptimizer:
         support (H, W))."""
         jnp = self.jnp
         plan = self.plan
+        # The schedule is padded to the plan's length and the step count is traced: one compiled
+        # loop serves the 1-step probe and the full run.
         sched = core.make_schedule(plan, steps, seed_offset)
-        trans = np.zeros((steps, 8), np.float32)
+        n = max(steps, plan.steps)
+        offsets = np.zeros((n, 2), np.int32)
+        offsets[:steps] = sched.offsets
+        trans = np.zeros((n, 8), np.float32)
         if sched.affines is not None:
-            trans = core.affine_to_projective(sched.affines, plan.crop_hw)
+            trans[:steps] = core.affine_to_projective(sched.affines, plan.crop_hw)
         if z0 is None:
             z0 = core.init_params(plan, len(indices), seed_offset)
         values = [v.value for v in self.variables]
         final, pre, support = self._loop(
             values, jnp.asarray(np.array(z0, np.float32)), jnp.asarray(np.asarray(indices, np.int32)),
-            jnp.asarray(sched.offsets.astype(np.int32)), jnp.asarray(trans),
-            jnp.asarray(np.asarray(window, np.float32)), sched.affines is not None)
+            jnp.asarray(offsets), jnp.asarray(trans), jnp.asarray(np.asarray(window, np.float32)),
+            jnp.asarray(steps, jnp.int32), sched.affines is not None)
         to_np: Any = lambda a: np.asarray(a, np.float32)
         return to_np(final), to_np(pre), to_np(support)

@@ -150,7 +150,7 @@ def _leaf_layers(model) -> List[Any]:
 
 
 @contextlib.contextmanager
-def _patched(wrappers: Dict[int, Tuple[Any, Callable]]) -> Iterator[None]:
+def patched(wrappers: Dict[int, Tuple[Any, Callable]]) -> Iterator[None]:
     """Temporarily replace ``layer.call`` by ``make(original_call)`` for each layer."""
     saved = []
     try:
@@ -312,7 +312,7 @@ def _probe(model, keras, ops, x, targets: Dict[int, str]) -> Dict[str, Any]:
         return make
 
     error = None
-    with _patched({id(l): (l, make_for(l)) for l in leaves}):
+    with patched({id(l): (l, make_for(l)) for l in leaves}):
         try:
             model(x, training=False)
         except _Stop:
@@ -670,7 +670,7 @@ def _layers(model, targets, info, env, opts: core.Options, budget: core.Budget, 
         yield result
 
 
-def _forward_to(model, layer, fmt: str, nchw_input: bool):
+def forward_to(model, layer, fmt: str, nchw_input: bool):
     """A function images -> the input of ``layer`` (the model is cut there); the patch of the
     layer's ``call`` must be active while it runs (or is traced)."""
     captured = {}
@@ -723,7 +723,7 @@ def _optimizer(model, layer, head, post, plan: core.Plan, fmt: str, backend: str
     if backend == "torch":
         import torch
         from tensorboard_archviz.filters.torch_optim import TorchOptimizer
-        forward, patch = _forward_to(model, layer, fmt, nchw_input=True)
+        forward, patch = forward_to(model, layer, fmt, nchw_input=True)
         device = torch.device("cpu")
         try:
             from keras.src.backend.torch.core import get_device
@@ -731,17 +731,19 @@ def _optimizer(model, layer, head, post, plan: core.Plan, fmt: str, backend: str
         except Exception:  # noqa: BLE001 - an older Keras: CPU
             pass
         return TorchOptimizer(plan, forward, head, post, device, torch), patch
-    if backend == "jax":
-        from tensorboard_archviz.filters.jax_backend import JaxOptimizer
-        forward, patch = _forward_to(model, layer, fmt, nchw_input=False)
-        return JaxOptimizer(plan, forward, head, post, model), patch
-    # One traced loop per (model, layer, plan): a callback calling every epoch reuses it (the
-    # trace reads the variables, so it sees the weights of each call).
-    key = (plan.node_id, _trace_key(plan))
+    # One traced/compiled loop per (model, layer, plan): a callback calling every epoch reuses
+    # it. TensorFlow's trace reads the variables and JAX's loop takes their values as arguments,
+    # so either sees the weights of each call.
+    key = (backend, plan.node_id, _trace_key(plan))
     cache = _TF_CACHE.setdefault(model, {})
     if key not in cache:
-        forward, patch = _forward_to(model, layer, fmt, nchw_input=False)
-        cache[key] = (TFOptimizer(plan, forward, head, post), patch)
+        forward, patch = forward_to(model, layer, fmt, nchw_input=False)
+        if backend == "jax":
+            from tensorboard_archviz.filters.jax_backend import JaxOptimizer
+            cache[key] = (JaxOptimizer(plan, forward, head, post, model), patch)
+        else:
+            cache[key] = (TFOptimizer(plan, forward, head, post), patch)
+    cache[key][0].plan = plan      # the same but for indices, steps and seed (not in the trace)
     return cache[key]
 
 
@@ -768,6 +770,6 @@ def _run_layer(model, layer, head, plan: core.Plan, li: Dict[str, Any], fmt: str
                             if plan.first_conv else None)
     key = ("keras", backend, id(model), plan.node_id, plan.image_hw, plan.channels,
            plan.parametrization)
-    with _patched(patch):
+    with patched(patch):
         return core.optimise_layer(plan, opts, tuple(int(v) for v in out_hw), opt.run, post_fn,
                                    facts, per_image, key, budget.log)

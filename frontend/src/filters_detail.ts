@@ -1,0 +1,160 @@
+// The enlarged filter tile: index, scores, firing state (with its reason), the kernel itself for
+// a first conv layer, and the same filter at every written step side by side.
+
+import { errorMessage, fetchFilters } from './api';
+import { append, button, clear, h } from './dom';
+import { fmtScore } from './format';
+import type { FilterTile, FiltersResponse } from './types';
+
+/** The tile JSON's optional keys written by tensorboard_archviz.filters (older grids lack them). */
+export interface TileX extends FilterTile {
+  pre_score?: number;
+  fires?: 'yes' | 'after_norm' | 'never';
+  dead_reason?: string | null;
+  kernel?: number[][][];     // first conv layer: (kh, kw, cin)
+}
+
+export const MAX_STEP_TILES = 16;
+
+/** Where tile (row, col) sits in the grid PNG (margins inside, and outside if the PNG has them). */
+export function tileRect(resp: FiltersResponse, t: FilterTile, imgW: number, imgH: number) {
+  const ts = resp.tile_size, m = resp.margin || 0;
+  const inner = (n: number) => n * ts + Math.max(0, n - 1) * m;
+  const offX = Math.max(0, Math.round((imgW - inner(resp.cols)) / 2));
+  const offY = Math.max(0, Math.round((imgH - inner(resp.rows)) / 2));
+  return { x: offX + t.col * (ts + m), y: offY + t.row * (ts + m), w: ts, h: ts };
+}
+
+/** A canvas showing one tile of a grid image at `side` px. */
+export function tileCanvas(resp: FiltersResponse, t: FilterTile, img: HTMLImageElement, side: number,
+                           label: string): HTMLCanvasElement {
+  const canvas = h('canvas', { attrs: { width: String(side), height: String(side), 'aria-label': label } });
+  const c2d = canvas.getContext('2d');
+  if (c2d) {
+    const r = tileRect(resp, t, img.naturalWidth, img.naturalHeight);
+    c2d.imageSmoothingEnabled = false;
+    c2d.drawImage(img, r.x, r.y, r.w, r.h, 0, 0, side, side);
+  }
+  return canvas;
+}
+
+/** The kernel as an image: one channel in a blue–white–red scale (0 = white), three as RGB
+ * around grey; one scale for the whole kernel (largest |weight|). */
+export function kernelCanvas(kernel: number[][][], side: number): HTMLCanvasElement {
+  const kh = kernel.length, kw = kernel[0]?.length || 0, cin = kernel[0]?.[0]?.length || 0;
+  const canvas = h('canvas', { attrs: { width: String(kw), height: String(kh), 'aria-label': 'kernel' }, dataset: { role: 'kernel' } });
+  canvas.style.width = Math.round(side * kw / Math.max(kh, kw)) + 'px';
+  canvas.style.height = Math.round(side * kh / Math.max(kh, kw)) + 'px';
+  const c2d = canvas.getContext('2d');
+  if (!c2d || !kh || !kw) return canvas;
+  let amax = 1e-12;
+  for (const row of kernel) for (const px of row) for (const v of px) amax = Math.max(amax, Math.abs(v));
+  const data = c2d.createImageData(kw, kh);
+  for (let y = 0; y < kh; y++) {
+    for (let x = 0; x < kw; x++) {
+      const px = kernel[y][x], o = 4 * (y * kw + x);
+      if (cin === 3) {
+        for (let c = 0; c < 3; c++) data.data[o + c] = Math.round(127.5 + 127.5 * px[c] / amax);
+      } else {
+        const v = px.reduce((a, b) => a + b, 0) / Math.max(1, cin) / amax;   // in [-1, 1]
+        data.data[o] = Math.round(255 * (v < 0 ? 1 + v : 1));
+        data.data[o + 1] = Math.round(255 * (1 - Math.abs(v)));
+        data.data[o + 2] = Math.round(255 * (v > 0 ? 1 - v : 1));
+      }
+      data.data[o + 3] = 255;
+    }
+  }
+  c2d.putImageData(data, 0, 0);
+  return canvas;
+}
+
+export function firesText(t: TileX): string {
+  if (t.fires === 'after_norm') return 'fires only after normalisation';
+  if (t.dead || t.fires === 'never') return 'never fires (dead)';
+  return 'fires';
+}
+
+function facts(t: TileX): HTMLElement {
+  const row = (k: string, v: string) => [h('dt', null, k), h('dd', null, v)];
+  return h('dl', null,
+    row('filter', '#' + t.index),
+    row('score', fmtScore(t.score)),
+    t.pre_score != null ? row('conv output', fmtScore(t.pre_score)) : null,
+    t.post_score != null ? row('post-activation', fmtScore(t.post_score)) : null,
+    row('state', firesText(t)));
+}
+
+export interface DetailContext {
+  run: string;
+  layer: string;
+  resp: FiltersResponse;
+  image: HTMLImageElement;
+  load: (url: string) => Promise<HTMLImageElement>;
+}
+
+/** Steps to show side by side: all when few, else evenly spaced ones plus the current one. */
+export function pickSteps(steps: number[], current: number, max = MAX_STEP_TILES): number[] {
+  const all = [...steps].sort((a, b) => a - b);
+  if (all.length <= max) return all;
+  const out = new Set<number>([current]);
+  for (let k = 0; k < max - 1; k++) out.add(all[Math.round(k * (all.length - 1) / (max - 2))]);
+  return [...out].sort((a, b) => a - b);
+}
+
+async function fillSteps(strip: HTMLElement, ctx: DetailContext, index: number, isOpen: () => boolean) {
+  const steps = pickSteps(ctx.resp.steps, ctx.resp.step);
+  const slots = steps.map((s) => {
+    const fig = h('figure', { class: 'av-step-tile' + (s === ctx.resp.step ? ' current' : ''), dataset: { step: String(s) } },
+      h('span', { class: 'count' }, '…'), h('figcaption', null, 'step ' + s));
+    strip.appendChild(fig);
+    return fig;
+  });
+  for (let k = 0; k < steps.length; k++) {
+    if (!isOpen()) return;
+    const fig = slots[k];
+    try {
+      const resp = steps[k] === ctx.resp.step ? ctx.resp : await fetchFilters(ctx.run, ctx.layer, steps[k]);
+      const img = steps[k] === ctx.resp.step ? ctx.image : await ctx.load(resp.image_url);
+      const tile = resp.tiles.find((t) => t.index === index);
+      clear(fig);
+      append(fig, tile ? tileCanvas(resp, tile, img, 96, 'filter ' + index + ' at step ' + steps[k])
+        : h('span', { class: 'count' }, 'not in this grid'),
+      h('figcaption', null, 'step ' + steps[k] + (tile ? ' · ' + fmtScore(tile.score) : '')));
+    } catch (e) {
+      clear(fig);
+      append(fig, h('span', { class: 'count' }, errorMessage(e)), h('figcaption', null, 'step ' + steps[k]));
+    }
+  }
+}
+
+/** Open the enlarged view of one tile; returns a function that closes it. */
+export function openDetail(ctx: DetailContext, t: TileX, onClose: () => void): () => void {
+  let open = true;
+  const side = Math.max(192, Math.min(320, ctx.resp.tile_size * 4));
+  const strip = h('div', { class: 'av-filter-steps', attrs: { 'aria-label': 'this filter at every step' } });
+  const close = () => {
+    if (!open) return;
+    open = false;
+    backdrop.remove();
+    document.removeEventListener('keydown', onKey);
+    onClose();
+  };
+  const onKey = (ev: KeyboardEvent) => { if (ev.key === 'Escape') close(); };
+  const kernel = t.kernel ? h('figure', null, kernelCanvas(t.kernel, side), h('figcaption', null,
+    'kernel ' + t.kernel.length + '×' + (t.kernel[0]?.length || 0) + ' (blue < 0 < red)')) : null;
+  const dialog = h('div', { class: 'av-filter-detail', attrs: { role: 'dialog', 'aria-modal': 'true', 'aria-label': 'filter ' + t.index } },
+    h('header', null, h('span', { class: 'title' }, 'Filter #' + t.index), h('span', { class: 'mono' }, ctx.layer),
+      h('span', { class: 'count' }, 'step ' + ctx.resp.step), button('Close', close, { class: 'close', dataset: { action: 'close-detail' } })),
+    h('div', { class: 'main' },
+      h('figure', null, tileCanvas(ctx.resp, t, ctx.image, side, 'filter ' + t.index + ' enlarged'),
+        h('figcaption', null, 'optimised image')),
+      kernel,
+      h('div', null, facts(t), t.dead_reason ? h('div', { class: 'reason' }, t.dead_reason) : null)),
+    h('div', { class: 'count' }, 'This filter at every written step:'), strip);
+  const backdrop = h('div', { class: 'av-filter-detail-backdrop' }, dialog);
+  backdrop.addEventListener('click', (ev) => { if (ev.target === backdrop) close(); });
+  document.addEventListener('keydown', onKey);
+  document.body.appendChild(backdrop);
+  void fillSteps(strip, ctx, t.index, () => open);
+  return close;
+}
