@@ -140,8 +140,9 @@ function placeBoxes(model: LayeredModel, framework: string, o: DrawOptions): { b
   return { boxes, right: x - o.spacing };
 }
 
-/** Everything's position; `legendRows` is how many legend rows the caller will draw. */
-export function layout(model: LayeredModel, framework: string, o: DrawOptions, hasSummary: boolean,
+/** Everything's position; `legendRows` is how many legend rows the caller will draw; the
+ *  drawing is wide enough for the `summary` line. */
+export function layout(model: LayeredModel, framework: string, o: DrawOptions, summary: string | null,
                        legendRows: number): LayeredGeometry {
   const { boxes, right } = placeBoxes(model, framework, o);
   const spans = model.branches.map((br): [number, number] => {
@@ -153,14 +154,14 @@ export function layout(model: LayeredModel, framework: string, o: DrawOptions, h
   const headerY = MARGIN + 12;
   const up = Math.max(10, ...boxes.map((b) => b.h / 2 + b.od));
   const down = Math.max(10, ...boxes.map((b) => b.h / 2));
-  const top = headerY + (hasSummary ? 20 : 0) + 14 + nLevels * LEVEL_STEP;
+  const top = headerY + (summary ? 20 : 0) + 14 + nLevels * LEVEL_STEP;
   const cy = top + up;
   for (const b of boxes) b.y = cy - b.h / 2;
   const connectors = model.branches.map((br, i) => connector(br, boxes, top - 6 - lv[i] * LEVEL_STEP));
   const labelY = cy + down + 16;
   const longest = Math.max(0, ...boxes.map((b) => b.label.length));
   const legendY = labelY + (longest ? longest * CHAR_W * 0.72 + 12 : 0) + 6;
-  const width = Math.max(right + MARGIN + longest * CHAR_W * 0.72, 520);
+  const width = Math.max(right + MARGIN + longest * CHAR_W * 0.72, 520, (summary || '').length * 5.9 + 2 * MARGIN);
   return { boxes, connectors, width: Math.ceil(width), height: Math.ceil(legendY + legendRows * LEGEND_ROW + MARGIN),
     headerY, labelY, legendY, cy };
 }

@@ -44,11 +44,12 @@ function draw(arch: Architecture, s: LayeredSettings, reach: GradientReach | nul
   const opts = { scale: s.scale, spacing: s.spacing, mode: s.mode, names: s.names, shapes: s.shapes,
     colourBy: s.colourBy };
   const colourOf = colourFn(palette, opts, reach);
-  const items = [...typeLegend(model, colourOf), ...reachItems(model, reach, palette.dark)];
+  // colour by reach: the legend lists the states only (the type colours are not drawn)
+  const items = [...(s.colourBy === 'reach' ? [] : typeLegend(model, colourOf)), ...reachItems(model, reach, palette.dark)];
   const summary = reachSummary(reach);
-  const probe = layout(model, arch.framework, opts, !!summary, 1);
+  const probe = layout(model, arch.framework, opts, summary, 1);
   const rows = legendRows(items, probe.width);
-  const geom = layout(model, arch.framework, opts, !!summary, rows.length);
+  const geom = layout(model, arch.framework, opts, summary, rows.length);
   const title = arch.model.name + ' (' + arch.model.class_name + ')';
   const svg = buildLayeredSvg(document, { model, geom, palette, opts, reach, title, summary, legend: rows, selected });
   return { svg, model, palette };
