@@ -12,7 +12,7 @@ import { diffTable } from './compare_table';
 import { checkCompare } from './deep_links';
 import { append, button, clear, errorBox, h, loading, select } from './dom';
 import { fmtInt, fmtMacs, fmtSigned } from './format';
-import { mountGraphView } from './graph/index';
+import { mountLinkedGraphs } from './graph/index';
 import { isOldMacs } from './table_columns';
 import type { Architecture, DiffResponse } from './types';
 import type { CompareSel, View, ViewContext } from './view';
@@ -39,13 +39,11 @@ export function mountCompareGraphs(box: HTMLElement, archA: Architecture, archB:
   const paneA = h('div', null, h('span', { class: 'side-label' }, labels.a));
   const paneB = h('div', null, h('span', { class: 'side-label' }, labels.b));
   box.appendChild(h('div', { class: 'av-graph-pair' }, paneA, paneB));
-  let b: ReturnType<typeof mountGraphView> | null = null;
-  const a = mountGraphView(paneA, archA, { diff, side: 'a', onSelectNode: (id) => { const o = match.aToB.get(id); if (o) b?.focusNode(o); } });
-  b = mountGraphView(paneB, archB, { diff, side: 'b', onSelectNode: (id) => { const o = match.bToA.get(id); if (o) a.focusNode(o); } });
-  const bb = b;
+  // linked: one scale, scrolling aligned by matched layers, a selection shows its match
+  const g = mountLinkedGraphs(paneA, paneB, archA, archB, diff, match.aToB, match.bToA);
   return {
-    focusPair(aId, bId) { if (aId) a.focusNode(aId); if (bId) bb.focusNode(bId); },
-    destroy() { a.destroy(); bb.destroy(); },
+    focusPair(aId, bId) { if (aId) g.a.focusNode(aId); if (bId) g.b.focusNode(bId); },
+    destroy() { g.destroy(); },
   };
 }
 

@@ -55,6 +55,10 @@ export function wrapColumns(geom: Geometry, vis: Visible, w: number, h: number):
   if (cols < 2) return geom;
   const bs = bands(geom, vis, cols);
   if (bs.length < 2) return geom;
+  // worth it only when the columns are balanced enough to fit at a clearly larger scale
+  const tallest = Math.max(...bs.map((b) => b.y1 - b.y0)) + 2 * MARGIN;
+  const wide = bs.length * geom.w + (bs.length - 1) * GAP;
+  if (Math.min(w / wide, h / tallest) < 1.5 * Math.min(w / geom.w, h / geom.h)) return geom;
   const bandOf = new Map<string, number>();
   bs.forEach((b, i) => { for (const id of b.tops) bandOf.set(id, i); });
   const dx = bs.map((_, i) => i * (geom.w + GAP));
@@ -70,8 +74,7 @@ export function wrapColumns(geom: Geometry, vis: Visible, w: number, h: number):
     const si = bandOf.get(topOf(e.ve.s).id) ?? 0; const ti = bandOf.get(topOf(e.ve.t).id) ?? 0;
     return si === ti ? shift(e, dx[si], dy[si]) : bridge(e, bs, si, ti, dx, dy, geom.w);
   });
-  const hh = Math.max(...bs.map((b) => b.y1 - b.y0)) + 2 * MARGIN;
-  return { boxes, byId, edges, w: dx[bs.length - 1] + geom.w, h: hh, dir: geom.dir };
+  return { boxes, byId, edges, w: dx[bs.length - 1] + geom.w, h: tallest, dir: geom.dir };
 }
 
 function shift(e: EdgePath, dx: number, dy: number): EdgePath {

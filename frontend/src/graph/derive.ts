@@ -54,7 +54,7 @@ export function deriveArch(arch: Architecture, o: DeriveOpts): Derived {
     nodes = r.nodes; nameGroups = r.count;
   }
   const folds = new Map<string, FoldInfo>();
-  if (o.fold) nodes = foldRepeats(nodes, folds);
+  if (o.fold) nodes = foldRepeats(nodes, edges, folds);
   if (!mergedOps && !nameGroups && !folds.size) return { arch, folds, nameGroups, mergedOps };
   return { arch: { ...arch, nodes, edges }, folds, nameGroups, mergedOps };
 }
@@ -158,11 +158,14 @@ function findNameRuns(list: ArchNode[], parent: string | null, level: number,
 }
 
 // ----------------------------------------------------------------------------- repeated blocks
-const MIN_FOLD_CONTAINERS = 3;
+const MIN_FOLD_CONTAINERS = 4;
 const MIN_FOLD_LEAVES = 4;
 
-function foldRepeats(nodes: ArchNode[], folds: Map<string, FoldInfo>): ArchNode[] {
+function foldRepeats(nodes: ArchNode[], edges: ArchEdge[], folds: Map<string, FoldInfo>): ArchNode[] {
   const kids = childrenOf(nodes);
+  const linked = new Set(edges.map((e) => e.source + '\u0000' + e.target));
+  // layers (not containers) fold only when they form a chain: q/k/v projections stay apart
+  const chained = (a: ArchNode, b: ArchNode): boolean => kids.has(a.id) || linked.has(a.id + '\u0000' + b.id);
   const sig = signatures(nodes, kids);
   const ids = new Set(nodes.map((n) => n.id));
   const insert = new Map<string, ArchNode>();
@@ -171,7 +174,7 @@ function foldRepeats(nodes: ArchNode[], folds: Map<string, FoldInfo>): ArchNode[
     let i = 0;
     while (i < list.length) {
       let j = i + 1;
-      while (j < list.length && sig.get(list[j].id) === sig.get(list[i].id)) j++;
+      while (j < list.length && sig.get(list[j].id) === sig.get(list[i].id) && chained(list[j - 1], list[j])) j++;
       const container = kids.has(list[i].id);
       if (j - i >= (container ? MIN_FOLD_CONTAINERS : MIN_FOLD_LEAVES)) {
         const members = list.slice(i, j);

@@ -87,7 +87,8 @@ export function groupTitle(g: GNode, pick?: Map<string, number>): string {
   if (g.fold) {
     const k = pick?.get(g.id) ?? 0;
     const shown = k < 0 ? 'all copies' : 'copy ' + (k + 1) + ' of ' + g.children.length;
-    return base + ' × ' + g.children.length + ' · ' + shown + ' · ' + fmtShort(g.trainable + g.nonTrainable) + ' params';
+    return displayName(g) + ' × ' + g.children.length + (type ? '  ·  ' + type : '') + ' · ' + shown + ' · '
+      + fmtShort(g.trainable + g.nonTrainable) + ' params';
   }
   return base + ' · ' + fmtInt(g.leafCount) + (g.leafCount === 1 ? ' layer' : ' layers') + ' · '
     + fmtShort(g.trainable + g.nonTrainable) + ' params';

@@ -48,10 +48,13 @@ function follow(from: GraphView, to: GraphView, match: Map<string, string>): voi
   }
 }
 
+/** The pair (the panes' parent) as tall as the window below its top. */
 function fitWindow(pane: HTMLElement): void {
-  const top = pane.getBoundingClientRect().top;
+  const box = pane.parentElement || pane;
+  if (!box.isConnected) return;
+  const top = box.getBoundingClientRect().top;
   const win = pane.ownerDocument.defaultView || window;
-  pane.style.height = Math.max(360, Math.floor(win.innerHeight - Math.max(0, top) - 12)) + 'px';
+  box.style.height = Math.max(360, Math.floor(win.innerHeight - Math.max(0, top) - 12)) + 'px';
 }
 
 export function mountLinkedGraphs(paneA: HTMLElement, paneB: HTMLElement, archA: Architecture, archB: Architecture,
@@ -65,7 +68,7 @@ export function mountLinkedGraphs(paneA: HTMLElement, paneB: HTMLElement, archA:
     const o = (side === 0 ? aToB : bToA).get(id);
     if (o && views[1 - side]) views[1 - side].focusNode(o);
   };
-  for (const p of [paneA, paneB]) fitWindow(p);
+  fitWindow(paneA);
   views.push(new GraphView(paneA, archA, { diff, side: 'a', compact: true, onSelectNode: onSelect(0) }));
   views.push(new GraphView(paneB, archB, { diff, side: 'b', compact: true, onSelectNode: onSelect(1) }));
   const sharedFit = (): void => {
@@ -90,7 +93,7 @@ export function mountLinkedGraphs(paneA: HTMLElement, paneB: HTMLElement, archA:
     v.fitOverride = () => sharedFit();
   }
   const win = paneA.ownerDocument.defaultView || window;
-  const onResize = (): void => { for (const p of [paneA, paneB]) fitWindow(p); };
+  const onResize = (): void => fitWindow(paneA);
   win.addEventListener('resize', onResize);
   const handle = (v: GraphView) => ({ destroy: () => v.destroy(), focusNode: (id: string) => v.focusNode(id) });
   return {

@@ -166,24 +166,26 @@ export class GraphModel {
     return out;
   }
 
-  /** The containers to expand at first: all when small, else whole levels while under budget. */
+  /**
+   * The containers to expand at first: all when small, else whole levels while under budget.
+   * Groups made from layer names start collapsed (they are the overview of a flat model).
+   */
   defaultExpanded(budget = 160, smallModel = 300): Set<string> {
     const exp = new Set<string>();
-    const groups = this.list.filter((g) => g.isGroup);
-    if (this.list.length <= smallModel) { for (const g of groups) exp.add(g.id); return exp; }
+    const auto = (g: GNode): boolean => g.isGroup && (g.raw.synthetic !== 'name-group' || this.list.length <= 60);
+    if (this.list.length <= smallModel) { for (const g of this.list) if (auto(g)) exp.add(g.id); return exp; }
     let visible = this.roots.length;
-    let level = this.roots.filter((g) => g.isGroup);
+    let level = this.roots.filter(auto);
     while (level.length) {
       const add = level.reduce((s, g) => s + (g.fold ? 0 : g.children.length - 1), 0);
       if (visible + add > budget) break;
       visible += add;
       for (const g of level) exp.add(g.id);
-      level = level.flatMap((g) => (g.fold ? g.children.slice(0, 1) : g.children).filter((c) => c.isGroup));
+      level = level.flatMap((g) => (g.fold ? g.children.slice(0, 1) : g.children).filter(auto));
     }
     return exp;
   }
 
-  /** The visible structure for a set of expanded containers. */
   /** Which members of an open fold are shown: one (its index in `pick`, 0 by default) or all (-1). */
   shownChildren(g: GNode, pick: Map<string, number>): GNode[] {
     if (!g.fold) return g.children;

@@ -419,10 +419,20 @@ export class GraphView {
   }
 
   setFoldPick(id: string, k: number): void {
+    const g = this.model.nodes.get(id);
+    const cur = this.pick.get(id) ?? 0;
+    if (g && k >= 0 && cur >= 0 && g.children[k]) this.mirror(g.children[cur], g.children[k]);
     this.pick.set(id, k);
     this.expanded.add(id);
     void this.relayout({ anchor: id });
     if (this.selected === id) this.showPanel();
+  }
+
+  /** The copy shown next is opened as the one shown before was (same structure). */
+  private mirror(from: GNode | undefined, to: GNode): void {
+    if (!from || !this.expanded.has(from.id)) return;
+    this.expanded.add(to.id);
+    from.children.forEach((c, i) => { if (to.children[i]) this.mirror(c, to.children[i]); });
   }
 
   private foldStepSelected(d: number): void {

@@ -1,0 +1,132 @@
+"""Real models for the graph view's overview tests and benchmark, written into a logdir by a
+subprocess (so neither TensorFlow nor torch loads into the test process):
+
+- ``mobilenetv2``: ``keras.applications.MobileNetV2(weights=None)`` (156 layers, flat);
+- ``resnet152``: ``keras.applications.ResNet152(weights=None)`` (517 layers, flat; bench only);
+- ``gpt48``: a 48-block GPT-style PyTorch transformer (q/k/v projections, heads by view/transpose,
+  matmul attention, output projection, MLP) written with ``add_architecture``;
+- ``llama32``: ``transformers`` ``LlamaForCausalLM`` from a ``LlamaConfig`` with 32 tiny layers and
+  random weights, written with ``add_architecture``;
+- ``llama70b``: Llama-3-70B's configuration (80 layers) at a tiny width with real weights (the
+  layer structure of the real model; bench only).
+
+    python tests/graph_helpers.py LOGDIR keras|torch NAME [NAME ...]
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+KERAS = {
+    "mobilenetv2": "keras.applications.MobileNetV2(weights=None)",
+    "resnet152": "keras.applications.ResNet152(weights=None)",
+}
+TORCH = ("gpt48", "llama32", "llama70b")
+
+
+def write_models(logdir: str, names, timeout: float = 600) -> None:
+    """Write the named models into ``logdir/<name>`` (one subprocess per framework)."""
+    procs = []
+    k = [n for n in names if n in KERAS]
+    t = [n for n in names if n in TORCH]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND=os.environ.get("KERAS_BACKEND", "tensorflow"))
+    for kind, group in (("keras", k), ("torch", t)):
+        if group:
+            procs.append(subprocess.Popen([sys.executable, os.path.abspath(__file__), logdir, kind, *group], env=env))
+    for p in procs:
+        if p.wait(timeout=timeout) != 0:
+            raise RuntimeError("writing the models failed (exit %s)" % p.returncode)
+
+
+def _keras(logdir: str, names) -> None:
+    import keras  # noqa: F401  (used by the expressions in KERAS)
+    from tensorboard_archviz.extract.keras import extract_keras
+    from tensorboard_archviz.summary import ArchVizWriter
+    for name in names:
+        model = eval(KERAS[name])
+        with ArchVizWriter(os.path.join(logdir, name)) as w:
+            w.add_architecture(extract_keras(model), step=0)
+
+
+def _gpt(n_blocks: int = 48, d: int = 32, heads: int = 4):
+    import torch
+    from torch import nn
+
+    class Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q_proj, self.k_proj, self.v_proj, self.o_proj = (nn.Linear(d, d) for _ in range(4))
+
+        def forward(self, x):
+            b, t, _ = x.shape
+            q, k, v = (p(x).view(b, t, heads, d // heads).transpose(1, 2)
+                       for p in (self.q_proj, self.k_proj, self.v_proj))
+            att = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) / (d // heads) ** 0.5, dim=-1)
+            y = torch.matmul(att, v).transpose(1, 2).contiguous().view(b, t, d)
+            return self.o_proj(y)
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln_1, self.attn, self.ln_2 = nn.LayerNorm(d), Attention(), nn.LayerNorm(d)
+            self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+
+        def forward(self, x):
+            x = x + self.attn(self.ln_1(x))
+            return x + self.mlp(self.ln_2(x))
+
+    class GPT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte = nn.Embedding(100, d)
+            self.h = nn.ModuleList(Block() for _ in range(n_blocks))
+            self.ln_f = nn.LayerNorm(d)
+            self.lm_head = nn.Linear(d, 100)
+
+        def forward(self, idx):
+            x = self.wte(idx)
+            for blk in self.h:
+                x = blk(x)
+            return self.lm_head(self.ln_f(x))
+
+    return GPT().eval(), torch.zeros(1, 8, dtype=torch.long)
+
+
+def _llama(layers: int, **kw):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+    cfg = LlamaConfig(num_hidden_layers=layers, **kw)
+    return LlamaForCausalLM(cfg).eval(), torch.zeros(1, 8, dtype=torch.long)
+
+
+# Llama-3-70B: 80 layers, 64 heads, 8 key/value heads, vocabulary 128,256, rope theta 500,000;
+# widths divided by 128 (hidden 8192 -> 64, MLP 28672 -> 224) so it builds with real weights.
+LLAMA70B_TINY = dict(vocab_size=1024, hidden_size=64, intermediate_size=224, num_attention_heads=8,
+                     num_key_value_heads=2, rope_theta=500000.0, max_position_embeddings=128)
+
+
+def _torch(logdir: str, names) -> None:
+    import torch
+    from torch.utils.tensorboard import SummaryWriter
+    from tensorboard_archviz import add_architecture
+    torch.manual_seed(0)
+    for name in names:
+        if name == "gpt48":
+            model, x = _gpt()
+        elif name == "llama32":
+            model, x = _llama(32, vocab_size=128, hidden_size=32, intermediate_size=64,
+                              num_attention_heads=4, num_key_value_heads=2)
+        else:
+            model, x = _llama(80, **LLAMA70B_TINY)
+        w = SummaryWriter(os.path.join(logdir, name))
+        add_architecture(w, model, x)
+        w.close()
+
+
+if __name__ == "__main__":
+    out, kind, *models = sys.argv[1:]
+    (_keras if kind == "keras" else _torch)(out, models)

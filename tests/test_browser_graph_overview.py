@@ -1,0 +1,193 @@
+"""The graph view reads at any size (issue 13), against a real TensorBoard and Debian Chromium.
+
+Data (written once per module, see ``graph_helpers.py``): Keras MobileNetV2 (156 layers, flat),
+a 48-block GPT-style PyTorch transformer and a ``transformers`` Llama with 32 tiny layers (random
+weights) through ``add_architecture``; a hand-built model with a layer named ``"conv\\x01a"``; the
+nested / edited pair of ``test_browser_graph`` for the compare panes.
+"""
+
+from __future__ import annotations
+
+import io
+import xml.etree.ElementTree as ET
+
+import pytest
+from PIL import Image
+
+from conftest import open_archviz, run_tensorboard, wait_for_run
+from graph_helpers import write_models
+from tensorboard_archviz.summary import ArchVizWriter
+from test_browser_graph import arch_of, edited_nested_arch, nested_arch, node
+
+G = "[data-testid=graph-view]"
+SVGNS = "{http://www.w3.org/2000/svg}"
+CTRL = "conv\x01a"
+
+# Every <text> of the graph on screen: its on-screen font size (px) and its text.
+TEXTS = """() => {
+  const out = [];
+  for (const root of document.querySelectorAll('[data-testid=graph-view]')) {
+    const c = root.querySelector('[data-testid=graph-canvas]').getBoundingClientRect();
+    for (const t of root.querySelectorAll('svg text')) {
+      const r = t.getBoundingClientRect();
+      if (!r.width || !r.height || r.right < c.left || r.left > c.right || r.bottom < c.top || r.top > c.bottom) continue;
+      const m = t.getScreenCTM();
+      out.push([parseFloat(getComputedStyle(t).fontSize) * Math.hypot(m.a, m.b), t.textContent]);
+    }
+  }
+  return out;
+}"""
+
+
+def ctrl_arch():
+    a = arch_of("ctrl", [node("x", "Input", out=[[1, 3]]), node(CTRL, "Linear", inp=[[1, 3]], out=[[1, 4]], t=16)],
+                [("x", CTRL, [1, 3])], ["x"], [CTRL])
+    a.framework = "torch"
+    return a
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    logdir = tmp_path_factory.mktemp("logs_overview")
+    write_models(str(logdir), ["mobilenetv2", "gpt48", "llama32"])
+    for name, arch in (("ctrl", ctrl_arch()), ("pair_a", nested_arch()), ("pair_b", edited_nested_arch())):
+        with ArchVizWriter(str(logdir / name)) as w:
+            w.add_architecture(arch, step=0)
+    with run_tensorboard(logdir) as url:
+        for run in ("mobilenetv2", "gpt48", "llama32", "ctrl", "pair_a", "pair_b"):
+            wait_for_run(url, run)
+        yield url
+
+
+def open_graph(page, url, run):
+    frame = open_archviz(page, url)
+    frame.wait_for_selector("select[data-picker=run]")
+    frame.select_option("select[data-picker=run]", run)
+    frame.click("xpath=//button[normalize-space(.)='Graph']")
+    frame.wait_for_selector(G + '[data-render-complete="1"]')
+    return frame
+
+
+def relayout(frame, action):
+    frame.evaluate("document.querySelectorAll('[data-testid=graph-view]').forEach(v => v.dataset.renderComplete = 'x')")
+    action()
+    frame.wait_for_selector(G + '[data-render-complete="1"]')
+
+
+def fit(frame):
+    frame.click("[data-testid=graph-fit]")
+    frame.wait_for_timeout(150)   # one animation frame for the labels
+    return frame.evaluate(TEXTS)
+
+
+def test_mobilenetv2_fit_shows_blocks_1_to_16_legibly(server, page):
+    frame = open_graph(page, server, "mobilenetv2")
+    texts = fit(frame)
+    assert texts and min(size for size, _ in texts) >= 9
+    shown = {t for _, t in texts}
+    blocks = ["block_%d" % i for i in range(1, 17)]
+    assert [b for b in blocks if b not in shown] == []          # every group named, in full
+    assert frame.get_attribute(G, "data-name-groups") == "16"
+    ids = frame.eval_on_selector_all("[data-testid=graph-group-collapsed]", "gs => gs.map(g => g.dataset.id)")
+    assert sorted(ids) == sorted("group:" + b for b in blocks)
+    # each group says what it holds; expanding one shows its 9 layers
+    assert "9 layers · 5,568 params" in shown
+    before = int(frame.get_attribute(G, "data-visible-nodes"))
+    relayout(frame, lambda: frame.dblclick('[data-testid=graph-group-collapsed][data-id="group:block_1"]'))
+    assert int(frame.get_attribute(G, "data-visible-nodes")) == before - 1 + 9
+    # the flat chain as written
+    frame.click("[data-testid=graph-view-opts]")
+    relayout(frame, lambda: frame.click("[data-testid=graph-opt-name-groups]"))
+    assert frame.get_attribute(G, "data-name-groups") == "0"
+    assert frame.get_attribute(G, "data-visible-nodes") == "156"
+
+
+def test_transformer48_fit_folded_legible_and_attention_reads_qkv(server, page):
+    frame = open_graph(page, server, "gpt48")
+    texts = fit(frame)
+    assert texts and min(size for size, _ in texts) >= 9
+    shown = [t for _, t in texts]
+    assert any(t.startswith("h  ·  ModuleList") for t in shown)          # the top-level group
+    assert any(t.startswith("h.0 – h.47 × 48") for t in shown)           # the 48 blocks, folded
+    assert frame.get_attribute(G, "data-folds") == "1"
+    # shape-only ops merged: q/k projections feed the attention matmul directly
+    es = frame.eval_on_selector_all("[data-testid=graph-edge]", "es => es.map(e => [e.dataset.source, e.dataset.target])")
+    assert ["h.0.attn.q_proj", "matmul"] in es and ["h.0.attn.k_proj", "matmul"] in es
+    assert ["matmul_1", "h.0.attn.o_proj"] in es
+    merged = int(frame.get_attribute(G, "data-merged-ops"))
+    assert merged == 48 * 10   # per block: 3 x (view, transpose), k.transpose, transpose, contiguous, view
+    frame.click("[data-testid=graph-view-opts]")
+    relayout(frame, lambda: frame.click("[data-testid=graph-opt-all-ops]"))
+    assert frame.get_attribute(G, "data-merged-ops") == "0"
+    es = frame.eval_on_selector_all("[data-testid=graph-edge]", "es => es.map(e => [e.dataset.source, e.dataset.target])")
+    assert ["h.0.attn.q_proj", "matmul"] not in es and ["h.0.attn.q_proj", "view"] in es
+
+
+def test_llama32_is_one_fold_with_a_copy_picker(server, page):
+    frame = open_graph(page, server, "llama32")
+    texts = fit(frame)
+    assert min(size for size, _ in texts) >= 9
+    titles = [t for _, t in texts if "× 32" in t]
+    assert len(titles) == 1 and titles[0].startswith("layers.0 – layers.31 × 32")
+    assert frame.get_attribute(G, "data-folds") == "1"
+    fold = "fold:model.layers.0"
+    assert frame.locator('[data-testid=graph-group][data-id="%s"]' % fold).count() == 1
+    groups = int(frame.get_attribute(G, "data-visible-groups"))
+    # the picker: the next copy is drawn instead of the first
+    relayout(frame, lambda: frame.click('[data-testid=graph-fold-next][data-fold="%s"]' % fold))
+    ids = frame.eval_on_selector_all("[data-testid=graph-group]", "gs => gs.map(g => g.dataset.id)")
+    assert "model.layers.1" in ids and "model.layers.0" not in ids
+    # every copy (collapsed, beside the first one expanded ... as the user left them)
+    relayout(frame, lambda: frame.click('[data-testid=graph-fold-all][data-fold="%s"]' % fold))
+    assert int(frame.get_attribute(G, "data-visible-nodes")) >= 31
+    assert int(frame.get_attribute(G, "data-visible-groups")) >= groups - 2
+
+
+def test_compare_panes_share_one_scale_and_fit_the_window(server, page):
+    frame = open_archviz(page, server)
+    frame.click("xpath=//button[normalize-space(.)='Compare']")
+    frame.select_option("select[data-picker=runA]", "pair_a")
+    frame.select_option("select[data-picker=runB]", "pair_b")
+    frame.wait_for_function("document.querySelector('select[data-picker=runB]').value === 'pair_b'")
+    frame.click("xpath=//button[normalize-space(.)='Graphs']")
+    frame.wait_for_function("document.querySelectorAll('[data-testid=graph-view][data-render-complete=\"1\"]').length === 2")
+    frame.wait_for_timeout(200)
+    zooms = frame.eval_on_selector_all(G, "vs => vs.map(v => v.dataset.zoom)")
+    assert zooms[0] == zooms[1]
+    widths = frame.eval_on_selector_all('[data-testid=graph-node][data-id="input"] rect.avg-bg',
+                                        "rs => rs.map(r => r.getBoundingClientRect().width)")
+    assert len(widths) == 2 and abs(widths[0] - widths[1]) < 0.5
+    # one-line toolbars at 1400 px; the pair ends inside the window
+    bars = frame.eval_on_selector_all(G + " .avg-toolbar", "bs => bs.map(b => b.getBoundingClientRect().height)")
+    assert len(bars) == 2 and max(bars) < 40
+    bottom = frame.evaluate("document.querySelector('.av-graph-pair').getBoundingClientRect().bottom")
+    assert bottom <= frame.evaluate("window.innerHeight")
+    # zooming one pane zooms the other
+    a, b = frame.locator(G + " [data-testid=graph-zoom-in]").all()
+    a.click()
+    frame.wait_for_function("(() => { const z = [...document.querySelectorAll('[data-testid=graph-view]')].map(v => v.dataset.zoom);"
+                            " return z[0] === z[1] && z[0] !== %r; })()" % zooms[0])
+    # a trace is cleared by "collapse all"
+    pane = frame.locator(G).first
+    pane.locator('[data-testid=graph-node][data-id="encoder/dense"]').click()
+    pane.locator("[data-testid=graph-trace-down]").click()
+    assert pane.get_attribute("data-trace") != ""
+    pane.locator("[data-testid=graph-collapse-all]").click()
+    assert pane.get_attribute("data-trace") == ""
+
+
+def test_svg_and_png_export_with_control_characters(server, page):
+    frame = open_graph(page, server, "ctrl")
+
+    def download(testid):
+        frame.click("[data-testid=graph-export]")
+        with page.expect_download() as dl:
+            frame.click("[data-testid=%s]" % testid)
+        return open(dl.value.path(), "rb").read()
+
+    svg = ET.fromstring(download("graph-export-svg"))   # well-formed XML
+    texts = [t.text for t in svg.iter(SVGNS + "text")]
+    assert "conv\u2401a" in texts                          # the control character made visible
+    img = Image.open(io.BytesIO(download("graph-export-png")))
+    assert img.format == "PNG" and img.size[0] > 100
+    assert frame.inner_text("[data-testid=graph-status]") == ""
