@@ -62,8 +62,11 @@ naming the qualified name of the module whose forward failed.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import itertools
 import operator
+import re
 import warnings
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -74,6 +77,7 @@ from torch.overrides import TorchFunctionMode
 from tensorboard_archviz import schema
 from tensorboard_archviz.extract import torch_graph as tg
 from tensorboard_archviz.extract import torch_macs
+from tensorboard_archviz.extract.torch_guard import Guard
 from tensorboard_archviz.extract.torch_graph import ExtractionError, ForwardFailed
 from tensorboard_archviz.util import one_line
 
@@ -246,15 +250,17 @@ def _fx_containers(graph, names, leaf_ids, shapes) -> Dict[str, List[tg.Call]]:
     return containers
 
 
-def _run_fx(model, args, kwargs, names, leaf_ids, rec: tg.Recorder):
+def _run_fx(model, args, kwargs, names, leaf_ids, rec: tg.Recorder, guard: Guard):
     """Symbolically trace, then interpret the graph on the real input; returns (output,
     container calls {name: [Call]})."""
     bound, concrete = _fx_checks(model, args, kwargs, names, leaf_ids)
     graph = _fx_trace(model, concrete, leaf_ids)
+    guard.state.revert(only_proxies=True)  # what the trace stored in the modules
     placeholders = [n for n in graph.nodes if n.op == "placeholder"]
     if len(placeholders) != len(bound.arguments):
         raise _FxUnsupported("the traced graph's inputs do not match forward's signature")
-    output, shapes = _fx_interpret(model, graph, list(bound.arguments.values()), rec)
+    with guard.write_guard:
+        output, shapes = _fx_interpret(model, graph, list(bound.arguments.values()), rec)
     return output, _fx_containers(graph, names, leaf_ids, shapes)
 
 
@@ -270,7 +276,11 @@ def _run_hooks(model, args, kwargs, names, leaf_ids, rec: tg.Recorder):
 
     class Mode(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
+            try:
+                out = func(*args, **(kwargs or {}))
+            except Exception:
+                state.setdefault("failed_op", tg.op_name(func))
+                raise
             if state["busy"]:
                 return out
             if state["leaf_depth"]:
@@ -320,53 +330,12 @@ def _run_hooks(model, args, kwargs, names, leaf_ids, rec: tg.Recorder):
             with Mode():
                 return model(*args, **kwargs)
         except Exception as e:
-            raise ForwardFailed(stack[-1] if stack else None, e) from e
+            failed = ForwardFailed(stack[-1] if stack else None, e)
+            failed.partial, failed.op = rec, state.get("failed_op")
+            raise failed from e
     finally:
         for h in handles:
             h.remove()
-
-
-# ---------------------------------------------------------------------------------------------
-# side-effect guard
-
-class _Guard:
-    """Eval mode + no_grad for the forward; restores training flags, buffers, RNG, MHA fast path."""
-
-    def __init__(self, model: nn.Module):
-        self.model = model
-
-    def __enter__(self):
-        self.modes = [(m, m.training) for m in self.model.modules()]
-        self.buffers = []
-        for m in self.model.modules():
-            for k, b in m._buffers.items():
-                if b is not None:
-                    self.buffers.append((m, k, b, b.detach().clone()))
-        self.rng = torch.random.get_rng_state()
-        mha = getattr(torch.backends, "mha", None)
-        self.fastpath = mha.get_fastpath_enabled() if mha is not None and hasattr(
-            mha, "get_fastpath_enabled") else None
-        if self.fastpath is not None:
-            mha.set_fastpath_enabled(False)  # keep the submodules of Transformer layers visible
-        self.no_grad = torch.no_grad()
-        self.no_grad.__enter__()
-        self.model.eval()
-        return self
-
-    def __exit__(self, *exc):
-        self.no_grad.__exit__(*exc)
-        for m, training in self.modes:
-            m.training = training
-        with torch.no_grad():
-            for m, k, b, saved in self.buffers:
-                if m._buffers.get(k) is not b:
-                    m._buffers[k] = b
-                if b.shape == saved.shape and not torch.equal(b, saved):
-                    b.copy_(saved)
-        torch.random.set_rng_state(self.rng)
-        if self.fastpath is not None:
-            torch.backends.mha.set_fastpath_enabled(self.fastpath)
-        return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -393,15 +362,16 @@ def _checked_call(model: Any, input_to_model: Any) -> Tuple[nn.Module, tuple, Di
     return model, args, kwargs
 
 
-def _trace(model, args, kwargs, names, leaf_ids, new_recorder, method: str):
+def _trace(model, args, kwargs, names, leaf_ids, new_recorder, method: str, guard: Guard):
     """Run the model once (fx, else hooks): (recorder, output, containers, extraction)."""
     if method == "hooks":
         rec = new_recorder()
-        output = _run_hooks(model, args, kwargs, names, leaf_ids, rec)
+        with guard.write_guard:
+            output = _run_hooks(model, args, kwargs, names, leaf_ids, rec)
         return rec, output, {}, {"method": "hooks", "reason": "requested (method='hooks')"}
     rec = new_recorder()
     try:
-        output, containers = _run_fx(model, args, kwargs, names, leaf_ids, rec)
+        output, containers = _run_fx(model, args, kwargs, names, leaf_ids, rec, guard)
         return rec, output, containers, {"method": "fx", "reason": "torch.fx symbolic trace"}
     except _FxUnsupported as e:
         if method == "fx":
@@ -412,23 +382,54 @@ def _trace(model, args, kwargs, names, leaf_ids, new_recorder, method: str):
             raise
         extraction = {"method": "hooks", "reason": "the fx graph failed on the example input (%s)"
                       % one_line(e.error)}
+    guard.state.revert()  # undo what the failed attempt did: the model sees one forward call
+    guard.write_guard.restore()
     rec = new_recorder()
-    output = _run_hooks(model, args, kwargs, names, leaf_ids, rec)
+    with guard.write_guard:
+        output = _run_hooks(model, args, kwargs, names, leaf_ids, rec)
     return rec, output, {}, extraction
 
 
-def extract_torch(model: nn.Module, input_to_model: Any, *, method: str = "auto") -> schema.Architecture:
-    """The Architecture of `model`, from one forward pass on `input_to_model`.
+def _is_meta_failure(model: nn.Module, inputs, e: ForwardFailed) -> bool:
+    """The forward failed because an op has no meta kernel (a model on the meta device)."""
+    on_meta = any(t.is_meta for _, t in inputs) or any(
+        p.is_meta for p in itertools.islice(model.parameters(), 1))
+    text = str(e.error).lower()
+    return on_meta and isinstance(e.error, (NotImplementedError, RuntimeError)) and "meta" in text \
+        and getattr(e, "partial", None) is not None
 
-    `input_to_model` is passed like ``SummaryWriter.add_graph`` / torchinfo do: a tensor as
-    ``model(x)``, a tuple/list as ``model(*x)``, a dict as ``model(**x)`` (wrap a dict argument
-    in a tuple: ``(batch_dict,)``). `method` is ``"auto"`` (torch.fx, falling back to hooks),
-    ``"fx"`` or ``"hooks"``. Raises ``ExtractionError`` when the model cannot run on the input.
-    See the module docstring for conventions (batch dimension as given, MACs as torchinfo).
-    """
-    if method not in METHODS:
-        raise ValueError("method must be one of %s, got %r" % (METHODS, method))
-    model, args, kwargs = _checked_call(model, input_to_model)
+
+def _failed_op(e: ForwardFailed) -> str:
+    found = re.search(r"\b(aten::\w+|Tensor\.\w+\(\))", str(e.error))
+    if found:
+        return found.group(1)
+    return getattr(e, "op", None) or type(e.error).__name__
+
+
+@dataclasses.dataclass
+class _Plan:
+    """What extract_torch knows before the run."""
+    model: nn.Module
+    names: Dict[str, nn.Module]
+    modules: Dict[str, tg.ModuleInfo]
+    leaf_ids: set
+    inputs: List[Tuple[str, torch.Tensor]]
+    bare: bool
+
+    def recorder(self) -> tg.Recorder:
+        rec = tg.Recorder(set(self.names) | {n for n, _ in self.inputs})
+        for n, t in self.inputs:
+            rec.track(t, n)
+        return rec
+
+    def build(self, rec, containers, output, extraction, stopped=None) -> schema.Architecture:
+        return tg.build_architecture(
+            type(self.model).__name__, self.modules, self.inputs, rec, containers, output,
+            extraction, tg.param_counts(self.model.parameters()),
+            sum(b.numel() for b in self.model.buffers()), stopped=stopped)
+
+
+def _plan(model: nn.Module, args: tuple, kwargs: Dict[str, Any]) -> _Plan:
     names: Dict[str, nn.Module] = {q: m for q, m in model.named_modules() if q}
     # a bare torch.nn layer as the model (nn.Linear(8, 64)): it is a node, named by its class (a
     # model class of one's own without submodules keeps its functional ops as nodes)
@@ -439,28 +440,54 @@ def extract_torch(model: nn.Module, input_to_model: Any, *, method: str = "auto"
     paths = {id(p): k for k, p in model.named_parameters()}
     modules = {q: tg.module_info(q, m, paths) for q, m in names.items()}
     leaf_ids = {id(names[q]) for q, info in modules.items() if info.leaf}
-    inputs = _input_names(model, args, kwargs, set(names))
+    return _Plan(model, names, modules, leaf_ids, _input_names(model, args, kwargs, set(names)),
+                 bare)
 
-    def new_recorder() -> tg.Recorder:
-        rec = tg.Recorder(set(names) | {n for n, _ in inputs})
-        for n, t in inputs:
-            rec.track(t, n)
-        return rec
 
+def _meta_partial(plan: _Plan, e: ForwardFailed) -> schema.Architecture:
+    """A meta-device model whose forward calls an op with no meta kernel: the graph as far as
+    the forward got, every other module with unknown shapes (never an error)."""
+    op = _failed_op(e)
+    where = "module '%s'" % e.module if e.module else "the model's own forward"
+    msg = ("the forward on the meta device stopped in %s at %s, which has no meta kernel"
+           % (where, op))
+    warnings.warn("tensorboard-archviz: %s; the architecture is partial (shapes unknown after "
+                  "that point)" % msg, RuntimeWarning, stacklevel=3)
+    extraction = {"method": "hooks", "reason": msg, "partial": True, "failed_op": op,
+                  "failed_module": e.module}
+    return plan.build(e.partial, {}, None, extraction, stopped="not reached: " + msg)
+
+
+def extract_torch(model: nn.Module, input_to_model: Any, *, method: str = "auto") -> schema.Architecture:
+    """The Architecture of `model`, from one forward pass on `input_to_model`.
+
+    `input_to_model` is passed like ``SummaryWriter.add_graph`` / torchinfo do: a tensor as
+    ``model(x)``, a tuple/list as ``model(*x)``, a dict as ``model(**x)`` (wrap a dict argument
+    in a tuple: ``(batch_dict,)``). `method` is ``"auto"`` (torch.fx, falling back to hooks),
+    ``"fx"`` or ``"hooks"``. Raises ``ExtractionError`` when the model cannot run on the input.
+    A model on the meta device whose forward calls an op without a meta kernel gives a partial
+    graph instead (``extraction["partial"]``, a warning names the op). See the module docstring
+    for the conventions (MACs per example, memory, side effects).
+    """
+    if method not in METHODS:
+        raise ValueError("method must be one of %s, got %r" % (METHODS, method))
+    model, args, kwargs = _checked_call(model, input_to_model)
+    plan = _plan(model, args, kwargs)
     try:
-        with _Guard(model):
-            rec, output, containers, extraction = _trace(model, args, kwargs, names, leaf_ids,
-                                                         new_recorder, "hooks" if bare else method)
-            if bare:
+        with Guard(model, [t for _, t in plan.inputs]) as guard:
+            rec, output, containers, extraction = _trace(
+                model, args, kwargs, plan.names, plan.leaf_ids, plan.recorder,
+                "hooks" if plan.bare else method, guard)
+            if plan.bare:
                 extraction["reason"] = "the model is a single layer: its call recorded by hooks"
-            totals = tg.param_counts(model.parameters())
-            return tg.build_architecture(
-                type(model).__name__, modules, inputs, rec, containers, output, extraction,
-                totals, sum(b.numel() for b in model.buffers()))
+            return plan.build(rec, containers, output, extraction)
     except ForwardFailed as e:
+        if _is_meta_failure(model, plan.inputs, e):
+            return _meta_partial(plan, e)
+        names = plan.names
         where = ("module '%s' (%s)" % (e.module, type(names[e.module]).__name__)
                  if e.module in names else "the forward of %s itself" % type(model).__name__)
-        shapes = [tg.shape(t) for _, t in inputs]
+        shapes = [tg.shape(t) for _, t in plan.inputs]
         raise ExtractionError("%s: the forward pass on the example input (shapes %s) failed in %s: %s"
                               % (type(model).__name__, shapes, where, one_line(e.error)),
                               module=e.module) from e.error

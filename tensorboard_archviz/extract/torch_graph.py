@@ -204,7 +204,39 @@ def module_config(m: nn.Module) -> Dict[str, Any]:
     params = m._parameters
     if "bias" in params and "bias" not in cfg:
         cfg["bias"] = params["bias"] is not None
+    cfg.update({k: v for k, v in _hf_config(m).items() if k not in cfg})
     return cfg
+
+
+# What a Hugging Face attention / MLP module is built from (its model config holds them).
+_HF_KEYS = {
+    "attention": (("num_attention_heads", "num_heads"), ("num_key_value_heads", None),
+                  ("head_dim", None), ("hidden_size", None), ("attention_bias", None),
+                  ("sliding_window", None)),
+    "mlp": (("hidden_size", None), ("intermediate_size", None), ("hidden_act", None),
+            ("mlp_bias", None)),
+}
+
+
+def _hf_config(m: nn.Module) -> Dict[str, Any]:
+    """Constructor arguments of a Hugging Face attention or MLP module that live in its model
+    ``config`` rather than its attributes (``LlamaAttention``: num_heads, num_key_value_heads,
+    head_dim, ...)."""
+    config = vars(m).get("config")
+    if config is None or not hasattr(config, "to_dict"):
+        return {}
+    cls = type(m).__name__.lower()
+    kind = "attention" if "attention" in cls else "mlp" if (
+        "mlp" in cls or "feedforward" in cls) else None
+    out: Dict[str, Any] = {}
+    for key, name in _HF_KEYS.get(kind, ()):
+        v = json_safe(getattr(config, key, None))
+        if v is not None and v is not SKIP:
+            out[name or key] = v
+    if kind == "attention" and "head_dim" not in out and "num_heads" in out \
+            and isinstance(out.get("hidden_size"), int):
+        out["head_dim"] = out["hidden_size"] // out["num_heads"]
+    return out
 
 
 def op_config(args: Sequence[Any], kwargs: Dict[str, Any]) -> Dict[str, Any]:
@@ -603,7 +635,8 @@ def _set_macs(node: schema.Node, macs: Optional[int], reason: Optional[str], bat
 
 
 def _module_nodes(modules: Dict[str, ModuleInfo], rec: Recorder,
-                  containers: Dict[str, List[Call]], batch: int) -> Dict[str, schema.Node]:
+                  containers: Dict[str, List[Call]], batch: int,
+                  stopped: Optional[str]) -> Dict[str, schema.Node]:
     out: Dict[str, schema.Node] = {}
     used_by: Dict[str, Tuple[str, int]] = {}
     for q, m in modules.items():
@@ -614,6 +647,11 @@ def _module_nodes(modules: Dict[str, ModuleInfo], rec: Recorder,
         node = out[q] = _module_node(m, calls, counts)
         out_bytes = sum(c.out_bytes or 0 for c in calls) if calls else None
         node.extra["memory"] = _memory(m.params if not m.leaf else sub, out_bytes, batch)
+        if not calls and stopped:  # a partial run: unknown, not "not called"
+            node.extra.update(calls=None, reason=stopped)
+            if m.leaf:
+                node.extra["macs_reason"] = stopped
+            continue
         if not calls:
             if q in used_by:
                 parent, child_macs = used_by[q]
@@ -652,19 +690,20 @@ def _op_node(op: Op, batch: int) -> schema.Node:
 def build_architecture(root_class: str, modules: Dict[str, ModuleInfo], inputs, rec: Recorder,
                        containers: Dict[str, List[Call]], output: Any,
                        extraction: Dict[str, Any], counts: Tuple[int, int],
-                       buffer_numel: int) -> schema.Architecture:
+                       buffer_numel: int, stopped: Optional[str] = None) -> schema.Architecture:
     """The Architecture of one run: `modules` in ``named_modules()`` order (root excluded),
     `inputs` [(node id, tensor)], `rec` the recorded run, `containers` the calls of modules that
     are not leaves where `rec` has none, `output` the model's output, `counts` the model's
     (trainable, non_trainable) parameter counts. Container sums and model totals:
-    ``totals.fill_totals``."""
+    ``totals.fill_totals``. `stopped`: the run did not finish (why): modules without calls
+    are "not reached", their figures unknown."""
     outputs, out_info = model_outputs(rec, output)
     dropped = prune_dead_ops(rec, outputs)
     if dropped:
         extraction["dropped_ops"] = dropped
     batch = example_batch(inputs)
     nodes = _input_nodes(inputs, batch)
-    nodes.extend(_module_nodes(modules, rec, containers, batch).values())
+    nodes.extend(_module_nodes(modules, rec, containers, batch, stopped).values())
     nodes.extend(_op_node(op, batch) for op in rec.ops)
     edges = [schema.Edge(source=s, target=t, shape=sh) for (s, t), sh in rec.edges.items()]
     tr, ntr = counts
