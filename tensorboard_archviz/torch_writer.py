@@ -113,7 +113,9 @@ def add_architecture(writer: Any, model: Any, input_to_model: Any,
 
     `input_to_model`: a tensor (``model(x)``), a tuple/list (``model(*x)``) or a dict
     (``model(**x)``); one real forward pass runs on it in eval mode under ``no_grad`` and the
-    model is left as it was (see ``tensorboard_archviz.extract.torch``). `method`: ``"auto"``
+    model and the input are left as they were: modes, buffers, RNG, module attributes, and
+    parameters or input tensors the forward writes in place (copied just before the write and
+    restored; see ``tensorboard_archviz.extract.torch_guard``). `method`: ``"auto"``
     (torch.fx, else hooks), ``"fx"`` or ``"hooks"``. Returns the written ``Architecture`` (None
     on a non-zero distributed rank). Raises ``ExtractionError`` when the model cannot run on
     the input, with nothing written.

@@ -52,10 +52,13 @@ traceable model. Functional ops that only feed Python control flow (the ``x.sum(
 that touch no tensor derived from the inputs (``torch.arange``, parameter reshapes) are not
 nodes.
 
-No side effects: the forward runs under ``torch.no_grad()`` in **eval mode** (so Dropout is off
-and BatchNorm running statistics are not updated); every module's ``training`` flag, the
-buffers, the RNG state and the MHA fast-path flag are restored afterwards; no parameter,
-``requires_grad`` or ``.grad`` is touched. ``DataParallel`` / ``DistributedDataParallel`` /
+No side effects (``torch_guard``): the forward runs under ``torch.no_grad()`` in **eval mode**
+(so Dropout is off and BatchNorm running statistics are not updated); every module's
+``training`` flag, the buffers, the RNG state and the MHA fast-path flag are restored; parameters
+and the caller's input tensors written in place by the forward are copied just before the write
+and restored; nothing a torch.fx trace stored in a module (a ``Proxy``) stays there, and when fx
+fails the attributes it changed are put back before the real forward, which runs exactly once.
+No ``requires_grad`` or ``.grad`` is touched. ``DataParallel`` / ``DistributedDataParallel`` /
 ``torch.compile`` wrappers are unwrapped. An input that does not fit raises ``ExtractionError``
 naming the qualified name of the module whose forward failed.
 """
