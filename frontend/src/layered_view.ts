@@ -20,6 +20,7 @@ import type { Architecture } from './types';
 import type { View, ViewContext } from './view';
 
 const BIG = 40;   // main paths longer than this start folded, without shape labels
+const MIN_MAIN = 6;   // groups are opened by default until the main path has this many boxes
 
 function installCss(doc: Document): void {
   if (doc.getElementById('archviz-layered-css')) return;
@@ -29,10 +30,17 @@ function installCss(doc: Document): void {
   doc.head.appendChild(st);
 }
 
+/** Start collapsed, opening nested groups level by level while the main path is too short to
+ *  say anything (e.g. a model whose only child is a ModuleList of blocks). */
 function defaults(arch: Architecture): LayeredSettings {
-  const flat = buildLayered(arch, { depth: 1, fold: false });
+  let depth = 1;
+  let flat = buildLayered(arch, { depth, fold: false });
+  while (flat.main.length < MIN_MAIN && depth < flat.maxDepth) {
+    depth++;
+    flat = buildLayered(arch, { depth, fold: false });
+  }
   const big = flat.main.length > BIG;
-  return { depth: 1, fold: big, names: true, shapes: !big, mode: 'power', scale: big ? 0.8 : 1, spacing: big ? 4 : 10,
+  return { depth, fold: big, names: true, shapes: !big, mode: 'power', scale: big ? 0.8 : 1, spacing: big ? 4 : 10,
     colourBy: 'type', fit: false, pngWidth: 3000 };
 }
 
