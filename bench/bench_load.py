@@ -14,6 +14,14 @@ runs and steps. Printed per route: requests, requests/s, p50 / p99 latency (ms) 
 
 Client and server share the machine (and, here, two cores with other jobs): the figures are a
 floor for a dedicated machine, not a capacity plan.
+
+Timeline (``--timeline-steps 100 --timeline-nodes 5000``; ``--timeline-steps 0`` skips it): one
+run with an architecture of about that many nodes written at every step (one layer widened every
+10 steps, so some steps change and most do not), served by the default (Rust) loader with
+``--samples_per_plugin=archviz=<steps>``. Printed side by side: the ``timeline`` route for all
+steps and for the first half of the steps (time per step should stay flat: one pass, linear),
+the same answer the old way (one ``diff`` request per consecutive pair), and TensorBoard's
+resident memory (the Python process plus its data server) before and after.
 """
 
 from __future__ import annotations
@@ -145,14 +153,29 @@ def get(url: str, timeout: float = 60):
 
 
 class TensorBoard:
-    def __init__(self, logdir: str, load_fast: bool):
+    def __init__(self, logdir: str, load_fast: bool, samples: int = 100):
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tensorboard.main", "--logdir", logdir, "--host", "127.0.0.1",
              "--port", str(self.port), "--load_fast=%s" % ("true" if load_fast else "false"),
-             "--reload_interval", "5", "--samples_per_plugin=archviz=100"],
+             "--reload_interval", "5", "--samples_per_plugin=archviz=%d" % samples],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def wait_steps(self, run: str, steps: int, timeout: float = 900) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("tensorboard exited with %s" % self.proc.returncode)
+            try:
+                status, body = get(self.url + PLUGIN + "/runs", timeout=600)
+                if status == 200 and len(json.loads(body).get(run, {}).get("steps", [])) >= steps:
+                    return
+            except OSError:
+                pass
+            time.sleep(2)
+        raise RuntimeError("tensorboard did not list %d steps of %r within %ss"
+                           % (steps, run, timeout))
 
     def wait_ready(self, layout: dict, timeout: float = 300) -> float:
         t0 = time.perf_counter()
@@ -263,6 +286,88 @@ def report(name: str, ready_s: float, elapsed: float, lat, errors, examples) -> 
     return sum(errors.values())
 
 
+# -- the timeline ------------------------------------------------------------------------------------
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (TensorBoard + its Rust data server), MB."""
+    total = 0
+    pids = [pid]
+    try:
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
+                             text=True).stdout
+        pids += [int(x) for x in out.split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            with open("/proc/%d/status" % p) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024.0
+
+
+def build_timeline_logdir(root: str, steps: int, nodes: int) -> int:
+    """One run "tl" with an architecture of ~`nodes` nodes at every step; returns JSON bytes."""
+    per_block = 50
+    blocks = max(1, nodes // (per_block + 1))
+    size = 0
+    with ArchVizWriter(os.path.join(root, "tl")) as w:
+        for step in range(steps):
+            arch = make_arch("tl", blocks, per_block, widen=False)
+            widened = step // 10  # a layer widens every 10 steps
+            if widened:
+                node = arch.nodes[2]
+                node.config = dict(node.config, units=64 + widened)
+            w.add_architecture(arch, step=step)
+            size = len(arch.to_json())
+    return size
+
+
+def timeline_half(url: str, steps: int) -> float:
+    """The old client's way for the first half of the steps: one diff per consecutive pair."""
+    t0 = time.perf_counter()
+    for s in range(1, steps // 2):
+        status, body = get(url + PLUGIN + "/diff?" + urllib.parse.urlencode(
+            {"run_a": "tl", "step_a": s - 1, "run_b": "tl", "step_b": s}), timeout=600)
+        if status != 200:
+            raise RuntimeError("diff answered %d: %s" % (status, body[:200]))
+    return time.perf_counter() - t0
+
+
+def run_timeline(steps: int, nodes: int) -> None:
+    root = tempfile.mkdtemp(prefix="archviz_bench_timeline_")
+    try:
+        size = build_timeline_logdir(root, steps, nodes)
+        tb = TensorBoard(root, load_fast=True, samples=steps)
+        try:
+            t0 = time.perf_counter()
+            tb.wait_steps("tl", steps)
+            print("\ntimeline: %d steps of a %d-node architecture (%.1f MB of JSON each), listed "
+                  "%.1f s after start; TensorBoard RSS %.0f MB"
+                  % (steps, nodes, size / 1e6, time.perf_counter() - t0, rss_mb(tb.proc.pid)))
+            for label, timeout in (("cold", 900), ("warm", 900)):
+                t0 = time.perf_counter()
+                status, body = get(tb.url + PLUGIN + "/timeline?run=tl", timeout=timeout)
+                dt = time.perf_counter() - t0
+                entries = json.loads(body)["entries"] if status == 200 else []
+                changed = sum(1 for e in entries if e.get("identical") is False)
+                print("  timeline route (%s): HTTP %d, %d entries (%d changed) in %.2f s = %.1f "
+                      "ms/step; RSS %.0f MB" % (label, status, len(entries), changed, dt,
+                                               1000 * dt / max(1, len(entries)),
+                                               rss_mb(tb.proc.pid)))
+            half = timeline_half(tb.url, steps)
+            print("  old way, one diff per pair for the first %d steps: %.2f s = %.1f ms/step; "
+                  "RSS %.0f MB" % (steps // 2, half, 1000 * half / max(1, steps // 2 - 1),
+                                   rss_mb(tb.proc.pid)))
+        finally:
+            tb.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=100)
@@ -270,7 +375,15 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--loaders", default="fast,legacy")
     ap.add_argument("--logdir", help="keep the generated logs here (default: a temp dir)")
+    ap.add_argument("--timeline-steps", type=int, default=100,
+                    help="steps of the timeline benchmark (0: skip it)")
+    ap.add_argument("--timeline-nodes", type=int, default=5000)
+    ap.add_argument("--timeline-only", action="store_true", help="skip the load benchmark")
     args = ap.parse_args()
+    if args.timeline_steps:
+        run_timeline(args.timeline_steps, args.timeline_nodes)
+    if args.timeline_only:
+        return 0
 
     root = args.logdir or tempfile.mkdtemp(prefix="archviz_bench_load_")
     os.makedirs(root, exist_ok=True)

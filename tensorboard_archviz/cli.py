@@ -1,14 +1,21 @@
 """`archviz` command line: write saved models into a logdir, print an architecture as a table.
 
     archviz write MODEL_FILE --logdir logs [--run NAME] [--step N] [--input-shape 1,3,32,32]
-                  [--filters [LAYER ...]] [--import MODULE]
+                  [--filters [LAYER ...]] [--import MODULE] [--seq-len N] [--unsafe]
     archviz summary MODEL_FILE|LOGDIR [--run NAME] [--step N] [--json] [--width N]
 
 Also `python -m tensorboard_archviz`. Model files: Keras `.keras` and legacy `.h5`; PyTorch
 full-model files (`torch.save(model)`), TorchScript archives (`torch.jit.save`) and `torch.export`
-programs (`.pt2`). A `.pt2` carries its example input; the other PyTorch files need
-`--input-shape` (batch first; repeat it for several inputs). `--import` loads the module that
-defines custom Keras layers or a pickled model's class first.
+programs (`.pt2`); a Hugging Face `config.json` (the model is built on the meta device: no
+weights, example `input_ids` of `--seq-len` tokens, default 16). A `.pt2` carries its example
+input; the other PyTorch files need `--input-shape` (batch first; repeat it for several inputs).
+`--import` loads the module that defines custom Keras layers or a pickled model's class first.
+
+No file runs code when loaded unless you pass `--unsafe` (alias `--trust-file`): PyTorch pickles
+are read with `weights_only=True` (a full pickled model, or a `.pt2` whose pickled example inputs
+hold more than tensors, is refused with a one-line reason), Keras loads in safe mode (no Lambda
+layers) for `.keras` and `.h5` alike. Every printed string is stripped of control characters and
+terminal escape sequences.
 
 What is written equals what ArchVizCallback / add_architecture write for the live model: an
 `.h5` gives the identical document; a `.keras` differs only in Keras' variable paths (a loaded
@@ -26,6 +33,7 @@ TF-free file reader (no TensorFlow import).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -33,11 +41,10 @@ import re
 import shutil
 import sys
 import textwrap
-import types
 import zipfile
 from typing import Any, List, Optional, Sequence, Tuple
 
-from tensorboard_archviz import schema
+from tensorboard_archviz import schema, util
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -122,13 +129,6 @@ def _import_modules(names: Optional[Sequence[str]]) -> None:
             raise CliError("--import %s failed: %s: %s" % (name, type(e).__name__, e)) from None
 
 
-def _one_line(e: BaseException, limit: int = 400) -> str:
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
-    lines = [l.strip() for l in text.splitlines() if l.strip()]
-    line = lines[0] if lines else type(e).__name__
-    return line if len(line) <= limit else line[:limit - 3] + "..."
-
-
 # ---------------------------------------------------------------------------------------------
 # detecting and loading model files
 
@@ -161,9 +161,7 @@ def load_keras(path: str, unsafe: bool = False):
     import keras
 
     try:
-        if path.lower().endswith(".keras"):
-            return keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
-        return keras.saving.load_model(path, compile=False)
+        return keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
     except Exception as e:  # noqa: BLE001 - Keras raises TypeError/ValueError/OSError/...
         text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
         found = re.search(r"Could not locate (?:class|function) '([^']+)'", text) or \
@@ -182,12 +180,12 @@ def load_keras(path: str, unsafe: bool = False):
             ) from None
         if "safe_mode" in text:
             raise CliError("%s: the model holds a Lambda layer (Python code inside the file), "
-                           "which Keras loads only in unsafe mode: pass --unsafe if you trust "
-                           "the file" % path) from None
+                           "which Keras loads only in unsafe mode: pass %s" % (path, UNSAFE_HELP)) \
+                from None
         if isinstance(e, OSError):
-            raise CliError("%s: cannot read the Keras file (%s)" % (path, _one_line(e))) from None
-        raise CliError("%s: not a loadable Keras model (%s: %s)"
-                       % (path, type(e).__name__, _one_line(e))) from None
+            raise CliError("%s: cannot read the Keras file (%s)" % (path, util.one_line(e))) from None
+        raise CliError("%s: not a loadable Keras model (%s)" % (path, util.one_line(e))) \
+            from None
 
 
 def _torch_kind(path: str) -> str:
@@ -238,37 +236,113 @@ def _is_weights(obj: Any) -> bool:
     return False
 
 
-def load_torch(path: str) -> Tuple[str, Any]:
-    """("module" | "export" | "script", object) of a PyTorch file."""
+UNSAFE_HELP = "--unsafe (alias --trust-file) if you trust the file"
+
+
+@contextlib.contextmanager
+def weights_only_loads(unsafe: bool):
+    """Every torch.load inside (including those torch.export.load makes for a .pt2's example
+    inputs and constants, which fall back to full unpickling on their own) reads tensors only,
+    unless `unsafe`: TORCH_FORCE_WEIGHTS_ONLY_LOAD, read by torch.load at each call."""
+    saved = {k: os.environ.get(k) for k in ("TORCH_FORCE_WEIGHTS_ONLY_LOAD",
+                                            "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")}
+    os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
+    if unsafe:
+        os.environ.pop("TORCH_FORCE_WEIGHTS_ONLY_LOAD", None)
+    else:
+        os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _pickled_global(e: BaseException) -> Optional[str]:
+    """The class or function a refused pickle names (torch's weights-only unpickler says it)."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(e))
+    return found.group(1) if found else None
+
+
+def _unpickler_reason(e: BaseException) -> str:
+    """What torch's weights-only unpickler found wrong, without its boilerplate."""
+    noise = ("weights_only", "Weights only load failed", "Check the documentation",
+             "Please file an issue", "arbitrary code execution")
+    lines = [l.strip() for l in str(e).splitlines()
+             if l.strip() and not any(n in l for n in noise)]
+    return util.strip_control(lines[0] if lines else type(e).__name__)[:200]
+
+
+def _refused_pickle(path: str, e: BaseException, what: str) -> CliError:
+    """The one-line refusal of a file whose pickle names code (a class or function to run)."""
+    named = _pickled_global(e)
+    return CliError(
+        "%s %s%s: loading it would run code from the file, so archviz refuses without "
+        "--unsafe. Pass %s; otherwise save the model with torch.export.save (a .pt2 with tensor "
+        "inputs loads without running code) or call tensorboard_archviz.add_architecture in "
+        "your own script" % (path, what, " (its pickle names %s)" % named if named else "",
+                             UNSAFE_HELP))
+
+
+def _load_export(path: str, unsafe: bool) -> Any:
+    import pickle
+
+    import torch
+
+    try:
+        with weights_only_loads(unsafe):
+            return torch.export.load(path)
+    except Exception as e:  # noqa: BLE001 - torch raises many types here
+        if isinstance(e, pickle.UnpicklingError) or _pickled_global(e):
+            raise _refused_pickle(path, e, "is a torch.export program whose pickled parts "
+                                  "(example inputs, constants) hold more than tensors") from None
+        raise CliError("%s: not a loadable torch.export program (%s)"
+                       % (path, util.one_line(e))) from None
+
+
+def load_torch(path: str, unsafe: bool = False) -> Tuple[str, Any]:
+    """("module" | "export" | "script", object) of a PyTorch file. Pickles are read with
+    ``weights_only=True``; a full pickled model only with ``unsafe`` (it runs code)."""
     import pickle
 
     import torch
 
     kind = _torch_kind(path)
     if kind == "export":
-        try:
-            return "export", torch.export.load(path)
-        except Exception as e:  # noqa: BLE001 - torch raises many types here
-            raise CliError("%s: not a loadable torch.export program (%s: %s)"
-                           % (path, type(e).__name__, _one_line(e))) from None
+        return "export", _load_export(path, unsafe)
     if kind == "script":
         try:
             return "script", torch.jit.load(path, map_location="cpu")
         except Exception as e:  # noqa: BLE001
             raise CliError("%s: not a loadable TorchScript archive (%s)"
-                           % (path, _one_line(e))) from None
-    try:  # weights only first: a state_dict is read without running any code from the file
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
+                           % (path, util.one_line(e))) from None
+    try:  # weights only: a state_dict is read without running any code from the file
+        with weights_only_loads(False):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if _pickled_global(e) is None:
+            raise CliError("%s: not a PyTorch file (the weights-only unpickler stopped: %s)"
+                           % (path, _unpickler_reason(e))) from None
+        if not unsafe:
+            raise _refused_pickle(path, e, "is a full pickled model or object") from None
         obj = _load_full_pickle(path)
     except Exception as e:  # noqa: BLE001
-        raise CliError("%s: not a loadable PyTorch file (%s: %s)"
-                       % (path, type(e).__name__, _one_line(e))) from None
+        raise CliError("%s: not a loadable PyTorch file (%s)" % (path, util.one_line(e))) from None
+    return "module", _module_of(path, obj)
+
+
+def _module_of(path: str, obj: Any) -> Any:
+    """The nn.Module a loaded file holds (a dict with one module is accepted); CliError else."""
+    import torch
+
     if isinstance(obj, dict):
         modules = [(k, v) for k, v in obj.items() if isinstance(v, torch.nn.Module)]
         if len(modules) == 1:
-            print("archviz: %s holds a dict; using the model under key %r"
-                  % (path, modules[0][0]), file=sys.stderr)
+            print(util.strip_control("archviz: %s holds a dict; using the model under key %r"
+                                     % (path, modules[0][0])), file=sys.stderr)
             obj = modules[0][1]
         elif _is_weights(obj):
             raise CliError(
@@ -283,15 +357,16 @@ def load_torch(path: str) -> Tuple[str, Any]:
             raise CliError("%s holds a dict %s without a model in it" % (path, _describe_dict(obj)))
     if not isinstance(obj, torch.nn.Module):
         raise CliError("%s holds a %s, not a torch.nn.Module" % (path, type(obj).__name__))
-    return "module", obj
+    return obj
 
 
 def _load_full_pickle(path: str) -> Any:
-    """torch.load of a whole pickled model (this runs code named by the file: trust it)."""
+    """torch.load of a whole pickled model (this runs code named by the file: --unsafe only)."""
     import torch
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        with weights_only_loads(True):
+            return torch.load(path, map_location="cpu", weights_only=False)
     except (ModuleNotFoundError, AttributeError, ImportError) as e:
         text = str(e)
         m = re.search(r"Can't get attribute '([^']+)' on <module '([^']+)'", text)
@@ -312,17 +387,45 @@ def _load_full_pickle(path: str) -> Any:
             "model with torch.export (a .pt2 file needs no Python class)" % (path, what, how)
         ) from None
     except Exception as e:  # noqa: BLE001
-        raise CliError("%s: not a loadable PyTorch file (%s: %s)"
-                       % (path, type(e).__name__, _one_line(e))) from None
+        raise CliError("%s: not a loadable PyTorch file (%s)" % (path, util.one_line(e))) \
+            from None
+
+
+def _extract_config(path: str, input_shapes: Optional[List[Tuple[int, ...]]],
+                    seq_len: Optional[int]) -> Loaded:
+    """A Hugging Face config.json: its model built on the meta device (no weights), extracted."""
+    from tensorboard_archviz import hf_config
+    from tensorboard_archviz.extract.torch import extract_torch
+
+    if input_shapes and len(input_shapes) > 1:
+        raise CliError("--input-shape: a config.json model takes one main input shape")
+    if seq_len is not None and seq_len <= 0:
+        raise CliError("--seq-len must be a positive integer, got %d" % seq_len)
+    try:
+        model, example, name = hf_config.build(
+            path, seq_len or hf_config.DEFAULT_SEQ_LEN, input_shapes[0] if input_shapes else None)
+    except hf_config.ConfigError as e:
+        raise CliError(str(e)) from None
+    try:
+        arch = extract_torch(model, example)
+    except Exception as e:  # noqa: BLE001 - shown as one line
+        raise CliError("%s: extraction of %s on the meta device failed: %s"
+                       % (path, name, util.one_line(e))) from None
+    return Loaded("torch", "config", model, example, arch)
 
 
 def extract_file(path: str, input_shapes: Optional[List[Tuple[int, ...]]] = None,
-                 input_dtype: str = "float32", unsafe: bool = False) -> Loaded:
+                 input_dtype: str = "float32", unsafe: bool = False,
+                 seq_len: Optional[int] = None) -> Loaded:
     """Load a saved model file and extract its Architecture; CliError on any problem."""
     if not os.path.exists(path):
         raise CliError("%s: no such file or directory" % path)
     if os.path.isdir(path):
         raise CliError("%s is a directory, not a model file" % path)
+    from tensorboard_archviz import hf_config
+
+    if hf_config.is_hf_config(path):
+        return _extract_config(path, input_shapes, seq_len)
     framework = detect_framework(path)
     if framework == "keras":
         if input_shapes:
@@ -333,13 +436,12 @@ def extract_file(path: str, input_shapes: Optional[List[Tuple[int, ...]]] = None
         try:
             return Loaded("keras", "keras", model, None, extract_keras(model))
         except Exception as e:  # noqa: BLE001 - shown as one line
-            raise CliError("%s: extraction failed: %s: %s" % (path, type(e).__name__,
-                                                              _one_line(e))) from None
+            raise CliError("%s: extraction failed: %s" % (path, util.one_line(e))) from None
 
     from tensorboard_archviz.extract import torch_saved
     from tensorboard_archviz.extract.torch import ExtractionError, extract_torch
 
-    kind, obj = load_torch(path)
+    kind, obj = load_torch(path, unsafe)
     example = _example_input(input_shapes, input_dtype) if input_shapes else None
     if example is None and kind == "module":
         raise CliError("%s holds a full %s model but no example input: pass --input-shape "
@@ -362,57 +464,46 @@ def extract_file(path: str, input_shapes: Optional[List[Tuple[int, ...]]] = None
                     "exported with dynamic_shapes; leave out --input-shape to use its own)")
         raise CliError("%s: the input does not fit the model: %s%s" % (path, e, hint)) from None
     except Exception as e:  # noqa: BLE001 - shown as one line
-        raise CliError("%s: extraction failed: %s: %s" % (path, type(e).__name__,
-                                                          _one_line(e))) from None
+        raise CliError("%s: extraction failed: %s" % (path, util.one_line(e))) from None
     if example is None and kind == "export":
         example = getattr(obj, "example_inputs", None)
     return Loaded("torch", kind, obj, example, arch)
 
 
 # ---------------------------------------------------------------------------------------------
-# reading a logdir (through TensorBoard's own data provider, like the plugin)
-
-def _avoid_tensorflow(logdir: str) -> None:
-    """Read local logdirs with TensorBoard's TF-free I/O (tensorboard's `notf` switch) in this
-    command's process: importing TensorFlow takes seconds and is not needed. Remote paths
-    (gs://, s3://) keep TF's file systems; nothing changes once TensorFlow is imported."""
-    if "://" in logdir or "tensorflow" in sys.modules \
-            or "tensorboard.compat.notf" in sys.modules:
-        return
-    sys.modules["tensorboard.compat.notf"] = types.ModuleType("tensorboard.compat.notf")
-
+# reading a logdir (through a TensorBoard DataProvider and the plugin's reader)
 
 def open_logdir(logdir: str):
-    """(ArchVizPlugin, RequestContext) over `logdir`, read with TensorBoard's event multiplexer
-    and data provider (the legacy loader) — the same code paths the plugin's routes use."""
+    """(DataProvider, RequestContext) over `logdir`: local logdirs are read with the package's
+    TensorFlow-free event-file provider; remote ones (gs://, s3://) with TensorBoard's event
+    multiplexer, which needs TensorFlow's file systems anyway."""
     from tensorboard import context as tb_context
+
+    if "://" not in logdir:
+        from tensorboard_archviz.event_files import LocalEventFilesProvider
+
+        return LocalEventFilesProvider(logdir), tb_context.RequestContext()
     from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
-    from tensorboard.plugins import base_plugin
 
     from tensorboard_archviz import metadata
-    from tensorboard_archviz.plugin import ArchVizPlugin
 
     mux = plugin_event_multiplexer.EventMultiplexer(
         tensor_size_guidance={metadata.PLUGIN_NAME: 0})
     mux.AddRunsFromDirectory(logdir)
     mux.Reload()
-    provider = data_provider.MultiplexerDataProvider(mux, logdir)
-    plugin = ArchVizPlugin(base_plugin.TBContext(data_provider=provider, logdir=logdir))
-    return plugin, tb_context.RequestContext()
+    return data_provider.MultiplexerDataProvider(mux, logdir), tb_context.RequestContext()
 
 
 def architecture_from_logdir(logdir: str, run: Optional[str], step: Optional[int]):
     """(run, step, Architecture) stored in `logdir`; CliError when there is none or the choice
     is ambiguous."""
-    from tensorboard_archviz import metadata
-    from tensorboard_archviz.plugin import RequestError
+    from tensorboard_archviz import reader
 
-    if not os.path.isdir(logdir):
+    if "://" not in logdir and not os.path.isdir(logdir):
         raise CliError("%s: no such directory" % logdir)
-    plugin, ctx = open_logdir(logdir)
-    listing = plugin._data_provider.list_tensors(
-        ctx, experiment_id="", plugin_name=metadata.PLUGIN_NAME)
-    runs = sorted(r for r, tags in listing.items() if metadata.ARCHITECTURE_TAG in tags)
+    data_provider, ctx = open_logdir(logdir)
+    arch_reader = reader.ArchitectureReader(data_provider)
+    runs = sorted(arch_reader.list_series(ctx, ""))
     if not runs:
         raise CliError("%s holds no architecture (no run has archviz data); write one with "
                        "`archviz write MODEL --logdir %s`, ArchVizCallback or add_architecture"
@@ -426,8 +517,8 @@ def architecture_from_logdir(logdir: str, run: Optional[str], step: Optional[int
         raise CliError("%s has no run %r with an architecture; runs: %s"
                        % (logdir, run, ", ".join(runs)))
     try:
-        found_step, arch = plugin.load_architecture(ctx, "", run, step)
-    except RequestError as e:
+        found_step, arch = arch_reader.load(ctx, "", run, step)
+    except reader.ReadError as e:
         raise CliError(e.message) from None
     return run, found_step, arch
 
@@ -459,22 +550,96 @@ def _fmt_params(node: schema.Node) -> str:
     return text + " ({:,} NT)".format(nt) if nt else text
 
 
+def _fmt_macs(node: schema.Node) -> str:
+    if node.macs is None:
+        return "?"  # unknown (node.macs_reason says why): never shown as 0
+    at_least = node.extra.get("macs_complete") is False
+    return ("at least " if at_least else "") + "{:,}".format(node.macs)
+
+
+def _depths(arch: schema.Architecture) -> dict:
+    """Nesting depth of every node from its `parent` chain (not from its position)."""
+    parent = {n.id: n.parent for n in arch.nodes}
+    depth: dict = {}
+    for n in arch.nodes:
+        chain, cur = [], n.id
+        while cur is not None and cur not in depth and len(chain) <= len(parent):
+            chain.append(cur)
+            cur = parent.get(cur)
+        base = depth.get(cur, -1) if cur is not None else -1
+        for k, node_id in enumerate(reversed(chain)):
+            depth[node_id] = base + 1 + k
+    return depth
+
+
 def table_rows(arch: schema.Architecture) -> List[List[str]]:
-    """One row of cells per node: layer (indented by nesting), shapes, params, MACs, inputs."""
-    depth = {}
-    names = {n.id: n.id for n in arch.nodes}
-    incoming = {}
+    """One row of cells per node, in the order the JSON lists them (execution order): layer
+    id (indented by its parent chain), output shapes, params, MACs per example, inputs."""
+    depth = _depths(arch)
+    incoming: dict = {}
     for e in arch.edges:
-        incoming.setdefault(e.target, []).append(names.get(e.source, e.source))
+        incoming.setdefault(e.target, []).append(e.source)
     rows = []
     for n in arch.nodes:
-        d = 0 if n.parent is None else depth.get(n.parent, 0) + 1
-        depth[n.id] = d
         label = n.id if n.name == n.id or n.id.endswith(n.name) else "%s [%s]" % (n.id, n.name)
-        rows.append(["  " * d + "%s (%s)" % (label, n.class_name), _fmt_shape(n.output_shapes),
-                     _fmt_params(n), "" if n.macs is None else "{:,}".format(n.macs),
-                     ", ".join(incoming.get(n.id, []))])
+        cells = ["  " * depth[n.id] + "%s (%s)" % (label, n.class_name),
+                 _fmt_shape(n.output_shapes), _fmt_params(n), _fmt_macs(n),
+                 ", ".join(incoming.get(n.id, []))]
+        rows.append([util.strip_control(c) for c in cells])
     return rows
+
+
+def fmt_bytes(n: Optional[int]) -> str:
+    """Bytes in decimal units as torchinfo prints them: 512 B, 1.23 MB, 44.6 MB."""
+    if n is None:
+        return "?"
+    v, unit = float(n), 0
+    units = ["B", "kB", "MB", "GB", "TB"]
+    while abs(v) >= 1000 and unit < len(units) - 1:
+        v /= 1000
+        unit += 1
+    if unit == 0:
+        return "%d B" % n
+    return ("%.0f" if v >= 100 else "%.1f" if v >= 10 else "%.2f") % v + " " + units[unit]
+
+
+def _macs_line(arch: schema.Architecture) -> Optional[str]:
+    """The MACs footer line: the model's per-example figure ("at least" when some node's is
+    unknown); a schema 1 document says its figures are in the old convention."""
+    m = arch.model.extra
+    macs, complete = m.get("macs"), m.get("macs_complete", True)
+    if not isinstance(macs, int) or isinstance(macs, bool):
+        parents = {n.parent for n in arch.nodes}
+        leaves = [n for n in arch.nodes if n.id not in parents]
+        macs = sum(n.macs for n in leaves if n.macs is not None)
+        complete = all(n.macs is not None for n in leaves)
+        if not macs:
+            return None
+    text = "{}{:,}".format("" if complete is not False else "at least ", macs)
+    if m.get("macs_convention") == schema.MACS_CONVENTION_V1:
+        return "MACs: %s (%s)" % (text, schema.MACS_CONVENTION_V1)
+    return "MACs per example: " + text
+
+
+def footer_lines(arch: schema.Architecture) -> List[str]:
+    """Totals under the table: params, MACs per example, memory (params / buffers /
+    activations per example) when the document has them."""
+    m = arch.model
+    out = ["Total params: {:,}".format(m.total_params),
+           "Trainable params: {:,}".format(m.trainable_params),
+           "Non-trainable params: {:,}".format(m.non_trainable_params)]
+    macs = _macs_line(arch)
+    if macs:
+        out.append(macs)
+    mem = m.extra.get("memory")
+    if isinstance(mem, dict):
+        out.append("Memory: params %s, buffers %s, activations %s per example" % (
+            fmt_bytes(mem.get("params_bytes")), fmt_bytes(mem.get("buffers_bytes")),
+            fmt_bytes(mem.get("activations_bytes"))))
+    if isinstance(m.extra.get("optimizer_params"), int):
+        out.append("Optimizer variables (not counted above): {:,}".format(
+            m.extra["optimizer_params"]))
+    return out
 
 
 def _tokens_width(cell: str) -> int:
@@ -516,8 +681,8 @@ def render_table(arch: schema.Architecture, width: Optional[int] = None) -> str:
     gap = GAP if sum(minimum) + GAP * (len(HEADER) - 1) <= limit else 1
     gaps = gap * (len(HEADER) - 1)
     m = arch.model
-    title = 'Model: "%s" (%s, %s %s)' % (m.name, m.class_name, arch.framework,
-                                         arch.framework_version)
+    title = util.strip_control('Model: "%s" (%s, %s %s)' % (
+        m.name, m.class_name, arch.framework, arch.framework_version))
     out: List[str] = []
     if sum(minimum) + gaps <= limit:
         widths = list(natural)
@@ -553,19 +718,8 @@ def render_table(arch: schema.Architecture, width: Optional[int] = None) -> str:
                     out += _wrap("%s  %s: %s" % (pad, key, value), limit)
     out = [l.replace("\u00a0", " ") for l in out]
     out.append("=" * total_w)
-    footer = ["Total params: {:,}".format(m.total_params),
-              "Trainable params: {:,}".format(m.trainable_params),
-              "Non-trainable params: {:,}".format(m.non_trainable_params)]
-    parents = {n.parent for n in arch.nodes}
-    macs = m.extra.get("macs") if isinstance(m.extra.get("macs"), int) else \
-        sum(n.macs or 0 for n in arch.nodes if n.id not in parents)
-    if macs:
-        footer.append("MACs: {:,}".format(macs))
-    if isinstance(m.extra.get("optimizer_params"), int):
-        footer.append("Optimizer variables (not counted above): {:,}".format(
-            m.extra["optimizer_params"]))
-    for f in footer:
-        out += _wrap(f, limit)
+    for f in footer_lines(arch):
+        out += _wrap(util.strip_control(f), limit)
     return "\n".join(out)
 
 
@@ -573,7 +727,7 @@ def render_table(arch: schema.Architecture, width: Optional[int] = None) -> str:
 # commands
 
 def _progress(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    print(util.strip_control(line), file=sys.stderr, flush=True)
 
 
 def _make_grids(loaded: Loaded, layers: Optional[List[str]], args) -> list:
@@ -592,18 +746,37 @@ def _make_grids(loaded: Loaded, layers: Optional[List[str]], args) -> list:
         if hasattr(ex, "dim") and ex.dim() == 4:
             options["input_shape"] = tuple(int(d) for d in ex.shape[1:])
     else:
-        raise CliError("--filters needs the model's layers: a Keras file or a full PyTorch model "
-                       "(torch.save(model)); a %s keeps no modules to run one by one"
-                       % ("torch.export program" if loaded.kind == "export"
-                          else "TorchScript archive"))
+        raise _no_filters(loaded.kind)
     _progress("archviz: computing filter grids of %s ..."
               % (", ".join(layers) if layers else "every 2-D convolution"))
     try:
         grids = list(make_grids(loaded.model, layers, log=_progress,
                                 time_budget=args.filter_time_budget, **options))
     except Exception as e:  # noqa: BLE001 - one line, nothing written
-        raise CliError("filter grids failed: %s" % _one_line(e)) from None
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise CliError("filter grids failed: %s" % (util.strip_control(first)
+                                                   if isinstance(e, ValueError) and first
+                                                   else util.one_line(e))) from None
     return grids
+
+
+def _no_filters(kind: str) -> CliError:
+    if kind == "config":
+        return CliError("--filters needs trained weights; a config.json model has none (it is "
+                        "built on the meta device)")
+    return CliError("--filters needs the model's layers: a Keras file or a full PyTorch model "
+                    "(torch.save(model)); a %s keeps no modules to run one by one"
+                    % ("torch.export program" if kind == "export" else "TorchScript archive"))
+
+
+def _check_filters_possible(path: str) -> None:
+    """Refuse --filters before any work for files whose model cannot make filter grids."""
+    from tensorboard_archviz import hf_config
+
+    if hf_config.is_hf_config(path):
+        raise _no_filters("config")
+    if detect_framework(path) == "torch" and _torch_kind(path) != "pickle":
+        raise _no_filters(_torch_kind(path))
 
 
 def cmd_write(args) -> int:
@@ -611,13 +784,9 @@ def cmd_write(args) -> int:
     _import_modules(args.imports)
     if os.path.exists(args.logdir) and not os.path.isdir(args.logdir):
         raise CliError("--logdir %s exists and is not a directory" % args.logdir)
-    if args.filters is not None and os.path.isfile(args.model) \
-            and detect_framework(args.model) == "torch" and _torch_kind(args.model) != "pickle":
-        raise CliError("--filters needs the model's layers: a Keras file or a full PyTorch model "
-                       "(torch.save(model)); a %s keeps no modules to run one by one"
-                       % ("torch.export program" if _torch_kind(args.model) == "export"
-                          else "TorchScript archive"))
-    loaded = extract_file(args.model, shapes, args.input_dtype, args.unsafe)
+    if args.filters is not None and os.path.isfile(args.model):
+        _check_filters_possible(args.model)
+    loaded = extract_file(args.model, shapes, args.input_dtype, args.unsafe, args.seq_len)
     grids = []
     if args.filters is not None:
         grids = _make_grids(loaded, args.filters or None, args)
@@ -639,10 +808,12 @@ def cmd_write(args) -> int:
         for pb in protos:
             w.add_summary(pb, args.step)
     arch = loaded.arch
-    print("wrote the architecture of %s (%s, %s params)%s to %s (run %r, step %d)"
-          % (args.model, arch.model.class_name, "{:,}".format(arch.model.total_params),
-             " and %d filter grid%s" % (len(grids), "" if len(grids) == 1 else "s")
-             if grids else "", target, run, args.step))
+    grids_text = (" and %d filter grid%s" % (len(grids), "" if len(grids) == 1 else "s")
+                  if grids else "")
+    print(util.strip_control("wrote the architecture of %s (%s, %s params)%s to %s (run %r, "
+                             "step %d)" % (args.model, arch.model.class_name,
+                                           "{:,}".format(arch.model.total_params), grids_text,
+                                           target, run, args.step)))
     return 0
 
 
@@ -652,7 +823,6 @@ def cmd_summary(args) -> int:
     if os.path.isdir(args.source):
         if args.input_shape:
             raise CliError("--input-shape is for model files, not logdirs")
-        _avoid_tensorflow(args.source)  # this process only reads event files
         _, _, arch = architecture_from_logdir(args.source, args.run, args.step)
     else:
         if args.run is not None or args.step is not None:
@@ -660,7 +830,7 @@ def cmd_summary(args) -> int:
                            % args.source)
         _import_modules(args.imports)
         arch = extract_file(args.source, _parse_shapes(args.input_shape), args.input_dtype,
-                            args.unsafe).arch
+                            args.unsafe, args.seq_len).arch
     if args.json:
         print(arch.to_json(indent=1))
     else:
@@ -672,20 +842,24 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-shape", action="append", metavar="SHAPE",
                    help="PyTorch input shape, batch first, e.g. 1,3,32,32 (repeat for several "
                         "inputs); needed for torch.save(model) and TorchScript files")
+    p.add_argument("--seq-len", type=int, metavar="N",
+                   help="tokens of the example input of a Hugging Face config.json (default 16)")
     p.add_argument("--input-dtype", default="float32", choices=_TORCH_DTYPES,
                    help="dtype of the generated PyTorch input (default float32)")
     p.add_argument("--import", dest="imports", action="append", metavar="MODULE",
                    help="import this module (or .py file) first: it defines custom Keras layers "
                         "or the model's PyTorch classes")
-    p.add_argument("--unsafe", action="store_true",
-                   help="allow Keras Lambda layers (runs Python code stored in the file)")
+    p.add_argument("--unsafe", "--trust-file", dest="unsafe", action="store_true",
+                   help="load files that run code when loaded: full pickled PyTorch models "
+                        "(torch.save(model)), .pt2 programs whose pickled parts hold more than "
+                        "tensors, Keras Lambda layers (.keras and .h5). Only for files you trust")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="archviz", description=__doc__.split("\n\n")[0],
-        epilog="Full-model PyTorch files are pickles: loading one runs code named in the file, "
-               "so use files you trust.")
+        epilog="Files that run code when loaded (full pickled PyTorch models, Keras Lambda "
+               "layers) are refused unless you pass --unsafe (alias --trust-file).")
     sub = p.add_subparsers(dest="command", required=True)
     w = sub.add_parser("write", help="write a saved model's architecture into a logdir")
     w.add_argument("model", help="a .keras/.h5 file, or a PyTorch .pt/.pth/.pt2 file")
@@ -721,7 +895,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return args.func(args)
     except CliError as e:
-        print("archviz: error: %s" % e, file=sys.stderr)
+        print("archviz: error: %s" % util.strip_control(str(e)).replace("\n", " "),
+              file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("archviz: interrupted", file=sys.stderr)

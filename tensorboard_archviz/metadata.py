@@ -4,8 +4,8 @@ Two kinds of time series are written under the plugin:
 - the architecture: tag ``ARCHITECTURE_TAG``, a rank-0 DT_STRING tensor holding the Architecture
   JSON (``DATA_CLASS_TENSOR``);
 - one filter grid per layer: tag ``filters_tag(node_id)``, a rank-1 DT_STRING blob sequence
-  ``[png_bytes, tiles_json]`` (``DATA_CLASS_BLOB_SEQUENCE``; a rank-0 blob is dropped by the
-  Rust loader, see DESIGN.md).
+  ``[png_bytes, tiles_json]`` (``DATA_CLASS_BLOB_SEQUENCE``; rank 1 because TensorBoard's Rust
+  loader drops a rank-0 blob sequence; see docs/ARCHITECTURE.md).
 The plugin-specific content of every SummaryMetadata is a small JSON object
 ``{"version": 1, "kind": "architecture" | "filters", "layer": node_id?}``.
 """
