@@ -528,3 +528,30 @@ def test_a_dict_argument_is_traced_by_the_real_forward(method):
     assert arch.inputs == ["batch.image", "batch.text"]
     assert set(arch.edge_pairs()) == {("batch.image", "img"), ("batch.text", "txt"),
                                       ("img", "mul"), ("txt", "mul")}
+
+
+@BOTH
+def test_nodes_are_listed_in_execution_order(method):
+    """Functional ops where they ran (issue 16): a residual block's add and relu right after the
+    layers that feed them, flatten before fc; a container right before its first child."""
+    arch = extract_torch(tm.SmallResNet(), torch.randn(1, 1, 28, 28), method=method)
+    assert arch.node_ids() == ["x", "stem", "block", "block.conv1", "block.bn1", "block.relu",
+                               "block.conv2", "block.bn2", "add", "relu", "pool", "flatten", "fc"]
+    arch = extract_torch(tm.TorchinfoCNN(), torch.randn(1, 1, 28, 28), method=method)
+    assert arch.node_ids() == ["x", "conv1", "max_pool2d", "relu", "conv2", "conv2_drop",
+                               "max_pool2d_1", "relu_1", "view", "fc1", "relu_2", "dropout", "fc2",
+                               "log_softmax"]
+
+
+def test_execution_order_with_unused_and_reused_modules():
+    arch = extract_torch(tm.ResNet((1, 1, 1, 1), num_classes=5), torch.randn(1, 3, 32, 32))
+    ids = arch.node_ids()
+    block = ids[ids.index("layer1.0"):ids.index("layer2")]
+    assert block == ["layer1.0", "layer1.0.conv1", "layer1.0.bn1", "layer1.0.relu",
+                     "layer1.0.conv2", "layer1.0.bn2", "layer1.0.conv3", "layer1.0.bn3",
+                     "layer1.0.downsample", "layer1.0.downsample.0", "layer1.0.downsample.1",
+                     "add"]
+    assert ids[-3:] == ["avgpool", "flatten", "fc"]
+    enc = extract_torch(tm.transformer_encoder(), torch.randn(4, 2, 32))
+    ids = enc.node_ids()  # MHA's out_proj (used by its parent, never called) follows it
+    assert ids[ids.index("layers.0.self_attn") + 1] == "layers.0.self_attn.out_proj"

@@ -38,7 +38,7 @@ from tensorboard_archviz.util import one_line, product
 __all__ = [
     "ACTIVATIONS", "FUNCTIONAL_ACTIVATIONS", "Call", "ExtractionError", "ForwardFailed",
     "MethodName", "ModuleInfo", "Op", "Recorder", "SKIP", "build_architecture", "call_args",
-    "dtype", "example_batch", "flatten", "is_leaf", "json_safe", "module_config", "module_info", "model_outputs",
+    "dtype", "example_batch", "execution_order", "flatten", "is_leaf", "json_safe", "module_config", "module_info", "model_outputs",
     "nbytes", "op_macs", "op_name", "Param", "param_counts", "prune_dead_ops", "shape", "tensors", "unique_inputs", "unwrap",
 ]
 
@@ -352,6 +352,7 @@ class Recorder:
         self.edges: Dict[Tuple[str, str], Optional[List[int]]] = {}
         self.taken = set(taken)
         self.counters: Dict[str, int] = {}
+        self.order: Dict[str, int] = {}  # node id -> when it first ran (leaf modules, ops)
 
     def track(self, t: torch.Tensor, node_id: str) -> None:
         self.producers[id(t)] = (weakref.ref(t), node_id)
@@ -391,6 +392,7 @@ class Recorder:
             call.macs_reason = counter.unknown
         self.calls.setdefault(name, []).append(call)
         if leaf:
+            self.order.setdefault(name, len(self.order))
             self.link(ins, name)
             for t in outs:
                 self.track(t, name)
@@ -412,6 +414,7 @@ class Recorder:
         name = op_name(func)
         figure, reason = op_macs(name, args, kwargs, output) if macs == "count" else macs
         node_id = self.new_id(name)
+        self.order[node_id] = len(self.order)
         self.ops.append(Op(node_id, name, parent, [shape(t) for t in ins],
                            [shape(t) for t in outs], dtype(outs[0]), op_config(args, kwargs),
                            nbytes(outs), figure, reason))
@@ -687,6 +690,35 @@ def _op_node(op: Op, batch: int) -> schema.Node:
     return node
 
 
+def execution_order(nodes: List[schema.Node], ran: Dict[str, int]) -> List[schema.Node]:
+    """Module and op nodes in the order they ran: a leaf or op where it first ran, a container
+    right before the first node inside it, a module that never ran right after the modules
+    listed before it (``named_modules()`` order) that did."""
+    kids: Dict[Optional[str], List[schema.Node]] = {}
+    for n in nodes:
+        kids.setdefault(n.parent, []).append(n)
+    first: Dict[str, Optional[int]] = {}
+
+    def visit(n: schema.Node) -> Optional[int]:  # iterative enough: depth = module nesting
+        keys = [visit(c) for c in kids.get(n.id, [])]
+        keys = [k for k in keys if k is not None] + ([ran[n.id]] if n.id in ran else [])
+        first[n.id] = min(keys) if keys else None
+        return first[n.id]
+
+    for n in kids.get(None, []):
+        visit(n)
+    depth = {n.id: n.id.count(".") for n in nodes}
+    keyed, latest = [], -1
+    for idx, n in enumerate(nodes):
+        k = first.get(n.id)
+        if k is not None:
+            latest = max(latest, k)
+            keyed.append(((k, 0, depth[n.id], idx), n))
+        else:
+            keyed.append(((latest, 1, depth[n.id], idx), n))
+    return [n for _, n in sorted(keyed, key=lambda kn: kn[0])]
+
+
 def build_architecture(root_class: str, modules: Dict[str, ModuleInfo], inputs, rec: Recorder,
                        containers: Dict[str, List[Call]], output: Any,
                        extraction: Dict[str, Any], counts: Tuple[int, int],
@@ -703,8 +735,9 @@ def build_architecture(root_class: str, modules: Dict[str, ModuleInfo], inputs, 
         extraction["dropped_ops"] = dropped
     batch = example_batch(inputs)
     nodes = _input_nodes(inputs, batch)
-    nodes.extend(_module_nodes(modules, rec, containers, batch, stopped).values())
-    nodes.extend(_op_node(op, batch) for op in rec.ops)
+    nodes.extend(execution_order(list(_module_nodes(modules, rec, containers, batch,
+                                                    stopped).values())
+                                 + [_op_node(op, batch) for op in rec.ops], rec.order))
     edges = [schema.Edge(source=s, target=t, shape=sh) for (s, t), sh in rec.edges.items()]
     tr, ntr = counts
     info = schema.ModelInfo(
