@@ -201,10 +201,10 @@ def _forward(model: nn.Module, example_input: Any, rec: _Recorder) -> Tuple[Any,
 
 
 def _none_reason(q: str, pid: int, rec: _Recorder, cut: Dict[int, str]) -> str:
-    if q not in rec.called:
-        return "%s is not called in the forward pass (unused module)" % q
     if pid in cut:
         return "the branch is detached at %s" % cut[pid]
+    if q not in rec.called:
+        return "%s is not called in the forward pass (unused module)" % q
     if not rec.called[q]:
         return "%s's output does not require grad (computed under torch.no_grad()?)" % q
     return "%s's output does not reach the model's outputs" % q

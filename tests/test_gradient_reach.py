@@ -142,6 +142,28 @@ def test_torch_no_grad_section_and_loss():
     assert r["scalar"] == gradient_reach.SCALAR_LOSS
 
 
+def test_torch_functional_detach_data_and_dropped_output():
+    class Functional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+            self.g = nn.Linear(3, 3)
+            self.h = nn.Linear(3, 3)
+
+        def forward(self, x):
+            y = torch.nn.functional.linear(x, self.fc.weight.detach(), self.fc.bias)
+            self.h(x)   # computed, then dropped
+            return y + self.g(x).data
+
+    r = gradient_reach.compute(Functional(), torch.randn(2, 3))
+    assert r["nodes"]["fc"]["params"] == {
+        "weight": {"state": "none", "size": 9, "reason": "the branch is detached at fc.weight.detach()"},
+        "bias": {"state": "grad", "size": 3}}
+    assert r["nodes"]["fc"]["state"] == "mixed"
+    assert states(r)["g"] == ("none", "the branch is detached at g.data")
+    assert states(r)["h"] == ("none", "h's output does not reach the model's outputs")
+
+
 @pytest.mark.parametrize("model, needle", [
     (FailingBackward(), "the backward pass failed: RuntimeError: this backward always fails"),
     (StringOutput(), "the model's outputs hold no floating-point tensor (got str)"),

@@ -57,6 +57,7 @@ export interface LayeredGeometry {
 const MARGIN = 16;
 const CHAR_W = 6.4;       // estimated width of one label character (11px sans-serif)
 const LEVEL_STEP = 10;
+const LABEL_PITCH = 19;   // min px between labelled boxes: 45° labels 13 px apart
 export const LEGEND_ROW = 18;
 
 /** How an output shape reads as a volume (batch dimension dropped). */
@@ -134,7 +135,7 @@ function placeBoxes(model: LayeredModel, framework: string, o: DrawOptions): { b
     const dims = dimsOf(unit.shape, framework, unit.className);
     const [len, h, od] = boxSize(dims, o);
     const b: BoxGeom = { unit, index, dims, x, y: 0, len, h, od, label: labelOf(unit, o) };
-    x += len + od + o.spacing;
+    x += Math.max(len + od + o.spacing, b.label ? LABEL_PITCH : 0);  // rotated labels stay apart
     return b;
   });
   return { boxes, right: x - o.spacing };
