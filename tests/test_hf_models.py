@@ -156,14 +156,23 @@ def test_vit_patches_and_class_token(archs):
     assert H.reaches(arch, "pixel_values", "classifier")
 
 
-def test_t5_in_the_arch_viz_tab(served, page):
-    url, _ = served
+# the first module row of each family's table (rows are virtualised: only those near the top are
+# in the DOM)
+FAMILY_ROW = {"llama": "model", "gpt2": "transformer", "bert": "embeddings", "t5": "shared",
+              "vit": "vit"}
+
+
+def test_every_family_in_the_arch_viz_tab(served, page):
+    url, models = served
     frame = open_archviz(page, url)
     frame.wait_for_selector("select[data-picker=run]")
-    frame.select_option("select[data-picker=run]", "t5")
-    frame.wait_for_selector('.av-table tr.row[data-id="decoder"]')
-    assert frame.inner_text("[data-total=total]") == "44,800"
-    header = frame.inner_text(".av-totals")
-    assert "T5ForConditionalGeneration" in header
-    row = frame.inner_text('.av-table tr.row[data-id="lm_head"]')
-    assert "Linear" in row and "3,200" in row
+    for family in FAMILIES:
+        frame.select_option("select[data-picker=run]", family)
+        frame.wait_for_selector('.av-table tr.row[data-id="%s"]' % FAMILY_ROW[family])
+        total = "{:,}".format(H.unique_params(models[family]))
+        frame.wait_for_function("t => document.querySelector('[data-total=total]')"
+                                "?.textContent.trim() === t", arg=total)
+        assert type(models[family]).__name__ in frame.inner_text(".av-totals")
+        if family == "t5":  # the shared embedding's row shows the tied matrix
+            row = frame.inner_text('.av-table tr.row[data-id="shared"]')
+            assert "Embedding" in row and "3,200" in row
