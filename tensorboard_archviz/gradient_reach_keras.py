@@ -31,7 +31,7 @@ from tensorboard_archviz.gradient_reach import (FROZEN, GRAD, NONE, SCALAR_LOSS,
 from tensorboard_archviz.util import one_line
 
 _STOP = re.compile(r"stop_?gradient", re.I)
-FREE_DIM = 8  # a dimension other than the batch that the model leaves open
+FREE_DIM = 32  # a dimension other than the batch that the model leaves open (image side, tokens)
 # two examples: BatchNormalization in training mode normalises a batch of one to a constant,
 # which would zero every gradient behind it
 EXAMPLE_BATCH = 2

@@ -69,6 +69,7 @@ class _State:
         self.buffers = [(m, k, b, b.detach().clone()) for m in self.model.modules()
                         for k, b in m._buffers.items() if b is not None]
         self.rng = torch.random.get_rng_state()
+        self.cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
         return self
 
     def __exit__(self, *exc):
@@ -81,6 +82,8 @@ class _State:
                 if b.shape == saved.shape and not torch.equal(b, saved):
                     b.copy_(saved)
         torch.random.set_rng_state(self.rng)
+        if self.cuda_rng is not None:
+            torch.cuda.set_rng_state_all(self.cuda_rng)
         return False
 
 
