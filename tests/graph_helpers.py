@@ -7,8 +7,9 @@ subprocess (so neither TensorFlow nor torch loads into the test process):
   matmul attention, output projection, MLP) written with ``add_architecture``;
 - ``llama32``: ``transformers`` ``LlamaForCausalLM`` from a ``LlamaConfig`` with 32 tiny layers and
   random weights, written with ``add_architecture``;
-- ``llama70b``: Llama-3-70B's configuration (80 layers) at a tiny width with real weights (the
-  layer structure of the real model; bench only).
+- ``llama70b``: Llama-3-70B's configuration (80 layers, hidden 8192, 64 heads, 8 key/value heads,
+  vocabulary 128,256; 70.6B parameters) built on torch's meta device (no memory, no weights)
+  and extracted on a meta input (bench only).
 
     python tests/graph_helpers.py LOGDIR keras|torch NAME [NAME ...]
 """
@@ -103,10 +104,9 @@ def _llama(layers: int, **kw):
     return LlamaForCausalLM(cfg).eval(), torch.zeros(1, 8, dtype=torch.long)
 
 
-# Llama-3-70B: 80 layers, 64 heads, 8 key/value heads, vocabulary 128,256, rope theta 500,000;
-# widths divided by 128 (hidden 8192 -> 64, MLP 28672 -> 224) so it builds with real weights.
-LLAMA70B_TINY = dict(vocab_size=1024, hidden_size=64, intermediate_size=224, num_attention_heads=8,
-                     num_key_value_heads=2, rope_theta=500000.0, max_position_embeddings=128)
+# Llama-3-70B (meta-llama/Meta-Llama-3-70B config.json)
+LLAMA3_70B = dict(vocab_size=128256, hidden_size=8192, intermediate_size=28672, num_attention_heads=64,
+                  num_key_value_heads=8, rope_theta=500000.0, max_position_embeddings=8192, rms_norm_eps=1e-5)
 
 
 def _torch(logdir: str, names) -> None:
@@ -121,7 +121,9 @@ def _torch(logdir: str, names) -> None:
             model, x = _llama(32, vocab_size=128, hidden_size=32, intermediate_size=64,
                               num_attention_heads=4, num_key_value_heads=2)
         else:
-            model, x = _llama(80, **LLAMA70B_TINY)
+            with torch.device("meta"):
+                model, _ = _llama(80, **LLAMA3_70B)
+            x = torch.zeros(1, 8, dtype=torch.long, device="meta")
         w = SummaryWriter(os.path.join(logdir, name))
         add_architecture(w, model, x)
         w.close()

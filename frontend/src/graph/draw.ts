@@ -220,6 +220,14 @@ export function drawEdge(doc: Document, e: EdgePath, p: Palette, st: EdgeState, 
   if (st.hi) { color = p.trace; sw = 2; marker = 'h'; }
   const path = el(doc, 'path', { d: basisPath(e.pts), fill: 'none', stroke: color, 'stroke-width': sw, 'marker-end': `url(#${markerBase}-${marker})` });
   if (st.dim) g.setAttribute('opacity', '0.18');
+  const via = e.ve.edges.map((x) => x.raw.via).find((v) => Array.isArray(v) && v.length) as string[] | undefined;
+  if (via) {
+    // shape-only ops merged into this edge (derive.ts): named in its tooltip
+    const t = el(doc, 'title', {});
+    t.textContent = 'through ' + via.join(' → ');
+    g.appendChild(t);
+    g.setAttribute('data-via', String(via.length));
+  }
   g.appendChild(path);
   if (showLabel && e.label) {
     g.appendChild(text(doc, e.lx, e.ly, e.label, {

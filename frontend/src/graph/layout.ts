@@ -101,11 +101,12 @@ export function layoutScope(s: ScopeJob, w: number[], h: number[], dir: Directio
 
   // Weakly connected components, laid out separately, then packed in rows (shelves): the main
   // graph first, unconnected pieces (e.g. layers whose connections are unknown) beside and below.
-  const comp = components(total, present, s.edges);
+  const bcast = broadcastEdges(s.edges);
+  const comp = components(total, present, s.edges.filter((_, i) => !bcast.has(i >> 1)));
   const parts = comp.map((nodes) => {
     const edgeIdx: number[] = [];
     const inComp = new Set(nodes);
-    for (let e = 0; e < ne; e++) if (inComp.has(s.edges[2 * e])) edgeIdx.push(e);
+    for (let e = 0; e < ne; e++) if (!bcast.has(e) && inComp.has(s.edges[2 * e])) edgeIdx.push(e);
     return { nodes, edgeIdx, r: layoutComponent(nodes, edgeIdx, s.edges, W, H, dir, sp) };
   });
   const tb = dir === 'TB';
@@ -130,11 +131,48 @@ export function layoutScope(s: ScopeJob, w: number[], h: number[], dir: Directio
     extent = Math.max(extent, cursor - gap);
     shelfSize = Math.max(shelfSize, across(p.r));
   }
+  for (const e of bcast) routes[e] = busRoute(s.edges[2 * e], s.edges[2 * e + 1], x, y, W, H, tb);
   for (let e = 0; e < ne; e++) if (!routes[e]) routes[e] = [];
   const depth = parts.length ? shelf + shelfSize : 0;
   const sw = tb ? extent : depth;
   const sh = tb ? depth : extent;
   return { key: s.key, w: sw, h: sh, x, y, iw: W, ih: H, routes };
+}
+
+const BROADCAST = 6;
+
+/**
+ * "Broadcast" edges: from a node feeding BROADCAST or more others, into a node that has another
+ * input too (a rotary embedding or a mask fed to every layer). Laid out with them, dagre draws
+ * one long edge per layer across the whole stack (seconds for 80 layers); they are left out of
+ * the layout and drawn along a bus beside the scope instead.
+ */
+function broadcastEdges(edges: number[]): Set<number> {
+  const outdeg = new Map<number, number>();
+  const preds = new Map<number, Set<number>>();
+  for (let k = 0; k < edges.length; k += 2) {
+    outdeg.set(edges[k], (outdeg.get(edges[k]) || 0) + 1);
+    let p = preds.get(edges[k + 1]);
+    if (!p) preds.set(edges[k + 1], (p = new Set()));
+    p.add(edges[k]);
+  }
+  const out = new Set<number>();
+  for (let k = 0; k < edges.length; k += 2) {
+    const a = edges[k]; const b = edges[k + 1];
+    if (a !== b && (outdeg.get(a) || 0) >= BROADCAST && preds.get(b)!.size > 1) out.add(k / 2);
+  }
+  return out;
+}
+
+/** A broadcast edge's route: out of its source, along a bus left of (above) the content, in. */
+function busRoute(a: number, b: number, x: number[], y: number[], W: number[], H: number[], tb: boolean): number[] {
+  const c3 = (px: number, py: number): number[] => [px, py, px, py, px, py];
+  if (tb) {
+    const xs = x[a]; const ys = y[a] + H[a] / 2; const xl = x[b] - W[b] / 2; const yt = y[b];
+    return [xs, ys, ...c3(-8, ys + 8), ...c3(-8, yt), xl, yt];
+  }
+  const xs = x[a] + W[a] / 2; const ys = y[a]; const xt = x[b]; const yt = y[b] - H[b] / 2;
+  return [xs, ys, ...c3(xs + 8, -8), ...c3(xt, -8), xt, yt];
 }
 
 function components(total: number, present: Uint8Array, edges: number[]): number[][] {
