@@ -270,8 +270,9 @@ def _run_fx(model, args, kwargs, names, leaf_ids, rec: tg.Recorder, guard: Guard
 # ---------------------------------------------------------------------------------------------
 # the hooks path
 
-def _run_hooks(model, args, kwargs, names, leaf_ids, rec: tg.Recorder):
-    """The real forward with hooks on every module and a TorchFunctionMode for functional ops."""
+def _run_hooks(model, args, kwargs, names, leaf_ids, rec: tg.Recorder, write_guard):
+    """The real forward with hooks on every module and a TorchFunctionMode for functional ops
+    (which also lets `write_guard` copy what an in-place op is about to write)."""
     qualname_of = {id(m): q for q, m in names.items()}
     stack: List[str] = []
     counters: List[torch_macs.Counter] = []  # one per call of an outermost leaf
@@ -279,6 +280,7 @@ def _run_hooks(model, args, kwargs, names, leaf_ids, rec: tg.Recorder):
 
     class Mode(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
+            write_guard.before(func, args, kwargs or {})
             try:
                 out = func(*args, **(kwargs or {}))
             except Exception:
@@ -369,8 +371,7 @@ def _trace(model, args, kwargs, names, leaf_ids, new_recorder, method: str, guar
     """Run the model once (fx, else hooks): (recorder, output, containers, extraction)."""
     if method == "hooks":
         rec = new_recorder()
-        with guard.write_guard:
-            output = _run_hooks(model, args, kwargs, names, leaf_ids, rec)
+        output = _run_hooks(model, args, kwargs, names, leaf_ids, rec, guard.write_guard)
         return rec, output, {}, {"method": "hooks", "reason": "requested (method='hooks')"}
     rec = new_recorder()
     try:
@@ -388,8 +389,7 @@ def _trace(model, args, kwargs, names, leaf_ids, new_recorder, method: str, guar
     guard.state.revert()  # undo what the failed attempt did: the model sees one forward call
     guard.write_guard.restore()
     rec = new_recorder()
-    with guard.write_guard:
-        output = _run_hooks(model, args, kwargs, names, leaf_ids, rec)
+    output = _run_hooks(model, args, kwargs, names, leaf_ids, rec, guard.write_guard)
     return rec, output, {}, extraction
 
 

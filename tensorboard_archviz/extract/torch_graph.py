@@ -514,12 +514,23 @@ def module_info(q: str, m: nn.Module, paths: Optional[Dict[int, str]] = None) ->
         holder=isinstance(m, (nn.ModuleList, nn.ModuleDict)))
 
 
-def _subtree_params(modules: Dict[str, ModuleInfo], q: str) -> List[Param]:
-    out = []
-    for o, m in modules.items():
-        if o == q or o.startswith(q + "."):
-            prefix = o[len(q) + 1:] + "." if o != q else ""
-            out.extend(p._replace(name=prefix + p.name) for p in m.params)
+def _descendants(modules: Dict[str, ModuleInfo]) -> Dict[str, List[str]]:
+    """Every module's descendants (qualified names), in one pass over the ancestors of each."""
+    out: Dict[str, List[str]] = {q: [] for q in modules}
+    for o in modules:
+        parts = o.split(".")
+        for i in range(1, len(parts)):
+            a = ".".join(parts[:i])
+            if a in out:
+                out[a].append(o)
+    return out
+
+
+def _subtree_params(modules: Dict[str, ModuleInfo], q: str, below: List[str]) -> List[Param]:
+    out = list(modules[q].params)
+    for o in below:
+        prefix = o[len(q) + 1:] + "."
+        out.extend(p._replace(name=prefix + p.name) for p in modules[o].params)
     return out
 
 
@@ -642,9 +653,10 @@ def _module_nodes(modules: Dict[str, ModuleInfo], rec: Recorder,
                   stopped: Optional[str]) -> Dict[str, schema.Node]:
     out: Dict[str, schema.Node] = {}
     used_by: Dict[str, Tuple[str, int]] = {}
+    below = _descendants(modules)
     for q, m in modules.items():
         calls = rec.calls.get(q) or containers.get(q) or []
-        sub = _subtree_params(modules, q)
+        sub = _subtree_params(modules, q, below[q])
         counts = m.counts or (sum(product(p.shape) for p in sub if p.trainable),
                               sum(product(p.shape) for p in sub if not p.trainable))
         node = out[q] = _module_node(m, calls, counts)
@@ -668,7 +680,7 @@ def _module_nodes(modules: Dict[str, ModuleInfo], rec: Recorder,
         if not m.leaf:
             continue  # fill_totals sums the nodes inside
         fig = _leaf_figures(m, sub, calls)
-        children = [o for o in modules if o.startswith(q + ".")]
+        children = below[q]
         if children:  # MultiheadAttention: a leaf that has child modules
             for o in children:
                 used_by[o] = (q, fig.by_child.get(o[len(q) + 1:], 0))

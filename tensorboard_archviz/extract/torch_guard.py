@@ -67,12 +67,16 @@ class WriteGuard(TorchFunctionMode):
         self.versions = {id(t): _version(t) for t in watched}
         self.copies: Dict[int, torch.Tensor] = {}
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
+    def before(self, func: Any, args: tuple, kwargs: Dict[str, Any]) -> None:
+        """Copy a watched tensor that `func` is about to write (once)."""
         target = _written(func, args, kwargs)
         if target is not None and id(target) in self.watched and id(target) not in self.copies \
                 and not target.is_meta:
             self.copies[id(target)] = target.detach().clone()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        self.before(func, args, kwargs)
         return func(*args, **kwargs)
 
     def restore(self) -> List[str]:
