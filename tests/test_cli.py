@@ -543,3 +543,45 @@ def test_table_keeps_json_order_nests_by_parent_and_totals_per_example():
     assert "MACs per example: 3,000" in cli.render_table(arch, 100).splitlines()
     arch.model.extra["macs_convention"] = schema.MACS_CONVENTION_V1  # a migrated schema 1 run
     assert "MACs: 3,000 (%s)" % schema.MACS_CONVENTION_V1 in cli.render_table(arch, 300).splitlines()
+
+
+TINY_LLAMA = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64,
+              "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+              "num_key_value_heads": 2, "vocab_size": 256, "max_position_embeddings": 128,
+              "torch_dtype": "bfloat16"}
+# embeddings 256*64, per layer q/o 64*64, k/v 64*32, MLP 3*64*128, 2 norms of 64; final norm;
+# lm_head 64*256 (not tied)
+TINY_LLAMA_PARAMS = 256 * 64 + 2 * (2 * 4096 + 2 * 2048 + 3 * 8192 + 128) + 64 + 64 * 256
+
+
+def test_hf_config_json_on_the_meta_device(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps(TINY_LLAMA))
+    rc, out, err = run_cli(["write", "config.json", "--logdir", "logs", "--run", "llama"],
+                           tmp_path, keras_backend="torch")
+    assert rc == 0, err
+    assert "(LlamaForCausalLM, {:,} params)".format(TINY_LLAMA_PARAMS) in out
+    _, step, arch = cli.architecture_from_logdir(str(tmp_path / "logs"), "llama", None)
+    assert arch.model.total_params == TINY_LLAMA_PARAMS == 106_816
+    assert arch.node("lm_head").output_shapes == [[1, 16, 256]]  # --seq-len default 16
+    assert arch.node("model.layers.1.mlp.down_proj").params["trainable"] == 8192
+    assert arch.model.extra["memory"]["params_bytes"] == 2 * TINY_LLAMA_PARAMS  # bfloat16
+    rc, out, err = run_cli(["summary", "config.json", "--seq-len", "8", "--json"], tmp_path,
+                           keras_backend="torch")
+    assert rc == 0, err
+    assert schema.from_json(out).node("lm_head").output_shapes == [[1, 8, 256]]
+
+    bad = dict(TINY_LLAMA, architectures=["LlamaForTelepathy"])
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    rc, out, err = run_cli(["summary", "bad.json"], tmp_path, keras_backend="torch")
+    assert rc == 1 and error_line(err) == (
+        "archviz: error: bad.json names an unknown architecture 'LlamaForTelepathy' "
+        "(transformers %s has no such class); remove \"architectures\" to build the base model"
+        % __import__("transformers").__version__)
+    blocker = tmp_path / "no_transformers" / "transformers"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('No module named transformers')\n")
+    rc, out, err = run_cli(["summary", "config.json"], tmp_path, keras_backend="torch",
+                           pythonpath=(str(tmp_path / "no_transformers"),))
+    assert rc == 1 and error_line(err) == (
+        "archviz: error: config.json is a Hugging Face config: building it needs the "
+        "`transformers` package (pip install transformers)")
