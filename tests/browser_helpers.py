@@ -107,19 +107,21 @@ def open_entry(page, url: str, hash_: str = ""):
     return page.main_frame
 
 
-def run_axe(frame) -> list:
-    """axe-core on the frame's document: the serious and critical violations, as readable rows."""
+def run_axe(frame, exclude=()) -> list:
+    """axe-core on the frame's document (minus the `exclude` selectors): the serious and critical
+    violations, as readable rows."""
     if not os.path.exists(AXE_JS):
         pytest.fail("axe-core is missing: run `npm ci` in frontend/ (it is a devDependency)")
     if not frame.evaluate("typeof window.axe === 'object'"):
         # evaluated through the DevTools protocol: TensorBoard's CSP does not apply to it
         frame.evaluate(open(AXE_JS, encoding="utf-8").read() + "\n;0")
-    res = frame.evaluate("""async () => {
-        const r = await axe.run(document, {resultTypes: ['violations']});
+    res = frame.evaluate("""async (exclude) => {
+        const ctx = exclude.length ? {include: [document], exclude: exclude.map(s => [s])} : document;
+        const r = await axe.run(ctx, {resultTypes: ['violations']});
         return r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical').map(v => ({
             id: v.id, impact: v.impact, help: v.help,
             nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ') + ' :: ' + n.failureSummary)}));
-    }""")
+    }""", list(exclude))
     return res
 
 
@@ -135,8 +137,9 @@ FOCUS_PROBE = """() => {
 
 INTERACTIVE = """() => [...document.querySelectorAll(
     'button:not([disabled]), select:not([disabled]), input:not([disabled]), summary, a[href], [tabindex]:not([tabindex="-1"])')]
-    .filter(e => { const r = e.getBoundingClientRect(); const cs = getComputedStyle(e);
-                   return r.width > 0 && r.height > 0 && cs.visibility !== 'hidden' && !e.closest('[inert]')
+    .filter(e => { const r = e.getBoundingClientRect();
+                   return r.width > 0 && r.height > 0 && !e.closest('[inert], details:not([open]) > :not(summary)')
+                     && e.checkVisibility({checkVisibilityCSS: true, contentVisibilityAuto: true})
                      && !(e.tagName === 'INPUT' && e.type === 'hidden'); }).length"""
 
 

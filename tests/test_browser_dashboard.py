@@ -12,13 +12,14 @@ steps -1, 3 and 2^60 + 1, and a run with a filter grid.
 
 from __future__ import annotations
 
-import copy
 import csv
 import io
+import json
 
 import pytest
 
-from browser_helpers import grid_png, open_entry, torch_resnet_doc, write_raw_architecture
+from browser_helpers import (INTERACTIVE, grid_png, open_entry, run_axe, tab_through,
+                             torch_resnet_doc, write_raw_architecture)
 from conftest import PLUGIN, get_json, open_archviz, run_tensorboard, wait_for_run
 from tensorboard_archviz import schema
 from tensorboard_archviz.summary import ArchVizWriter
@@ -266,3 +267,53 @@ def test_steps_are_exact_strings_end_to_end(server, page):
     status, diff = get_json(server + PLUGIN + "/diff?run_a=steps&step_a=3&run_b=steps&step_b=%d" % BIG_STEP)
     assert status == 200 and diff["b"]["step_string"] == str(BIG_STEP)
     assert frame.inner_text("[data-role=summary]") == diff["summary"]
+
+
+# -- keyboard and accessibility -------------------------------------------------------------------
+
+VIEWS = {
+    "table": "view=table&run=resnet",
+    "graph": "view=graph&run=resnet",
+    "filters": "view=filters&run=grids&layer=dense",
+    "compare": "view=compare&ra=steps&sa=3&rb=partial&sb=0",
+    "timeline": "view=timeline&run=steps",
+}
+READY = {
+    "table": ".av-table tr.row", "graph": "[data-testid=graph-info]", "filters": ".av-tile",
+    "compare": ".av-diff-table tr.row", "timeline": "[data-action=open-diff]",
+}
+
+
+def open_view(page, url, view, scheme="light"):
+    page.emulate_media(color_scheme=scheme)
+    frame = open_entry(page, url, VIEWS[view])
+    frame.wait_for_selector(READY[view])
+    page.wait_for_timeout(300)
+    return frame
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("view", list(VIEWS))
+def test_axe_finds_no_serious_violations(server, page, view, scheme):
+    frame = open_view(page, server, view, scheme)
+    assert frame.evaluate("document.documentElement.dataset.theme") == scheme
+    if view == "graph":
+        # the dashboard around the graph must be clean; the graph component itself is checked
+        # below and reported (its DOM belongs to the graph view's own module)
+        outside = run_axe(frame, exclude=[".avg-root"])
+        assert outside == [], json.dumps(outside, indent=1, ensure_ascii=False)
+    violations = run_axe(frame)
+    if view == "graph" and violations:
+        pytest.xfail("graph component: " + json.dumps(violations, ensure_ascii=False))
+    assert violations == [], json.dumps(violations, indent=1, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("view", ["table", "filters", "compare", "timeline"])
+def test_every_control_is_reachable_by_keyboard_with_a_focus_ring(server, page, view):
+    frame = open_view(page, server, view)
+    n = frame.evaluate(INTERACTIVE)
+    assert n >= 5
+    seen = tab_through(page, frame, n + 3)
+    keys = {(s["tag"], s["text"], s["key"]) for s in seen}
+    assert len(keys) >= n, (n, seen)
+    assert [s for s in seen if not s["ring"]] == []

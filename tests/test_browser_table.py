@@ -284,6 +284,9 @@ def test_empty_state_then_data_appears(tmp_path, page):
         frame.wait_for_selector("text=No architectures yet")
         assert "ArchVizCallback()" in frame.inner_text(".av-empty h2")
         assert "callbacks=[ArchVizCallback(" in frame.inner_text(".av-empty pre")
+        # no empty Run/Step dropdowns (nor view tabs) beside the empty-state text
+        assert frame.locator("select").count() == 0
+        assert frame.locator("[data-picker], button[data-view]").count() == 0
         with ArchVizWriter(str(logdir / "late")) as w:
             w.add_architecture(nested_arch(), step=0)
         wait_for_run(url, "late")

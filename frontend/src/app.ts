@@ -28,6 +28,9 @@ export type { AppState, CompareSel, View, ViewContext, ViewName } from './view';
 export function startApp(root: HTMLElement): void {
   installStyles();
   watchTheme();
+  // the plugin page is a document of its own (and may be opened alone): give it a title and language
+  if (!document.title) document.title = 'Arch Viz — TensorBoard';
+  if (!document.documentElement.lang) document.documentElement.lang = 'en';
   clear(root);
   new Shell(root).start();
 }

@@ -89,7 +89,7 @@ export function diffTable(rows: DiffRow[], ia: ArchIndex, ib: ArchIndex, opts: D
   const details = new Set<number>();
   const rowTrs = (r: DiffRow, i: number): HTMLElement[] => {
     const a = r.a, b = r.b, n = (b || a)!;
-    const tr = h('tr', { class: 'row d-' + r.kind, dataset: { id: n.id, change: r.kind }, attrs: { tabindex: '0', 'aria-expanded': String(details.has(i)) } });
+    const tr = h('tr', { class: 'row d-' + r.kind, dataset: { id: n.id, change: r.kind }, attrs: { tabindex: '0' } });
     if (opts.current() === i) tr.classList.add('current');
     append(tr, markCell(r), nameCell(r),
       both(a?.class_name ?? null, b?.class_name ?? null),

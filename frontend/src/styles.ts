@@ -4,27 +4,27 @@
 
 const CSS = `
 :root {
-  --bg: #ffffff; --fg: #212121; --muted: #616161; --faint: #9e9e9e;
+  --bg: #ffffff; --fg: #212121; --muted: #616161; --faint: #6b6b6b;
   --border: #e0e0e0; --panel: #f5f5f5; --panel2: #fafafa; --hover: #f0f4ff;
-  --accent: #ef6c00; --link: #1565c0; --sel: #fff3e0; --focus: #1976d2;
+  --accent: #ef6c00; --accent-fg: #a84300; --link: #1565c0; --sel: #fff3e0; --focus: #1976d2;
   --code-bg: #f5f5f5;
   --add-bg: #e8f5e9; --add-fg: #1b5e20; --add-line: #43a047;
   --rem-bg: #ffebee; --rem-fg: #b71c1c; --rem-line: #e53935;
   --chg-bg: #fff8e1; --chg-fg: #8d5a00; --chg-line: #f9a825;
   --ren-bg: #ede7f6; --ren-fg: #4527a0; --ren-line: #7e57c2;
-  --dead: #d32f2f; --err-bg: #ffebee; --err-fg: #b71c1c; --warn-bg: #fff8e1; --warn-fg: #6d4c00;
+  --dead: #d32f2f; --dead-bg: #c62828; --err-bg: #ffebee; --err-fg: #b71c1c; --warn-bg: #fff8e1; --warn-fg: #6d4c00;
   color-scheme: light;
 }
 :root[data-theme="dark"] {
-  --bg: #303030; --fg: #e8e8e8; --muted: #b0b0b0; --faint: #8a8a8a;
+  --bg: #303030; --fg: #e8e8e8; --muted: #c2c2c2; --faint: #b0b0b0;
   --border: #4a4a4a; --panel: #3a3a3a; --panel2: #353535; --hover: #3d4250;
-  --accent: #ff9800; --link: #90caf9; --sel: #4a3b28; --focus: #90caf9;
+  --accent: #ff9800; --accent-fg: #ffb74d; --link: #90caf9; --sel: #4a3b28; --focus: #90caf9;
   --code-bg: #262626;
   --add-bg: #1e3a22; --add-fg: #a5d6a7; --add-line: #66bb6a;
   --rem-bg: #4a2020; --rem-fg: #ef9a9a; --rem-line: #ef5350;
   --chg-bg: #45391a; --chg-fg: #ffe082; --chg-line: #fbc02d;
   --ren-bg: #352c4a; --ren-fg: #d1c4e9; --ren-line: #9575cd;
-  --dead: #ef5350; --err-bg: #4a2020; --err-fg: #ffcdd2; --warn-bg: #45391a; --warn-fg: #ffe082;
+  --dead: #ef5350; --dead-bg: #c62828; --err-bg: #4a2020; --err-fg: #ffcdd2; --warn-bg: #45391a; --warn-fg: #ffe082;
   color-scheme: dark;
 }
 html, body { margin: 0; padding: 0; background: var(--bg); color: var(--fg); height: 100%; }
@@ -69,7 +69,7 @@ a.link, button.link {
   padding: 6px 12px; color: var(--muted); text-transform: uppercase; letter-spacing: .04em;
   font-size: 12px; font-weight: 500;
 }
-.av-tabs button[aria-selected="true"] { color: var(--accent); border-bottom-color: var(--accent); }
+.av-tabs button[aria-selected="true"] { color: var(--accent-fg); border-bottom-color: var(--accent); }
 .av-main { padding: 12px 16px 24px; flex: 1; min-height: 0; }
 .av-spacer { flex: 1; }
 
@@ -128,7 +128,7 @@ table.av-table { border-collapse: collapse; width: 100%; table-layout: auto; }
   flex-direction: column; gap: 2px; white-space: nowrap; box-shadow: 0 2px 8px rgba(0,0,0,.2);
 }
 .av-table th.sortable:hover { color: var(--fg); }
-.av-table th .arrow { display: inline-block; width: 1em; color: var(--accent); }
+.av-table th .arrow { display: inline-block; width: 1em; color: var(--accent-fg); }
 .av-table td.num, .av-table th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .av-table td.shape { font-family: "Roboto Mono", Menlo, Consolas, monospace; font-size: 12px; }
 .av-table td.shape div { white-space: pre; }
@@ -149,9 +149,9 @@ table.av-table { border-collapse: collapse; width: 100%; table-layout: auto; }
 .av-table .conn div { overflow-wrap: anywhere; }
 .av-table .pill {
   flex: none; font-size: 11px; padding: 0 6px; border-radius: 9px; border: 1px solid var(--accent);
-  color: var(--accent); background: none; margin-left: 4px; line-height: 16px;
+  color: var(--accent-fg); background: none; margin-left: 4px; line-height: 16px;
 }
-.av-table .pill:hover { background: var(--accent); color: #fff; }
+.av-table .pill:hover { background: var(--accent-fg); color: var(--bg); }
 .av-table .badge {
   font-size: 11px; padding: 0 5px; border-radius: 3px;
   border: 1px solid var(--border); color: var(--muted); margin-left: 4px; line-height: 15px; flex: none;
@@ -199,7 +199,7 @@ table.av-table { border-collapse: collapse; width: 100%; table-layout: auto; }
 .av-tile .idx { color: var(--muted); font-size: 11px; }
 .av-tile .score { font-variant-numeric: tabular-nums; font-size: 12px; }
 .av-tile.dead { border-color: var(--dead); }
-.av-tile .dead-label { color: #fff; background: var(--dead); font-size: 10px; font-weight: 600; text-transform: uppercase; padding: 0 5px; border-radius: 3px; }
+.av-tile .dead-label { color: #fff; background: var(--dead-bg); font-size: 10px; font-weight: 600; text-transform: uppercase; padding: 0 5px; border-radius: 3px; }
 .av-slider { display: inline-flex; align-items: center; gap: 8px; }
 .av-slider input[type="range"] { width: 220px; accent-color: var(--accent); }
 

@@ -242,7 +242,6 @@ class LayerTable {
     const tr = h('tr', { class: 'row', dataset: { id: n.id }, attrs: { tabindex: '0', 'aria-rowindex': String(i + 2) } });
     if (this.idx.isContainer(n.id)) tr.classList.add('container');
     if (n.id === this.selected) tr.classList.add('selected');
-    tr.setAttribute('aria-expanded', String(this.details.has(n.id)));
     const env = this.env();
     for (const c of this.visibleCols()) {
       const td = c.key === 'name' ? this.nameCell(n, flat) : c.cell ? c.cell(n, env) : h('td', null, c.text(n, env));
@@ -253,6 +252,7 @@ class LayerTable {
       if (this.details.has(n.id)) this.details.delete(n.id); else this.details.add(n.id);
       this.selected = n.id;
       this.opts.onSelectNode?.(n.id);
+      for (const el of this.tbody.querySelectorAll('tr.row.selected')) el.classList.remove('selected');
       this.virt.refresh(i);
       this.tbody.querySelector<HTMLElement>(`tr.row[data-id="${CSS.escape(n.id)}"]`)?.focus({ preventScroll: true });
     };
@@ -274,7 +274,7 @@ class LayerTable {
         if (this.expanded.has(n.id)) this.expanded.delete(n.id); else this.expanded.add(n.id);
         this.refresh();
         this.tbody.querySelector<HTMLElement>(`tr.row[data-id="${CSS.escape(n.id)}"] button.twisty`)?.focus({ preventScroll: true });
-      }, { class: 'twisty', title: open ? 'collapse' : 'expand', attrs: { 'aria-expanded': String(open), 'aria-label': (open ? 'collapse ' : 'expand ') + n.name } }));
+      }, { class: 'twisty', title: open ? 'collapse' : 'expand', attrs: { 'aria-expanded': String(open), 'aria-label': (open ? 'collapse ' : 'expand ') + n.id } }));
     } else if (!flat && this.hasContainers) {
       cell.appendChild(h('span', { class: 'twisty-pad' }));
     }

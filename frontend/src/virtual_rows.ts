@@ -41,12 +41,14 @@ export class VirtualRows {
     const n = this.src.count();
     this.heights = new Array(n);
     for (let i = 0; i < n; i++) this.heights[i] = this.src.estimate(i);
+    this.drop();
     this.draw();
   }
 
-  /** Entry i changed its content (details opened): draw again, keeping the others' heights. */
+  /** Entry i (or every entry) changed its content (details opened): draw it again, keeping the others' heights. */
   refresh(i?: number): void {
     if (i != null && i < this.heights.length) this.heights[i] = this.src.estimate(i);
+    this.drop(i);
     this.draw();
   }
 
@@ -72,20 +74,28 @@ export class VirtualRows {
     return [start, Math.max(end, Math.min(n, start + 1))];
   }
 
-  /** Put entries [start, end) in the DOM, measure them, size the spacers. */
+  /** Put entries [start, end) in the DOM (keeping those already there, so focus stays), measure the new ones, size the spacers. */
   draw(): void {
     const [start, end] = this.range();
-    const frag = document.createDocumentFragment();
-    frag.appendChild(this.top);
-    this.rendered = [];
-    for (let i = start; i < end; i++) {
-      const trs = this.src.render(i);
-      this.rendered.push({ i, trs });
-      for (const tr of trs) frag.appendChild(tr);
-    }
-    frag.appendChild(this.bottom);
-    this.tbody.replaceChildren(frag);
+    if (this.top.parentNode !== this.tbody) this.tbody.replaceChildren(this.top, this.bottom);
+    const kept = new Map<number, HTMLElement[]>();
     for (const r of this.rendered) {
+      if (r.i >= start && r.i < end) kept.set(r.i, r.trs);
+      else for (const tr of r.trs) tr.remove();
+    }
+    this.rendered = [];
+    const fresh: { i: number; trs: HTMLElement[] }[] = [];
+    let cursor: Node = this.top;
+    for (let i = start; i < end; i++) {
+      let trs = kept.get(i);
+      if (!trs) { trs = this.src.render(i); fresh.push({ i, trs }); }
+      this.rendered.push({ i, trs });
+      for (const tr of trs) {
+        if (cursor.nextSibling !== tr) this.tbody.insertBefore(tr, cursor.nextSibling);
+        cursor = tr;
+      }
+    }
+    for (const r of fresh) {
       let hgt = 0;
       for (const tr of r.trs) hgt += tr.getBoundingClientRect().height;
       if (hgt > 0) this.heights[r.i] = hgt;
@@ -94,6 +104,15 @@ export class VirtualRows {
     for (let k = end; k < this.heights.length; k++) below += this.heights[k];
     this.size(this.top, this.offsetOf(start));
     this.size(this.bottom, below);
+  }
+
+  /** Forget the DOM of every entry (or of entry i) so that the next draw renders it again. */
+  private drop(i?: number): void {
+    this.rendered = this.rendered.filter((r) => {
+      if (i != null && r.i !== i) return true;
+      for (const tr of r.trs) tr.remove();
+      return false;
+    });
   }
 
   private size(tr: HTMLTableRowElement, px: number): void {
