@@ -21,9 +21,6 @@ import type { Architecture, RunsResponse, Step } from './types';
 import { VIEWS } from './view';
 import type { AppState, View, ViewContext } from './view';
 
-// Transitional: the contract moved to view.ts; views import it from there.
-export type { AppState, CompareSel, View, ViewContext, ViewName } from './view';
-
 /** Build the whole dashboard inside `root`. */
 export function startApp(root: HTMLElement): void {
   installStyles();

@@ -124,6 +124,3 @@ function selectText(el: HTMLElement) {
   s?.removeAllRanges();
   s?.addRange(r);
 }
-
-// Transitional: the formatters live in format.ts; these re-exports go once every view imports it.
-export { fmtInt, fmtScore, fmtShape, fmtSigned, fmtValue } from './format';
