@@ -198,3 +198,39 @@ def test_hf_trainer_only_the_main_process_writes(tmp_path):
     cb.on_step_end(args, TrainerState(is_world_process_zero=False), TrainerControl(), model=model)
     assert cb.written_step is None and not list(tmp_path.rglob("*.archviz"))
     assert not model._forward_pre_hooks  # nothing left on the model
+
+
+def test_example_input_from_the_usual_batches():
+    from tensorboard_archviz.integrations.batch import example_input, first_examples
+
+    class TwoInputs(nn.Module):
+        def forward(self, a, b, scale=1.0):
+            return a * b * scale
+
+    class Kwargs(nn.Module):
+        def forward(self, **inputs):
+            return inputs
+
+    x, y = torch.randn(4, 1, 8, 8), torch.randint(0, 10, (4,))
+    net = lightning_net()
+    assert example_input(net, x) is x
+    assert example_input(net, (x, y)) is x  # (inputs, targets): forward takes one argument
+    assert example_input(TwoInputs(), [x, x, y]) == (x, x)
+    gpt = H.gpt2()
+    ids = H.token_ids(batch=4)
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids,
+             "index": torch.arange(4)}
+    # the entries GPT2LMHeadModel.forward names (it also takes **kwargs), labels dropped
+    assert list(example_input(gpt, batch, drop=("labels",))) == ["input_ids", "attention_mask"]
+    # a forward(**inputs) naming nothing gets every entry but the dropped ones
+    assert list(example_input(Kwargs(), batch, drop=("labels",))) == ["input_ids",
+                                                                       "attention_mask", "index"]
+    with pytest.raises(ValueError, match=r"\['index'\] match none of TinyNet.forward"):
+        example_input(net, {"index": ids})
+    with pytest.raises(ValueError, match="needs 2 inputs; the batch has 1"):
+        example_input(TwoInputs(), (x,))
+    with pytest.raises(TypeError, match="batch of type str"):
+        example_input(net, "not a batch")
+    cut = first_examples({"input_ids": ids, "pair": (x, 3)}, 1)
+    assert cut["input_ids"].shape == (1, 8) and cut["pair"][0].shape == (1, 1, 8, 8)
+    assert cut["pair"][1] == 3

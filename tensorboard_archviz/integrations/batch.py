@@ -57,9 +57,9 @@ def example_input(model: Any, batch: Any, drop: Iterable[str] = ()) -> Any:
     """``input_to_model`` for ``add_architecture`` from one training batch.
 
     - a tensor: the tensor (``model(x)``);
-    - a dict: the entries ``model.forward`` takes by name (all of them when it takes
-      ``**kwargs``), minus the keys in `drop` (labels: the architecture is the model's, not the
-      loss's) -> ``model(**inputs)``;
+    - a dict: the entries ``model.forward`` names as arguments (as the HF Trainer keeps
+      columns), or all of them when none matches and it takes ``**kwargs``; never the keys in
+      `drop` (labels: the architecture is the model's, not the loss's) -> ``model(**inputs)``;
     - a tuple/list: ``(inputs, targets, ...)`` -> its first item when ``forward`` takes one
       required argument, else as many leading items as ``forward`` requires.
     Raises ``ValueError`` / ``TypeError`` with one line saying what did not fit.
@@ -68,8 +68,10 @@ def example_input(model: Any, batch: Any, drop: Iterable[str] = ()) -> Any:
         return batch
     named, var_kw, required = forward_parameters(model)
     if isinstance(batch, Mapping):
-        dropped = set(drop)
-        items = {k: v for k, v in batch.items() if k not in dropped and (var_kw or k in named)}
+        kept = {k: v for k, v in batch.items() if k not in set(drop)}
+        items = {k: v for k, v in kept.items() if k in named}
+        if not items and var_kw:
+            items = kept
         if not items:
             raise ValueError("the batch's keys %s match none of %s.forward's arguments %s"
                              % (sorted(map(str, batch)), type(model).__name__, sorted(named)))
