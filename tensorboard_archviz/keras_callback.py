@@ -12,7 +12,8 @@ Writes into ``<log_dir>/<run>`` (``<log_dir>/train`` by default: the run Keras' 
 - again at ``on_epoch_end`` (step = epoch + 1) whenever it changed — a layer frozen or unfrozen,
   weights added or reshaped — judged by a cheap fingerprint, so nothing is rewritten otherwise;
 - with ``filters``: filter grids from ``tensorboard_archviz.filters.keras_backend.make_grids`` at
-  ``on_train_end`` and every ``filters_every`` epochs.
+  ``on_train_end`` and every ``filters_every`` epochs (TensorFlow, torch and JAX backends), each
+  from the weights of that moment.
 
 Never stops training: any failure inside the callback is logged as exactly one warning through
 python ``logging`` (logger ``tensorboard_archviz.keras_callback``), and the part that failed
