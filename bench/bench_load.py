@@ -18,10 +18,11 @@ floor for a dedicated machine, not a capacity plan.
 Timeline (``--timeline-steps 100 --timeline-nodes 5000``; ``--timeline-steps 0`` skips it): one
 run with an architecture of about that many nodes written at every step (one layer widened every
 10 steps, so some steps change and most do not), served by the default (Rust) loader with
-``--samples_per_plugin=archviz=<steps>``. Printed side by side: the ``timeline`` route for all
-steps and for the first half of the steps (time per step should stay flat: one pass, linear),
-the same answer the old way (one ``diff`` request per consecutive pair), and TensorBoard's
-resident memory (the Python process plus its data server) before and after.
+``--samples_per_plugin=archviz=<steps>``. Printed side by side: the ``timeline`` route (cold,
+then warm), the old way for the first half of the listed steps (one ``diff`` request per
+consecutive pair, as the dashboard did before the route), per step, and TensorBoard's resident
+memory (the Python process plus its data server) after each. Run it with two step counts (e.g.
+50 and 100) to see the time per step stay flat.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from tensorboard_archviz import schema  # noqa: E402
+from tensorboard_archviz import summary as summary_lib  # noqa: E402
 from tensorboard_archviz.summary import ArchVizWriter  # noqa: E402
 
 PLUGIN = "/data/plugin/archviz"
@@ -162,39 +164,22 @@ class TensorBoard:
              "--reload_interval", "5", "--samples_per_plugin=archviz=%d" % samples],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def wait_steps(self, run: str, steps: int, timeout: float = 900) -> None:
+    def wait_steps(self, run: str, last: int, timeout: float = 1800) -> dict:
+        """Poll the runs route until `run` lists step `last`; returns its entry."""
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("tensorboard exited with %s" % self.proc.returncode)
             try:
-                status, body = get(self.url + PLUGIN + "/runs", timeout=600)
-                if status == 200 and len(json.loads(body).get(run, {}).get("steps", [])) >= steps:
-                    return
+                status, body = get(self.url + PLUGIN + "/runs", timeout=900)
+                info = json.loads(body).get(run, {}) if status == 200 else {}
+                if info.get("steps", [None])[-1:] == [last]:
+                    return info
             except OSError:
                 pass
             time.sleep(2)
-        raise RuntimeError("tensorboard did not list %d steps of %r within %ss"
-                           % (steps, run, timeout))
-
-    def wait_ready(self, layout: dict, timeout: float = 300) -> float:
-        t0 = time.perf_counter()
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("tensorboard exited with %s" % self.proc.returncode)
-            try:
-                status, body = get(self.url + PLUGIN + "/runs", timeout=30)
-                if status == 200:
-                    runs = json.loads(body)
-                    if all(len(runs.get(r, {}).get("steps", [])) == 2
-                           and len(runs[r].get("filter_layers", [])) == len(layers)
-                           for r, layers in layout.items()):
-                        return time.perf_counter() - t0
-            except OSError:
-                pass
-            time.sleep(1)
-        raise RuntimeError("tensorboard did not list every run within %ss" % timeout)
+        raise RuntimeError("tensorboard did not list step %d of %r within %ss"
+                           % (last, run, timeout))
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -312,26 +297,26 @@ def rss_mb(pid: int) -> float:
 def build_timeline_logdir(root: str, steps: int, nodes: int) -> int:
     """One run "tl" with an architecture of ~`nodes` nodes at every step; returns JSON bytes."""
     per_block = 50
-    blocks = max(1, nodes // (per_block + 1))
+    arch = make_arch("tl", max(1, nodes // (per_block + 1)), per_block, widen=False)
+    node = arch.nodes[2]
+    base = dict(node.config)
     size = 0
     with ArchVizWriter(os.path.join(root, "tl")) as w:
         for step in range(steps):
-            arch = make_arch("tl", blocks, per_block, widen=False)
-            widened = step // 10  # a layer widens every 10 steps
-            if widened:
-                node = arch.nodes[2]
-                node.config = dict(node.config, units=64 + widened)
-            w.add_architecture(arch, step=step)
-            size = len(arch.to_json())
+            node.config = dict(base, units=64 + step // 10)  # a layer widens every 10 steps
+            pb = summary_lib.architecture_pb(arch)
+            size = pb.value[0].tensor.ByteSize()
+            w.add_summary(pb, step)
     return size
 
 
-def timeline_half(url: str, steps: int) -> float:
-    """The old client's way for the first half of the steps: one diff per consecutive pair."""
+def timeline_half(url: str, listed: list) -> float:
+    """The old client's way for the first half of the listed steps: one diff per pair."""
     t0 = time.perf_counter()
-    for s in range(1, steps // 2):
+    half = listed[:len(listed) // 2]
+    for a, b in zip(half, half[1:]):
         status, body = get(url + PLUGIN + "/diff?" + urllib.parse.urlencode(
-            {"run_a": "tl", "step_a": s - 1, "run_b": "tl", "step_b": s}), timeout=600)
+            {"run_a": "tl", "step_a": a, "run_b": "tl", "step_b": b}), timeout=600)
         if status != 200:
             raise RuntimeError("diff answered %d: %s" % (status, body[:200]))
     return time.perf_counter() - t0
@@ -344,10 +329,12 @@ def run_timeline(steps: int, nodes: int) -> None:
         tb = TensorBoard(root, load_fast=True, samples=steps)
         try:
             t0 = time.perf_counter()
-            tb.wait_steps("tl", steps)
-            print("\ntimeline: %d steps of a %d-node architecture (%.1f MB of JSON each), listed "
-                  "%.1f s after start; TensorBoard RSS %.0f MB"
-                  % (steps, nodes, size / 1e6, time.perf_counter() - t0, rss_mb(tb.proc.pid)))
+            info = tb.wait_steps("tl", steps - 1)
+            print("\ntimeline: %d steps of a %d-node architecture (%.2f MB of JSON each); %d "
+                  "listed %.1f s after start%s; TensorBoard RSS %.0f MB"
+                  % (steps, nodes, size / 1e6, len(info["steps"]), time.perf_counter() - t0,
+                     " (%s)" % info["errors"][0][:150] if info.get("errors") else "",
+                     rss_mb(tb.proc.pid)))
             for label, timeout in (("cold", 900), ("warm", 900)):
                 t0 = time.perf_counter()
                 status, body = get(tb.url + PLUGIN + "/timeline?run=tl", timeout=timeout)
@@ -358,10 +345,11 @@ def run_timeline(steps: int, nodes: int) -> None:
                       "ms/step; RSS %.0f MB" % (label, status, len(entries), changed, dt,
                                                1000 * dt / max(1, len(entries)),
                                                rss_mb(tb.proc.pid)))
-            half = timeline_half(tb.url, steps)
-            print("  old way, one diff per pair for the first %d steps: %.2f s = %.1f ms/step; "
-                  "RSS %.0f MB" % (steps // 2, half, 1000 * half / max(1, steps // 2 - 1),
-                                   rss_mb(tb.proc.pid)))
+            n = len(info["steps"]) // 2
+            half = timeline_half(tb.url, info["steps"])
+            print("  old way, one diff request per pair for the first %d listed steps: %.2f s = "
+                  "%.1f ms/step; RSS %.0f MB" % (n, half, 1000 * half / max(1, n - 1),
+                                                 rss_mb(tb.proc.pid)))
         finally:
             tb.stop()
     finally:

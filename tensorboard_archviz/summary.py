@@ -31,13 +31,17 @@ def architecture_json(arch: Union[schema.Architecture, Dict[str, Any]]) -> bytes
     Raises ``schema.SchemaError`` naming the field: for a document that fails the schema, and
     for one nested deeper than ``util.MAX_JSON_DEPTH`` levels (readers could not decode it).
     """
-    data = arch if isinstance(arch, dict) else schema.to_dict(arch)
-    problem = util.value_depth_problem(data)
-    if problem is not None:
-        raise schema.SchemaError("cannot write the architecture: " + problem)
     if isinstance(arch, dict):
         arch = schema.from_dict(arch)
-    return schema.to_json(arch, separators=(",", ":")).encode("utf-8")
+    try:
+        text = schema.to_json(arch, separators=(",", ":"))
+    except RecursionError:  # thousands of levels: name the field from the objects
+        text, problem = None, util.value_depth_problem(schema.to_dict(arch))
+    else:
+        problem = util.json_depth_problem(text)
+    if problem is not None:
+        raise schema.SchemaError("cannot write the architecture: " + problem)
+    return text.encode("utf-8")
 
 
 def architecture_pb(arch: Union[schema.Architecture, Dict[str, Any]],
