@@ -240,13 +240,30 @@ KERAS_SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("backend", ["tensorflow", "torch"])
-def test_keras_detached_unused_frozen(backend, tmp_path):
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run([sys.executable, "-c", KERAS_SCRIPT, str(tmp_path)], capture_output=True, text=True,
-                          env=env, cwd=REPO, timeout=300)
-    line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT")]
-    assert line, proc.stdout[-2000:] + proc.stderr[-3000:]
+KERAS_BACKENDS = ("tensorflow", "torch")
+
+
+@pytest.fixture(scope="module")
+def keras_runs(tmp_path_factory):
+    """Both backends' scripts, started together (they wait on imports more than on the CPU)."""
+    procs = {}
+    for backend in KERAS_BACKENDS:
+        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+        procs[backend] = subprocess.Popen(
+            [sys.executable, "-c", KERAS_SCRIPT, str(tmp_path_factory.mktemp("reach_" + backend))],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    yield procs
+    for p in procs.values():
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+
+
+@pytest.mark.parametrize("backend", KERAS_BACKENDS)
+def test_keras_detached_unused_frozen(backend, keras_runs):
+    stdout, stderr = keras_runs[backend].communicate(timeout=300)
+    line = [l for l in stdout.splitlines() if l.startswith("RESULT")]
+    assert line, stdout[-2000:] + stderr[-3000:]
     out = json.loads(line[0][len("RESULT"):])
     r = out["detached"]
     assert r["status"] == "ok", r
