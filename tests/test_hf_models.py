@@ -81,7 +81,13 @@ def test_llama_shapes_gqa_residuals(archs):
     assert n["model.layers.0.self_attn.q_proj"]["output_shapes"] == [[1, 8, 32]]
     assert n["model.layers.0.self_attn.k_proj"]["output_shapes"] == [[1, 8, 16]]  # 2 KV heads
     assert n["lm_head"]["output_shapes"] == [[1, 8, 100]]
-    assert n["model.layers.0.self_attn"]["config"]["head_dim"] == 8
+    attn = n["model.layers.0.self_attn"]["config"]
+    assert (attn["num_heads"], attn["num_key_value_heads"], attn["head_dim"]) == (4, 2, 8)
+    # per-example MACs: q/o 8*32*32, k/v 8*32*16, QK^T and AV 4*8*8*8 each; gate/up/down 8*32*64
+    assert n["model.layers.0.self_attn"]["macs"] == 2 * 8192 + 2 * 4096 + 2 * 2048
+    assert n["model.layers.0"]["macs"] == 28672 + 3 * 16384
+    assert n["lm_head"]["macs"] == 8 * 32 * 100
+    assert arch["model"]["macs"] == 2 * 77824 + 25600 and arch["model"]["macs_complete"]
     assert H.node_total(n["model.layers.0"]) == 9280 and H.node_total(n["lm_head"]) == 3200
     assert ("input_ids", "model.embed_tokens") in H.edge_set(arch)
     # pre-norm residuals: embeddings + attention -> add; that add + MLP -> the next add
@@ -137,6 +143,10 @@ def test_t5_encoder_output_feeds_every_cross_attention(archs):
         assert n[cross + ".k"]["output_shapes"] == [[1, 8, 32]]  # encoder length 8
         assert n[cross + ".q"]["output_shapes"] == [[1, 5, 32]]  # decoder length 5
         assert H.reaches(arch, "encoder.final_layer_norm", cross + ".k")
+        cfg = n[cross]["config"]
+        assert (cfg["num_heads"], cfg["head_dim"]) == (4, 8)
+        # q/o over 5 decoder positions, k/v over 8 encoder positions; QK^T and AV 4*5*8*8 each
+        assert n[cross]["macs"] == 2 * 5 * 32 * 32 + 2 * 8 * 32 * 32 + 2 * 1280
     assert ("decoder_input_ids", "decoder.embed_tokens") in H.edge_set(arch)
     assert not H.reaches(arch, "decoder_input_ids", "encoder.final_layer_norm")
     # shared, encoder/decoder embeddings and lm_head are one tied matrix, counted once
