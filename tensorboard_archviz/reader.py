@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import re
 import threading
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -43,6 +44,7 @@ INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 # (tensor_util.make_ndarray: content of the wrong size, a shape that does not match the values)
 # or a blob sequence of the wrong rank: stored data, not our bug.
 DECODE_ERRORS = (ValueError, TypeError, IndexError, KeyError)
+_STEP = re.compile(r"-?[0-9]{1,25}")
 
 
 class ReadError(Exception):
@@ -65,7 +67,7 @@ class TooLarge(ReadError):
 def parse_step(text: str, name: str = "step") -> int:
     """A step parameter: a decimal int64 (negative steps are valid); ReadError 400 otherwise."""
     value = text.strip() if isinstance(text, str) else text
-    if not isinstance(value, str) or not value.lstrip("-").isdigit() or not value.isascii():
+    if not isinstance(value, str) or not _STEP.fullmatch(value):
         raise ReadError(400, "parameter %r must be an integer step, got %r" % (name, text))
     step = int(value, 10)
     if not INT64_MIN <= step <= INT64_MAX:
@@ -288,9 +290,11 @@ class ArchitectureReader:
         series = self.list_series(ctx, eid).get(run)
         if series is None:
             raise ReadError(404, "run %r has no architecture" % run)
-        if step is None or step == getattr(series, "max_step", None):
+        max_step = getattr(series, "max_step", None)
+        if step is None or step == max_step:  # the latest write is usually the largest step
             datums = self.read(ctx, eid, run, 1)
-            if datums and (step is None or datums[-1].step == step):
+            wanted = max_step if step is None else step
+            if datums and (datums[-1].step == wanted or wanted is None):
                 return datums[-1].step, self.decode_datum(eid, run, datums[-1])
         index = self.index(ctx, eid, run, series)
         if not index.points:

@@ -147,7 +147,7 @@ def test_int64_steps_exact(logdir):
     assert big == 2 ** 60 + 1 and reader.step_string(big) == "1152921504606846977"
     assert rd.load(CTX, "", "steps", reader.parse_step("-1"))[0] == -1
     assert rd.load(CTX, "", "steps", big)[1].model.total_params == 5 * (3 + big % 7)
-    for bad in ("1e3", "0x10", "+3", "", "9223372036854775808", "١٢"):
+    for bad in ("1e3", "0x10", "+3", "", "--3", "-", "9223372036854775808", "١٢", "3\n4"):
         with pytest.raises(reader.ReadError) as e:
             reader.parse_step(bad)
         assert e.value.code == 400
