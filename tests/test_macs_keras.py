@@ -255,7 +255,7 @@ class Elementwise(layers.Layer):
 
 class Scaled(layers.Layer):
     def call(self, x, scale):
-        return x * scale
+        return keras.ops.multiply(x, keras.ops.convert_to_tensor(scale))
 
 
 def test_custom_layers_elementwise_zero_and_untraceable_null():
