@@ -173,7 +173,11 @@ export class GraphModel {
   defaultExpanded(budget = 160, smallModel = 300): Set<string> {
     const exp = new Set<string>();
     const auto = (g: GNode): boolean => g.isGroup && (g.raw.synthetic !== 'name-group' || this.list.length <= 60);
-    if (this.list.length <= smallModel) { for (const g of this.list) if (auto(g)) exp.add(g.id); return exp; }
+    if (this.list.length <= smallModel) {
+      for (const g of this.list) if (auto(g)) exp.add(g.id);
+      this.openNameGroups(exp);
+      return exp;
+    }
     let visible = this.roots.length;
     let level = this.roots.filter(auto);
     while (level.length) {
@@ -183,7 +187,23 @@ export class GraphModel {
       for (const g of level) exp.add(g.id);
       level = level.flatMap((g) => (g.fold ? g.children.slice(0, 1) : g.children).filter(auto));
     }
+    this.openNameGroups(exp);
     return exp;
+  }
+
+  /** Name groups open level by level (stages, then blocks) while the overview stays small. */
+  private openNameGroups(exp: Set<string>, budget = 40): void {
+    const named = (g: GNode): boolean => g.raw.synthetic === 'name-group' && !exp.has(g.id);
+    let level = this.list.filter((g) => named(g) && (!g.parent || (exp.has(g.parent.id) && g.parent.raw.synthetic !== 'name-group')));
+    if (!level.length) return;
+    let visible = this.visible(exp).items.length;
+    while (level.length) {
+      const add = level.reduce((s, g) => s + g.children.length - 1, 0);
+      if (visible + add > budget) break;
+      visible += add;
+      for (const g of level) exp.add(g.id);
+      level = level.flatMap((g) => g.children.filter(named));
+    }
   }
 
   /** Which members of an open fold are shown: one (its index in `pick`, 0 by default) or all (-1). */
