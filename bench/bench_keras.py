@@ -10,7 +10,8 @@
    repeat builds and compiles a fresh model, and the medians of the per-pair wall-time and
    process-CPU-time ratios are reported, together with the time spent inside the callback's own
    hooks (the callback's own cost, free of the noise other processes add on a shared machine).
-2. Extraction: ``extract_keras(keras.applications.ResNet152(weights=None))``, median of several,
+2. Extraction: ``extract_keras`` of ``keras.applications.ResNet152(weights=None)`` and of a
+   48-block transformer (functional, and built from custom block layers), median of several,
    side by side with the extractor of git revision ``--baseline`` (loaded with ``git show``), the
    two alternating in one process (``--extract-only`` skips the fits).
 
@@ -134,19 +135,39 @@ def load_baseline(rev: str):
     return module
 
 
-def bench_extraction(repeats: int, baseline_rev: str) -> None:
-    """Extraction time of ResNet152, now and at ``baseline_rev``, alternating in one run."""
+def transformer(blocks: int = 48, custom: bool = False, seq: int = 128, dim: int = 256):
+    """A pre-norm transformer encoder of ``blocks`` blocks (4 heads, MLP x4) on [seq, dim]:
+    functional layers, or (``custom``) each block one custom ``Layer`` (its MACs are counted by
+    tracing its call())."""
     import keras
+    from keras import layers
 
-    from tensorboard_archviz.extract.keras import extract_keras
+    class Block(layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.n1, self.n2 = layers.LayerNormalization(), layers.LayerNormalization()
+            self.att = layers.MultiHeadAttention(4, dim // 4)
+            self.up, self.down = layers.Dense(4 * dim, activation="gelu"), layers.Dense(dim)
 
-    start = time.perf_counter()
-    model = keras.applications.ResNet152(weights=None)
-    build = time.perf_counter() - start
-    arms = {"now": extract_keras}
-    base = load_baseline(baseline_rev) if baseline_rev else None
-    if base is not None:
-        arms["baseline %s" % baseline_rev] = base.extract_keras
+        def call(self, x):
+            h = self.n1(x)
+            x = x + self.att(h, h)
+            return x + self.down(self.up(self.n2(x)))
+
+    x = inp = keras.Input((seq, dim))
+    for i in range(blocks):
+        if custom:
+            x = Block(name="block_%d" % i)(x)
+            continue
+        h = layers.LayerNormalization()(x)
+        x = layers.Add()([x, layers.MultiHeadAttention(4, dim // 4)(h, h)])
+        h = layers.Dense(4 * dim, activation="gelu")(layers.LayerNormalization()(x))
+        x = layers.Add()([x, layers.Dense(dim)(h)])
+    return keras.Model(inp, x, name="transformer%d%s" % (blocks, "_custom" if custom else ""))
+
+
+def time_arms(model, arms, repeats: int):
+    """Median seconds per arm, the arms alternating (first order flipped every repeat)."""
     times = {name: [] for name in arms}
     for fn in arms.values():  # warm-up (imports, caches)
         fn(model)
@@ -155,21 +176,42 @@ def bench_extraction(repeats: int, baseline_rev: str) -> None:
             start = time.perf_counter()
             arms[name](model)
             times[name].append(time.perf_counter() - start)
-    arch = extract_keras(model)
-    start = time.perf_counter()
-    size = len(arch.to_json(separators=(",", ":")))
-    to_json = time.perf_counter() - start
-    print("extraction, keras.applications.ResNet152(weights=None) (built in %.2f s): "
-          "%d nodes, %d edges, %d params, %.3f G MACs per example, JSON %d bytes" % (
-              build, len(arch.nodes), len(arch.edges), arch.model.total_params,
-              arch.model.extra["macs"] / 1e9, size))
-    for name, ts in times.items():
-        print("  extract_keras %-18s median %.3f s (min %.3f, max %.3f, %d runs; target <= 1 s)"
-              % (name, statistics.median(ts), min(ts), max(ts), repeats))
-    if len(times) == 2:
-        now, old = (statistics.median(ts) for ts in times.values())
-        print("  ratio now / baseline: %.3f (alternating runs in this process)" % (now / old))
-    print("  to_json %.3f s" % to_json)
+    return times
+
+
+def bench_extraction(repeats: int, baseline_rev: str) -> None:
+    """Extraction time of ResNet152 and 48-block transformers, now and at ``baseline_rev``,
+    alternating in one run."""
+    import keras
+
+    from tensorboard_archviz.extract.keras import extract_keras
+
+    arms = {"now": extract_keras}
+    base = load_baseline(baseline_rev) if baseline_rev else None
+    if base is not None:
+        arms["baseline %s" % baseline_rev] = base.extract_keras
+    models = [lambda: keras.applications.ResNet152(weights=None), transformer,
+              lambda: transformer(custom=True)]
+    for make in models:
+        start = time.perf_counter()
+        model = make()
+        build = time.perf_counter() - start
+        times = time_arms(model, arms, repeats)
+        arch = extract_keras(model)
+        start = time.perf_counter()
+        size = len(arch.to_json(separators=(",", ":")))
+        to_json = time.perf_counter() - start
+        m = arch.model.extra
+        print("extraction, %s (built in %.2f s): %d nodes, %d edges, %d params, %s%.3f G MACs "
+              "per example, JSON %d bytes, to_json %.3f s" % (
+                  model.name, build, len(arch.nodes), len(arch.edges), arch.model.total_params,
+                  "" if m["macs_complete"] else "at least ", m["macs"] / 1e9, size, to_json))
+        for name, ts in times.items():
+            print("  extract_keras %-18s median %.3f s (min %.3f, max %.3f, %d runs; "
+                  "target <= 1 s)" % (name, statistics.median(ts), min(ts), max(ts), repeats))
+        if len(times) == 2:
+            now, old = (statistics.median(ts) for ts in times.values())
+            print("  ratio now / baseline: %.3f (alternating runs in this process)" % (now / old))
 
 
 def main(argv=None) -> None:
