@@ -277,3 +277,26 @@ def test_conv_and_attention_ops():
     assert arch.node("conv").macs == 8 * 8 * (3 * 3 * 3 * 4)
     # [B, T=6, H=2, D=4] x [B, S=9, H=2, D=4]: QK^T T*S*H*D + AV T*S*H*D
     assert arch.node("dot_product_attention").macs == 2 * 6 * 9 * 2 * 4
+
+
+class Gated(keras.Model):
+    """A subclassed model holding a variable of its own besides its layer."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.d = layers.Dense(3, name="d")
+        self.gate = self.add_weight(shape=(3,), initializer="ones", name="gate")
+
+    def call(self, x):
+        return self.d(x) * self.gate
+
+
+def test_nested_model_own_variables_count_in_its_totals():
+    x = keras.Input((4,))
+    gated = Gated(name="gated")
+    arch = extract(x, gated(x))
+    box = arch.node("gated")
+    assert [w["name"] for w in box.extra["weights"]] == ["gate"]  # the Dense's are its own
+    assert box.params == {"trainable": 15 + 3, "non_trainable": 0}
+    assert box.extra["memory"]["params_bytes"] == 18 * 4
+    assert arch.model.extra["memory"]["params_bytes"] == arch.model.total_params * 4 == 72

@@ -152,6 +152,14 @@ def _weights_bytes(weights: Iterable[Dict[str, Any]]) -> int:
                    for w in weights))
 
 
+def _own_weights(model: Any) -> List[Any]:
+    """The variables a model holds itself (``add_weight`` in a subclassed model), not through
+    one of its layers."""
+    held = {id(v) for layer in model._flatten_layers(include_self=False, recursive=True)
+            for v in layer.weights}
+    return [v for v in model.weights if id(v) not in held]
+
+
 def _is_model(op: Any) -> bool:
     return isinstance(op, keras.Model)
 
@@ -315,13 +323,14 @@ class _Extractor:
             tw = op.trainable_weights
             ntw = op.non_trainable_weights
             trainable, non_trainable = _count(tw), _count(ntw)
-            if not _is_model(op):
+            own = _own_weights(op) if _is_model(op) else op.weights
+            if own:  # a nested model lists only the variables no layer inside holds
                 tids = {id(v) for v in tw}
                 extra["weights"] = [
                     {"name": str(v.name), "path": str(getattr(v, "path", v.name)),
                      "shape": _shape(v.shape), "trainable": id(v) in tids,
                      "dtype": str(v.dtype)}
-                    for v in op.weights]
+                    for v in own]
             policy = _dtype_policy_extra(op)
             if policy:
                 extra["dtype_policy"] = policy
