@@ -24,6 +24,9 @@ What `fill_totals` computes (idempotent: containers are recomputed from leaves, 
 - `model.macs` (sum of every known figure, each node once), `model.macs_complete`,
   `model.memory` {"params_bytes", "buffers_bytes", "activations_bytes"} where activations are the
   per-example outputs of the leaf nodes that are not model inputs (`arch.inputs`, `is_input`).
+  Parameters and buffers the model holds outside every node (a PyTorch root module's own
+  `nn.Parameter`, a subclassed Keras model's `add_weight`) are given by the extractor as
+  `model.self_weights` / `model.self_buffers` (same entries as a node's `weights` / `buffers`).
   `model.macs_convention` is set to `schema.MACS_CONVENTION` when the extractor left it unset.
 
 A node with ``calls == 0`` (not called during the forward) and a model input did no work: their
@@ -111,12 +114,18 @@ def _weight_items(node: schema.Node, leaf: bool) -> List[Tuple[Any, int, bool, O
     ratio = None
     if mem.get("params_bytes") is not None and node.total_params:
         ratio = mem["params_bytes"] / node.total_params
+    return _listed(node.id, weights, counts, ratio)
+
+
+def _listed(owner: Any, weights: List[Dict[str, Any]], counts: List[int],
+            ratio: Optional[float]) -> List[Tuple[Any, int, bool, Optional[int]]]:
+    """(identity, elements, trainable, bytes) of a ``weights`` list (identity: its "path")."""
     out = []
     for w, n in zip(weights, counts):
         size = itemsize(w.get("dtype"))
         nbytes = n * size if size is not None else (
             None if ratio is None else int(round(n * ratio)))
-        key = w.get("path") or (node.id, w.get("name"))
+        key = w.get("path") or (owner, w.get("name"))
         out.append((key, n, bool(w.get("trainable", True)), nbytes))
     return out
 
@@ -137,8 +146,27 @@ def _buffer_bytes(node: schema.Node) -> int:
     buffers = node.extra.get("buffers")
     if not isinstance(buffers, list):
         return int(mem.get("buffers_bytes") or 0)
+    return _listed_buffer_bytes(buffers)
+
+
+def _listed_buffer_bytes(buffers: List[Dict[str, Any]]) -> int:
     return sum(tensor_bytes(b.get("shape") or [], b.get("dtype"), batch_dim=False) or 0
                for b in buffers)
+
+
+def _model_own(model: Dict[str, Any]) -> "_Sub":
+    """What the model holds outside every node: ``self_weights`` / ``self_buffers`` (e.g. a
+    PyTorch root module's own ``nn.Parameter``, a subclassed Keras model's ``add_weight``)."""
+    sub = _Sub()
+    weights = model.get("self_weights")
+    if isinstance(weights, list):
+        counts = [product(w.get("shape") or []) or 0 for w in weights]
+        for key, n, tr, nbytes in _listed("<model>", weights, counts, None):
+            sub.weights[key] = (n, tr, nbytes)
+    buffers = model.get("self_buffers")
+    if isinstance(buffers, list):
+        sub.buffers = _listed_buffer_bytes(buffers)
+    return sub
 
 
 class _Sub:
@@ -224,10 +252,10 @@ def fill_totals(arch: schema.Architecture) -> None:
         if children:
             _set_container(node, sub)
         subs[node.id] = sub
-    total = _Sub()
+    model = arch.model.extra
+    total = _model_own(model)
     for node in kids.get(None, []):
         total.merge(subs[node.id])
-    model = arch.model.extra
     model["macs"] = total.macs
     model["macs_complete"] = total.unknown == 0
     model.setdefault("macs_convention", schema.MACS_CONVENTION)

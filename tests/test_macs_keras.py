@@ -300,3 +300,12 @@ def test_nested_model_own_variables_count_in_its_totals():
     assert box.params == {"trainable": 15 + 3, "non_trainable": 0}
     assert box.extra["memory"]["params_bytes"] == 18 * 4
     assert arch.model.extra["memory"]["params_bytes"] == arch.model.total_params * 4 == 72
+
+
+def test_top_level_model_own_variables_count_in_the_memory_total():
+    model = Gated(name="top")
+    model(keras.ops.zeros((2, 4)))
+    arch = extract_keras(model)
+    assert [w["name"] for w in arch.model.extra["self_weights"]] == ["gate"]
+    assert arch.model.extra["memory"]["params_bytes"] == arch.model.total_params * 4 == 72
+    schema.from_json(arch.to_json())

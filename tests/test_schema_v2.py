@@ -187,3 +187,18 @@ def test_buffers_and_dtypes():
     assert arch.model.extra["memory"] == {"params_bytes": 32, "buffers_bytes": 16 + 8,
                                           "activations_bytes": 16}
     assert arch.model.extra["macs"] == 0 and arch.model.extra["macs_complete"] is True
+
+
+def test_model_self_weights_and_buffers_count_once():
+    fc = _node("fc", None, 36, 32, 16, weights=[
+        {"name": "weight", "shape": [4, 8], "trainable": True, "dtype": "torch.float32",
+         "path": "fc.weight"},
+        {"name": "bias", "shape": [4], "trainable": True, "dtype": "torch.float32",
+         "path": "fc.bias"}])
+    arch = schema.Architecture("torch", "2", schema.ModelInfo("m", "M", 44, 44, 0), nodes=[fc])
+    arch.model.extra["self_weights"] = [  # the root module's own nn.Parameter (bf16)
+        {"name": "cls", "shape": [1, 1, 8], "trainable": True, "dtype": "torch.bfloat16"}]
+    arch.model.extra["self_buffers"] = [{"name": "pos", "shape": [3, 8], "dtype": "float32"}]
+    totals.fill_totals(arch)
+    assert arch.model.extra["memory"] == {"params_bytes": 36 * 4 + 8 * 2,
+                                          "buffers_bytes": 3 * 8 * 4, "activations_bytes": 16}

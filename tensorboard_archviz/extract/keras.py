@@ -152,6 +152,12 @@ def _weights_bytes(weights: Iterable[Dict[str, Any]]) -> int:
                    for w in weights))
 
 
+def _weight_entries(variables: Iterable[Any], trainable_ids: set) -> List[Dict[str, Any]]:
+    return [{"name": str(v.name), "path": str(getattr(v, "path", v.name)),
+             "shape": _shape(v.shape), "trainable": id(v) in trainable_ids,
+             "dtype": str(v.dtype)} for v in variables]
+
+
 def _own_weights(model: Any) -> List[Any]:
     """The variables a model holds itself (``add_weight`` in a subclassed model), not through
     one of its layers."""
@@ -325,12 +331,7 @@ class _Extractor:
             trainable, non_trainable = _count(tw), _count(ntw)
             own = _own_weights(op) if _is_model(op) else op.weights
             if own:  # a nested model lists only the variables no layer inside holds
-                tids = {id(v) for v in tw}
-                extra["weights"] = [
-                    {"name": str(v.name), "path": str(getattr(v, "path", v.name)),
-                     "shape": _shape(v.shape), "trainable": id(v) in tids,
-                     "dtype": str(v.dtype)}
-                    for v in own]
+                extra["weights"] = _weight_entries(own, {id(v) for v in tw})
             policy = _dtype_policy_extra(op)
             if policy:
                 extra["dtype_policy"] = policy
@@ -636,6 +637,9 @@ class _Extractor:
             except Exception:  # noqa: BLE001 - optional information
                 pass
         info.extra.update(macs_convention=schema.MACS_CONVENTION, batch_size=None)
+        own = _own_weights(model)
+        if own:  # variables of the model itself (add_weight): part of its memory totals
+            info.extra["self_weights"] = _weight_entries(own, {id(v) for v in tw})
         extraction: Dict[str, Any] = {"method": self.method}
         if self.detail:
             extraction["reason"] = self.detail
