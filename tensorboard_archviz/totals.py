@@ -141,11 +141,13 @@ def _weight_items_from_counts(node: schema.Node, mem: Dict[str, Any]) -> list:
              None if pb is None or nb is None else pb - nb)]
 
 
-def _buffer_bytes(node: schema.Node) -> int:
+def _buffer_bytes(node: schema.Node, leaf: bool) -> int:
+    """Bytes of the buffers a node holds itself (a container: its `buffers` list only, since
+    its `memory.buffers_bytes` is the subtree's sum written here)."""
     mem = node.extra.get("memory") if isinstance(node.extra.get("memory"), dict) else {}
     buffers = node.extra.get("buffers")
     if not isinstance(buffers, list):
-        return int(mem.get("buffers_bytes") or 0)
+        return int(mem.get("buffers_bytes") or 0) if leaf else 0
     return _listed_buffer_bytes(buffers)
 
 
@@ -204,7 +206,7 @@ def _own(node: schema.Node, leaf: bool, inputs: set) -> _Sub:
     sub = _Sub()
     for key, n, tr, nbytes in _weight_items(node, leaf):
         sub.weights[key] = (n, tr, nbytes)
-    sub.buffers = _buffer_bytes(node)
+    sub.buffers = _buffer_bytes(node, leaf)
     is_input = node.id in inputs or bool(node.extra.get("is_input"))
     if leaf or "self_macs" in node.extra:
         macs = node.macs if leaf else node.extra["self_macs"]

@@ -182,10 +182,17 @@ def test_buffers_and_dtypes():
     bn = _node("bn", None, 8, 0, 16, buffers=[
         {"name": "running_mean", "shape": [4], "dtype": "torch.float32"},
         {"name": "num_batches_tracked", "shape": [], "dtype": "torch.int64"}])
-    arch = schema.Architecture("torch", "2", schema.ModelInfo("m", "BN", 8, 8, 0), nodes=[bn])
-    totals.fill_totals(arch)
-    assert arch.model.extra["memory"] == {"params_bytes": 32, "buffers_bytes": 16 + 8,
-                                          "activations_bytes": 16}
+    box = _node("box", out=16)
+    bn.parent = "box"
+    leaf_bn = _node("bn2", "box", 0, 0, 4, memory={"params_bytes": 0, "output_bytes": 4,
+                                                   "buffers_bytes": 12})
+    arch = schema.Architecture("torch", "2", schema.ModelInfo("m", "BN", 8, 8, 0),
+                               nodes=[box, bn, leaf_bn])
+    for _ in range(2):  # idempotent: the container's buffers are not read back
+        totals.fill_totals(arch)
+        assert arch.model.extra["memory"] == {"params_bytes": 32, "buffers_bytes": 24 + 12,
+                                              "activations_bytes": 16 + 4}
+        assert arch.node("box").extra["memory"]["buffers_bytes"] == 36
     assert arch.model.extra["macs"] == 0 and arch.model.extra["macs_complete"] is True
 
 
