@@ -6,8 +6,13 @@ must sit in the same run as the trainer's own scalars, written once, at step 0, 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -22,6 +27,7 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 import hf_helpers as H  # noqa: E402
 from conftest import PLUGIN, get_json, run_tensorboard, wait_for_run  # noqa: E402
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIGHTNING_LOG = "tensorboard_archviz.integrations.lightning"
 TRAINER_LOG = "tensorboard_archviz.integrations.hf_trainer"
 
@@ -234,3 +240,81 @@ def test_example_input_from_the_usual_batches():
     cut = first_examples({"input_ids": ids, "pair": (x, 3)}, 1)
     assert cut["input_ids"].shape == (1, 8) and cut["pair"][0].shape == (1, 1, 8, 8)
     assert cut["pair"][1] == 3
+
+
+DDP_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+    import lightning as L
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from tensorboard_archviz.integrations.lightning import ArchVizLightningCallback
+
+    class BNNet(L.LightningModule):  # BatchNorm buffers: DDP broadcasts them on its forward
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3, padding=1)
+            self.bn = nn.BatchNorm2d(4)
+            self.fc = nn.Linear(4 * 8 * 8, 10)
+
+        def forward(self, x):
+            return self.fc(torch.relu(self.bn(self.conv(x))).flatten(1))
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return nn.functional.cross_entropy(self(x), y)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    if __name__ == "__main__":
+        torch.manual_seed(0)
+        data = TensorDataset(torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,)))
+        cb = ArchVizLightningCallback()
+        trainer = L.Trainer(default_root_dir=sys.argv[1], max_steps=2, accelerator="cpu",
+                            devices=2, strategy="ddp", callbacks=[cb], enable_progress_bar=False,
+                            enable_model_summary=False, enable_checkpointing=False,
+                            logger=TensorBoardLogger(sys.argv[1]), log_every_n_steps=1)
+        trainer.fit(BNNet(), DataLoader(data, batch_size=4))
+        print(json.dumps({"rank": trainer.global_rank, "step": trainer.global_step,
+                          "written": cb.written_step}), flush=True)
+""")
+
+
+def read_architectures(logdir):
+    """{run: [(step, architecture dict)]} through TensorBoard's data provider."""
+    from tensorboard import context
+    from tensorboard.backend.event_processing import plugin_event_multiplexer
+    from tensorboard.backend.event_processing.data_provider import MultiplexerDataProvider
+
+    from tensorboard_archviz import metadata
+
+    multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={"archviz": 0})
+    multiplexer.AddRunsFromDirectory(str(logdir))
+    multiplexer.Reload()
+    provider = MultiplexerDataProvider(multiplexer, str(logdir))
+    series = provider.read_tensors(context.RequestContext(), experiment_id="",
+                                   plugin_name=metadata.PLUGIN_NAME, downsample=100)
+    return {run: [(d.step, json.loads(d.numpy.item())) for d in tags[metadata.ARCHITECTURE_TAG]]
+            for run, tags in series.items()}
+
+
+def test_lightning_ddp_only_rank_zero_writes(tmp_path):
+    """Two CPU processes under Lightning's DDP strategy: rank 0 writes once, nothing hangs."""
+    script = tmp_path / "ddp_fit.py"  # a file: Lightning relaunches it for rank 1
+    script.write_text(DDP_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               OMP_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "logs")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # both ranks print to the same pipe: their lines may run together
+    found = [json.loads(m) for m in re.findall(r"\{[^{}]*\}", proc.stdout)]
+    results = sorted((r["rank"], r["step"], r["written"]) for r in found)
+    assert results == [(0, 2, 0), (1, 2, None)]
+    written = read_architectures(tmp_path / "logs")
+    assert list(written) == ["lightning_logs/version_0"]
+    (step, arch), = written["lightning_logs/version_0"]
+    assert step == 0 and arch["model"]["total_params"] == 40 + 8 + 2570
+    assert H.nodes_by_id(arch)["bn"]["output_shapes"] == [[1, 4, 8, 8]]
