@@ -718,16 +718,16 @@ RunFn = Callable[[Sequence[int], int, Optional[np.ndarray], np.ndarray],
                  Tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
-def objective_window(plan: Plan, out_hw: Tuple[int, int], run: RunFn, z0: np.ndarray
-                     ) -> np.ndarray:
+def objective_window(plan: Plan, out_hw: Tuple[int, int], run: RunFn, z0: np.ndarray,
+                     batch: int) -> np.ndarray:
     """The objective's weights over the output map; for "interior", one gradient of the centre
-    position (one step of ``run`` on one image) measures the receptive field."""
+    position (one step of ``run`` on the first ``batch`` images) measures the receptive field."""
     if plan.objective == "centre":
         return center_window(out_hw, plan.center)
     if plan.objective == "mean":
         return center_window(out_hw, None)
-    # The whole layer's batch (not one image): a traced/compiled loop is then reused as is.
-    _, _, support = run(plan.indices, 1, z0, center_window(out_hw, 0.0))
+    # A batch of the size the layer runs at (not one image): a traced/compiled loop is reused.
+    _, _, support = run(plan.indices[:batch], 1, z0[:batch], center_window(out_hw, 0.0))
     return interior_window(out_hw, support)
 
 
@@ -746,7 +746,10 @@ def optimise_layer(plan: Plan, opts: Options, out_hw: Tuple[int, int], run: RunF
     """
     n = len(plan.indices)
     z_all = init_params(plan, n)
-    window = objective_window(plan, out_hw, run, z_all)
+    probe = affordable_chunk(n, bytes_per_image, opts)
+    if opts.chunk_size is not None:
+        probe = min(probe, int(opts.chunk_size))
+    window = objective_window(plan, out_hw, run, z_all, probe)
     outs: List[Tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
 
     def run_chunk(lo: int, hi: int) -> None:
