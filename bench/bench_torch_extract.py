@@ -1,9 +1,12 @@
 """Benchmark: extract_torch on a ResNet-152-sized model vs. its bare forward pass (target <= 2 s).
 
     python bench/bench_torch_extract.py [--runs 5] [--size 224] [--batch 1] [--threads 1]
+                                        [--model resnet152|transformer48]
 
 The model is tests/torch_models.py's ResNet with bottleneck blocks [3, 8, 36, 3] (torchvision's
-resnet152 layout, 60,192,808 parameters, random weights, no torchvision). Printed side by side,
+resnet152 layout, 60,192,808 parameters, random weights, no torchvision); --model transformer48:
+48 nn.TransformerEncoderLayer blocks (d_model 512, 8 heads, feed-forward 2048, batch first) on
+--batch x 128 tokens (fx cannot trace it: the hooks path). Printed side by side,
 measured in one process in interleaved rounds after a warm-up (median and best of --runs; the
 machine is shared, so the load average is printed too):
   forward      the bare forward pass (eval mode, torch.no_grad)
@@ -39,6 +42,7 @@ def main(argv=None) -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--size", type=int, default=224, help="input height = width")
     parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--model", choices=("resnet152", "transformer48"), default="resnet152")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch.set_num_threads (0: torch's default); 1 by default because "
                              "on a shared, loaded machine OpenMP threads waiting for each "
@@ -55,8 +59,15 @@ def main(argv=None) -> None:
     from tensorboard_archviz.summary import architecture_pb
 
     torch.manual_seed(0)
-    model = torch_models.resnet152()
-    x = torch.randn(args.batch, 3, args.size, args.size)
+    if args.model == "resnet152":
+        model = torch_models.resnet152()
+        x = torch.randn(args.batch, 3, args.size, args.size)
+        title = "ResNet-152-sized model"
+    else:
+        layer = torch.nn.TransformerEncoderLayer(512, 8, 2048, batch_first=True)
+        model = torch.nn.TransformerEncoder(layer, 48, enable_nested_tensor=False)
+        x = torch.randn(args.batch, 128, 512)
+        title = "48-block transformer encoder"
     n_params = sum(p.numel() for p in model.parameters())
 
     def forward():
@@ -81,11 +92,11 @@ def main(argv=None) -> None:
     times["to_json"] = [timed(arch.to_json) for _ in range(args.runs)]
     times["architecture_pb"] = [timed(lambda: architecture_pb(arch)) for _ in range(args.runs)]
 
-    print("ResNet-152-sized model: %s params, input %dx3x%dx%d, torch %s, %d threads, "
+    print("%s: %s params, input %s, torch %s, %d threads, "
           "%d interleaved rounds, load average %.1f on %d CPUs"
-          % (format(n_params, ","), args.batch, args.size, args.size, torch.__version__,
+          % (title, format(n_params, ","), "x".join(map(str, x.shape)), torch.__version__,
              torch.get_num_threads(), args.runs, load, os.cpu_count() or 0))
-    print("extraction: method=%s, %d nodes, %d edges, %s MACs, JSON %.0f KB"
+    print("extraction: method=%s, %d nodes, %d edges, %s MACs per example, JSON %.0f KB"
           % (arch.extra["extraction"]["method"], len(arch.nodes), len(arch.edges),
              format(arch.model.extra["macs"], ","), len(arch.to_json()) / 1024))
     print("  %-20s %10s %10s %18s" % ("", "median", "best", "median vs forward"))
@@ -100,6 +111,8 @@ def main(argv=None) -> None:
                 statistics.median(times["extract hooks"]))
     overhead = max(statistics.median(a - b for a, b in zip(times[k], fwd))
                    for k in ("extract fx (auto)", "extract hooks"))
+    if args.model != "resnet152":
+        return
     print("target <= %.1f s: %s (slowest extraction path, median: %.3f s; the bare forward "
           "alone: %.3f s; extraction overhead beyond it: %.3f s)"
           % (TARGET_SECONDS, "met" if worst <= TARGET_SECONDS else "NOT met", worst,
