@@ -31,6 +31,8 @@ function failAll(why: string): void {
 /** Start the worker early (its script loads while the page does other work). */
 export function warmWorker(): Worker | null {
   if (worker || broken) return worker;
+  // not on a page (the dashboard's bundle also runs inside its JSON worker): nothing to start
+  if (typeof document === 'undefined') return null;
   if (typeof Worker === 'undefined') { broken = true; return null; }
   try {
     worker = new Worker(new URL('./static/layout_worker.js', document.baseURI));
