@@ -105,7 +105,8 @@ def write_summary(writer: Any, summary_pb: Any, global_step: Optional[int] = Non
 
 def add_architecture(writer: Any, model: Any, input_to_model: Any,
                      global_step: Optional[int] = None, *, walltime: Optional[float] = None,
-                     method: str = "auto", gradient_reach: Any = False):
+                     method: str = "auto", gradient_reach: Any = False,
+                     batch_size: Optional[int] = None):
     """Extract `model` on `input_to_model` and write its architecture; mirrors ``add_graph``.
 
     `gradient_reach`: ``True`` (or a callable ``loss(outputs)``) adds which parameters the loss
@@ -116,15 +117,16 @@ def add_architecture(writer: Any, model: Any, input_to_model: Any,
     model and the input are left as they were: modes, buffers, RNG, module attributes, and
     parameters or input tensors the forward writes in place (copied just before the write and
     restored; see ``tensorboard_archviz.extract.torch_guard``). `method`: ``"auto"``
-    (torch.fx, else hooks), ``"fx"`` or ``"hooks"``. Returns the written ``Architecture`` (None
-    on a non-zero distributed rank). Raises ``ExtractionError`` when the model cannot run on
-    the input, with nothing written.
+    (torch.fx, else hooks), ``"fx"`` or ``"hooks"``. `batch_size`: the number of examples in
+    the input when it is not its first dimension (MACs and memory are per example). Returns
+    the written ``Architecture`` (None on a non-zero distributed rank). Raises
+    ``ExtractionError`` when the model cannot run on the input, with nothing written.
     """
     if not _is_rank_zero():
         return None
     from tensorboard_archviz.extract.torch import extract_torch
 
-    arch = extract_torch(model, input_to_model, method=method)
+    arch = extract_torch(model, input_to_model, method=method, batch_size=batch_size)
     if gradient_reach:
         from tensorboard_archviz.gradient_reach import add_to
         add_to(arch, model, input_to_model, gradient_reach)

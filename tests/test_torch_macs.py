@@ -272,3 +272,24 @@ def test_agrees_with_flop_counter(name):
         (n.id, n.extra.get("macs_reason")) for n in arch.nodes if n.macs is None][:5]
     assert reference > 0 and abs(got - reference) / reference < 0.02, (got, reference)
     assert arch.model.total_params == sum(p.numel() for p in model.parameters())
+
+
+def test_lenet_per_example_figure():
+    """The figure a Keras LeNet of the same layers must show exactly (per example): conv1
+    20x28x28 outputs x 25, conv2 50x14x14 x 500, fc 500 x 2450 and 10 x 500."""
+    arch = extract_torch(tm.lenet(), torch.randn(3, 1, 28, 28))
+    assert macs(arch) == 392_000 + 4_900_000 + 1_225_000 + 5_000 == 6_522_000
+
+
+def test_batch_size_given_for_a_sequence_first_input():
+    model = nn.Sequential(nn.LSTM(10, 20))  # input [T, N, C]: the first dim is time
+    x = torch.randn(7, 3, 10)
+    guessed = extract_torch(model, x)
+    assert guessed.model.extra["batch_size"] == 7  # the documented rule: the first dimension
+    arch = extract_torch(model, x, batch_size=3)
+    assert arch.model.extra["batch_size"] == 3
+    assert macs(arch, "0") == 7 * (4 * 20 * 10 + 4 * 20 * 20)
+    # output [7, 3, 20], h_n and c_n [1, 3, 20]: per example 7 x 20 + 20 + 20 floats
+    assert arch.node("0").extra["memory"]["output_bytes"] == 4 * (7 * 20 + 20 + 20)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        extract_torch(model, x, batch_size=0)

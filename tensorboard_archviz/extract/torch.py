@@ -418,6 +418,7 @@ class _Plan:
     leaf_ids: set
     inputs: List[Tuple[str, torch.Tensor]]
     bare: bool
+    batch_size: Optional[int] = None
 
     def recorder(self) -> tg.Recorder:
         rec = tg.Recorder(set(self.names) | {n for n, _ in self.inputs})
@@ -429,7 +430,8 @@ class _Plan:
         return tg.build_architecture(
             type(self.model).__name__, self.modules, self.inputs, rec, containers, output,
             extraction, tg.param_counts(self.model.parameters()),
-            sum(b.numel() for b in self.model.buffers()), stopped=stopped)
+            sum(b.numel() for b in self.model.buffers()), stopped=stopped,
+            batch_size=self.batch_size)
 
 
 def _plan(model: nn.Module, args: tuple, kwargs: Dict[str, Any]) -> _Plan:
@@ -461,21 +463,28 @@ def _meta_partial(plan: _Plan, e: ForwardFailed) -> schema.Architecture:
     return plan.build(e.partial, {}, None, extraction, stopped="not reached: " + msg)
 
 
-def extract_torch(model: nn.Module, input_to_model: Any, *, method: str = "auto") -> schema.Architecture:
+def extract_torch(model: nn.Module, input_to_model: Any, *, method: str = "auto",
+                  batch_size: Optional[int] = None) -> schema.Architecture:
     """The Architecture of `model`, from one forward pass on `input_to_model`.
 
     `input_to_model` is passed like ``SummaryWriter.add_graph`` / torchinfo do: a tensor as
     ``model(x)``, a tuple/list as ``model(*x)``, a dict as ``model(**x)`` (wrap a dict argument
     in a tuple: ``(batch_dict,)``). `method` is ``"auto"`` (torch.fx, falling back to hooks),
-    ``"fx"`` or ``"hooks"``. Raises ``ExtractionError`` when the model cannot run on the input.
-    A model on the meta device whose forward calls an op without a meta kernel gives a partial
+    ``"fx"`` or ``"hooks"``. `batch_size`: how many examples the input holds, when it is not
+    the first dimension of the first input (e.g. ``nn.LSTM``/``nn.Transformer`` with
+    sequence-first inputs); MACs and output bytes are divided by it. Raises
+    ``ExtractionError`` when the model cannot run on the input. A model on the meta device whose forward calls an op without a meta kernel gives a partial
     graph instead (``extraction["partial"]``, a warning names the op). See the module docstring
     for the conventions (MACs per example, memory, side effects).
     """
     if method not in METHODS:
         raise ValueError("method must be one of %s, got %r" % (METHODS, method))
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                   or batch_size < 1):
+        raise ValueError("batch_size must be a positive integer or None, got %r" % (batch_size,))
     model, args, kwargs = _checked_call(model, input_to_model)
     plan = _plan(model, args, kwargs)
+    plan.batch_size = batch_size
     try:
         with Guard(model, [t for _, t in plan.inputs]) as guard:
             rec, output, containers, extraction = _trace(

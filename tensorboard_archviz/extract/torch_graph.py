@@ -734,18 +734,20 @@ def execution_order(nodes: List[schema.Node], ran: Dict[str, int]) -> List[schem
 def build_architecture(root_class: str, modules: Dict[str, ModuleInfo], inputs, rec: Recorder,
                        containers: Dict[str, List[Call]], output: Any,
                        extraction: Dict[str, Any], counts: Tuple[int, int],
-                       buffer_numel: int, stopped: Optional[str] = None) -> schema.Architecture:
+                       buffer_numel: int, stopped: Optional[str] = None,
+                       batch_size: Optional[int] = None) -> schema.Architecture:
     """The Architecture of one run: `modules` in ``named_modules()`` order (root excluded),
     `inputs` [(node id, tensor)], `rec` the recorded run, `containers` the calls of modules that
     are not leaves where `rec` has none, `output` the model's output, `counts` the model's
     (trainable, non_trainable) parameter counts. Container sums and model totals:
     ``totals.fill_totals``. `stopped`: the run did not finish (why): modules without calls
-    are "not reached", their figures unknown."""
+    are "not reached", their figures unknown. `batch_size`: the example batch when the rule of
+    ``example_batch`` does not find it (e.g. a sequence-first input)."""
     outputs, out_info = model_outputs(rec, output)
     dropped = prune_dead_ops(rec, outputs)
     if dropped:
         extraction["dropped_ops"] = dropped
-    batch = example_batch(inputs)
+    batch = batch_size or example_batch(inputs)
     nodes = _input_nodes(inputs, batch)
     nodes.extend(execution_order(list(_module_nodes(modules, rec, containers, batch,
                                                     stopped).values())
