@@ -318,3 +318,25 @@ def test_lightning_ddp_only_rank_zero_writes(tmp_path):
     (step, arch), = written["lightning_logs/version_0"]
     assert step == 0 and arch["model"]["total_params"] == 40 + 8 + 2570
     assert H.nodes_by_id(arch)["bn"]["output_shapes"] == [[1, 4, 8, 8]]
+
+
+def test_trainer_log_dir_follows_the_trainers_tensorboard_writer(tmp_path, monkeypatch):
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers import TrainingArguments
+
+    from tensorboard_archviz.integrations.hf_trainer import trainer_log_dir
+
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, report_to=[])
+    monkeypatch.delenv("TENSORBOARD_LOGGING_DIR", raising=False)
+    # no writer opened yet: a new run directory like the Trainer's default, <output_dir>/runs/*
+    fresh = trainer_log_dir(args)
+    assert os.path.dirname(fresh) == str(tmp_path / "out" / "runs")
+    # this process's SummaryWriter under <output_dir>/runs: its directory, not another process's
+    (tmp_path / "out" / "runs" / "other_host").mkdir(parents=True)
+    (tmp_path / "out" / "runs" / "other_host" / "events.out.tfevents.1.otherhost.1.0").touch()
+    writer = SummaryWriter(str(tmp_path / "out" / "runs" / "Jan01_00-00-00_here"))
+    writer.close()
+    assert trainer_log_dir(args) == str(tmp_path / "out" / "runs" / "Jan01_00-00-00_here")
+    # the variable the Trainer's TensorBoardCallback reads wins
+    monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path / "tb"))
+    assert trainer_log_dir(args) == str(tmp_path / "tb")
