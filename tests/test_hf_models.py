@@ -186,3 +186,36 @@ def test_every_family_in_the_arch_viz_tab(served, page):
         if family == "t5":  # the shared embedding's row shows the tied matrix
             row = frame.inner_text('.av-table tr.row[data-id="shared"]')
             assert "Embedding" in row and "3,200" in row
+
+
+META_BUILDERS = {"llama": H.llama, "gpt2": H.gpt2, "bert": H.bert, "t5": H.t5, "vit": H.vit}
+
+
+def comparable(arch: dict):
+    """Nodes (id, class, shapes, params, MACs) and edges of an architecture dict."""
+    nodes = [(n["id"], n["class_name"], n["output_shapes"], n["params"], n.get("macs"))
+             for n in arch["nodes"]]
+    return nodes, sorted(H.edge_set(arch)), arch["model"]["total_params"]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_meta_device_gives_the_same_document(family):
+    """Built under torch.device("meta") (no weights allocated), inputs on meta: the same nodes,
+    shapes, params, MACs and edges as with real weights. BERT is given no attention mask here:
+    transformers decides whether to skip a mask with ``mask.all().item()``, a value the meta
+    device does not have (the extraction is then partial, naming ``Tensor.item()``)."""
+    import torch
+
+    from tensorboard_archviz.extract.torch import extract_torch
+
+    model, inputs = H.example_inputs()[family]
+    if family == "bert":
+        inputs = {"input_ids": inputs["input_ids"]}
+    with torch.device("meta"):
+        meta_model = META_BUILDERS[family]()
+    meta_inputs = {k: v.to("meta") for k, v in inputs.items()}
+    meta = extract_torch(meta_model, meta_inputs).to_dict()
+    real = extract_torch(model, inputs).to_dict()
+    assert not meta["extraction"].get("partial")
+    assert comparable(meta) == comparable(real)
+    assert meta["model"]["macs"] == real["model"]["macs"] > 0
