@@ -26,8 +26,10 @@ fields they cannot carry (module configs of a `.pt2`, functional ops' ATen argum
 Every error is one line on stderr (`archviz: error: ...`), exit code 1, and nothing is written:
 a missing file, an unknown format, a `state_dict` (weights without a structure), a custom layer
 or a pickled class that cannot be loaded here, an input that does not fit the model, a logdir
-without architectures, several runs without `--run`. Local logdirs are read with TensorBoard's
-TF-free file reader (no TensorFlow import).
+without architectures, several runs without `--run`, a file that would run code without
+`--unsafe`. Logdirs are read by the plugin's own reader (`reader.ArchitectureReader`) over a
+TensorBoard `DataProvider`: for local logdirs the package's TensorFlow-free `event_files`
+provider (no TensorFlow import), for remote ones TensorBoard's event multiplexer.
 """
 
 from __future__ import annotations
