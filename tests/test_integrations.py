@@ -237,6 +237,12 @@ def test_example_input_from_the_usual_batches():
         example_input(TwoInputs(), (x,))
     with pytest.raises(TypeError, match="batch of type str"):
         example_input(net, "not a batch")
+    # Lightning: a batch that does not fit falls back to the module's example_input_array
+    from tensorboard_archviz.integrations.lightning import ArchVizLightningCallback
+
+    net.example_input_array = torch.zeros(2, 1, 8, 8)
+    assert ArchVizLightningCallback().example(net, "not a batch") is net.example_input_array
+    assert ArchVizLightningCallback().example(net, (x, y)).shape == (1, 1, 8, 8)
     cut = first_examples({"input_ids": ids, "pair": (x, 3)}, 1)
     assert cut["input_ids"].shape == (1, 8) and cut["pair"][0].shape == (1, 1, 8, 8)
     assert cut["pair"][1] == 3
