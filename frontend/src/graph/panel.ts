@@ -3,7 +3,7 @@
 import type { NodeChange } from '../types';
 import type { GNode, GraphModel } from './model';
 import { fmtInt, fmtShape, fmtShapes } from '../format';
-import { h as hh } from '../dom';
+import { h } from '../dom';
 import { CATEGORY_LABELS, Palette } from './style';
 import type { DiffMark } from './draw';
 import { diffColor } from './draw';
@@ -30,14 +30,11 @@ export interface PanelContext {
   foldPick: number | null;   // a fold: the copy shown (-1: all)
 }
 
-function h<K extends keyof HTMLElementTagNameMap>(_doc: Document, tag: K, cls?: string, txt?: string): HTMLElementTagNameMap[K] {
-  return hh(tag, cls ? { class: cls } : null, txt);
-}
 
 function kv(doc: Document, table: HTMLTableElement, k: string, v: string | HTMLElement, mono = false): void {
-  const tr = h(doc, 'tr');
-  tr.appendChild(h(doc, 'th', undefined, k));
-  const td = h(doc, 'td', mono ? 'avg-mono' : undefined);
+  const tr = h('tr');
+  tr.appendChild(h('th', null, k));
+  const td = h('td', { class: mono ? 'avg-mono' : undefined });
   if (typeof v === 'string') td.textContent = v; else td.appendChild(v);
   tr.appendChild(td);
   table.appendChild(tr);
@@ -62,16 +59,16 @@ export function renderPanel(panel: HTMLElement, g: GNode, ctx: PanelContext, act
   shapes(panel, g, ctx);
   weights(panel, g, ctx);
   if (ctx.change && ctx.change.fields && Object.keys(ctx.change.fields).length) {
-    panel.appendChild(h(doc, 'h4', undefined, 'Changed (A → B)'));
-    const tc = h(doc, 'table');
+    panel.appendChild(h('h4', null, 'Changed (A → B)'));
+    const tc = h('table');
     for (const [f, v] of Object.entries(ctx.change.fields)) kv(doc, tc, f, safeJson(v?.a) + '  →  ' + safeJson(v?.b), true);
     panel.appendChild(tc);
   }
   connections(panel, g, ctx, act);
   const cfg = g.raw.config;
   if (cfg && typeof cfg === 'object' && Object.keys(cfg).length) {
-    panel.appendChild(h(doc, 'h4', undefined, 'Config'));
-    const pre = h(doc, 'pre', undefined, safeJson(cfg));
+    panel.appendChild(h('h4', null, 'Config'));
+    const pre = h('pre', null, safeJson(cfg));
     pre.setAttribute('data-testid', 'graph-detail-config');
     panel.appendChild(pre);
   }
@@ -83,33 +80,33 @@ export function renderPanel(panel: HTMLElement, g: GNode, ctx: PanelContext, act
 function header(panel: HTMLElement, g: GNode, ctx: PanelContext, act: PanelActions): void {
   const doc = panel.ownerDocument;
   const r = g.raw;
-  const close = h(doc, 'button', 'avg-btn avg-close', '✕');
+  const close = h('button', { class: 'avg-btn avg-close' }, '✕');
   close.title = 'Close (Esc)';
   close.setAttribute('data-testid', 'graph-detail-close');
   close.onclick = () => act.close();
   panel.appendChild(close);
-  const title = h(doc, 'h3', undefined, String(r.name ?? g.id) + (g.fold ? ' × ' + g.children.length : ''));
+  const title = h('h3', null, String(r.name ?? g.id) + (g.fold ? ' × ' + g.children.length : ''));
   title.setAttribute('data-testid', 'graph-detail-title');
   panel.appendChild(title);
-  const sub = h(doc, 'div', 'avg-sub');
-  const badge = h(doc, 'span', 'avg-badge', CATEGORY_LABELS[g.cat]);
+  const sub = h('div', { class: 'avg-sub' });
+  const badge = h('span', { class: 'avg-badge' }, CATEGORY_LABELS[g.cat]);
   badge.style.background = ctx.palette.cat[g.cat];
   sub.appendChild(badge);
   if (ctx.diff) {
-    const d = h(doc, 'span', 'avg-badge', ctx.diff === 'inside' ? 'contains changes' : ctx.diff);
+    const d = h('span', { class: 'avg-badge' }, ctx.diff === 'inside' ? 'contains changes' : ctx.diff);
     d.style.background = diffColor(ctx.palette, ctx.diff);
     sub.appendChild(d);
   }
   sub.appendChild(doc.createTextNode(String(r.class_name ?? '')));
   panel.appendChild(sub);
-  if (g.id !== r.name && !r.synthetic) panel.appendChild(h(doc, 'div', 'avg-sub avg-mono', 'id: ' + g.id));
+  if (g.id !== r.name && !r.synthetic) panel.appendChild(h('div', { class: 'avg-sub avg-mono' }, 'id: ' + g.id));
   const anc = ctx.model.ancestors(g).reverse();
   if (!anc.length) return;
-  const bc = h(doc, 'div', 'avg-sub');
+  const bc = h('div', { class: 'avg-sub' });
   bc.appendChild(doc.createTextNode('in '));
   anc.forEach((a, i) => {
     if (i) bc.appendChild(doc.createTextNode(' › '));
-    const l = h(doc, 'span', 'avg-link', String(a.raw.name ?? a.id));
+    const l = h('span', { class: 'avg-link' }, String(a.raw.name ?? a.id));
     l.onclick = () => act.jump(a.id);
     bc.appendChild(l);
   });
@@ -118,9 +115,9 @@ function header(panel: HTMLElement, g: GNode, ctx: PanelContext, act: PanelActio
 
 function actions(panel: HTMLElement, g: GNode, ctx: PanelContext, act: PanelActions): void {
   const doc = panel.ownerDocument;
-  const bar = h(doc, 'div', 'avg-actions');
+  const bar = h('div', { class: 'avg-actions' });
   const abtn = (label: string, testid: string, fn: () => void, pressed?: boolean): void => {
-    const b = h(doc, 'button', 'avg-btn', label);
+    const b = h('button', { class: 'avg-btn' }, label);
     b.setAttribute('data-testid', testid);
     if (pressed !== undefined) b.setAttribute('aria-pressed', String(pressed));
     b.onclick = fn;
@@ -140,19 +137,19 @@ function actions(panel: HTMLElement, g: GNode, ctx: PanelContext, act: PanelActi
 /** Which copy of a folded block is drawn when it is expanded; or all of them. */
 function foldPicker(panel: HTMLElement, g: GNode, ctx: PanelContext, act: PanelActions): void {
   const doc = panel.ownerDocument;
-  const sel = h(doc, 'select');
+  const sel = h('select');
   sel.setAttribute('data-testid', 'graph-fold-pick');
   g.children.forEach((c, i) => {
-    const o = h(doc, 'option', undefined, `#${i + 1}  ${String(c.raw.name ?? c.id)}`);
+    const o = h('option', null, `#${i + 1}  ${String(c.raw.name ?? c.id)}`);
     o.value = String(i);
     sel.appendChild(o);
   });
-  const all = h(doc, 'option', undefined, `all ${g.children.length} copies`);
+  const all = h('option', null, `all ${g.children.length} copies`);
   all.value = '-1';
   sel.appendChild(all);
   sel.value = String(ctx.foldPick ?? 0);
   sel.onchange = () => act.pickFold(g.id, Number(sel.value));
-  const row = h(doc, 'div', 'avg-actions');
+  const row = h('div', { class: 'avg-actions' });
   row.append(doc.createTextNode('Show copy '), sel);
   panel.appendChild(row);
 }
@@ -160,7 +157,7 @@ function foldPicker(panel: HTMLElement, g: GNode, ctx: PanelContext, act: PanelA
 function facts(panel: HTMLElement, g: GNode, ctx: PanelContext): void {
   const doc = panel.ownerDocument;
   const r = g.raw;
-  const t = h(doc, 'table');
+  const t = h('table');
   kv(doc, t, 'type', String(r.class_name ?? ''));
   if (r.activation) kv(doc, t, 'activation', String(r.activation));
   if (r.dtype) kv(doc, t, 'dtype', String(r.dtype));
@@ -184,8 +181,8 @@ function facts(panel: HTMLElement, g: GNode, ctx: PanelContext): void {
 function shapes(panel: HTMLElement, g: GNode, ctx: PanelContext): void {
   const doc = panel.ownerDocument;
   const r = g.raw;
-  panel.appendChild(h(doc, 'h4', undefined, 'Shapes'));
-  const ts = h(doc, 'table');
+  panel.appendChild(h('h4', null, 'Shapes'));
+  const ts = h('table');
   const ins = Array.isArray(r.input_shapes) ? r.input_shapes : [];
   const outs = Array.isArray(r.output_shapes) ? r.output_shapes : [];
   if (!ins.length && !outs.length) kv(doc, ts, 'shapes', 'unknown');
@@ -199,19 +196,19 @@ function weights(panel: HTMLElement, g: GNode, ctx: PanelContext): void {
   const ws = Array.isArray(g.raw.weights) ? g.raw.weights : [];
   const buffers = Array.isArray(g.raw.buffers) ? g.raw.buffers : [];
   if (!ws.length && !buffers.length) return;
-  panel.appendChild(h(doc, 'h4', undefined, 'Weights'));
-  const tw = h(doc, 'table');
+  panel.appendChild(h('h4', null, 'Weights'));
+  const tw = h('table');
   tw.setAttribute('data-testid', 'graph-detail-weights');
-  const head = h(doc, 'tr');
-  for (const c of ['name', 'shape', 'count']) head.appendChild(h(doc, 'th', undefined, c));
+  const head = h('tr');
+  for (const c of ['name', 'shape', 'count']) head.appendChild(h('th', null, c));
   tw.appendChild(head);
   const row = (name: string, shape: unknown, note: string): void => {
-    const tr = h(doc, 'tr');
-    tr.appendChild(h(doc, 'td', 'avg-mono', name + note));
+    const tr = h('tr');
+    tr.appendChild(h('td', { class: 'avg-mono' }, name + note));
     const shp = Array.isArray(shape) ? shape as (number | null)[] : null;
-    tr.appendChild(h(doc, 'td', 'avg-mono', shp ? fmtShape(shp, ctx.torch) : '?'));
+    tr.appendChild(h('td', { class: 'avg-mono' }, shp ? fmtShape(shp, ctx.torch) : '?'));
     const n = shp && shp.every((d) => typeof d === 'number') ? shp.reduce((a: number, d) => a * (d as number), 1) : null;
-    tr.appendChild(h(doc, 'td', 'avg-mono', n == null ? '?' : fmtInt(n)));
+    tr.appendChild(h('td', { class: 'avg-mono' }, n == null ? '?' : fmtInt(n)));
     tw.appendChild(tr);
   };
   for (const w of ws) row(String(w?.name ?? ''), w?.shape, w?.trainable === false ? ' (NT)' : '');
@@ -223,10 +220,10 @@ function connections(panel: HTMLElement, g: GNode, ctx: PanelContext, act: Panel
   const doc = panel.ownerDocument;
   const conn = (label: string, list: { other: GNode; shape: (number | null)[] | null }[]): void => {
     if (!list.length) return;
-    panel.appendChild(h(doc, 'h4', undefined, `${label} (${list.length})`));
-    const tc = h(doc, 'table');
+    panel.appendChild(h('h4', null, `${label} (${list.length})`));
+    const tc = h('table');
     for (const c of list.slice(0, 200)) {
-      const l = h(doc, 'span', 'avg-link', String(c.other.raw.name ?? c.other.id));
+      const l = h('span', { class: 'avg-link' }, String(c.other.raw.name ?? c.other.id));
       l.onclick = () => act.jump(c.other.id);
       kv(doc, tc, c.shape ? fmtShape(c.shape, ctx.torch) : '', l);
     }
@@ -235,10 +232,10 @@ function connections(panel: HTMLElement, g: GNode, ctx: PanelContext, act: Panel
   conn('Inputs', (ctx.model.inE.get(g.id) || []).map((e) => ({ other: e.s, shape: e.shape })));
   conn('Outputs', (ctx.model.outE.get(g.id) || []).map((e) => ({ other: e.t, shape: e.shape })));
   if (!g.isGroup) return;
-  panel.appendChild(h(doc, 'h4', undefined, `Children (${g.children.length})`));
-  const tc = h(doc, 'table');
+  panel.appendChild(h('h4', null, `Children (${g.children.length})`));
+  const tc = h('table');
   for (const c of g.children.slice(0, 300)) {
-    const l = h(doc, 'span', 'avg-link', String(c.raw.name ?? c.id));
+    const l = h('span', { class: 'avg-link' }, String(c.raw.name ?? c.id));
     l.onclick = () => act.jump(c.id);
     kv(doc, tc, String(c.raw.class_name ?? ''), l);
   }
