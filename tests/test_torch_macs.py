@@ -252,12 +252,14 @@ CASES = {
     "llama": (tm.hf_llama, lambda: {"input_ids": _ids()}),
     "bert": (tm.hf_bert, lambda: {"input_ids": _ids(), "attention_mask": torch.ones(2, 16,
                                                                                      dtype=torch.long)}),
+    "gpt2": (tm.hf_gpt2, lambda: {"input_ids": _ids()}),
+    "t5": (tm.hf_t5, lambda: {"input_ids": _ids(), "decoder_input_ids": _ids(8)}),
 }
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_agrees_with_flop_counter(name):
-    if name in ("vit", "llama", "bert"):
+    if name in ("vit", "llama", "bert", "gpt2", "t5"):
         pytest.importorskip("transformers")
     torch.manual_seed(0)
     build, make_input = CASES[name]

@@ -333,3 +333,19 @@ def hf_vit(tiny: bool = True):
     cfg = ViTConfig(image_size=32, patch_size=8, hidden_size=64, num_hidden_layers=2,
                     num_attention_heads=4, intermediate_size=128) if tiny else ViTConfig()
     return ViTModel(cfg, add_pooling_layer=False).eval()
+
+
+def hf_gpt2():
+    """A tiny GPT-2 (its projections are transformers' Conv1D: torch.addmm)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    return GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=256,
+                                      n_positions=64, bos_token_id=0, eos_token_id=0)).eval()
+
+
+def hf_t5():
+    """A tiny T5 encoder-decoder (cross-attention, relative position bias)."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    return T5ForConditionalGeneration(T5Config(vocab_size=256, d_model=64, d_kv=16, d_ff=128,
+                                               num_layers=2, num_heads=4)).eval()

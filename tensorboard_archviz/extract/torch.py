@@ -246,7 +246,7 @@ def _fx_containers(graph, names, leaf_ids, shapes) -> Dict[str, List[tg.Call]]:
                     ins.extend(shapes.get(a, ([], None, 0))[0])
             if any(u not in members for u in n.users) and n in shapes:
                 outs.extend(shapes[n][0])
-                out_bytes += shapes[n][2]
+                out_bytes += shapes[n][2] or 0
                 if dtype is None:
                     dtype = shapes[n][1]
         containers.setdefault(group_name[key], []).append(tg.Call(ins, outs, dtype, out_bytes))

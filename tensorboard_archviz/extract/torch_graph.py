@@ -329,9 +329,13 @@ class Op:
     macs_reason: Optional[str] = None
 
 
-def nbytes(ts: Sequence[torch.Tensor]) -> int:
-    """Bytes of tensors from their shapes and dtypes (nothing read: meta tensors are fine)."""
-    return int(sum(t.numel() * t.element_size() for t in ts))
+def nbytes(ts: Sequence[torch.Tensor]) -> Optional[int]:
+    """Bytes of tensors from their shapes and dtypes (nothing read: meta tensors are fine);
+    None when a tensor cannot say (e.g. a nested tensor)."""
+    try:
+        return int(sum(t.numel() * t.element_size() for t in ts))
+    except Exception:  # noqa: BLE001 - an exotic tensor type: unknown, never a crash
+        return None
 
 
 def op_macs(name: str, args: Any, kwargs: Any, output: Any) -> Tuple[Optional[int], Optional[str]]:
