@@ -31,6 +31,13 @@ What differs from ``extract_torch`` on the original model (documented, tested):
   Python origin recorded are named after the first ATen op (TorchScript: ``F.dropout2d`` ->
   ``feature_dropout``).
 * A tensor passed several times to one module call (``attn(x, x, x)``) is one input of it.
+* A bare layer exported alone (``torch.export.export(nn.Linear(8, 4), ...)``) shows as its
+  functional op (``linear``), not as a module node named by its class.
+* MACs: a leaf of a known torch.nn class (Linear, Conv*, ConvTranspose*, MultiheadAttention,
+  LSTM/GRU/RNN and their cells, Bilinear) by its rule from shapes, any other leaf and every
+  functional op by the ATen ops it ran (``torch_macs``), so the figures equal ``extract_torch``'s;
+  a TorchScript graph does not show the weights a leaf's ATen ops read, so an unknown leaf class
+  whose products need them has ``macs`` null with a reason there.
 * TorchScript: two back-to-back calls of one leaf module (``m(m(x))``) count as one call, and a
   container's repeated calls are merged; a scripted ``for`` loop that is not unrolled (over a
   range, not a ModuleList) is one node named after its first ATen op.
