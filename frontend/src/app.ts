@@ -5,7 +5,7 @@
 
 import { clearCaches, errorMessage, fetchArchitecture, fetchRuns, latestStep, runOptions, runSteps, stepOptions } from './api';
 import { emptyState, notesBox, totalsLine } from './app_header';
-import { prepareIndex } from './arch_index';
+import { prepareIndex, yieldToMain } from './arch_index';
 import { loadState, saveState } from './app_state';
 import { mountCompareView } from './compare_view';
 import { checkLayer, checkRunAndStep } from './deep_links';
@@ -202,6 +202,8 @@ class Shell {
       clear(this.main);
       this.renderTotals(arch);
       this.checkSelected(arch, run, step);
+      await yieldToMain();            // the header first, the view in a task of its own
+      if (token !== this.mountToken) return;
       this.showArchitecture(arch, run, prevView);
     }, (e) => {
       if (token !== this.mountToken) return;

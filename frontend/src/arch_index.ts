@@ -158,6 +158,11 @@ function* buildIndex(arch: Architecture): Generator<void, ArchIndex> {
   for (const n of arch.nodes) if (!byId.has(n.id)) byId.set(n.id, n);
   const { parentOf, children, depth, path, order } = yield* nestingOf(byId);
   const ancestors = ancestorsFn(byId, parentOf);
+  let k = 0;
+  for (const n of order) {             // fill the ancestors' cache now, in chunks
+    ancestors(n.id);
+    if (++k % CHUNK === 0) yield;
+  }
   const sources = yield* sourcesOf(arch, byId, ancestors);
   const nameCount = new Map<string, number>();
   for (const n of byId.values()) nameCount.set(n.name, (nameCount.get(n.name) || 0) + 1);

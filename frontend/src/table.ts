@@ -177,16 +177,16 @@ class LayerTable {
     const col = this.cols.find((c) => c.key === this.sortKey)!;
     const env = this.env();
     const sign = this.sortDir === 'asc' ? 1 : -1;
-    const pos = new Map(this.idx.order.map((n, i) => [n.id, i]));
-    const keyed = this.idx.order.filter((n) => this.matches(n)).map((n) => [n, sortKey(col.sortValue(n, env))] as const);
-    return keyed.sort((x, y) => {
-      const a = x[1], b = y[1];
-      if (a == null && b == null) return pos.get(x[0].id)! - pos.get(y[0].id)!;
-      if (a == null) return 1; // nulls last in both directions
-      if (b == null) return -1;
+    const nodes = this.idx.order.filter((n) => this.matches(n));   // in model order: ties keep it
+    const keys = nodes.map((n) => sortKey(col.sortValue(n, env)));
+    const order = Array.from(nodes.keys());
+    order.sort((x, y) => {
+      const a = keys[x], b = keys[y];
+      if (a == null || b == null) return a == null && b == null ? x - y : a == null ? 1 : -1; // nulls last
       const c = typeof a === 'number' && typeof b === 'number' ? a - b : a < b ? -1 : a > b ? 1 : 0;
-      return c === 0 ? pos.get(x[0].id)! - pos.get(y[0].id)! : c * sign;
-    }).map((x) => x[0]);
+      return c === 0 ? x - y : c * sign;
+    });
+    return order.map((i) => nodes[i]);
   }
 
   private computeEntries(): ArchNode[] {

@@ -12,7 +12,7 @@ export interface VirtualSource {
   estimate(i: number): number;
 }
 
-const OVERSCAN_PX = 600;
+const OVERSCAN_PX = 400;
 
 export class VirtualRows {
   private heights: number[] = [];
