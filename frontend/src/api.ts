@@ -83,7 +83,7 @@ export function fetchArchitecture(run: string, step: Step | null): Promise<Archi
   return p;
 }
 
-export function fetchFilters(run: string, layer: string, step: number | null,
+export function fetchFilters(run: string, layer: string, step: Step | number | null,
                              signal?: AbortSignal): Promise<FiltersResponse> {
   return getJSON<FiltersResponse>('./filters?' + query({ run, layer, step }), signal);
 }
