@@ -230,6 +230,24 @@ def test_csv_and_markdown_export(server, page, resnet):
     assert any(line.startswith("| layer1.0.conv1 | Conv2d | [2, 8, 16, 16] | 576 |") for line in md)
 
 
+def test_compare_shows_per_example_macs(server, page, resnet):
+    frame = open_entry(page, server, "view=compare&ra=resnet&sa=0&rb=partial&sb=0")
+    frame.wait_for_selector(".av-diff-table tr.row")
+    assert frame.inner_text("[data-total=macs-delta]") == "MACs per example {:,} → at least 2,688".format(
+        resnet["model"]["macs"])
+    heads = frame.eval_on_selector_all(".av-diff-table th", "ths => ths.map(t => t.innerText.trim())")
+    assert heads[7] == "MACs"
+    cells = frame.evaluate("""() => Object.fromEntries([...document.querySelectorAll('.av-diff-table tr.row')]
+        .map(tr => [tr.dataset.id, [tr.dataset.change, tr.cells[0].innerText.trim(), tr.cells[7].innerText.trim()]]))""")
+    assert cells["custom"] == ["added", "added", "—"]            # a word, not only a colour
+    assert cells["layer1.0.conv1"] == ["removed", "removed", "147,456"]
+    frame = open_entry(page, server, "view=compare&ra=resnet&sa=0&rb=v1&sb=0")
+    frame.wait_for_selector(".av-diff-table tr.row")
+    assert frame.inner_text("[data-total=macs-delta]") == "MACs not comparable (old convention on one side)"
+    assert frame.eval_on_selector_all(".av-diff-table th", "ths => ths.map(t => t.innerText.trim())")[7] \
+        == "MACs (old convention)"
+
+
 @pytest.mark.parametrize("link, words", [
     ("view=table&run=nope", ["Run “nope” was not found", "“resnet”", "“partial”"]),
     ("view=table&run=resnet&step=7", ["no architecture at step 7", "Steps: 0"]),

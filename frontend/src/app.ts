@@ -6,7 +6,7 @@
 import { clearCaches, errorMessage, fetchArchitecture, fetchRuns, latestStep, runOptions, runSteps, stepOptions } from './api';
 import { emptyState, notesBox, totalsLine } from './app_header';
 import { prepareIndex, yieldToMain } from './arch_index';
-import { loadState, saveState } from './app_state';
+import { defaultState, loadState, parseState, saveState } from './app_state';
 import { mountCompareView } from './compare_view';
 import { checkLayer, checkRunAndStep } from './deep_links';
 import { append, button, clear, errorBox, h, loading, replaceChildren, select } from './dom';
@@ -60,6 +60,17 @@ class Shell {
   start(): void {
     this.main.appendChild(loading('Loading runs…'));
     void this.refreshRuns(false);
+    // a link followed inside the page (only the hash changes): show what it asks for
+    window.addEventListener('hashchange', () => this.followLink());
+  }
+
+  private followLink(): void {
+    Object.assign(this.state, defaultState(), parseState(location.hash));
+    if (this.runs === null) return;
+    this.linkNotes = checkRunAndStep(this.state, this.runs);
+    if (this.state.run == null) this.state.run = runOptions(this.runs).map((o) => o.value).find((n) => runSteps(this.runs!, n).length > 0) ?? null;
+    saveState(this.state);
+    this.renderAll();
   }
 
   private ctxFor(arch: Architecture | null): ViewContext {

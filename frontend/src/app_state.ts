@@ -45,9 +45,13 @@ export function serializeState(st: AppState): string {
   return p.toString();
 }
 
+export function defaultState(): AppState {
+  return { view: 'table', run: null, step: null, layer: null, fstep: null, cmp: null, selected: null };
+}
+
 /** The state from the URL hash (a deep link), else the session's last state, else defaults. */
 export function loadState(): AppState {
-  const st: AppState = { view: 'table', run: null, step: null, layer: null, fstep: null, cmp: null, selected: null };
+  const st = defaultState();
   let saved = location.hash.length > 1 ? location.hash : '';
   if (!saved) {
     try { saved = sessionStorage.getItem(STORAGE_KEY) || ''; } catch { /* storage disabled */ }
