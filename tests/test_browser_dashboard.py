@@ -292,12 +292,14 @@ def test_steps_are_exact_strings_end_to_end(server, page):
 VIEWS = {
     "table": "view=table&run=resnet",
     "graph": "view=graph&run=resnet",
+    "layered": "view=layered&run=resnet",
     "filters": "view=filters&run=grids&layer=dense",
     "compare": "view=compare&ra=steps&sa=3&rb=partial&sb=0",
     "timeline": "view=timeline&run=steps",
 }
 READY = {
-    "table": ".av-table tr.row", "graph": "[data-testid=graph-info]", "filters": ".av-tile",
+    "table": ".av-table tr.row", "graph": "[data-testid=graph-info]", "layered": "[data-testid=layered-mode]",
+    "filters": ".av-tile",
     "compare": ".av-diff-table tr.row", "timeline": "[data-action=open-diff]",
 }
 

@@ -194,7 +194,7 @@ class Shell {
   /** Timeline and filters: the architecture is only needed for the header, fetched meanwhile. */
   private mountPlain(run: string, step: Step, token: number): void {
     this.renderTotals(null, 'Loading…');
-    fetchArchitecture(run, step).then((a) => { if (token === this.mountToken) this.renderTotals(a); },
+    fetchArchitecture(run, step).then(prepareIndex).then((idx) => { if (token === this.mountToken) this.renderTotals(idx.arch); },
       () => { if (token === this.mountToken) this.renderTotals(null); });
     this.mountPlainView();
   }
