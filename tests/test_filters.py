@@ -41,7 +41,7 @@ def test_options_are_validated_by_name():
     with pytest.raises(ValueError, match="parametrization"):
         core.resolve_options({"parametrization": "wavelet"})
     assert core.resolve_options({}).n_steps == 128
-    assert core.resolve_options({"fast": True}).n_steps == 32
+    assert core.resolve_options({"fast": True}).n_steps == 64
     assert core.resolve_options({}).steps_for(False) == 256
     assert core.resolve_options({"fast": True}).steps_for(False) == 64
     with pytest.raises(ValueError, match="objective"):
