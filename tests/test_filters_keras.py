@@ -210,3 +210,28 @@ def test_keras_on_the_torch_backend_produces_grids():
     assert res["weights_same"] and res["no_grads"]
     assert any("edges done" in l for l in res["lines"])
 
+
+
+def test_keras_deeper_filters_show_gratings_of_their_orientation():
+    """A fixed first layer (x and 1 - x) and hand-set Gabor kernels at four orientations in the
+    second: each tile is a grating across the kernel's orientation (structure tensor, 20 deg)."""
+    from filters_helpers import angle_diff, grating, orientation_deg
+
+    angles = (0.0, 45.0, 90.0, 135.0)
+    inp = keras.Input((24, 24, 1))
+    x = layers.Conv2D(2, 1, activation="relu", name="fixed")(inp)
+    x = layers.Conv2D(len(angles), 7, padding="same", activation="relu", name="gabor")(x)
+    m = keras.Model(inp, layers.GlobalAveragePooling2D()(x))
+    m.get_layer("fixed").set_weights([np.array([1.0, -1.0], np.float32).reshape(1, 1, 1, 2),
+                                      np.array([0.0, 1.0], np.float32)])
+    k = np.zeros((7, 7, 2, len(angles)), np.float32)
+    for i, a in enumerate(angles):
+        k[:, :, 0, i], k[:, :, 1, i] = grating(a), -grating(a)
+    m.get_layer("gabor").set_weights([k, np.zeros(len(angles), np.float32)])
+    r = next(keras_backend.make_grids(m, ["gabor"], steps=128))
+    assert r.tiles["objective_kind"] == "interior"
+    for i, a in enumerate(angles):
+        img = r.images[i, 3:-3, 3:-3, 0]
+        assert angle_diff(orientation_deg(img), orientation_deg(grating(a))) <= 20, a
+        assert img.std() > 0.1
+    assert np.mean((r.images < 0.02) | (r.images > 0.98)) < 0.05
