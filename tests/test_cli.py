@@ -284,7 +284,11 @@ def test_torch_files_match_add_architecture(torch_env, kind, fname, shape):
     assert step == 0
     assert got.node_ids() == ref.node_ids() == [
         "x", "stem", "block", "block.conv1", "block.bn1", "block.relu", "block.conv2",
-        "block.bn2", "pool", "flatten", "fc", "add", "relu"]
+        "block.bn2", "add", "relu", "pool", "flatten", "fc"]  # execution order
+    rows = [r[0] for r in cli.table_rows(got)]  # the CLI table: the same order, nested by parent
+    assert [r.split(" (")[0].strip() for r in rows] == got.node_ids()
+    add = rows[got.node_ids().index("add")]
+    assert add == ("  " if got.node("add").parent == "block" else "") + "add (add)"
     assert got.node("block").params == {"trainable": 1_184, "non_trainable": 0}
     assert ("add", "relu") in got.edge_pairs() and ("stem", "add") in got.edge_pairs()
     _assert_like_add_architecture(ref, got, kind)
