@@ -13,6 +13,8 @@ export interface VirtualSource {
 }
 
 const OVERSCAN_PX = 400;
+/** Up to this many entries every row is in the DOM (the browser's find-in-page sees them all). */
+const ALL_ROWS_UP_TO = 400;
 
 export class VirtualRows {
   private heights: number[] = [];
@@ -65,6 +67,7 @@ export class VirtualRows {
 
   private range(): [number, number] {
     const n = this.heights.length;
+    if (n <= ALL_ROWS_UP_TO) return [0, n];
     const rect = this.tbody.getBoundingClientRect();
     const viewTop = -rect.top - OVERSCAN_PX, viewBottom = window.innerHeight - rect.top + OVERSCAN_PX;
     let y = 0, start = 0;
