@@ -151,8 +151,10 @@ def _trainable_state(n: schema.Node) -> Optional[str]:
     return "partly trainable"
 
 
-def node_changes(a: schema.Node, b: schema.Node) -> Dict[str, Dict[str, Any]]:
-    """Changed fields of two matched nodes: {"field": {"a": ..., "b": ...}}."""
+def node_changes(a: schema.Node, b: schema.Node,
+                 compare_macs: bool = True) -> Dict[str, Dict[str, Any]]:
+    """Changed fields of two matched nodes: {"field": {"a": ..., "b": ...}}. Per-example MACs
+    are compared only when both documents use the current convention (``compare_macs``)."""
     fields: Dict[str, Dict[str, Any]] = {}
 
     def cmp(name: str, va: Any, vb: Any) -> None:
@@ -168,6 +170,8 @@ def node_changes(a: schema.Node, b: schema.Node) -> Dict[str, Dict[str, Any]]:
     cmp("trainable", _trainable_state(a), _trainable_state(b))
     cmp("dtype", a.dtype, b.dtype)
     cmp("activation", a.activation, b.activation)
+    if compare_macs:
+        cmp("macs", a.macs, b.macs)
     for key in sorted(set(a.config) | set(b.config)):
         if key == "name":
             continue
@@ -227,9 +231,34 @@ def _highlights(a: schema.Architecture, b: schema.Architecture,
     return out
 
 
+def _model_macs(arch: schema.Architecture) -> Optional[int]:
+    """The model's per-example MACs when they are in the current convention, else None (a
+    schema-1 document's figures are not comparable)."""
+    extra = arch.model.extra
+    if extra.get("macs_convention") != schema.MACS_CONVENTION:
+        return None
+    macs = extra.get("macs")
+    return macs if isinstance(macs, int) else None
+
+
+def model_totals(a: schema.Architecture, b: schema.Architecture) -> Dict[str, Dict[str, Any]]:
+    """Params totals of A and B with their deltas, and per-example MACs (delta None when either
+    side's figure is unknown or in the old convention)."""
+    totals: Dict[str, Dict[str, Any]] = {}
+    for key in ("total_params", "trainable_params", "non_trainable_params"):
+        va, vb = getattr(a.model, key), getattr(b.model, key)
+        totals[key] = {"a": va, "b": vb, "delta": vb - va}
+    ma, mb = _model_macs(a), _model_macs(b)
+    totals["macs"] = {"a": ma, "b": mb,
+                      "delta": None if ma is None or mb is None else mb - ma}
+    return totals
+
+
 def diff_architectures(a: schema.Architecture, b: schema.Architecture) -> Dict[str, Any]:
     """The diff of A → B as a JSON-ready dict (route ``diff``; see http_api.md)."""
     pairs = match_nodes(a, b)
+    comparable = all(x.model.extra.get("macs_convention") == schema.MACS_CONVENTION
+                     for x in (a, b))
     a_to_b = dict(pairs)
     matched_b = set(a_to_b.values())
     by_a = {n.id: n for n in a.nodes}
@@ -240,7 +269,7 @@ def diff_architectures(a: schema.Architecture, b: schema.Architecture) -> Dict[s
     for ia, ib in pairs:
         if ia != ib:
             renamed.append({"id_a": ia, "id_b": ib})
-        fields = node_changes(by_a[ia], by_b[ib])
+        fields = node_changes(by_a[ia], by_b[ib], comparable)
         if fields:
             changed.append({"id_a": ia, "id_b": ib, "fields": fields})
     edges_a = {(a_to_b.get(e.source), a_to_b.get(e.target)): (e.source, e.target)
@@ -251,11 +280,6 @@ def diff_architectures(a: schema.Architecture, b: schema.Architecture) -> Dict[s
     edges_removed = [{"source": orig[0], "target": orig[1]}
                      for mapped, orig in edges_a.items() if mapped not in edges_b]
 
-    def total(key: str) -> Dict[str, int]:
-        va, vb = getattr(a.model, key), getattr(b.model, key)
-        return {"a": va, "b": vb, "delta": vb - va}
-
-    totals = {k: total(k) for k in ("total_params", "trainable_params", "non_trainable_params")}
     return {
         "added": added,
         "removed": removed,
@@ -263,7 +287,7 @@ def diff_architectures(a: schema.Architecture, b: schema.Architecture) -> Dict[s
         "renamed": renamed,
         "edges_added": edges_added,
         "edges_removed": edges_removed,
-        "totals": totals,
+        "totals": model_totals(a, b),
         "summary": summarize(len(added), len(removed), len(changed),
                              a.model.total_params, b.model.total_params, len(renamed)),
         "highlights": _highlights(a, b, changed),
@@ -336,6 +360,10 @@ def describe(d: Dict[str, Any]) -> List[str]:
         if t["a"] != t["b"] and not any(l.startswith(label + " ") for l in out):
             out.append("%s %s \u2192 %s (%s)" % (label, _fmt(t["a"]), _fmt(t["b"]),
                                                  _signed(t["delta"])))
+    macs = d["totals"].get("macs") or {}
+    if macs.get("delta"):
+        out.append("MACs per example %s \u2192 %s (%s)" % (_fmt(macs["a"]), _fmt(macs["b"]),
+                                                         _signed(macs["delta"])))
     for key in ("added", "removed"):
         if d[key]:
             out.append("%s: %s" % (key, _names(d[key])))
@@ -372,8 +400,7 @@ def timeline_entry(a: schema.Architecture, b: schema.Architecture) -> Dict[str, 
 def unchanged_entry(a: schema.Architecture) -> Dict[str, Any]:
     """The timeline entry of a step whose stored architecture equals the previous one byte for
     byte (no diff needed)."""
-    totals = {k: {"a": getattr(a.model, k), "b": getattr(a.model, k), "delta": 0}
-              for k in ("total_params", "trainable_params", "non_trainable_params")}
+    totals = model_totals(a, a)
     return {"first": False, "identical": True, "summary": summarize(0, 0, 0, 0, 0),
             "counts": dict.fromkeys(("added", "removed", "changed", "renamed", "edges_added",
                                      "edges_removed"), 0),

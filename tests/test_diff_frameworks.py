@@ -7,7 +7,7 @@ def test_torch_vs_torch_width_and_inserted_layer():
     import torch
     from torch import nn
 
-    from tensorboard_archviz.diff import diff_architectures
+    from tensorboard_archviz.diff import describe, diff_architectures
     from tensorboard_archviz.extract.torch import extract_torch
 
     def mlp(hidden, dropout=False):
@@ -26,6 +26,10 @@ def test_torch_vs_torch_width_and_inserted_layer():
     assert fields["1"]["params.trainable"] == {"a": 401920, "b": 200960}
     assert fields["1"]["config.out_features"] == {"a": 512, "b": 256}
     assert d["totals"]["total_params"] == {"a": 407050, "b": 203530, "delta": -203520}
+    # per-example MACs: 784*512 + 512*10 = 406,528 -> 784*256 + 256*10 = 203,264
+    assert d["totals"]["macs"] == {"a": 406528, "b": 203264, "delta": -203264}
+    assert fields["1"]["macs"] == {"a": 401408, "b": 200704}
+    assert "MACs per example 406,528 \u2192 203,264 (\u2212203,264)" in describe(d)
     # Inserting a Dropout renumbers the last Linear ("3" -> "4"): matched by structure.
     d = diff_architectures(a, extract_torch(mlp(512, dropout=True), x))
     assert d["added"] == ["3"] and d["removed"] == [] and d["changed"] == []
