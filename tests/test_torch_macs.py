@@ -295,3 +295,29 @@ def test_batch_size_given_for_a_sequence_first_input():
     assert arch.node("0").extra["memory"]["output_bytes"] == 4 * (7 * 20 + 20 + 20)
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         extract_torch(model, x, batch_size=0)
+
+
+def test_root_modules_own_parameters_and_buffers_count_in_model_memory():
+    """A parameter held by the root module itself (ViT's cls_token) is in no node: it still
+    counts in model.memory (8 + 32 + 4 = 44 float32 params = 176 bytes; a 3-float buffer)."""
+    import torch
+    from torch import nn
+
+    from tensorboard_archviz.extract.torch import extract_torch
+
+    class WithToken(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cls = nn.Parameter(torch.zeros(8))
+            self.fc = nn.Linear(8, 4)
+            self.register_buffer("scale", torch.ones(3))
+
+        def forward(self, x):
+            return self.fc(x + self.cls)
+
+    arch = extract_torch(WithToken(), torch.randn(2, 8))
+    assert arch.model.total_params == 44
+    mem = arch.model.extra["memory"]
+    assert mem["params_bytes"] == 176 and mem["buffers_bytes"] == 12
+    # per example: the add's output (8 floats) and fc's output (4 floats)
+    assert mem["activations_bytes"] == (8 + 4) * 4

@@ -431,7 +431,8 @@ class _Plan:
             type(self.model).__name__, self.modules, self.inputs, rec, containers, output,
             extraction, tg.param_counts(self.model.parameters()),
             sum(b.numel() for b in self.model.buffers()), stopped=stopped,
-            batch_size=self.batch_size)
+            batch_size=self.batch_size,
+            own=None if self.bare else tg.module_info("", self.model))
 
 
 def _plan(model: nn.Module, args: tuple, kwargs: Dict[str, Any]) -> _Plan:

@@ -739,14 +739,16 @@ def build_architecture(root_class: str, modules: Dict[str, ModuleInfo], inputs, 
                        containers: Dict[str, List[Call]], output: Any,
                        extraction: Dict[str, Any], counts: Tuple[int, int],
                        buffer_numel: int, stopped: Optional[str] = None,
-                       batch_size: Optional[int] = None) -> schema.Architecture:
+                       batch_size: Optional[int] = None,
+                       own: Optional[ModuleInfo] = None) -> schema.Architecture:
     """The Architecture of one run: `modules` in ``named_modules()`` order (root excluded),
     `inputs` [(node id, tensor)], `rec` the recorded run, `containers` the calls of modules that
     are not leaves where `rec` has none, `output` the model's output, `counts` the model's
     (trainable, non_trainable) parameter counts. Container sums and model totals:
     ``totals.fill_totals``. `stopped`: the run did not finish (why): modules without calls
     are "not reached", their figures unknown. `batch_size`: the example batch when the rule of
-    ``example_batch`` does not find it (e.g. a sequence-first input)."""
+    ``example_batch`` does not find it (e.g. a sequence-first input). `own`: the root module's
+    own parameters and buffers (held outside every node, e.g. ViT's ``cls_token``)."""
     outputs, out_info = model_outputs(rec, output)
     dropped = prune_dead_ops(rec, outputs)
     if dropped:
@@ -763,6 +765,10 @@ def build_architecture(root_class: str, modules: Dict[str, ModuleInfo], inputs, 
         total_params=int(tr + ntr), trainable_params=int(tr), non_trainable_params=int(ntr),
         extra={"macs_convention": schema.MACS_CONVENTION, "batch_size": batch,
                "output_names": out_info, "buffers": int(buffer_numel)})
+    if own is not None and own.params:
+        info.extra["self_weights"] = _module_node(own, [], own.counts).extra["weights"]
+    if own is not None and own.buffers:
+        info.extra["self_buffers"] = [dict(b) for b in own.buffers]
     arch = schema.Architecture(
         framework="torch", framework_version=str(torch.__version__), model=info,
         inputs=[n for n, _ in inputs], outputs=outputs, nodes=nodes, edges=edges,
