@@ -20,7 +20,7 @@ import functools
 import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from tensorboard_archviz import schema
+from tensorboard_archviz import schema, totals
 
 MAX_DP_CELLS = 1_500_000
 _SUFFIX = re.compile(r"_\d+$")
@@ -385,7 +385,8 @@ def first_entry(arch: schema.Architecture) -> Dict[str, Any]:
     m = arch.model
     return {"first": True, "identical": False, "counts": None, "highlights": [], "details": [],
             "summary": "first architecture written: %s (%s), %s, %s params (%s trainable)"
-            % (m.name, m.class_name, _plural(len(arch.nodes), "layer"), _fmt(m.total_params),
+            % (m.name, m.class_name, _plural(totals.node_counts(arch)["layers"], "layer"),
+               _fmt(m.total_params),
                _fmt(m.trainable_params))}
 
 

@@ -264,3 +264,22 @@ def fill_totals(arch: schema.Architecture) -> None:
     _, _, nbytes = total.params()
     model["memory"] = {"params_bytes": nbytes, "buffers_bytes": total.buffers,
                        "activations_bytes": total.activations}
+
+
+def node_counts(arch: schema.Architecture) -> Dict[str, int]:
+    """How many nodes of each kind: ``layers`` (modules/layers that are not containers, the
+    "N layers" every view shows), ``ops`` (functional operations: torch ``x + y``, ``F.relu``;
+    ``keras.ops`` calls), ``inputs`` and ``containers``. The dashboard's ``arch_index.countNodes``
+    applies the same definition to the same document."""
+    parents = {n.parent for n in arch.nodes if n.parent is not None and n.parent != n.id}
+    counts = {"layers": 0, "ops": 0, "inputs": 0, "containers": 0}
+    for n in arch.nodes:
+        if n.id in parents or n.extra.get("is_container") is True:
+            counts["containers"] += 1
+        elif n.extra.get("is_function") is True or n.extra.get("operation") is True:
+            counts["ops"] += 1
+        elif n.class_name in ("Input", "InputLayer"):
+            counts["inputs"] += 1
+        else:
+            counts["layers"] += 1
+    return counts

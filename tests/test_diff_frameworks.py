@@ -62,3 +62,28 @@ def test_keras_second_session_names_and_unfreeze():
     assert d["highlights"] == ["%s frozen" % second.layers[0].name,
                                "trainable params 212 \u2192 68"]
     assert np.isclose(d["totals"]["trainable_params"]["delta"], -144)
+
+
+def test_layer_count_is_one_definition_for_the_timeline():
+    """"N layers": non-container modules, not inputs, not functional ops (the header and graph
+    count the same way, arch_index.countNodes)."""
+    import torch
+    from torch import nn
+
+    from tensorboard_archviz.diff import first_entry
+    from tensorboard_archviz.extract.torch import extract_torch
+    from tensorboard_archviz.totals import node_counts
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1 = nn.Conv2d(3, 3, 3, padding=1)
+            self.c2 = nn.Conv2d(3, 3, 3, padding=1)
+
+        def forward(self, x):
+            return torch.relu(self.c2(self.c1(x)) + x)
+
+    arch = extract_torch(nn.Sequential(Block(), nn.Flatten(), nn.Linear(48, 2)),
+                         torch.randn(1, 3, 4, 4))
+    assert node_counts(arch) == {"layers": 4, "ops": 2, "inputs": 1, "containers": 1}
+    assert ", 4 layers, " in first_entry(arch)["summary"]
