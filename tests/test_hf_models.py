@@ -219,3 +219,16 @@ def test_meta_device_gives_the_same_document(family):
     assert not meta["extraction"].get("partial")
     assert comparable(meta) == comparable(real)
     assert meta["model"]["macs"] == real["model"]["macs"] > 0
+
+
+def test_missing_input_is_named():
+    """T5 without decoder_input_ids: the error says which argument was not given."""
+    import torch
+
+    from tensorboard_archviz.extract.torch import ExtractionError, extract_torch
+
+    model = H.t5()
+    with pytest.raises(ExtractionError) as err:
+        extract_torch(model, {"input_ids": H.token_ids()})
+    assert str(err.value).endswith("; forward also takes decoder_input_ids (not given)")
+    assert torch.is_grad_enabled()

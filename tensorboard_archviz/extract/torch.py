@@ -346,6 +346,36 @@ def _run_hooks(model, args, kwargs, names, leaf_ids, rec: tg.Recorder, write_gua
 # ---------------------------------------------------------------------------------------------
 # public entry point
 
+_INPUT_SUFFIXES = ("input_ids", "inputs_embeds", "pixel_values", "input_values",
+                   "input_features")
+
+
+def _missing_inputs_hint(model: nn.Module, args: tuple, kwargs: Dict[str, Any]) -> str:
+    """"; forward also takes decoder_input_ids (not given)" when the model's forward names
+    tensor inputs (Hugging Face style: ``*input_ids``, ``*inputs_embeds``, ``pixel_values``)
+    of which neither form was passed — the usual cause of a failure such as T5 without
+    ``decoder_input_ids``."""
+    try:
+        params = list(inspect.signature(model.forward).parameters)
+    except (TypeError, ValueError):
+        return ""
+    given = set(kwargs) | set(params[:len(args)])
+    missing, seen = [], set()
+    for name in params:
+        suffix = next((x for x in _INPUT_SUFFIXES if name.endswith(x)), None)
+        if suffix is None or name in given:
+            continue
+        stem = name[:-len(suffix)]
+        if suffix in ("input_ids", "inputs_embeds"):
+            pair = {stem + "input_ids", stem + "inputs_embeds"}
+            if pair & given or stem in seen:
+                continue
+            seen.add(stem)
+            name = stem + "input_ids"
+        missing.append(name)
+    return ("; forward also takes %s (not given)" % ", ".join(missing)) if missing else ""
+
+
 def _checked_call(model: Any, input_to_model: Any) -> Tuple[nn.Module, tuple, Dict[str, Any]]:
     if not isinstance(model, nn.Module):
         raise ExtractionError("model must be a torch.nn.Module, got %s" % type(model).__name__)
@@ -501,6 +531,7 @@ def extract_torch(model: nn.Module, input_to_model: Any, *, method: str = "auto"
         where = ("module '%s' (%s)" % (e.module, type(names[e.module]).__name__)
                  if e.module in names else "the forward of %s itself" % type(model).__name__)
         shapes = [tg.shape(t) for _, t in plan.inputs]
-        raise ExtractionError("%s: the forward pass on the example input (shapes %s) failed in %s: %s"
-                              % (type(model).__name__, shapes, where, one_line(e.error)),
+        raise ExtractionError("%s: the forward pass on the example input (shapes %s) failed in %s: %s%s"
+                              % (type(model).__name__, shapes, where, one_line(e.error),
+                                 _missing_inputs_hint(model, args, kwargs)),
                               module=e.module) from e.error
