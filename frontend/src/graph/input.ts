@@ -85,7 +85,8 @@ function onWheel(c: HTMLElement, host: InputHost, ev: WheelEvent): void {
 
 function onClick(c: HTMLElement, host: InputHost, ev: MouseEvent): void {
   const target = ev.target as Element;
-  if (target.closest('.avg-legend,.avg-zoom,.avg-status')) return;
+  // a legend button rebuilt by its own click handler is detached by now: not a canvas click
+  if (!target.isConnected || target.closest('.avg-legend,.avg-zoom,.avg-status')) return;
   c.focus({ preventScroll: true });
   const fold = target.closest('[data-fold]');
   if (fold) {

@@ -122,10 +122,13 @@ const CSS = `
 .avg-status.avg-open{display:block}
 .avg-legend{position:absolute;left:8px;bottom:8px;background:var(--avg-panel);border:1px solid var(--avg-border);border-radius:4px;
   padding:6px 8px;font-size:11px;z-index:2;max-height:45%;overflow:auto}
+.avg-legend .avg-li,.avg-legend .avg-lt{font:inherit;color:inherit;background:none;border:0;margin:0;text-align:left;width:100%}
 .avg-legend .avg-li{display:flex;align-items:center;gap:6px;padding:1px 0;cursor:pointer;white-space:nowrap}
+.avg-legend .avg-li.avg-mark{cursor:default}
+.avg-legend button:focus-visible{outline:2px solid var(--avg-link);outline-offset:1px;border-radius:2px}
 .avg-legend .avg-li[aria-pressed="true"]{font-weight:600}
 .avg-legend .avg-sw{width:12px;height:12px;border-radius:2px;flex:none}
-.avg-legend .avg-lt{font-weight:600;margin-bottom:3px;display:flex;justify-content:space-between;gap:8px;cursor:pointer}
+.avg-legend .avg-lt{font-weight:600;margin-bottom:3px;padding:0;display:flex;justify-content:space-between;gap:8px;cursor:pointer}
 .avg-legend.avg-closed .avg-li{display:none}
 .avg-minimap{position:absolute;right:46px;bottom:8px;border:1px solid var(--avg-border);border-radius:3px;z-index:2;
   cursor:crosshair;box-shadow:0 1px 4px rgba(0,0,0,.2)}

@@ -131,18 +131,24 @@ export interface LegendState {
 /** The legend: layer types (click to highlight one) and, in compare mode, the change marks. */
 export function fillLegend(lg: HTMLElement, st: LegendState): void {
   const wasClosed = lg.classList.contains('avg-closed');
+  const act = lg.ownerDocument.activeElement;
+  const refocus = act && lg.contains(act) ? act.getAttribute('data-cat') || 'title' : null;
   lg.textContent = '';
-  const title = h('div', { class: 'avg-lt' }, h('span', null, 'Layer types'), h('span', null, wasClosed ? '▸' : '▾'));
+  const title = h('button', { class: 'avg-lt', attrs: { type: 'button', 'aria-expanded': String(!wasClosed), 'data-cat': 'title' } },
+    h('span', null, 'Layer types'), h('span', { attrs: { 'aria-hidden': 'true' } }, wasClosed ? '▸' : '▾'));
   title.addEventListener('click', () => { lg.classList.toggle('avg-closed'); fillLegend(lg, st); });
   lg.appendChild(title);
   const counts = new Map<Category, number>();
   for (const g of st.model.list) counts.set(g.cat, (counts.get(g.cat) || 0) + 1);
   for (const c of (Object.keys(CATEGORY_LABELS) as Category[]).filter((x) => counts.get(x))) {
-    const li = h('div', { class: 'avg-li', title: 'Highlight this layer type', attrs: { 'data-cat': c, 'aria-pressed': String(st.focusCat === c) } },
-      h('span', { class: 'avg-sw', style: { background: st.pal.cat[c] } }), `${CATEGORY_LABELS[c]} (${counts.get(c)})`);
+    const li = h('button', {
+      class: 'avg-li', title: 'Highlight this layer type',
+      attrs: { type: 'button', 'data-cat': c, 'aria-pressed': String(st.focusCat === c) },
+    }, h('span', { class: 'avg-sw', style: { background: st.pal.cat[c] } }), `${CATEGORY_LABELS[c]} (${counts.get(c)})`);
     li.addEventListener('click', () => st.onFocus(st.focusCat === c ? null : c));
     lg.appendChild(li);
   }
+  if (refocus) (lg.querySelector(`[data-cat="${refocus}"]`) as HTMLElement | null)?.focus();
   if (!st.side) return;
   const marks: [DiffMark, string][] = st.side === 'a'
     ? [['removed', 'only in A (removed)'], ['changed', 'changed'], ['renamed', 'renamed'], ['inside', 'contains changes']]
@@ -150,6 +156,6 @@ export function fillLegend(lg: HTMLElement, st: LegendState): void {
   lg.appendChild(h('div', { class: 'avg-lt', style: { 'margin-top': '6px' } }, 'Compare'));
   for (const [mk, txt] of marks) {
     const border = `2px ${mk === 'inside' ? 'dashed' : 'solid'} ${diffColor(st.pal, mk)}`;
-    lg.appendChild(h('div', { class: 'avg-li' }, h('span', { class: 'avg-sw', style: { background: 'transparent', border } }), txt));
+    lg.appendChild(h('div', { class: 'avg-li avg-mark' }, h('span', { class: 'avg-sw', style: { background: 'transparent', border } }), txt));
   }
 }
