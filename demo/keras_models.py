@@ -1,4 +1,4 @@
-"""The Keras models of the demos, tests and benchmarks (DESIGN.md reference numbers).
+"""The Keras models of the demos and benchmarks (LeNet 1,256,080 params, MLP 25,450).
 
 Layer names are given explicitly (the names Keras would pick in a fresh process), so node ids are
 the same in every process: ``conv2d``, ``max_pooling2d``, ``conv2d_1``, ... .

@@ -148,7 +148,7 @@ def callback_fresh_check(log_dir: str) -> dict:
     import keras
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    sys.path.insert(0, os.path.join(root, "demo"))
+    sys.path.insert(0, os.path.join(root, "tests", "fixtures"))
     from keras_models import build_lenet, compile_classifier
 
     from tensorboard_archviz import ArchVizCallback

@@ -39,7 +39,7 @@ LENET_SCRIPT = textwrap.dedent("""
     from PIL import Image
     from tensorboard_archviz.extract.keras import extract_keras
     from tensorboard_archviz.summary import ArchVizWriter
-    sys.path.insert(0, os.path.join(os.environ["ARCHVIZ_REPO"], "demo"))
+    sys.path.insert(0, os.path.join(os.environ["ARCHVIZ_REPO"], "tests", "fixtures"))
     from keras_models import build_lenet
     model = build_lenet()
     arch = extract_keras(model)

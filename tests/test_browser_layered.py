@@ -37,7 +37,7 @@ LENET_SCRIPT = textwrap.dedent("""
     from tensorboard_archviz.extract.keras import extract_keras
     from tensorboard_archviz.gradient_reach import add_to
     from tensorboard_archviz.summary import ArchVizWriter
-    sys.path.insert(0, os.path.join(os.environ["ARCHVIZ_REPO"], "demo"))
+    sys.path.insert(0, os.path.join(os.environ["ARCHVIZ_REPO"], "tests", "fixtures"))
     from keras_models import build_lenet
     model = build_lenet()
     with ArchVizWriter(sys.argv[1]) as w:

@@ -31,7 +31,7 @@ LENET_SCRIPT = textwrap.dedent("""
     import keras
     from tensorboard_archviz.extract.keras import extract_keras
     from tensorboard_archviz.summary import ArchVizWriter
-    sys.path.insert(0, os.path.join(os.environ["ARCHVIZ_REPO"], "demo"))
+    sys.path.insert(0, os.path.join(os.environ["ARCHVIZ_REPO"], "tests", "fixtures"))
     from keras_models import build_lenet
     model = build_lenet()
     with ArchVizWriter(sys.argv[1]) as w:

@@ -23,7 +23,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(ROOT, "tests")
-DEMO = os.path.join(ROOT, "demo")
+FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 LENET_PARAMS = {"input_layer": 0, "conv2d": 520, "max_pooling2d": 0, "conv2d_1": 25_050,
                 "max_pooling2d_1": 0, "flatten": 0, "dense": 1_225_500, "dense_1": 5_010}
 TORCH_SHAPE = (2, 1, 28, 28)
@@ -65,12 +65,8 @@ def error_line(stderr):
 def keras_env(tmp_path_factory):
     import keras
 
-    sys.path.insert(0, DEMO)
-    try:
-        from data import load_digits_28x28
-        from keras_models import build_lenet, compile_classifier
-    finally:
-        sys.path.remove(DEMO)
+    from fixtures.digits import load_digits_28x28
+    from fixtures.keras_models import build_lenet, compile_classifier
     from tensorboard_archviz import ArchVizCallback
 
     root = tmp_path_factory.mktemp("keras_cli")

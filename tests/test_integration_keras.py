@@ -11,7 +11,6 @@ import pytest
 from conftest import PLUGIN, get_json, open_archviz, run_tensorboard, wait_for_run
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demo"))
 
 LENET_PARAMS = [("conv2d", 520), ("max_pooling2d", 0), ("conv2d_1", 25050),
                 ("max_pooling2d_1", 0), ("flatten", 0), ("dense", 500 * 2450 + 500),
@@ -28,7 +27,7 @@ def logdir(tmp_path_factory):
     rng = np.random.default_rng(0)
     x = rng.random((64, 28, 28, 1), dtype=np.float32)
     y = rng.integers(0, 10, 64)
-    from keras_models import build_lenet
+    from fixtures.keras_models import build_lenet
 
     model = build_lenet()
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])

@@ -51,12 +51,10 @@ def test_torch_runs_through_routes(server):
 
 
 def test_keras_and_torch_lenet_agree():
-    """DESIGN.md: the Keras LeNet and the same network in PyTorch both have 1,256,080 params."""
-    import sys, os
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "demo"))
+    """The Keras LeNet and the same network in PyTorch both have 1,256,080 params."""
     import torch
 
-    from keras_models import build_lenet
+    from fixtures.keras_models import build_lenet
     from tensorboard_archviz.extract.keras import extract_keras
     from tensorboard_archviz.extract.torch import extract_torch
     from torch_models import lenet

@@ -1,7 +1,7 @@
 """ArchVizCallback in real fit() runs; event files read back with TensorBoard's EventAccumulator.
 
 Default backend (TensorFlow) in this process; the torch backend runs in a subprocess (the Keras
-backend is fixed per process). Model builders come from demo/keras_models.py.
+backend is fixed per process). Model builders come from tests/fixtures/keras_models.py.
 """
 
 import glob
@@ -18,14 +18,13 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "demo"))
 
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
 from tensorboard.backend.event_processing import event_accumulator  # noqa: E402
 from tensorboard.util import tensor_util  # noqa: E402
 
-from keras_models import build_lenet, build_mlp, compile_classifier  # noqa: E402
+from fixtures.keras_models import build_lenet, build_mlp, compile_classifier  # noqa: E402
 from tensorboard_archviz import metadata, schema  # noqa: E402
 from tensorboard_archviz.keras_callback import ArchVizCallback, is_chief  # noqa: E402
 
@@ -331,7 +330,7 @@ def test_torch_backend_fit_writes_architecture(tmp_path):
     script = tmp_path / "torch_fit.py"
     script.write_text(TORCH_SCRIPT)
     proc = subprocess.run([sys.executable, str(script), str(tmp_path / "logs"),
-                           os.path.join(ROOT, "demo")], env=env, capture_output=True,
+                           os.path.join(ROOT, "tests", "fixtures")], env=env, capture_output=True,
                           text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"ok": True}

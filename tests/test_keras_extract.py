@@ -1,7 +1,7 @@
 """keras.Model -> Architecture (tensorboard_archviz.extract.keras), on the default backend.
 
-The reference numbers of DESIGN.md are asserted exactly. The demo's model builders are imported
-from demo/keras_models.py (demo/ is put on sys.path below).
+The reference numbers (LeNet, MLP, BatchNormalization) are asserted exactly; the model builders
+come from tests/fixtures/keras_models.py.
 """
 
 import logging
@@ -13,13 +13,11 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "demo"))
 
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
-from keras_models import build_lenet, build_mlp, compile_classifier  # noqa: E402
+from fixtures.keras_models import build_lenet, build_mlp, compile_classifier  # noqa: E402
 from tensorboard_archviz import schema  # noqa: E402
 from tensorboard_archviz.extract.keras import extract_keras, layer_node_ids  # noqa: E402
 
@@ -45,7 +43,7 @@ def warnings_of(caplog):
     return [r for r in caplog.records if r.name == LOGGER and r.levelno == logging.WARNING]
 
 
-# -- DESIGN.md reference numbers ---------------------------------------------------------------
+# -- reference numbers -------------------------------------------------------------------------
 
 def test_lenet_reference_numbers_shapes_edges_macs():
     arch = roundtrip(extract_keras(build_lenet()))

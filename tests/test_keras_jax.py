@@ -64,7 +64,7 @@ def jax_run(tmp_path_factory):
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3",
                PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, str(script), str(logdir / "lenet"),
-                           os.path.join(ROOT, "demo")], env=env, capture_output=True, text=True,
+                           os.path.join(ROOT, "tests", "fixtures")], env=env, capture_output=True, text=True,
                           timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -3,7 +3,7 @@
 A marked example is the first fenced code block after the marker line (blank lines may sit in
 between): a ```python block runs as `python example.py`, a ```bash / ```sh block as
 `bash -e example.sh`, each in its own subprocess, in an empty temporary directory (cwd) with the
-repository and demo/ on PYTHONPATH; it must exit with code 0. Without README.md the test is
+repository on PYTHONPATH; it must exit with code 0. Without README.md the test is
 skipped; a README.md without any marked example fails.
 """
 
@@ -71,7 +71,7 @@ def test_readme_example_runs(example, tmp_path):
     script.write_text(code, encoding="utf-8")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
-        [ROOT, os.path.join(ROOT, "demo")] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH")
+        [ROOT] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH")
                                               else []))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("MPLBACKEND", "Agg")
