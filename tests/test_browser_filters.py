@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from browser_helpers import open_entry
 from conftest import open_archviz, run_tensorboard, wait_for_run
 from tensorboard_archviz import schema
 from tensorboard_archviz.summary import ArchVizWriter
@@ -28,6 +29,7 @@ AFTER_NORM = {5}             # fires only after normalisation (not dead)
 LAYER = "conv2d_1"
 STEM = "zz_stem"             # the first conv in model order, last in alphabetical order
 BIG_N = 20000
+BIG_STEP = 2 ** 60 + 1       # above 2^53: a JavaScript number cannot hold it
 
 
 def conv_arch() -> schema.Architecture:
@@ -125,11 +127,16 @@ def server(tmp_path_factory):
     with ArchVizWriter(str(logdir / "big")) as w:
         w.add_architecture(conv_arch(), step=0)
         w.add_filter_grid(LAYER, *big_grid(), step=1)
+    with ArchVizWriter(str(logdir / "steps_big")) as w:
+        w.add_architecture(conv_arch(), step=0)
+        w.add_filter_grid(LAYER, *grid(1), step=3)
+        w.add_filter_grid(LAYER, *grid(4), step=BIG_STEP)
     with ArchVizWriter(str(logdir / "nofilters")) as w:
         w.add_architecture(conv_arch(), step=0)
     with run_tensorboard(logdir) as url:
         wait_for_run(url, "train", filter_layers=2)
         wait_for_run(url, "big", filter_layers=1)
+        wait_for_run(url, "steps_big", filter_layers=1)
         wait_for_run(url, "nofilters")
         yield url
 
@@ -200,6 +207,34 @@ def test_step_slider(server, page):
     got = tiles(frame)
     assert [t[4] for t in got] == [grey(i, 1) for i in range(N)]
     assert [t[2] for t in got] == [fmt(s) for s in scores(1)]
+
+
+def test_steps_above_2_53_are_exact(server, page):
+    frame = open_entry(page, server, f"view=filters&run=steps_big&layer={LAYER}")
+    frame.wait_for_selector(".av-tile")
+    big = str(BIG_STEP)
+    assert frame.inner_text("[data-label=fstep]") == "step " + big
+    slider = frame.locator("input[data-picker=fstep]")
+    assert slider.get_attribute("aria-valuetext") == "step " + big
+    assert f"{N} filters · {len(DEAD)} dead · step {big}" in frame.inner_text(".av-filters")
+    assert frame.inner_text(".av-slider .count") == f"(2 steps: 3–{big})"
+    assert [t[4] for t in tiles(frame)] == [grey(i, 4) for i in range(N)]
+    slider.fill("0")
+    frame.wait_for_function("document.querySelector('.av-filters').innerText.includes('dead · step 3')")
+    assert "fstep=3" in frame.evaluate("location.hash")
+    assert [t[4] for t in tiles(frame)] == [grey(i, 1) for i in range(N)]
+    slider.fill("1")   # the latest again: no step in the link
+    frame.wait_for_function(f"document.querySelector('.av-filters').innerText.includes('dead · step {big}')")
+    assert "fstep" not in frame.evaluate("location.hash")
+    # the enlarged tile fetches the filter at both exact steps
+    frame.click('.av-tile[data-index="2"]')
+    frame.wait_for_function("document.querySelectorAll('.av-filter-steps figure canvas').length === 2")
+    strip = frame.eval_on_selector_all(".av-filter-steps figure", "fs => fs.map(f => [f.dataset.step, f.className])")
+    assert strip == [["3", "av-step-tile"], [big, "av-step-tile current"]]
+    # a link to the big step itself opens it (not a rounded neighbour)
+    frame = open_entry(page, server, f"view=filters&run=steps_big&layer={LAYER}&fstep=3")
+    frame.wait_for_selector(".av-tile")
+    assert frame.inner_text("[data-label=fstep]") == "step 3"
 
 
 def test_run_without_grids_explains(server, page):

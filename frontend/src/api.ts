@@ -83,7 +83,7 @@ export function fetchArchitecture(run: string, step: Step | null): Promise<Archi
   return p;
 }
 
-export function fetchFilters(run: string, layer: string, step: Step | number | null,
+export function fetchFilters(run: string, layer: string, step: Step | null,
                              signal?: AbortSignal): Promise<FiltersResponse> {
   return getJSON<FiltersResponse>('./filters?' + query({ run, layer, step }), signal);
 }
@@ -125,6 +125,20 @@ export function isStep(s: unknown): s is Step {
 export function compareSteps(a: Step, b: Step): number {
   const x = BigInt(a), y = BigInt(b);
   return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/** One step as an exact string: `exact` when the server sent it, else the (maybe rounded) number. */
+export function toStep(exact: unknown, n: unknown): Step {
+  if (isStep(exact)) return exact;
+  return typeof n === 'number' && Number.isFinite(n) ? BigInt(Math.trunc(n)).toString() : '0';
+}
+
+/** A filters response's step and steps (ascending) as exact strings. */
+export function filterSteps(resp: FiltersResponse): { step: Step; steps: Step[] } {
+  const strs = resp.step_strings;
+  const steps = Array.isArray(strs) && strs.length === resp.steps.length && strs.every(isStep)
+    ? strs : resp.steps.map((n) => toStep(null, n));
+  return { step: toStep(resp.step_string, resp.step), steps: [...new Set(steps)].sort(compareSteps) };
 }
 
 /** The exact steps of one run's listing, ascending. */

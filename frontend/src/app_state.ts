@@ -9,10 +9,6 @@ const STORAGE_KEY = 'archviz.state';
 
 export function parseState(s: string): Partial<AppState> {
   const p = new URLSearchParams(s.replace(/^#/, ''));
-  const num = (k: string) => {
-    const v = p.get(k);
-    return v != null && /^-?\d+$/.test(v) ? parseInt(v, 10) : null;
-  };
   const stp = (k: string) => {
     const v = p.get(k);
     return v != null && isStep(v) ? v : null;
@@ -23,7 +19,7 @@ export function parseState(s: string): Partial<AppState> {
   if (p.has('run')) out.run = p.get('run');
   out.step = stp('step');
   if (p.has('layer')) out.layer = p.get('layer');
-  out.fstep = num('fstep');
+  out.fstep = stp('fstep');
   const ra = p.get('ra'), rb = p.get('rb'), sa = stp('sa'), sb = stp('sb');
   if (ra != null && rb != null && sa != null && sb != null) out.cmp = { runA: ra, stepA: sa, runB: rb, stepB: sb };
   if (p.has('sel')) out.selected = p.get('sel');
@@ -36,7 +32,7 @@ export function serializeState(st: AppState): string {
   if (st.run != null) p.set('run', st.run);
   if (st.step != null) p.set('step', st.step);
   if (st.layer != null) p.set('layer', st.layer);
-  if (st.fstep != null) p.set('fstep', String(st.fstep));
+  if (st.fstep != null) p.set('fstep', st.fstep);
   if (st.cmp) {
     p.set('ra', st.cmp.runA); p.set('sa', st.cmp.stepA);
     p.set('rb', st.cmp.runB); p.set('sb', st.cmp.stepB);

@@ -1,18 +1,10 @@
 // The enlarged filter tile: index, scores, firing state (with its reason), the kernel itself for
 // a first conv layer, and the same filter at every written step side by side.
 
-import { errorMessage, fetchFilters } from './api';
+import { compareSteps, errorMessage, fetchFilters, filterSteps } from './api';
 import { append, button, clear, h } from './dom';
 import { fmtScore } from './format';
-import type { FilterTile, FiltersResponse } from './types';
-
-/** The tile JSON's optional keys written by tensorboard_archviz.filters (older grids lack them). */
-export interface TileX extends FilterTile {
-  pre_score?: number;
-  fires?: 'yes' | 'after_norm' | 'never';
-  dead_reason?: string | null;
-  kernel?: number[][][];     // first conv layer: (kh, kw, cin)
-}
+import type { FilterTile, FiltersResponse, Step } from './types';
 
 export const MAX_STEP_TILES = 16;
 
@@ -68,13 +60,13 @@ export function kernelCanvas(kernel: number[][][], side: number): HTMLCanvasElem
   return canvas;
 }
 
-export function firesText(t: TileX): string {
+export function firesText(t: FilterTile): string {
   if (t.fires === 'after_norm') return 'fires only after normalisation';
   if (t.dead || t.fires === 'never') return 'never fires (dead)';
   return 'fires';
 }
 
-function facts(t: TileX): HTMLElement {
+function facts(t: FilterTile): HTMLElement {
   const row = (k: string, v: string) => [h('dt', null, k), h('dd', null, v)];
   return h('dl', null,
     row('filter', '#' + t.index),
@@ -93,18 +85,19 @@ export interface DetailContext {
 }
 
 /** Steps to show side by side: all when few, else evenly spaced ones plus the current one. */
-export function pickSteps(steps: number[], current: number, max = MAX_STEP_TILES): number[] {
-  const all = [...steps].sort((a, b) => a - b);
+export function pickSteps(steps: Step[], current: Step, max = MAX_STEP_TILES): Step[] {
+  const all = [...steps].sort(compareSteps);
   if (all.length <= max) return all;
-  const out = new Set<number>([current]);
+  const out = new Set<Step>([current]);
   for (let k = 0; k < max - 1; k++) out.add(all[Math.round(k * (all.length - 1) / (max - 2))]);
-  return [...out].sort((a, b) => a - b);
+  return [...out].sort(compareSteps);
 }
 
 async function fillSteps(strip: HTMLElement, ctx: DetailContext, index: number, isOpen: () => boolean) {
-  const steps = pickSteps(ctx.resp.steps, ctx.resp.step);
+  const cur = filterSteps(ctx.resp);
+  const steps = pickSteps(cur.steps, cur.step);
   const slots = steps.map((s) => {
-    const fig = h('figure', { class: 'av-step-tile' + (s === ctx.resp.step ? ' current' : ''), dataset: { step: String(s) } },
+    const fig = h('figure', { class: 'av-step-tile' + (s === cur.step ? ' current' : ''), dataset: { step: s } },
       h('span', { class: 'count' }, '…'), h('figcaption', null, 'step ' + s));
     strip.appendChild(fig);
     return fig;
@@ -113,8 +106,8 @@ async function fillSteps(strip: HTMLElement, ctx: DetailContext, index: number, 
     if (!isOpen()) return;
     const fig = slots[k];
     try {
-      const resp = steps[k] === ctx.resp.step ? ctx.resp : await fetchFilters(ctx.run, ctx.layer, steps[k]);
-      const img = steps[k] === ctx.resp.step ? ctx.image : await ctx.load(resp.image_url);
+      const resp = steps[k] === cur.step ? ctx.resp : await fetchFilters(ctx.run, ctx.layer, steps[k]);
+      const img = steps[k] === cur.step ? ctx.image : await ctx.load(resp.image_url);
       const tile = resp.tiles.find((t) => t.index === index);
       clear(fig);
       append(fig, tile ? tileCanvas(resp, tile, img, 96, 'filter ' + index + ' at step ' + steps[k])
@@ -128,7 +121,7 @@ async function fillSteps(strip: HTMLElement, ctx: DetailContext, index: number, 
 }
 
 /** Open the enlarged view of one tile; returns a function that closes it. */
-export function openDetail(ctx: DetailContext, t: TileX, onClose: () => void): () => void {
+export function openDetail(ctx: DetailContext, t: FilterTile, onClose: () => void): () => void {
   let open = true;
   const side = Math.max(192, Math.min(320, ctx.resp.tile_size * 4));
   const strip = h('div', { class: 'av-filter-steps', attrs: { 'aria-label': 'this filter at every step' } });
@@ -144,7 +137,7 @@ export function openDetail(ctx: DetailContext, t: TileX, onClose: () => void): (
     'kernel ' + t.kernel.length + '×' + (t.kernel[0]?.length || 0) + ' (blue < 0 < red)')) : null;
   const dialog = h('div', { class: 'av-filter-detail', attrs: { role: 'dialog', 'aria-modal': 'true', 'aria-label': 'filter ' + t.index } },
     h('header', null, h('span', { class: 'title' }, 'Filter #' + t.index), h('span', { class: 'mono' }, ctx.layer),
-      h('span', { class: 'count' }, 'step ' + ctx.resp.step), button('Close', close, { class: 'close', dataset: { action: 'close-detail' } })),
+      h('span', { class: 'count' }, 'step ' + filterSteps(ctx.resp).step), button('Close', close, { class: 'close', dataset: { action: 'close-detail' } })),
     h('div', { class: 'main' },
       h('figure', null, tileCanvas(ctx.resp, t, ctx.image, side, 'filter ' + t.index + ' enlarged'),
         h('figcaption', null, 'optimised image')),

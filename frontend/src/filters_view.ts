@@ -5,12 +5,12 @@
 // it (scores, the kernel of a first layer, the same filter at every step). Big grids are drawn
 // a capped number of tiles at a time, in short slices, so the page never freezes.
 
-import { errorMessage, fetchArchitecture, fetchFilters, latestStep } from './api';
+import { errorMessage, fetchArchitecture, fetchFilters, filterSteps, latestStep } from './api';
 import { append, button, clear, errorBox, h, loading, select, snippet } from './dom';
-import { openDetail, tileCanvas, type TileX } from './filters_detail';
+import { openDetail, tileCanvas } from './filters_detail';
 import { installFilterStyles } from './filters_styles';
 import { fmtInt, fmtScore } from './format';
-import type { FiltersResponse } from './types';
+import type { FilterTile, FiltersResponse, Step } from './types';
 import type { View, ViewContext } from './view';
 
 export { tileRect } from './filters_detail';
@@ -78,7 +78,7 @@ async function modelOrder(ctx: ViewContext, run: string, layers: string[]): Prom
   }
 }
 
-function tileElement(resp: FiltersResponse, t: TileX, image: HTMLImageElement, side: number): HTMLElement {
+function tileElement(resp: FiltersResponse, t: FilterTile, image: HTMLImageElement, side: number): HTMLElement {
   const afterNorm = t.fires === 'after_norm';
   const tip = `filter ${t.index} · score ${fmtScore(t.score)}` +
     (t.post_score != null ? ` · post-activation ${fmtScore(t.post_score)}` : '') +
@@ -97,7 +97,7 @@ function tileElement(resp: FiltersResponse, t: TileX, image: HTMLImageElement, s
 }
 
 /** Builds tile elements into `grid` in time slices; returns a cancel function. */
-function drawTiles(grid: HTMLElement, tiles: TileX[], make: (t: TileX) => HTMLElement, done: () => void): () => void {
+function drawTiles(grid: HTMLElement, tiles: FilterTile[], make: (t: FilterTile) => HTMLElement, done: () => void): () => void {
   let k = 0;
   let cancelled = false;
   const slice = () => {
@@ -164,10 +164,10 @@ function mountLayers(root: HTMLElement, ctx: ViewContext, run: string, layers: s
 }
 
 function renderSlider(stepWrap: HTMLElement, resp: FiltersResponse, ctx: ViewContext,
-                      load: (s: number | null) => Promise<void>) {
+                      load: (s: Step | null) => Promise<void>) {
   clear(stepWrap);
-  const steps = [...resp.steps].sort((a, b) => a - b);
-  const label = h('span', { class: 'mono', dataset: { label: 'fstep' } }, 'step ' + resp.step);
+  const { step, steps } = filterSteps(resp);
+  const label = h('span', { class: 'mono', dataset: { label: 'fstep' } }, 'step ' + step);
   if (steps.length <= 1) {
     append(stepWrap, 'Step', label);
     return;
@@ -176,11 +176,13 @@ function renderSlider(stepWrap: HTMLElement, resp: FiltersResponse, ctx: ViewCon
     attrs: { type: 'range', min: '0', max: String(steps.length - 1), step: '1', 'aria-label': 'Step' },
     dataset: { picker: 'fstep' },
   });
-  slider.value = String(Math.max(0, steps.indexOf(resp.step)));
+  slider.value = String(Math.max(0, steps.indexOf(step)));
+  slider.setAttribute('aria-valuetext', 'step ' + step);
   let timer: number | undefined;
   slider.addEventListener('input', () => {
     const s = steps[parseInt(slider.value, 10)];
     label.textContent = 'step ' + s;
+    slider.setAttribute('aria-valuetext', 'step ' + s);
     window.clearTimeout(timer);
     timer = window.setTimeout(() => {
       ctx.setState({ fstep: s === steps[steps.length - 1] ? null : s }, false);
@@ -192,19 +194,19 @@ function renderSlider(stepWrap: HTMLElement, resp: FiltersResponse, ctx: ViewCon
 }
 
 interface Grid {
-  load(step: number | null): Promise<void>;
+  load(step: Step | null): Promise<void>;
   render(): void;
   onLoaded: (resp: FiltersResponse) => void;
 }
 
 function summary(resp: FiltersResponse): HTMLElement[] {
-  const tiles = resp.tiles as TileX[];
+  const tiles = resp.tiles;
   const dead = tiles.filter((t) => t.dead).length;
   const afterNorm = tiles.filter((t) => t.fires === 'after_norm').length;
   const objective = typeof resp.objective === 'string' ? resp.objective : 'mean activation of the filter on its image';
   return [
     h('span', { class: 'mono' }, resp.layer),
-    h('span', { class: 'count' }, `${fmtInt(tiles.length)} filters · ${fmtInt(dead)} dead · step ${resp.step}`),
+    h('span', { class: 'count' }, `${fmtInt(tiles.length)} filters · ${fmtInt(dead)} dead · step ${filterSteps(resp).step}`),
     afterNorm ? h('span', { class: 'count', title: 'the conv’s own output never fires, BatchNorm shifts it into the active range' },
       `${fmtInt(afterNorm)} fire only after normalisation`) : null,
     h('span', { class: 'count', title: 'what each image maximises' }, 'score = ' + objective),
@@ -228,7 +230,7 @@ function createGrid(run: string, head: HTMLElement, body: HTMLElement, life: Lif
       clear(head);
       clear(body);
       append(head, ...summary(resp));
-      const tiles = [...resp.tiles] as TileX[];
+      const tiles = [...resp.tiles];
       if (sortByScore) tiles.sort((a, b) => (b.score ?? -Infinity) - (a.score ?? -Infinity) || a.index - b.index);
       else tiles.sort((a, b) => a.index - b.index);
       const ts = resp.tile_size;
@@ -260,7 +262,7 @@ function createGrid(run: string, head: HTMLElement, body: HTMLElement, life: Lif
       };
       page();
     },
-    async load(step: number | null) {
+    async load(step: Step | null) {
       const my = ++token;
       const layer = layerOf();
       cancelDraw?.();

@@ -96,18 +96,32 @@ export interface FilterTile {
   dead: boolean;      // the filter never activates
   row: number;        // tile position in the grid image
   col: number;
+  // optional keys written by tensorboard_archviz.filters (older grids lack them)
+  pre_score?: number;                          // the conv's own output (before norm/activation)
+  fires?: 'yes' | 'after_norm' | 'never';
+  dead_reason?: string | null;                 // why the filter never fires
+  kernel?: number[][][];                       // first conv layer: (kh, kw, cin)
 }
 export interface FiltersResponse {
   run: string;
   layer: string;
-  step: number;
+  step: number;        // may be rounded above 2^53: use step_string
+  step_string?: Step;  // the exact step
   steps: number[];
+  step_strings?: Step[];
   image_url: string;  // relative URL of the PNG grid, e.g. "filters_image?run=..&layer=..&step=.."
   tile_size: number;  // pixels per tile in the PNG
   margin: number;     // pixels between tiles
   rows: number;
   cols: number;
   tiles: FilterTile[];
+  // grid-level keys written by tensorboard_archviz.filters (older grids lack them)
+  norm?: string | null;             // the normalisation after the conv, e.g. "BatchNorm2d"
+  post?: string | null;             // what the post-activation score measures
+  objective_kind?: string;          // "centre" | "interior" | ...
+  gain?: number | null;             // fixed contrast gain of the image parametrisation
+  first_layer?: boolean;            // a first conv layer (kernels are shown)
+  kernel_shape?: number[];          // (kh, kw, cin) of `kernel`
   [key: string]: unknown;
 }
 

@@ -24,7 +24,7 @@ export interface AppState {
   run: string | null;
   step: Step | null;          // null = latest; an exact decimal string
   layer: string | null;       // filters view
-  fstep: number | null;       // filters view step (null = latest)
+  fstep: Step | null;         // filters view step (null = latest); an exact decimal string
   cmp: CompareSel | null;     // compare view
   selected: string | null;    // node selected in the table or graph
 }
