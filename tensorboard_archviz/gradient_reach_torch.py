@@ -21,19 +21,10 @@ from torch.overrides import TorchFunctionMode
 from tensorboard_archviz.gradient_reach import (FROZEN, GRAD, NONE, SCALAR_LOSS, SCALAR_SUM,
                                                 ParamReach, build_result, unavailable)
 from tensorboard_archviz.util import one_line
+from tensorboard_archviz.extract.torch_graph import unwrap
 
 ROOT_ID = "(model)"
 _DETACH = {"detach", "detach_", "data"}
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    while True:
-        if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
-            model = model.module
-        elif type(model).__name__ == "OptimizedModule" and hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        else:
-            return model
 
 
 def _tensors(value: Any, depth: int = 0) -> List[torch.Tensor]:
@@ -250,7 +241,7 @@ def _parents(model: nn.Module) -> Dict[str, Optional[str]]:
 def gradient_reach_torch(model: nn.Module, example_input: Any,
                          loss: Optional[Callable[[Any], Any]] = None) -> Dict[str, Any]:
     """The ``gradient_reach`` object of `model` on `example_input` (see the module doc)."""
-    model = _unwrap(model)
+    model = unwrap(model)
     if not isinstance(model, nn.Module):
         return unavailable("not a torch.nn.Module: %s" % type(model).__name__)
     rec = _Recorder(model)

@@ -302,16 +302,11 @@ def remember_input(model: Any, input_to_model: Any) -> None:
 
 
 def unwrap(model):
-    """The module inside (Distributed)DataParallel and torch.compile wrappers."""
-    import torch.nn as nn
+    """The module inside (Distributed)DataParallel and torch.compile wrappers (one definition:
+    ``extract.torch_graph.unwrap``)."""
+    from tensorboard_archviz.extract.torch_graph import unwrap as unwrap_model
 
-    while True:
-        if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
-            model = model.module
-        elif type(model).__name__ == "OptimizedModule" and hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        else:
-            return model
+    return unwrap_model(model)
 
 
 def resolve_input_shape(model, input_shape, input_to_model, opts: core.Options
