@@ -117,7 +117,11 @@ const MAX_AREA = 64e6;
 export function svgToPng(doc: Document, svg: string, w: number, h: number, bg: string): Promise<Blob> {
   let scale = 2;
   scale = Math.min(scale, MAX_SIDE / w, MAX_SIDE / h, Math.sqrt(MAX_AREA / (w * h)));
-  const cw = Math.max(1, Math.floor(w * scale)); const ch = Math.max(1, Math.floor(h * scale));
+  return rasterize(doc, svg, Math.max(1, Math.floor(w * scale)), Math.max(1, Math.floor(h * scale)), bg);
+}
+
+/** Rasterise SVG text to a PNG blob of exactly `cw` x `ch` pixels on a `bg` background. */
+export function rasterize(doc: Document, svg: string, cw: number, ch: number, bg: string): Promise<Blob> {
   return new Promise((resolve, reject) => {
     const url = URL.createObjectURL(new Blob([svg], { type: 'image/svg+xml' }));
     const img = new Image();
