@@ -24,6 +24,7 @@ from PIL import Image
 from conftest import PLUGIN, get_json, open_archviz, run_tensorboard, wait_for_run
 from tensorboard_archviz import schema
 from tensorboard_archviz.summary import ArchVizWriter
+from tensorboard_archviz.totals import fill_totals
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 XSS = "<img src=x onerror=alert(1)>"
@@ -131,6 +132,16 @@ def deep_arch() -> schema.Architecture:
     return arch_of("deep", nodes, edges, ["input"], ["head"])
 
 
+def partial_nested_arch() -> schema.Architecture:
+    """nested_arch whose encoder/dense_1 has unknown MACs; totals summed by the server's totals.py."""
+    arch = nested_arch()
+    inner = next(n for n in arch.nodes if n.id == "encoder/dense_1")
+    inner.macs = None
+    inner.extra["macs_reason"] = "custom kernel: MACs not known"
+    fill_totals(arch)
+    return arch
+
+
 def edited_nested_arch() -> schema.Architecture:
     """nested_arch with encoder/dense widened to 128 and a Dropout added before the head."""
     a = nested_arch()
@@ -156,11 +167,14 @@ def server(tmp_path_factory):
         w.add_architecture(deep_arch(), step=0)
     with ArchVizWriter(str(logdir / "edited")) as w:
         w.add_architecture(edited_nested_arch(), step=0)
+    with ArchVizWriter(str(logdir / "partial")) as w:
+        w.add_architecture(partial_nested_arch(), step=0)
     with run_tensorboard(logdir) as url:
         wait_for_run(url, "lenet", filter_layers=1)
         wait_for_run(url, "nested")
         wait_for_run(url, "deep")
         wait_for_run(url, "edited")
+        wait_for_run(url, "partial")
         yield url
 
 
@@ -263,6 +277,28 @@ def test_nested_model_collapses_and_expands(server, page):
     assert {b["id"] for b in boxes(frame)} == set(kinds)
     assert sorted((s, t) for s, t, _ in edges(frame)) == sorted(
         [("input", "encoder/dense"), ("encoder/dense", "encoder/dense_1"), ("encoder/dense_1", XSS)])
+
+
+def test_container_macs_are_the_servers_sum_at_least_and_unknown(server, page):
+    arch = partial_nested_arch()
+    enc = next(n for n in arch.nodes if n.id == "encoder")
+    assert enc.macs == 2048 and enc.extra["macs_reason"].startswith("at least")
+    frame = open_graph(page, server, "partial")
+    frame.click('[data-testid=graph-group][data-id="encoder"] text >> nth=0')
+    frame.wait_for_selector("[data-testid=graph-detail]")
+    rows = frame.eval_on_selector_all("[data-testid=graph-detail] tr",
+                                      "trs => trs.map(r => [...r.children].map(c => c.textContent))")
+    assert ["MACs (subtree)", "at least 2,048 (MACs unknown for 1 node(s) inside)"] in rows
+    frame.click('[data-testid=graph-node][data-id="encoder/dense_1"]')
+    frame.wait_for_function("document.querySelector('[data-testid=graph-detail]').innerText.includes('dense_1')")
+    rows = frame.eval_on_selector_all("[data-testid=graph-detail] tr",
+                                      "trs => trs.map(r => [...r.children].map(c => c.textContent))")
+    assert ["MACs", "— (unknown: custom kernel: MACs not known)"] in rows
+    # the table shows the same figure, with the reason on hover
+    frame.click("button[data-view=table]")
+    cell = frame.wait_for_selector('tr.row[data-id="encoder"] td[data-col=macs]')
+    assert cell.inner_text() == "at least 2,048"
+    assert cell.get_attribute("title") == "at least: MACs unknown for 1 node(s) inside"
 
 
 def test_search_finds_a_layer_inside_a_collapsed_block(server, page):

@@ -53,6 +53,31 @@ export function fmtMacs(n: number | null | undefined, complete = true, short = f
   return (complete ? '' : 'at least ') + s;
 }
 
+/** A node's MACs keys (a container's `macs_complete` is false when some figure inside is unknown). */
+export interface NodeMacs { macs?: number | null; macs_reason?: unknown; macs_complete?: unknown }
+
+/** The server's `macs_reason` of a node whose figure is a lower bound ("at least: ..."). */
+export function macsAtLeast(reason: unknown): boolean {
+  return typeof reason === 'string' && reason.startsWith('at least');
+}
+
+/**
+ * One node's MACs as the server computed them (tensorboard_archviz/totals.py sums containers):
+ * "at least 1,234" when its `macs_reason` says so, "—" when null; `title` is the reason to hover.
+ */
+export function fmtNodeMacs(n: NodeMacs): { text: string; title: string | undefined } {
+  const reason = typeof n.macs_reason === 'string' && n.macs_reason ? n.macs_reason : undefined;
+  if (n.macs == null || !Number.isFinite(n.macs)) return { text: UNKNOWN, title: reason || 'not computed' };
+  return { text: fmtMacs(n.macs, !macsAtLeast(reason) && n.macs_complete !== false), title: reason };
+}
+
+/** The same as one line for details panels: "— (unknown: why)", "at least 1,234 (why)", "1,234". */
+export function fmtNodeMacsLine(n: NodeMacs): string {
+  const m = fmtNodeMacs(n);
+  if (n.macs == null) return m.text + ' (unknown: ' + String(m.title).replace(/^unknown:\s*/, '') + ')';
+  return m.title ? m.text + ' (' + m.title.replace(/^at least:?\s*/, '') + ')' : m.text;
+}
+
 /** A score with 3 significant digits (e.g. 0.0123, 4.56, 1230). */
 export function fmtScore(x: number | null | undefined): string {
   if (x == null || !Number.isFinite(x)) return UNKNOWN;

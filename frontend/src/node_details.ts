@@ -4,7 +4,7 @@
 import type { ArchIndex } from './arch_index';
 import { shapeStyle } from './arch_index';
 import { append, h } from './dom';
-import { fmtBytes, fmtInt, fmtMacs, fmtShape, fmtValue, shapeLines } from './format';
+import { fmtBytes, fmtInt, fmtNodeMacsLine, fmtShape, fmtValue, shapeLines } from './format';
 import type { ArchNode } from './types';
 
 export function nodeDetails(n: ArchNode, idx: ArchIndex): HTMLElement {
@@ -17,8 +17,9 @@ export function nodeDetails(n: ArchNode, idx: ArchIndex): HTMLElement {
   if (n.reason) row('note', String(n.reason));
   if (n.dtype) row('dtype', n.dtype + (n.dtype_policy && n.dtype_policy !== n.dtype ? ' (policy ' + String(n.dtype_policy) + ')' : ''));
   if (typeof n.calls === 'number' && n.calls > 1) row('calls', String(n.calls) + ' (shared; params counted once)');
-  if (n.macs != null) row('MACs per example', fmtMacs(n.macs));
-  else if (n.macs_reason) row('MACs per example', 'unknown: ' + String(n.macs_reason));
+  if (n.macs != null || n.macs_reason) {
+    row('MACs per example', fmtNodeMacsLine(n));
+  }
   if (n.memory) {
     row('memory', `params ${fmtBytes(n.memory.params_bytes)} (${fmtInt(n.memory.params_bytes)} bytes) · `
       + `output ${fmtBytes(n.memory.output_bytes)} per example`);

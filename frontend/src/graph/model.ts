@@ -22,7 +22,7 @@ export interface GNode {
   descCount: number;         // number of descendants
   trainable: number;
   nonTrainable: number;
-  macs: number | null;       // own, or the sum over the subtree for a container without its own
+  macs: number | null;       // the node's own `macs` (a container's is its subtree's, summed by the server)
   cat: Category;
   fold: FoldInfo | null;     // a synthetic container standing for repeated blocks
 }
@@ -119,16 +119,14 @@ export class GraphModel {
       if (!g.children.length) continue;
       groups++;
       g.isGroup = true;
-      let leaves = 0; let desc = 0; let t = 0; let nt = 0; let macs = 0; let anyMacs = false;
+      let leaves = 0; let desc = 0; let t = 0; let nt = 0;
       for (const c of g.children) {
         leaves += c.leafCount; desc += c.descCount + 1;
         t += c.trainable; nt += c.nonTrainable;
-        if (c.macs != null) { macs += c.macs; anyMacs = true; }
       }
       g.leafCount = leaves; g.descCount = desc;
       // The contract says a container's params are its subtree's; trust them unless absent.
       if (g.trainable === 0 && g.nonTrainable === 0) { g.trainable = t; g.nonTrainable = nt; }
-      if (g.macs == null && anyMacs) g.macs = macs;
     }
     this.groupCount = groups;
     for (const g of this.list) g.cat = g.isGroup ? 'container' : categoryOf(g.raw.class_name, this.isInput(g));

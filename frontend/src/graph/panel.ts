@@ -2,7 +2,7 @@
 // MACs, connections, config, compare-mode changes, and a "Show filters" button. Text only.
 import type { NodeChange } from '../types';
 import type { GNode, GraphModel } from './model';
-import { fmtInt, fmtShape, fmtShapes } from '../format';
+import { fmtInt, fmtNodeMacsLine, fmtShape, fmtShapes } from '../format';
 import { h } from '../dom';
 import { CATEGORY_LABELS, Palette } from './style';
 import type { DiffMark } from './draw';
@@ -171,11 +171,19 @@ function facts(panel: HTMLElement, g: GNode, ctx: PanelContext): void {
   kv(doc, t, g.isGroup ? (g.fold ? 'params (all copies)' : 'params (subtree)') : 'params', fmtInt(total));
   kv(doc, t, 'trainable', fmtInt(g.trainable));
   kv(doc, t, 'non-trainable', fmtInt(g.nonTrainable));
-  kv(doc, t, g.isGroup && r.macs == null ? 'MACs (sum)' : 'MACs', g.macs == null ? 'n/a' : fmtInt(g.macs));
+  macsRows(doc, t, g);
   if (typeof r.calls === 'number' && r.calls > 1) kv(doc, t, 'calls', String(r.calls) + ' (shared)');
   if (g.isGroup) kv(doc, t, 'layers inside', fmtInt(g.leafCount));
   if (typeof r.reason === 'string') kv(doc, t, 'note', r.reason);
   panel.appendChild(t);
+}
+
+/** MACs per example as the server computed them (a container's is its subtree's sum); a folded
+ * run of blocks, drawn by the view, shows one copy's. */
+function macsRows(doc: Document, t: HTMLTableElement, g: GNode): void {
+  const src = g.fold ? g.children[0]?.raw : g.raw.synthetic ? null : g.raw;
+  if (!src) return;
+  kv(doc, t, g.fold ? 'MACs (one copy)' : g.isGroup ? 'MACs (subtree)' : 'MACs', fmtNodeMacsLine(src));
 }
 
 function shapes(panel: HTMLElement, g: GNode, ctx: PanelContext): void {
