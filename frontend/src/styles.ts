@@ -100,6 +100,11 @@ a.link, button.link {
 .av-toolbar input[type="search"] { min-width: 320px; }
 
 /* the layer table */
+.av-reach-summary { font-size: 12px; padding: 4px 8px; margin: 0 0 6px; border: 1px solid var(--border); border-radius: 4px; }
+.av-reach-summary.unavailable { font-style: italic; color: var(--muted); }
+.av-reach { display: inline-flex; align-items: baseline; gap: 5px; }
+.av-reach::before { content: ""; flex: none; width: 9px; height: 9px; border-radius: 50%; background: var(--reach-light); }
+:root[data-theme="dark"] .av-reach::before { background: var(--reach-dark); }
 table.av-table { border-collapse: collapse; width: 100%; table-layout: auto; }
 .av-table th, .av-table td {
   text-align: left; vertical-align: top; padding: 4px 8px; border-bottom: 1px solid var(--border);

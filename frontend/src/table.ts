@@ -8,6 +8,7 @@ import { indexArchitecture } from './arch_index';
 import type { ArchIndex } from './arch_index';
 import { button, h } from './dom';
 import { fmtInt } from './format';
+import { reachOf, reachSummary } from './gradient_overlay';
 import { nodeDetails } from './node_details';
 import { allColumns, loadShown, saveShown } from './table_columns';
 import type { CellEnv, Column } from './table_columns';
@@ -35,6 +36,15 @@ const LINE_PX = 19, ROW_PAD_PX = 9;
 function sortKey(v: number | string | null): number | string | null {
   if (v == null || typeof v === 'number') return v;
   return v.toLowerCase().replace(/\d+/g, (d) => d.padStart(16, '0'));
+}
+
+/** The gradient reach summary above the table (null when the document has none). */
+function reachSummaryLine(arch: Architecture): HTMLElement | null {
+  const reach = reachOf(arch);
+  const line = reachSummary(reach);
+  if (!line) return null;
+  return h('div', { class: 'av-reach-summary' + (reach?.status === 'unavailable' ? ' unavailable' : ''),
+    attrs: { role: 'note' }, dataset: { testid: 'table-reach-summary' } }, line);
 }
 
 export function mountTable(container: HTMLElement, arch: Architecture, opts: TableOptions = {}): TableHandle {
@@ -75,7 +85,7 @@ class LayerTable {
     }
     this.unsort = button('Original order', () => this.sortBy(null), { title: 'back to the nesting order' });
     this.table.append(this.thead, this.tbody);
-    this.root = h('div', { class: 'av-table-view' }, this.toolbar(), this.table);
+    this.root = h('div', { class: 'av-table-view' }, this.toolbar(), reachSummaryLine(arch), this.table);
     container.appendChild(this.root);
     this.virt = new VirtualRows(this.tbody, {
       count: () => Math.max(1, this.entries.length),

@@ -4,7 +4,9 @@
 import type { ArchIndex } from './arch_index';
 import { shapeStyle, totalParams } from './arch_index';
 import { append, h } from './dom';
-import { fmtBytes, fmtInt, fmtMacs, shapeLines, UNKNOWN } from './format';
+import { fmtBytes, fmtInt, fmtNodeMacs, shapeLines, UNKNOWN } from './format';
+import { nodeReach, reachOf, REACH_STATES } from './gradient_overlay';
+import type { GradientReach } from './gradient_overlay';
 import type { ArchNode, Architecture } from './types';
 
 export interface CellEnv {
@@ -106,8 +108,32 @@ function macsColumn(arch: Architecture): Column {
     key: 'macs', label: old ? 'MACs (old convention)' : 'MACs', num: true,
     title: old ? String(arch.model.macs_convention) : 'multiply-accumulates per example (batch 1); — when unknown (hover for why)',
     sortValue: (n) => n.macs,
-    text: (n) => fmtMacs(n.macs),
-    cell: (n) => numCell(n.macs, fmtMacs(n.macs), n.macs == null ? String(n.macs_reason || 'not computed') : undefined),
+    text: (n) => fmtNodeMacs(n).text,
+    cell: (n) => { const m = fmtNodeMacs(n); return numCell(n.macs, m.text, m.title); },
+  };
+}
+
+/** The gradient reach badge of a node: the label as text (not only a colour), the state's colour
+ * for both themes (CSS picks one), the parameters on hover. Empty for nodes without parameters. */
+export function reachBadge(reach: GradientReach | null, id: string): HTMLElement | null {
+  const m = nodeReach(reach, id, false);
+  if (!m) return null;
+  const dark = nodeReach(reach, id, true)!;
+  const badge = h('span', { class: 'av-reach', title: m.title, dataset: { state: m.state } }, m.label);
+  badge.style.setProperty('--reach-light', m.colour);
+  badge.style.setProperty('--reach-dark', dark.colour);
+  return badge;
+}
+
+/** The Gradient column, when the document carries gradient reach (written with gradient_reach=True). */
+function reachColumn(arch: Architecture): Column | null {
+  const reach = reachOf(arch);
+  if (!reach || reach.status !== 'ok') return null;
+  return {
+    key: 'gradient', label: 'Gradient', title: 'whether the loss reaches the parameters (hover a badge for each parameter)',
+    sortValue: (n) => { const m = nodeReach(reach, n.id); return m ? REACH_STATES.indexOf(m.state) : null; },
+    text: (n) => nodeReach(reach, n.id)?.label ?? '',
+    cell: (n) => h('td', { class: 'reach' }, reachBadge(reach, n.id)),
   };
 }
 
@@ -116,7 +142,7 @@ export function allColumns(arch: Architecture): Column[] {
   const style = shapeStyle(arch);
   const outShapes = (n: ArchNode) => shapeLines(n.output_shapes, style);
   const inShapes = (n: ArchNode) => shapeLines(n.input_shapes, style);
-  return [
+  const cols: (Column | null)[] = [
     { key: 'name', label: 'Layer', sortValue: (n) => n.id, text: (n) => n.id },
     { key: 'type', label: 'Type', sortValue: (n) => n.class_name, text: (n) => n.class_name },
     { key: 'in_shape', label: 'Input shape', optional: true, sortValue: (n) => inShapes(n).join(' '),
@@ -143,7 +169,9 @@ export function allColumns(arch: Architecture): Column[] {
     macsColumn(arch),
     { key: 'conn', label: 'Connected to', sortValue: (n, env) => connectedTo(n, env).map((c) => c.label).join(', '), text: (n, env) => connectedTo(n, env).map((c) => c.label).join(', '),
       cell: (n, env) => h('td', { class: 'conn' }, connectedTo(n, env).map((c) => h('div', { title: c.id }, c.label))) },
+    reachColumn(arch),
   ];
+  return cols.filter((c): c is Column => c != null);
 }
 
 function exactBytes(v: number | null | undefined): string | undefined {

@@ -3,6 +3,7 @@
 import type { GNode, VEdge } from './model';
 import { BOX, BoxText } from './labels';
 import type { Palette } from './style';
+import type { ReachMark } from '../gradient_overlay';
 
 export const SVGNS = 'http://www.w3.org/2000/svg';
 
@@ -39,6 +40,7 @@ export interface NodeState {
   traced: boolean;
   diff: DiffMark | null;
   filters: boolean;
+  reach: ReachMark | null;   // gradient reach (written with gradient_reach=True)
 }
 
 export function el<K extends keyof SVGElementTagNameMap>(doc: Document, tag: K, attrs: Record<string, string | number>): SVGElementTagNameMap[K] {
@@ -72,8 +74,10 @@ export function drawNode(doc: Document, b: NodeBox, p: Palette, st: NodeState, b
   if (st.diff) g.setAttribute('data-diff', st.diff);
   const color = p.cat[b.g.cat];
   const tt = el(doc, 'title', {});
-  tt.textContent = String(b.g.raw.name ?? b.g.id) + ' (' + String(b.g.raw.class_name ?? '') + ')';
+  tt.textContent = String(b.g.raw.name ?? b.g.id) + ' (' + String(b.g.raw.class_name ?? '') + ')'
+    + (st.reach ? '\n' + st.reach.title : '');
   g.appendChild(tt);
+  if (st.reach) g.setAttribute('data-reach', st.reach.state);
   // A collapsed container is drawn as a stack of two cards (the box includes the back card).
   const fw = b.g.isGroup ? b.w - 4 : b.w;
   const fh = b.g.isGroup ? b.h - 4 : b.h;
@@ -81,6 +85,7 @@ export function drawNode(doc: Document, b: NodeBox, p: Palette, st: NodeState, b
     g.appendChild(el(doc, 'rect', { x: 4, y: 4, width: r1(fw), height: r1(fh), rx: 5, fill: p.nodeFill, stroke: color, 'stroke-width': 1 }));
   }
   let stroke = color; let sw = 1;
+  if (st.reach) { stroke = st.reach.colour; sw = 2; }
   if (st.diff) { stroke = diffColor(p, st.diff); sw = 2.5; }
   if (st.match) { stroke = p.match; sw = 3; }
   if (st.traced) { stroke = p.trace; sw = 2.5; }
@@ -119,6 +124,10 @@ export function drawNode(doc: Document, b: NodeBox, p: Palette, st: NodeState, b
     g.appendChild(el(doc, 'rect', { x: r1(bx), y: 3, width: 15, height: 15, rx: 7.5, fill: c }));
     if (!bare) g.appendChild(text(doc, bx + 7.5, 14.5, DIFF_BADGE[st.diff], { fill: '#fff', 'text-anchor': 'middle', 'font-weight': 700 }));
   }
+  if (st.reach) {
+    bx -= 16;
+    g.appendChild(reachBadge(doc, st.reach, bx));
+  }
   if (st.filters) {
     bx -= 16;
     const fg = el(doc, 'g', { transform: `translate(${r1(bx)},4)` });
@@ -129,6 +138,14 @@ export function drawNode(doc: Document, b: NodeBox, p: Palette, st: NodeState, b
     g.appendChild(fg);
   }
   return g;
+}
+
+/** The gradient reach badge: a dot in the state's colour, its label and parameters on hover. */
+function reachBadge(doc: Document, m: ReachMark, x: number): SVGGElement {
+  const rg = el(doc, 'g', { transform: `translate(${r1(x)},3)`, 'data-testid': 'graph-reach', 'data-state': m.state });
+  const t = el(doc, 'title', {}); t.textContent = m.title; rg.appendChild(t);
+  rg.appendChild(el(doc, 'circle', { cx: 7.5, cy: 7.5, r: 6, fill: m.colour }));
+  return rg;
 }
 
 /** The frame of an expanded container, with its header and a collapse toggle. */

@@ -3,7 +3,9 @@
 import type { DiffResponse, NodeChange } from '../types';
 import type { GraphModel, GNode, Visible } from './model';
 import type { DiffMark, EdgePath, EdgeState, NodeBox, NodeState } from './draw';
-import type { Category } from './style';
+import type { Category, Palette } from './style';
+import { nodeReach } from '../gradient_overlay';
+import type { GradientReach } from '../gradient_overlay';
 
 export interface Marks {
   diff: Map<string, DiffMark>;
@@ -44,6 +46,8 @@ export interface MarkHost {
   marks: Marks;
   filterLayers: Set<string>;
   vis: Visible | null;
+  reach: GradientReach | null;
+  pal: Palette;
 }
 
 export function nodeStateOf(v: MarkHost, b: NodeBox): NodeState {
@@ -58,6 +62,7 @@ export function nodeStateOf(v: MarkHost, b: NodeBox): NodeState {
     traced: tr !== null && tr.set.has(g.id) && tr.id !== g.id && !b.open,
     diff,
     filters: v.filterLayers.has(g.id),
+    reach: nodeReach(v.reach, g.id, v.pal.dark),
   };
 }
 

@@ -164,6 +164,8 @@ const CSS = `
 .avg-compact .avg-btn{padding:3px 6px}
 .avg-compact .avg-panel{width:250px}
 .avg-compact .avg-legend{display:none}
+.avg-reach-summary{font-size:12px;color:var(--avg-text);padding:2px 8px}
+.avg-reach-summary.avg-unavailable{font-style:italic;color:var(--avg-text2)}
 .avg-warn{font-size:11px;color:var(--avg-removed);padding:2px 8px}
 .avg-edge-hit{cursor:default}
 .avg-node,.avg-group-head{cursor:pointer}

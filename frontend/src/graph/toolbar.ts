@@ -125,6 +125,7 @@ export interface LegendState {
   pal: Palette;
   focusCat: Category | null;
   side: 'a' | 'b' | null;
+  reach: { label: string; colour: string }[];   // gradient reach states present
   onFocus(c: Category | null): void;
 }
 
@@ -149,6 +150,13 @@ export function fillLegend(lg: HTMLElement, st: LegendState): void {
     lg.appendChild(li);
   }
   if (refocus) (lg.querySelector(`[data-cat="${refocus}"]`) as HTMLElement | null)?.focus();
+  if (st.reach.length) {
+    lg.appendChild(h('div', { class: 'avg-lt', style: { 'margin-top': '6px' } }, 'Gradient'));
+    for (const r of st.reach) {
+      lg.appendChild(h('div', { class: 'avg-li avg-mark' },
+        h('span', { class: 'avg-sw', style: { background: r.colour, 'border-radius': '50%' } }), r.label));
+    }
+  }
   if (!st.side) return;
   const marks: [DiffMark, string][] = st.side === 'a'
     ? [['removed', 'only in A (removed)'], ['changed', 'changed'], ['renamed', 'renamed'], ['inside', 'contains changes']]

@@ -24,6 +24,8 @@ import { wrapColumns } from './columns';
 import { showPanelFor } from './selection';
 import { exportJson, exportPng, exportSvg } from './export';
 import type { GraphViewOptions } from './options';
+import { reachCounts, reachLegend, reachOf, reachSummary } from '../gradient_overlay';
+import type { GradientReach } from '../gradient_overlay';
 
 const STORE = 'archviz.graph.';
 let instances = 0;
@@ -70,6 +72,7 @@ export class GraphView {
   focusCat: Category | null = null;
   marks: Marks;
   filterLayers: Set<string>;
+  reach: GradientReach | null;
   markerBase: string;
   /** called after every change of the transform (linked compare panes) */
   onView: (() => void) | null = null;
@@ -101,6 +104,7 @@ export class GraphView {
     this.dopts = load<DeriveOpts>('derive', { ...DEFAULT_DERIVE });
     this.dir = load<Direction>('dir', 'TB') === 'LR' ? 'LR' : 'TB';
     this.filterLayers = opts.filterLayers || new Set();
+    this.reach = reachOf(arch);
     this.rebuildModel();
     this.expanded = this.model.defaultExpanded();
     this.marks = computeMarks(this.model, opts.diff, opts.side);
@@ -151,6 +155,11 @@ export class GraphView {
     this.dirBtn = dirBtn;
     this.updateDirBtn();
     root.appendChild(bar);
+    const reachLine = reachSummary(this.reach);
+    if (reachLine) {
+      root.appendChild(h('div', { class: 'avg-reach-summary' + (this.reach?.status === 'unavailable' ? ' avg-unavailable' : ''),
+        attrs: { 'data-testid': 'graph-reach-summary', role: 'note' } }, reachLine));
+    }
     if (this.model.problems.length) {
       root.appendChild(h('div', { class: 'avg-warn' }, `${this.model.problems.length} problem(s) in this architecture: ${this.model.problems.slice(0, 3).join('; ')}`));
     }
@@ -249,6 +258,7 @@ export class GraphView {
   buildLegend(): void {
     fillLegend(this.legend, {
       model: this.model, pal: this.pal, focusCat: this.focusCat, side: this.opts.diff && this.opts.side ? this.opts.side : null,
+      reach: reachLegend(reachCounts(this.reach, this.model.list.map((g) => g.id)), this.pal.dark),
       onFocus: (c) => { this.focusCat = c; this.buildLegend(); this.renderer.restyle(); },
     });
   }
