@@ -225,6 +225,18 @@ def test_svg_and_png_exports(server, page):
     assert frame.inner_text("[data-testid=layered-status]") == "PNG %d × %d exported." % img.size
 
 
+def test_the_box_clicked_is_the_row_the_table_opens_on(server, page):
+    frame = open_layered(page, server, "torch_resnet")
+    last = boxes(frame)[-1]["id"]
+    frame.click('[data-testid=layered-svg] [data-testid=layered-box][data-id="%s"]' % last)
+    frame.click("button[data-view=table]")
+    row = frame.wait_for_selector('.av-table tr.row.selected[data-id="%s"]' % last)
+    assert frame.locator(".av-table tr.row").count() > 40   # the row starts below the fold
+    frame.wait_for_function("""id => { const r = document.querySelector(`.av-table tr.row[data-id="${id}"]`)
+        .getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight; }""", arg=last, timeout=5000)
+    assert row.get_attribute("data-id") == last
+
+
 def test_gradient_reach_summary_badges_and_colours(server, page):
     frame = open_layered(page, server, "detached")
     arch = architecture(server, "detached")

@@ -255,7 +255,7 @@ class Shell {
     }
     if (state.view === 'layered') { this.view = mountLayeredView(this.main, this.ctxFor(arch)); return; }
     const t = mountTable(this.main, arch, { ...common, selected: state.selected });
-    if ((prevView === 'graph' || prevView === null) && state.selected) t.focusNode(state.selected);
+    if ((prevView === 'graph' || prevView === 'layered' || prevView === null) && state.selected) t.focusNode(state.selected);
     this.view = t;
   }
 
