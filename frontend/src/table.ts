@@ -13,6 +13,7 @@ import { nodeDetails } from './node_details';
 import { allColumns, loadShown, saveShown } from './table_columns';
 import type { CellEnv, Column } from './table_columns';
 import { downloadText, safeFileBase, toCSV, toMarkdown } from './table_export';
+import { TableFold } from './table_fold';
 import type { ArchNode, Architecture } from './types';
 import { VirtualRows } from './virtual_rows';
 
@@ -71,6 +72,7 @@ class LayerTable {
   private readonly count = h('span', { class: 'count', attrs: { role: 'status' } });
   private readonly unsort: HTMLButtonElement;
   private readonly virt: VirtualRows;
+  private readonly fold: TableFold;
   private searchTimer = 0;
 
   constructor(container: HTMLElement, private readonly arch: Architecture, private readonly opts: TableOptions) {
@@ -79,6 +81,7 @@ class LayerTable {
     this.shown = loadShown(this.cols);
     this.selected = opts.selected ?? null;
     this.hasContainers = this.idx.order.some((n) => this.idx.isContainer(n.id));
+    this.fold = new TableFold(arch, this.idx, this.expanded, this.tbody, () => this.refresh());
     const many = this.idx.order.length > 300;
     for (const n of this.idx.order) {
       if (this.idx.isContainer(n.id) && (!many || (this.idx.depth.get(n.id) || 0) === 0)) this.expanded.add(n.id);
@@ -104,13 +107,14 @@ class LayerTable {
     });
     const expandAll = button('Expand all', () => {
       for (const n of this.idx.order) if (this.idx.isContainer(n.id)) this.expanded.add(n.id);
+      for (const id of this.fold.ids()) this.expanded.add(id);
       this.refresh();
     });
     const collapseAll = button('Collapse all', () => { this.expanded.clear(); this.refresh(); });
     const base = safeFileBase(String(this.arch.model?.name || 'model'));
     const exportCsv = button('Export CSV', () => this.exportAs('csv', base), { dataset: { action: 'export-csv' }, title: 'the rows (all layers, the shown columns) as CSV' });
     const exportMd = button('Export Markdown', () => this.exportAs('md', base), { dataset: { action: 'export-md' }, title: 'the rows (all layers, the shown columns) as a Markdown table' });
-    return h('div', { class: 'av-toolbar' }, search, this.hasContainers ? [expandAll, collapseAll] : null, this.unsort,
+    return h('div', { class: 'av-toolbar' }, search, this.hasContainers ? [expandAll, collapseAll] : null, this.unsort, this.fold.control(),
       this.columnMenu(), exportCsv, exportMd, this.count);
   }
 
@@ -208,8 +212,9 @@ class LayerTable {
         keep.add(n.id);
         for (const a of this.idx.ancestors(n.id)) keep.add(a);
       }
-      return this.idx.order.filter((n) => keep.has(n.id));
+      return this.fold.active() ? this.fold.searchEntries(keep) : this.idx.order.filter((n) => keep.has(n.id));
     }
+    if (this.fold.active()) return this.fold.treeEntries();
     return this.idx.order.filter((n) => this.idx.ancestors(n.id).every((a) => this.expanded.has(a)));
   }
 
@@ -248,6 +253,7 @@ class LayerTable {
   }
 
   private row(n: ArchNode, i: number): HTMLElement {
+    if (this.fold.isFold(n.id)) return this.fold.row(n.id, i, this.visibleCols(), this.env(), !!this.query);
     const flat = this.sortKey !== null;
     const tr = h('tr', { class: 'row', dataset: { id: n.id }, attrs: { tabindex: '0', 'aria-rowindex': String(i + 2) } });
     if (this.idx.isContainer(n.id)) tr.classList.add('container');
@@ -275,7 +281,7 @@ class LayerTable {
 
   private nameCell(n: ArchNode, flat: boolean): HTMLElement {
     const cell = h('div', { class: 'cell' });
-    if (!flat) cell.style.paddingLeft = (this.idx.depth.get(n.id) || 0) * 18 + 'px';
+    if (!flat) cell.style.paddingLeft = this.fold.depth(n.id) * 18 + 'px';
     const isC = this.idx.isContainer(n.id);
     if (!flat && isC && !this.query) {
       const open = this.expanded.has(n.id);
@@ -322,6 +328,7 @@ class LayerTable {
   focusNode(id: string): void {
     if (!this.idx.byId.has(id)) return;
     for (const a of this.idx.ancestors(id)) this.expanded.add(a);
+    this.fold.reveal(id);
     this.selected = id;
     this.refresh();
     this.virt.scrollTo(this.entries.findIndex((n) => n.id === id));
