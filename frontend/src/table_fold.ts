@@ -8,14 +8,19 @@
 // unfolded (every layer), and so do the CSV / Markdown exports. Every string is set as text.
 
 import type { ArchIndex } from './arch_index';
+import { yieldToMain } from './arch_index';
 import { button, h, select } from './dom';
 import { UNKNOWN } from './format';
-import { deriveArch } from './graph/derive';
+import { foldLabel, repeatRuns } from './graph/derive';
+import type { RepeatRun } from './graph/derive';
 import type { CellEnv, Column } from './table_columns';
 import type { ArchNode, Architecture } from './types';
 
 const STORAGE_KEY = 'archviz.table.foldRepeats';
 const INDENT_PX = 18;
+/** Up to this many nodes the runs are found at once (a few ms); a bigger model in slices of SLICE_MS. */
+const SYNC_NODES = 10000;
+const SLICE_MS = 25;
 /** The columns whose fold cell reads "one copy × N = all copies". */
 const SUMMED = new Set(['params', 'trainable', 'non_trainable', 'param_bytes', 'output_bytes', 'macs']);
 
@@ -74,19 +79,55 @@ export class TableFold {
   private readonly memberOf = new Map<string, Run>();   // every copy's id -> its run
   private on = loadOn();
 
+  private readonly toggle = h('label', { class: 'av-fold-toggle',
+    title: 'show each run of repeated blocks (same class tree, shapes and params) as one row' });
+
   /** `expanded` is the table's set of open rows (fold ids live in it too); `changed` redraws. */
   constructor(arch: Architecture, private readonly idx: ArchIndex, private readonly expanded: Set<string>,
               private readonly tbody: HTMLElement, private readonly changed: () => void) {
-    // the graph's detection on the document as served: every op kept, no synthetic name groups
-    const { folds } = deriveArch(arch, { allOps: true, nameGroups: false, fold: true });
-    for (const f of folds.values()) {
-      const members = f.members.map((id) => idx.byId.get(id)).filter((n): n is ArchNode => !!n);
+    // the graph's detection on the document as served (every op kept, no synthetic name groups)
+    const nodes = [...idx.byId.values()];
+    const edges = (Array.isArray(arch.edges) ? arch.edges : []).filter((e) => e && typeof e.source === 'string');
+    const steps = repeatRuns(nodes, edges);
+    if (nodes.length <= SYNC_NODES) {
+      let r = steps.next();
+      while (!r.done) r = steps.next();
+      this.setRuns(r.value);
+    } else {
+      this.toggle.hidden = true;
+      void this.findLater(steps);
+    }
+  }
+
+  /** A big model: the runs found in slices (no long main-thread task), then the table redrawn. */
+  private async findLater(steps: Generator<void, RepeatRun[]>): Promise<void> {
+    let t = performance.now();
+    let r = steps.next();
+    while (!r.done) {
+      if (performance.now() - t > SLICE_MS) {
+        await yieldToMain();
+        if (!this.tbody.closest('.av-table-view')?.parentNode) return;   // the table is gone
+        t = performance.now();
+      }
+      r = steps.next();
+    }
+    this.setRuns(r.value);
+    if (!this.runs.size) return;
+    this.toggle.hidden = false;
+    if (this.on) this.changed();
+  }
+
+  private setRuns(found: RepeatRun[]): void {
+    for (const { parent, members } of found) {
       if (members.length < 2 || members.some((m) => this.memberOf.has(m.id))) continue;
       const first = members[0], last = members[members.length - 1];
-      const rep: ArchNode = { ...first, id: f.id, name: f.label, output_shapes: last.output_shapes,
+      let id = 'fold:' + first.id;
+      while (this.idx.byId.has(id) || this.runs.has(id)) id += '+';
+      const label = foldLabel(members, parent != null ? String(this.idx.byId.get(parent)?.name ?? '') : '');
+      const rep: ArchNode = { ...first, id, name: label, output_shapes: last.output_shapes,
         synthetic: 'fold', fold_count: members.length };
-      const run: Run = { id: f.id, label: f.label, members, pick: 0, rep, totals: totalsOf(members) };
-      this.runs.set(run.id, run);
+      const run: Run = { id, label, members, pick: 0, rep, totals: totalsOf(members) };
+      this.runs.set(id, run);
       this.firstOf.set(first.id, run);
       for (const m of members) this.memberOf.set(m.id, run);
     }
@@ -115,14 +156,15 @@ export class TableFold {
     return d + k;
   }
 
-  /** The "Fold repeats" toolbar toggle (null when the model has no repeated blocks). */
+  /** The "Fold repeats" toolbar toggle (null when the model has no repeated blocks; hidden while
+   * a big model's runs are still being found). */
   control(): HTMLElement | null {
-    if (!this.runs.size) return null;
+    if (!this.runs.size && !this.toggle.hidden) return null;
     const box = h('input', { attrs: { type: 'checkbox' }, dataset: { action: 'fold-repeats' } });
     box.checked = this.on;
     box.addEventListener('change', () => { this.on = box.checked; saveOn(this.on); this.changed(); });
-    return h('label', { class: 'av-fold-toggle',
-      title: 'show each run of repeated blocks (same class tree, shapes and params) as one row' }, box, ' Fold repeats');
+    this.toggle.replaceChildren(box, ' Fold repeats');
+    return this.toggle;
   }
 
   /** Open the folds around a layer on the copy that holds it (focus from another view). */
@@ -198,9 +240,9 @@ export class TableFold {
       tr.appendChild(td);
     }
     if (!searching) {
-      tr.addEventListener('click', () => this.toggle(run, ''));
+      tr.addEventListener('click', () => this.flip(run, ''));
       tr.addEventListener('keydown', (e) => {
-        if (e.target === tr && (e.key === 'Enter' || e.key === ' ')) { e.preventDefault(); this.toggle(run, ''); }
+        if (e.target === tr && (e.key === 'Enter' || e.key === ' ')) { e.preventDefault(); this.flip(run, ''); }
       });
     }
     return tr;
@@ -221,7 +263,7 @@ export class TableFold {
     cell.style.paddingLeft = (this.depth(run.members[0].id) - 1) * INDENT_PX + 'px';   // the first copy's level
     if (searching) cell.appendChild(h('span', { class: 'twisty-pad' }));
     else {
-      cell.appendChild(button(open ? '▾' : '▸', (e) => { e.stopPropagation(); this.toggle(run, 'button.twisty'); },
+      cell.appendChild(button(open ? '▾' : '▸', (e) => { e.stopPropagation(); this.flip(run, 'button.twisty'); },
         { class: 'twisty', title: open ? 'collapse' : 'expand one copy',
           attrs: { 'aria-expanded': String(open), 'aria-label': (open ? 'collapse ' : 'expand ') + run.label } }));
     }
@@ -258,7 +300,7 @@ export class TableFold {
     this.refocus(run, focus);
   }
 
-  private toggle(run: Run, focus: string): void {
+  private flip(run: Run, focus: string): void {
     if (this.expanded.has(run.id)) this.expanded.delete(run.id); else this.expanded.add(run.id);
     this.changed();
     this.refocus(run, focus);

@@ -160,31 +160,63 @@ function findNameRuns(list: ArchNode[], parent: string | null, level: number,
 // ----------------------------------------------------------------------------- repeated blocks
 const MIN_FOLD_CONTAINERS = 4;
 const MIN_FOLD_LEAVES = 4;
+const CHUNK = 2000;   // nodes per step of repeatRuns
 
-function foldRepeats(nodes: ArchNode[], edges: ArchEdge[], folds: Map<string, FoldInfo>): ArchNode[] {
+/** A run of consecutive siblings with the same structure (class tree, shapes, params): one fold. */
+export interface RepeatRun {
+  parent: string | null;
+  members: ArchNode[];
+}
+
+/** The runs of repeated blocks among `nodes` (what the graph folds; the table folds the same runs). */
+export function findRepeats(nodes: ArchNode[], edges: ArchEdge[]): RepeatRun[] {
+  const g = repeatRuns(nodes, edges);
+  let r = g.next();
+  while (!r.done) r = g.next();
+  return r.value;
+}
+
+/** findRepeats in steps: yields every few thousand nodes, so a caller can spread a big model over tasks. */
+export function* repeatRuns(nodes: ArchNode[], edges: ArchEdge[]): Generator<void, RepeatRun[]> {
   const kids = childrenOf(nodes);
   const linked = new Set(edges.map((e) => e.source + '\u0000' + e.target));
+  yield;
   // layers (not containers) fold only when they form a chain: q/k/v projections stay apart
   const chained = (a: ArchNode, b: ArchNode): boolean => kids.has(a.id) || linked.has(a.id + '\u0000' + b.id);
-  const sig = signatures(nodes, kids);
-  const ids = new Set(nodes.map((n) => n.id));
-  const insert = new Map<string, ArchNode>();
-  const parentOf = new Map<string, string>();
+  const sig = yield* signatures(nodes, kids);
+  const runs: RepeatRun[] = [];
+  let k = 0;
   for (const [parent, list] of kids) {
     let i = 0;
     while (i < list.length) {
       let j = i + 1;
       while (j < list.length && sig.get(list[j].id) === sig.get(list[i].id) && chained(list[j - 1], list[j])) j++;
       const container = kids.has(list[i].id);
-      if (j - i >= (container ? MIN_FOLD_CONTAINERS : MIN_FOLD_LEAVES)) {
-        const members = list.slice(i, j);
-        const fn = foldNode(members, parent, ids, nodes);
-        folds.set(fn.id, { id: fn.id, members: members.map((m) => m.id), label: fn.name });
-        insert.set(members[0].id, fn);
-        for (const m of members) parentOf.set(m.id, fn.id);
-      }
+      if (j - i >= (container ? MIN_FOLD_CONTAINERS : MIN_FOLD_LEAVES)) runs.push({ parent, members: list.slice(i, j) });
+      k += j - i;
+      if (k >= CHUNK) { k = 0; yield; }
       i = j;
     }
+  }
+  return runs;
+}
+
+/** "layers.0 – layers.79": the first and last copies' names (a bare index gets its parent's name). */
+export function foldLabel(members: ArchNode[], parentName: string): string {
+  const nm = (n: ArchNode): string => (/^\d+$/.test(String(n.name)) && parentName ? parentName + '.' + n.name : String(n.name || n.id));
+  return nm(members[0]) + ' – ' + nm(members[members.length - 1]);
+}
+
+function foldRepeats(nodes: ArchNode[], edges: ArchEdge[], folds: Map<string, FoldInfo>): ArchNode[] {
+  const runs = findRepeats(nodes, edges);
+  const ids = new Set(nodes.map((n) => n.id));
+  const insert = new Map<string, ArchNode>();
+  const parentOf = new Map<string, string>();
+  for (const { parent, members } of runs) {
+    const fn = foldNode(members, parent, ids, nodes);
+    folds.set(fn.id, { id: fn.id, members: members.map((m) => m.id), label: fn.name });
+    insert.set(members[0].id, fn);
+    for (const m of members) parentOf.set(m.id, fn.id);
   }
   if (!insert.size) return nodes;
   const out: ArchNode[] = [];
@@ -203,9 +235,8 @@ function foldNode(members: ArchNode[], parent: string | null, ids: Set<string>, 
   while (ids.has(id)) id += '+';
   ids.add(id);
   const pname = parent != null ? nodes.find((n) => n.id === parent)?.name ?? '' : '';
-  const nm = (n: ArchNode): string => (/^\d+$/.test(String(n.name)) && pname ? pname + '.' + n.name : String(n.name || n.id));
   return {
-    id, name: nm(first) + ' – ' + nm(last), class_name: String(first.class_name ?? ''), parent,
+    id, name: foldLabel(members, pname), class_name: String(first.class_name ?? ''), parent,
     input_shapes: first.input_shapes, output_shapes: last.output_shapes, dtype: first.dtype,
     params: { trainable: 0, non_trainable: 0 }, activation: null, config: {}, macs: null,
     synthetic: 'fold', fold_count: members.length,
@@ -213,17 +244,22 @@ function foldNode(members: ArchNode[], parent: string | null, ids: Set<string>, 
 }
 
 /** A structural signature per node: class tree, shapes and parameters (names left out). */
-function signatures(nodes: ArchNode[], kids: Map<string | null, ArchNode[]>): Map<string, string> {
+function* signatures(nodes: ArchNode[], kids: Map<string | null, ArchNode[]>): Generator<void, Map<string, string>> {
   const sig = new Map<string, string>();
-  const visit = (root: ArchNode): void => {
+  const open = new Set<string>();   // being expanded: a parent cycle ends here instead of looping
+  let k = 0;
+  for (const root of nodes) {
     const stack: [ArchNode, boolean][] = [[root, false]];
     while (stack.length) {
+      if (++k % CHUNK === 0) yield;
       const [n, done] = stack.pop()!;
       if (sig.has(n.id)) continue;
       const cs = kids.get(n.id) || [];
       if (!done) {
+        if (open.has(n.id)) continue;
+        open.add(n.id);
         stack.push([n, true]);
-        for (const c of cs) if (!sig.has(c.id)) stack.push([c, false]);
+        for (const c of cs) if (!sig.has(c.id) && !open.has(c.id)) stack.push([c, false]);
         continue;
       }
       const p = n.params || { trainable: 0, non_trainable: 0 };
@@ -231,8 +267,7 @@ function signatures(nodes: ArchNode[], kids: Map<string | null, ArchNode[]>): Ma
         JSON.stringify(n.output_shapes ?? null)].join('|');
       sig.set(n.id, hash(own + '{' + cs.map((c) => sig.get(c.id) ?? '?').join(',') + '}'));
     }
-  };
-  for (const n of nodes) visit(n);
+  }
   return sig;
 }
 
