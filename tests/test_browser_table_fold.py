@@ -119,6 +119,7 @@ def test_fold_row_picker_toggle_and_search(server, page):
     assert cells["params"] == "1,104 × 12 = 13,248"
     assert cells["trainable"] == "1,104 × 12 = 13,248"
     assert cells["macs"] == "1,024 × 12 = 12,288"
+    assert cells["non_trainable"] == "0"                    # nothing to multiply
     assert dict(got)["blocks"]["params"] == "13,248"       # the ModuleList keeps its own total
     assert block_ids(frame) == []                            # folded: no copy shown
     fold = 'tr.row[data-id="%s"]' % fid

@@ -251,15 +251,15 @@ export class TableFold {
   private sumCell(run: Run, c: Column, env: CellEnv): HTMLElement {
     const n = run.members.length;
     const one = c.text(run.members[0], env), all = c.text(run.totals, env);
-    const known = one !== UNKNOWN;
-    return h('td', { class: 'num' + (known ? '' : ' muted'), title: `one copy: ${one}; all ${n} copies: ${all}`,
-      dataset: { one, all } }, known ? `${one} × ${n} = ${all}` : UNKNOWN);
+    const known = one !== UNKNOWN, zero = known && one === all;   // "0", "0 B": no product to show
+    return h('td', { class: 'num' + (known ? '' : ' muted') + (zero ? ' zero' : ''),
+      title: `one copy: ${one}; all ${n} copies: ${all}`, dataset: { one, all } }, known && !zero ? `${one} × ${n} = ${all}` : one);
   }
 
   private nameCell(run: Run, searching: boolean): HTMLElement {
     const open = this.expanded.has(run.id);
     const n = run.members.length;
-    const cell = h('div', { class: 'cell' });
+    const cell = h('div', { class: 'cell', style: { 'flex-wrap': 'wrap' } });   // the picker on a line of its own
     cell.style.paddingLeft = (this.depth(run.members[0].id) - 1) * INDENT_PX + 'px';   // the first copy's level
     if (searching) cell.appendChild(h('span', { class: 'twisty-pad' }));
     else {
@@ -288,7 +288,8 @@ export class TableFold {
     options.push({ value: 'all', label: `all ${n} copies` });
     const sel = select(options, String(run.pick), (v) => this.choose(run, v === 'all' ? 'all' : Number(v), 'select'),
       { attrs: { 'aria-label': 'copy of ' + run.label + ' to show' }, dataset: { foldPick: run.id } });
-    const box = h('span', { class: 'av-fold-picker' }, prev, sel, next);
+    const box = h('span', { class: 'av-fold-picker', style: { display: 'inline-flex', 'align-items': 'center', gap: '4px',
+      'flex-basis': '100%', 'padding-left': '22px' } }, prev, sel, next);
     box.addEventListener('click', (e) => e.stopPropagation());
     return box;
   }
