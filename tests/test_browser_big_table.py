@@ -67,6 +67,9 @@ def server(tmp_path_factory):
 def lt_page(browser):
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     context.add_init_script(LONG_TASKS)
+    # this test is about the unfolded table (one row per block): the fold of the 100 identical
+    # blocks is off (tests/test_browser_table_fold.py covers the fold)
+    context.add_init_script("localStorage.setItem('archviz.table.foldRepeats', '0')")
     page = context.new_page()
     page.set_default_timeout(120000)
     try:
