@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PYTHONDONTWRITEBYTECODE=1 TF_CPP_MIN_LOG_LEVEL=2
-python -m pytest tests -q -p no:cacheprovider --timeout=900 "$@"
+python -m pytest tests -q -p no:cacheprovider --timeout=900 --durations=25 "$@"
