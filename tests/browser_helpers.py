@@ -152,3 +152,27 @@ def tab_through(page, frame, presses: int):
         if info:
             seen.append(info)
     return seen
+
+
+GRAPH = "[data-testid=graph-view]"
+
+
+def open_graph(page, url: str, run: str):
+    """The Arch Viz tab on `run`, switched to the Graph view, once it is drawn."""
+    from conftest import open_archviz
+
+    frame = open_archviz(page, url)
+    frame.wait_for_selector("select[data-picker=run]")
+    frame.select_option("select[data-picker=run]", run)
+    frame.click("xpath=//button[normalize-space(.)='Graph']")
+    frame.wait_for_selector(GRAPH + '[data-render-complete="1"]')
+    return frame
+
+
+def relayout(frame, action) -> None:
+    """Do something that lays the graph(s) out again and wait until drawn (every graph view on
+    the page: the compare view has two)."""
+    frame.evaluate("document.querySelectorAll('[data-testid=graph-view]')"
+                   ".forEach(v => v.dataset.renderComplete = 'x')")
+    action()
+    frame.wait_for_selector(GRAPH + '[data-render-complete="1"]')

@@ -22,6 +22,7 @@ import pytest
 from PIL import Image
 
 from conftest import PLUGIN, get_json, open_archviz, run_tensorboard, wait_for_run
+from browser_helpers import open_graph, relayout  # noqa: E402
 from tensorboard_archviz import schema
 from tensorboard_archviz.summary import ArchVizWriter
 from tensorboard_archviz.totals import fill_totals
@@ -176,23 +177,6 @@ def server(tmp_path_factory):
         wait_for_run(url, "edited")
         wait_for_run(url, "partial")
         yield url
-
-
-def open_graph(page, url, run):
-    """The Arch Viz tab on `run`, switched to the Graph view (the shell's button says "Graph")."""
-    frame = open_archviz(page, url)
-    frame.wait_for_selector("select[data-picker=run]")
-    frame.select_option("select[data-picker=run]", run)
-    frame.click("xpath=//button[normalize-space(.)='Graph']")
-    frame.wait_for_selector(G + '[data-render-complete="1"]')
-    return frame
-
-
-def relayout(frame, action):
-    """Do something that lays the graph out again and wait until it is drawn."""
-    frame.evaluate("document.querySelector('[data-testid=graph-view]').dataset.renderComplete = 'x'")
-    action()
-    frame.wait_for_selector(G + '[data-render-complete="1"]')
 
 
 def boxes(frame):

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from conftest import open_archviz, run_tensorboard, wait_for_run
+from browser_helpers import open_graph, relayout  # noqa: E402
 from graph_helpers import write_models
 from tensorboard_archviz.summary import ArchVizWriter
 from test_browser_graph import arch_of, edited_nested_arch, nested_arch, node
@@ -57,21 +58,6 @@ def server(tmp_path_factory):
         for run in ("mobilenetv2", "gpt48", "llama32", "ctrl", "pair_a", "pair_b"):
             wait_for_run(url, run)
         yield url
-
-
-def open_graph(page, url, run):
-    frame = open_archviz(page, url)
-    frame.wait_for_selector("select[data-picker=run]")
-    frame.select_option("select[data-picker=run]", run)
-    frame.click("xpath=//button[normalize-space(.)='Graph']")
-    frame.wait_for_selector(G + '[data-render-complete="1"]')
-    return frame
-
-
-def relayout(frame, action):
-    frame.evaluate("document.querySelectorAll('[data-testid=graph-view]').forEach(v => v.dataset.renderComplete = 'x')")
-    action()
-    frame.wait_for_selector(G + '[data-render-complete="1"]')
 
 
 def fit(frame):
