@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from PIL import Image
 
-from conftest import open_archviz, run_tensorboard, wait_for_run
+from conftest import PLUGIN, get_json, open_archviz, run_tensorboard, wait_for_run
 from browser_helpers import open_graph, relayout  # noqa: E402
 from graph_helpers import write_models
 from tensorboard_archviz.summary import ArchVizWriter
@@ -95,6 +95,25 @@ def test_transformer48_fit_folded_legible_and_attention_reads_qkv(server, page):
     shown = [t for _, t in texts]
     assert any(t.startswith("h  ·  ModuleList") for t in shown)          # the top-level group
     assert any(t.startswith("h.0 – h.47 × 48") for t in shown)           # the 48 blocks, folded
+    # a group counts "layers" as the header does: not the functional ops inside it
+    _, arch = get_json(server + PLUGIN + "/architecture?run=gpt48")
+    parent = {n["id"]: n.get("parent") for n in arch["nodes"]}
+    has_kids = set(parent.values())
+
+    def inside_h(i):
+        while parent.get(i) is not None:
+            i = parent[i]
+            if i == "h":
+                return True
+        return False
+
+    leaves = [n for n in arch["nodes"] if n["id"] not in has_kids and inside_h(n["id"])]
+    layers = [n for n in leaves if not n.get("is_function")]
+    assert 0 < len(layers) < len(leaves)
+    joined = " ".join(shown)
+    # (labels may be cut short with "…" at this zoom: "h  ·  ModuleList · 432 l…")
+    assert "ModuleList · %s l" % format(len(layers), ",") in joined
+    assert "ModuleList · %s l" % format(len(leaves), ",") not in joined
     assert frame.get_attribute(G, "data-folds") == "1"
     # shape-only ops merged: q/k projections feed the attention matmul directly
     es = frame.eval_on_selector_all("[data-testid=graph-edge]", "es => es.map(e => [e.dataset.source, e.dataset.target])")

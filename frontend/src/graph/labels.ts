@@ -49,7 +49,7 @@ export function nodeLines(g: GNode, o: LabelOpts, torch: boolean): Line[] {
   if (o.name) lines.push({ text: name, bold: true });
   let typeLine = '';
   if (o.type) typeLine = type;
-  if (g.isGroup) typeLine = (typeLine ? typeLine + ' · ' : '') + fmtInt(g.leafCount) + (g.leafCount === 1 ? ' layer' : ' layers');
+  if (g.isGroup) typeLine = (typeLine ? typeLine + ' · ' : '') + fmtInt(g.layerCount) + (g.layerCount === 1 ? ' layer' : ' layers');
   if (act) typeLine = typeLine ? typeLine + ' · ' + act : act;
   if (typeLine) lines.push({ text: typeLine, bold: !o.name && lines.length === 0 });
   if (!lines.length) lines.push({ text: type || name, bold: true });
@@ -90,7 +90,7 @@ export function groupTitle(g: GNode, pick?: Map<string, number>): string {
     return displayName(g) + ' × ' + g.children.length + (type ? '  ·  ' + type : '') + ' · ' + shown + ' · '
       + fmtShort(g.trainable + g.nonTrainable) + ' params';
   }
-  return base + ' · ' + fmtInt(g.leafCount) + (g.leafCount === 1 ? ' layer' : ' layers') + ' · '
+  return base + ' · ' + fmtInt(g.layerCount) + (g.layerCount === 1 ? ' layer' : ' layers') + ' · '
     + fmtShort(g.trainable + g.nonTrainable) + ' params';
 }
 

@@ -27,7 +27,7 @@ function groupLine2(b: NodeBox): string {
   const g = b.g;
   const p = fmtShort(g.trainable + g.nonTrainable) + ' params';
   if (g.fold) return '× ' + g.children.length + ' · ' + p;
-  return plural(g.leafCount, 'layer') + ' · ' + p;
+  return plural(g.layerCount, 'layer') + ' · ' + p;
 }
 
 interface Label { x: number; y: number; text: string; font: number; bold: boolean; muted: boolean; area: number }

@@ -2,6 +2,7 @@
 // which nodes are visible for a set of expanded containers, and the per-scope graphs to lay out.
 import type { ArchEdge, ArchNode, Architecture } from '../types';
 import { categoryOf, Category } from './style';
+import { isFunctionalOp, isInputNode } from '../arch_index';
 
 /** A synthetic container standing for a run of identical sibling blocks (derive.ts). */
 export interface FoldInfo {
@@ -19,6 +20,7 @@ export interface GNode {
   order: number;
   isGroup: boolean;          // has children
   leafCount: number;         // number of non-container descendants (1 for a layer)
+  layerCount: number;        // "N layers" as every view counts them (arch_index.countNodes): leaves that are neither inputs nor functional ops
   descCount: number;         // number of descendants
   trainable: number;
   nonTrainable: number;
@@ -90,6 +92,7 @@ export class GraphModel {
       const g: GNode = {
         id: raw.id, raw, parent: null, children: [], depth: 0, order: this.list.length,
         isGroup: false, leafCount: 1, descCount: 0,
+        layerCount: isFunctionalOp(raw) || isInputNode(raw) ? 0 : 1,
         trainable: num(p.trainable), nonTrainable: num(p.non_trainable),
         macs: typeof raw.macs === 'number' ? raw.macs : null,
         cat: 'other', fold: folds.get(raw.id) || null,
@@ -119,12 +122,12 @@ export class GraphModel {
       if (!g.children.length) continue;
       groups++;
       g.isGroup = true;
-      let leaves = 0; let desc = 0; let t = 0; let nt = 0;
+      let leaves = 0; let desc = 0; let t = 0; let nt = 0; let layers = 0;
       for (const c of g.children) {
-        leaves += c.leafCount; desc += c.descCount + 1;
+        leaves += c.leafCount; desc += c.descCount + 1; layers += c.layerCount;
         t += c.trainable; nt += c.nonTrainable;
       }
-      g.leafCount = leaves; g.descCount = desc;
+      g.leafCount = leaves; g.descCount = desc; g.layerCount = layers;
       // The contract says a container's params are its subtree's; trust them unless absent.
       if (g.trainable === 0 && g.nonTrainable === 0) { g.trainable = t; g.nonTrainable = nt; }
     }

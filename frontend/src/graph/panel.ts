@@ -173,7 +173,7 @@ function facts(panel: HTMLElement, g: GNode, ctx: PanelContext): void {
   kv(doc, t, 'non-trainable', fmtInt(g.nonTrainable));
   macsRows(doc, t, g);
   if (typeof r.calls === 'number' && r.calls > 1) kv(doc, t, 'calls', String(r.calls) + ' (shared)');
-  if (g.isGroup) kv(doc, t, 'layers inside', fmtInt(g.leafCount));
+  if (g.isGroup) kv(doc, t, 'layers inside', fmtInt(g.layerCount));
   if (typeof r.reason === 'string') kv(doc, t, 'note', r.reason);
   panel.appendChild(t);
 }
