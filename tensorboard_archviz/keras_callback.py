@@ -26,10 +26,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 from typing import Any, Dict, Iterable, Optional, Sequence, Union
 
 import keras
+
+from tensorboard_archviz.util import torch_rank_is_zero
 
 logger = logging.getLogger(__name__)
 
@@ -73,15 +74,7 @@ def is_chief() -> bool:
         dist = None
     if dist is not None and int(getattr(dist, "_process_id", 0) or 0) != 0:
         return False
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        try:
-            tdist = torch.distributed
-            if tdist.is_available() and tdist.is_initialized() and tdist.get_rank() != 0:
-                return False
-        except Exception:  # noqa: BLE001 - no usable torch.distributed: a single process
-            pass
-    return True
+    return torch_rank_is_zero()
 
 
 def architecture_fingerprint(model: Any) -> int:

@@ -19,27 +19,13 @@ extracts and writes; the other ranks return at once (call it on every rank or on
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any, List, Optional
 
 from tensorboard_archviz import summary
+from tensorboard_archviz.util import torch_rank_is_zero
 
 __all__ = ["add_architecture", "add_filter_grids", "write_summary"]
-
-
-def _is_rank_zero() -> bool:
-    """False on a non-zero rank of an initialized torch.distributed process group."""
-    if "torch" not in sys.modules:  # torch never imported: no process group can exist
-        return True
-    try:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_rank() == 0
-    except (ImportError, RuntimeError):
-        pass
-    return True
 
 
 def _unwrap(model: Any) -> Any:
@@ -122,7 +108,7 @@ def add_architecture(writer: Any, model: Any, input_to_model: Any,
     the written ``Architecture`` (None on a non-zero distributed rank). Raises
     ``ExtractionError`` when the model cannot run on the input, with nothing written.
     """
-    if not _is_rank_zero():
+    if not torch_rank_is_zero():
         return None
     from tensorboard_archviz.extract.torch import extract_torch
 
@@ -158,7 +144,7 @@ def add_filter_grids(writer: Any, model: Any, layers: Optional[List[str]] = None
     ``DistributedDataParallel`` wrapper is looked through, so node ids match the architecture's.
     Returns the node ids written ([] on a non-zero distributed rank).
     """
-    if not _is_rank_zero():
+    if not torch_rank_is_zero():
         return []
     from tensorboard_archviz.filters.torch_backend import make_grids
 

@@ -4,6 +4,7 @@ One definition each: how an exception becomes one readable line, how untrusted t
 for a terminal, the product of a shape's dimensions.
 """
 import re
+import sys
 from typing import Iterable, Optional
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
@@ -130,3 +131,20 @@ def value_depth_problem(value, limit: int = MAX_JSON_DEPTH) -> Optional[str]:
             if isinstance(v, (dict, list, tuple)):
                 todo.append((v, path + [(kind, k)]))
     return None
+
+
+def torch_rank_is_zero() -> bool:
+    """False on a non-zero rank of an initialized ``torch.distributed`` process group (the one
+    rank rule of the PyTorch helpers and of the Keras callback on the torch backend). Never
+    imports torch: when it is not imported, no process group can exist."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return True
+    try:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank() == 0
+    except Exception:  # noqa: BLE001 - no usable torch.distributed: a single process
+        pass
+    return True
