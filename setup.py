@@ -1,8 +1,11 @@
-"""tensorboard-archviz: a TensorBoard plugin that shows what a deep-learning model is.
+"""Build steps of tensorboard-archviz that pyproject.toml cannot declare: the dashboard.
 
-`pip install .` (and `pip install -e .`) builds the dashboard from frontend/ with npm into
-tensorboard_archviz/static/, which ships in the wheel. Set ARCHVIZ_SKIP_FRONTEND_BUILD=1 to
-reuse an existing build (e.g. when installing from an sdist without Node).
+The metadata lives in pyproject.toml. This file only makes sure the built dashboard
+(tensorboard_archviz/static/, generated from frontend/ by `npm run build`) is in every build:
+
+- from a checkout (`pip install .`, `pip install -e .`, `python -m build`): npm builds it;
+  ARCHVIZ_SKIP_FRONTEND_BUILD=1 reuses an existing build;
+- from an sdist (it carries the built dashboard): the shipped build is used, no Node needed.
 """
 
 import os
@@ -12,24 +15,30 @@ import subprocess
 import setuptools
 from setuptools.command.build_py import build_py
 from setuptools.command.develop import develop
+from setuptools.command.sdist import sdist
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FRONTEND = os.path.join(HERE, "frontend")
 STATIC = os.path.join(HERE, "tensorboard_archviz", "static")
 
 
+def _built():
+    return os.path.exists(os.path.join(STATIC, "index.js"))
+
+
 def build_frontend():
     """npm ci (when needed) + npm run build: frontend/src -> tensorboard_archviz/static/."""
-    if os.environ.get("ARCHVIZ_SKIP_FRONTEND_BUILD") and os.path.exists(
-            os.path.join(STATIC, "index.js")):
-        return
+    from_sdist = os.path.exists(os.path.join(HERE, "PKG-INFO"))
+    if _built() and (from_sdist or os.environ.get("ARCHVIZ_SKIP_FRONTEND_BUILD")):
+        return  # an sdist carries the built dashboard; or the caller asked to reuse a build
     if not os.path.isdir(FRONTEND):
-        if os.path.exists(os.path.join(STATIC, "index.js")):
-            return  # an sdist/wheel that already carries the build
+        if _built():
+            return
         raise RuntimeError("frontend/ is missing and no built dashboard exists")
     npm = shutil.which("npm")
     if npm is None:
-        raise RuntimeError("npm is needed to build the Arch Viz dashboard (Node >= 18)")
+        raise RuntimeError("npm is needed to build the Arch Viz dashboard from a checkout "
+                           "(Node >= 18); an sdist or wheel from a package index needs none")
     if not os.path.isdir(os.path.join(FRONTEND, "node_modules")):
         subprocess.check_call([npm, "ci", "--no-audit", "--no-fund"], cwd=FRONTEND)
     subprocess.check_call([npm, "run", "build"], cwd=FRONTEND)
@@ -47,7 +56,16 @@ class DevelopWithFrontend(develop):
         super().run()
 
 
-cmdclass = {"build_py": BuildPyWithFrontend, "develop": DevelopWithFrontend}
+class SdistWithFrontend(sdist):
+    """The sdist carries the built dashboard, so installing it needs no Node."""
+
+    def run(self):
+        build_frontend()
+        super().run()
+
+
+cmdclass = {"build_py": BuildPyWithFrontend, "develop": DevelopWithFrontend,
+            "sdist": SdistWithFrontend}
 try:  # PEP 660 editable installs (pip install -e .)
     from setuptools.command.editable_wheel import editable_wheel
 
@@ -61,29 +79,4 @@ except ImportError:  # pragma: no cover - old setuptools
     pass
 
 
-setuptools.setup(
-    name="tensorboard-archviz",
-    version="0.1.0",
-    description="TensorBoard plugin: model architectures, shapes, params and conv filters for "
-                "Keras and PyTorch",
-    long_description=open(os.path.join(HERE, "README.md"), encoding="utf-8").read()
-    if os.path.exists(os.path.join(HERE, "README.md")) else "",
-    long_description_content_type="text/markdown",
-    packages=setuptools.find_packages(include=["tensorboard_archviz", "tensorboard_archviz.*"]),
-    package_data={"tensorboard_archviz": ["static/*", "http_api.md"]},
-    python_requires=">=3.9",
-    install_requires=["tensorboard>=2.16", "numpy", "pillow", "werkzeug"],
-    extras_require={
-        "keras": ["keras>=3.0"],
-        "tensorflow": ["tensorflow>=2.16"],
-        "torch": ["torch>=2.1"],
-        "test": ["pytest", "pytest-timeout", "playwright", "scikit-learn", "tensorboardX",
-                 "hypothesis"],
-    },
-    entry_points={
-        "tensorboard_plugins": ["archviz = tensorboard_archviz.plugin:ArchVizPlugin"],
-        "console_scripts": ["archviz = tensorboard_archviz.cli:main"],
-    },
-    cmdclass=cmdclass,
-    zip_safe=False,
-)
+setuptools.setup(cmdclass=cmdclass)
