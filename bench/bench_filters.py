@@ -22,8 +22,11 @@ Not part of the test suite.
    contrast normalisation, clipped); for the first layer the exact maximiser of the centre
    position (the kernel's sign pattern) is the reference.
 4. VGG-like model at 128x128x3: one filter at a time vs the whole layer vs the adaptive choice.
-5. PyTorch: a 10-conv-layer ResNet-style model (BatchNorm, 32x32x3) through ``add_filter_grids``
-   with its defaults (``fast=True``, then the full default), all layers, time per call.
+5. PyTorch: the 10-conv-layer ResNet-style model (BatchNorm, 32x32x3; bench/filters_resnet.py)
+   trained 3 epochs on the digits padded to 32x32, through ``add_filter_grids`` with its
+   defaults, then with the previous defaults (deeper layers 256 steps, NCHW images): wall and CPU
+   time, and per layer the quality figures of section 3 (act = mean post-activation over the
+   interior positions / the best training digit's, saturated share, HF power).
 """
 
 from __future__ import annotations
@@ -302,13 +305,13 @@ def section_speed(tf, keras_backend, model):
 
 
 def section_floor(tf, keras, keras_backend, model, repeat):
-    from tensorboard_archviz.filters import core
+    from tensorboard_archviz.filters import core, tf_optim
     layer = model.get_layer("conv2d_1")
     head, n = keras_backend.make_head(layer, keras, keras.ops)
     plan = core.make_plan("conv2d_1", "Conv2D", n, 1, (28, 28), (0.0, 1.0), False,
                           core.resolve_options({"steps": 20}))
     window = interior_of(tf, keras, model, "conv2d_1")
-    post, _ = keras_backend.make_post(layer, {}, keras, keras.ops)
+    post, _ = keras_backend.make_post(layer, core.Probe(), keras, keras.ops)
     fwd, patch = keras_backend.forward_to(model, layer, "channels_last", False)
     xb = tf.constant(np.random.RandomState(1).rand(50, 28, 28, 1).astype("float32"))
     idx = tf.constant(np.arange(50, dtype=np.int32))
@@ -334,7 +337,7 @@ def section_floor(tf, keras, keras_backend, model, repeat):
     plain_loop = fwd_bwd_loop(plain_obj)
     plain_loop(xb, tf.constant(1))   # traced before conv2d_1's call is patched to stop there
     with keras_backend.patched(patch):
-        opt = keras_backend.TFOptimizer(plan, fwd, head, post)
+        opt = tf_optim.TFOptimizer(plan, fwd, head, post)
         opt.run(list(range(50)), 2, None, window)
         # Per-step costs are slopes (time at 60 steps - time at 20 steps) / 40, each the best of
         # N interleaved rounds: the machine is shared, and fixed costs cancel out.
@@ -369,6 +372,11 @@ def section_quality(tf, keras, keras_backend, model, x_train):
                                                measure, best_train)),
                 ("this project (%d steps)" % ours[0].tiles["steps"],
                  quality(ours[0].images, ours[1].images, measure, best_train))]
+        if window is not None:   # deeper layers took 256 steps by default before
+            prev = [next(keras_backend.make_grids(model, [layer_name], seed=s, steps=256))
+                    for s in (0, 1)]
+            rows.append(("previous default (256 steps)",
+                         quality(prev[0].images, prev[1].images, measure, best_train)))
         if window is None:
             ref = kernel_sign_images(model, layer_name, ours[0].images)
             rows.append(("kernel sign pattern (exact)", quality(ref, ref, measure, best_train)))
@@ -416,37 +424,118 @@ def section_vgg(keras, keras_backend, quick):
     return ratio(one, adapt)
 
 
-def section_torch(fast_only):
-    import torch
-    from filters_resnet import resnet_style
+def grids_written(run_dir):
+    """{node id: (images (N, H, W, C) float in [0, 1] cut back out of the PNG, tiles)}."""
+    import json
+    from tensorboard.backend.event_processing import event_accumulator
+    from tensorboard.util import tensor_util
+    from tensorboard_archviz import metadata
+    from tensorboard_archviz.filters import grid
+    acc = event_accumulator.EventAccumulator(run_dir, size_guidance={"tensors": 0})
+    acc.Reload()
+    out = {}
+    for tag in acc.Tags()["tensors"]:
+        node = metadata.layer_from_filters_tag(tag)
+        for ev in acc.Tensors(tag) if node else ():
+            png, meta = tensor_util.make_ndarray(ev.tensor_proto)[:2]
+            tiles = json.loads(meta)
+            if tiles.get("skipped"):
+                continue
+            h, w = tiles["image_size"]
+            cut = [grid.decode_tile(bytes(png), tiles, k) for k in range(len(tiles["tiles"]))]
+            f = tiles["tile_size"] // max(h, w)          # nearest-neighbour upscaling factor
+            out[node] = (np.stack([c[::f, ::f][:h, :w] for c in cut]).reshape(
+                len(cut), h, w, -1).astype(np.float32) / 255.0, tiles)
+    return out
+
+
+def resnet_quality(model, x_train, images):
+    """Per layer (in model order): median act / best digit, filters with act >= 1, median
+    saturated share and median power above half-Nyquist (grey), as in section 3."""
+    from filters_resnet import conv_layers, interior, post_maps
+    rows = {}
+    for node, _, _, _ in conv_layers(model):
+        if node not in images:
+            continue
+        imgs, _ = images[node]
+        win = interior(model, node)
+        digits = np.concatenate([post_maps(model, node, x_train[i:i + 256])
+                                 for i in range(0, len(x_train), 256)])
+        best = np.einsum("nfhw,hw->nf", digits, win).max(0)
+        ours = np.einsum("nfhw,hw->nf", post_maps(model, node, imgs.transpose(0, 3, 1, 2)), win)
+        act = ours[np.arange(len(imgs)), np.arange(len(imgs))] / np.maximum(best, 1e-12)
+        g = imgs.mean(-1).astype(np.float64)
+        rows[node] = {"act": float(np.median(act)), "ge1": int(np.sum(act >= 1.0)),
+                      "n": len(act),
+                      "sat": float(np.median(np.mean((g <= 0.02) | (g >= 0.98), axis=(1, 2)))),
+                      "hf": float(np.median([half_nyquist_power(t) for t in g]))}
+    return rows
+
+
+def run_resnet(model, label, calls):
+    """Time ``add_filter_grids`` calls (one writer); returns (wall s, CPU s, grids, skipped)."""
+    import tempfile
     from tensorboard_archviz import add_filter_grids
     from tensorboard_archviz.summary import ArchVizWriter
-    import tempfile
-    model = resnet_style()
-    convs = sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())
-    print()
-    print("5. PyTorch ResNet-style model: %d conv layers, %d params, 32x32x3, add_filter_grids "
-          "with input_to_model, all layers (torch threads: %d)"
-          % (convs, sum(p.numel() for p in model.parameters()), torch.get_num_threads()))
-    times = {}
-    for label, extra in (("fast=True", {"fast": True}), ("defaults", {}))[:1 if fast_only else 2]:
-        with tempfile.TemporaryDirectory() as d, ArchVizWriter(d) as w:
+    import torch
+    with tempfile.TemporaryDirectory() as d:
+        with ArchVizWriter(d) as w:
             t, c = time.perf_counter(), time.process_time()
-            written = add_filter_grids(w, model, global_step=0, time_budget=None,
-                                       input_to_model=torch.zeros(1, 3, 32, 32), **extra)
-            times[label] = time.perf_counter() - t
-            cpu = time.process_time() - c
-        # On a shared machine the wall time mostly measures the other processes: the CPU time
-        # of this process is printed beside it (with one thread, what a free core would take).
-        print("   %-10s %6.1f s wall, %6.1f s CPU, for %d layers (load average %.1f)"
-              % (label, times[label], cpu, len(written), os.getloadavg()[0]))
-    return times
+            for extra in calls:
+                add_filter_grids(w, model, global_step=0, input_to_model=torch.zeros(1, 3, 32, 32),
+                                 progress=False, **extra)
+            wall, cpu = time.perf_counter() - t, time.process_time() - c
+        images = grids_written(d)
+    print("   %-44s %6.1f s wall, %6.1f s CPU, %2d layers (load average %.1f)"
+          % (label, wall, cpu, len(images), os.getloadavg()[0]))
+    return wall, cpu, images
+
+
+def section_torch(fast_only):
+    """5. the 10-conv ResNet-style model trained on the digits: add_filter_grids with its
+    defaults vs the previous defaults (deeper layers 256 steps, NCHW images), timing and
+    quality side by side."""
+    import torch
+    from filters_resnet import conv_layers, train_resnet
+    t = time.perf_counter()
+    model, x_train, acc = train_resnet()
+    nodes = [n for n, _, _, _ in conv_layers(model)]
+    print()
+    print("5. PyTorch ResNet-style model: %d conv layers, %d params, 32x32x3, trained 3 epochs on "
+          "the digits padded to 32x32 (train accuracy %.3f, %.0f s); add_filter_grids with "
+          "input_to_model, all layers (torch threads: %d)"
+          % (len(nodes), sum(p.numel() for p in model.parameters()), acc,
+             time.perf_counter() - t, torch.get_num_threads()))
+    # On a shared machine the wall time mostly measures the other processes: the CPU time of
+    # this process is printed beside it (with one thread, what a free core would take).
+    runs = {"now": run_resnet(model, "defaults (128 steps, channels-last)", [{}])}
+    if not fast_only:
+        old = {"time_budget": None, "channels_last": False}
+        runs["before"] = run_resnet(model, "previous defaults (128 / 256 steps, NCHW)",
+                                    [dict(old, layers=nodes[:1], steps=128),
+                                     dict(old, layers=nodes[1:], steps=256)])
+    quality = {k: resnet_quality(model, x_train, v[2]) for k, v in runs.items()}
+    print("   %-16s | %s" % ("", " | ".join("%-40s" % k for k in runs)))
+    print("   %-16s | %s" % ("layer", " | ".join("%5s %5s %6s %6s %6s    " % (
+        "s", "act", ">=1", "sat", "HF") for _ in runs)))
+    for node in nodes:
+        cells = []
+        for k, (_, _, images) in runs.items():
+            q = quality[k].get(node)
+            if q is None:
+                cells.append("%-40s" % "skipped")
+                continue
+            cells.append("%5.1f %5.2f %2d/%-3d %5.1f%% %5.1f%%   " % (
+                images[node][1]["seconds"], q["act"], q["ge1"], q["n"], 100 * q["sat"],
+                100 * q["hf"]))
+        print("   %-16s | %s" % (node, " | ".join(cells)))
+    return {k: (v[0], v[1], len(v[2]), quality[k]) for k, v in runs.items()}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller VGG work, fewer repeats, "
-                    "PyTorch with fast=True only")
+                    "PyTorch with the current defaults only")
     ap.add_argument("--sections", default="1,2,3,4,5", help="which sections to run, e.g. 3,5")
     ap.add_argument("--torch-threads", type=int, default=None,
                     help="torch.set_num_threads for section 5 (default: torch's own)")
@@ -463,7 +552,7 @@ def main():
 
     print("machine: %d CPU(s) visible, load average %s" % (os.cpu_count(),
                                                          "%.1f %.1f %.1f" % os.getloadavg()))
-    model, x_train = train_lenet(keras)
+    model, x_train = train_lenet(keras) if run & {1, 2, 3} else (None, None)
     nan = float("nan")
     speedup = section_speed(tf, keras_backend, model) if 1 in run else nan
     floor = section_floor(tf, keras, keras_backend, model, 5 if args.quick else 12) \
@@ -492,8 +581,15 @@ def main():
               "for %d of %d (>= 90 %%), frame tiles %d (0), seed stability %.2f (>= 0.8)"
               % (layer, 100 * ours["outside"], 100 * ours["saturated"], 100 * ours["hf"],
                  ours["act_ge1"], ours["n"], ours["frame"], ours["stable"]))
-    print("  PyTorch ResNet-style, all 10 layers: %s (target <= 60 s)"
-          % ", ".join("%s %.1f s" % kv for kv in torch_times.items()))
+    for k, (wall, cpu, n, q) in torch_times.items():
+        acts = [r["act"] for r in q.values()]
+        print("  PyTorch ResNet-style, %-6s: %d of 10 layers in %.1f s wall / %.1f s CPU "
+              "(target <= 60 s); median over layers: act %.2f, act >= 1 for %d of %d filters, "
+              "saturated %.1f%%, HF %.1f%%"
+              % (k, n, wall, cpu, float(np.median(acts)) if acts else float("nan"),
+                 sum(r["ge1"] for r in q.values()), sum(r["n"] for r in q.values()),
+                 100 * float(np.median([r["sat"] for r in q.values()] or [np.nan])),
+                 100 * float(np.median([r["hf"] for r in q.values()] or [np.nan]))))
     print("  grids side by side in %s" % DOCS)
 
 

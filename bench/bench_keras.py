@@ -201,11 +201,11 @@ def bench_extraction(repeats: int, baseline_rev: str) -> None:
         start = time.perf_counter()
         size = len(arch.to_json(separators=(",", ":")))
         to_json = time.perf_counter() - start
-        m = arch.model.extra
+        m = arch.model
         print("extraction, %s (built in %.2f s): %d nodes, %d edges, %d params, %s%.3f G MACs "
               "per example, JSON %d bytes, to_json %.3f s" % (
                   model.name, build, len(arch.nodes), len(arch.edges), arch.model.total_params,
-                  "" if m["macs_complete"] else "at least ", m["macs"] / 1e9, size, to_json))
+                  "" if m.macs_complete else "at least ", m.macs / 1e9, size, to_json))
         for name, ts in times.items():
             print("  extract_keras %-18s median %.3f s (min %.3f, max %.3f, %d runs; "
                   "target <= 1 s)" % (name, statistics.median(ts), min(ts), max(ts), repeats))

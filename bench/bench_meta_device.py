@@ -80,8 +80,8 @@ def _case(name: str, runs: int, tokens: int, threads: int) -> dict:
     return {"case": name, "build_s": build, "first_s": first,
             "median_s": statistics.median(warm), "best_s": min(warm),
             "forward_s": statistics.median(bare), "params": arch.model.total_params,
-            "nodes": len(arch.nodes), "macs": arch.model.extra["macs"],
-            "method": arch.extra["extraction"]["method"],
+            "nodes": len(arch.nodes), "macs": arch.model.macs,
+            "method": arch.extraction["method"],
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 

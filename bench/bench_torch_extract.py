@@ -97,8 +97,8 @@ def main(argv=None) -> None:
           % (title, format(n_params, ","), "x".join(map(str, x.shape)), torch.__version__,
              torch.get_num_threads(), args.runs, load, os.cpu_count() or 0))
     print("extraction: method=%s, %d nodes, %d edges, %s MACs per example, JSON %.0f KB"
-          % (arch.extra["extraction"]["method"], len(arch.nodes), len(arch.edges),
-             format(arch.model.extra["macs"], ","), len(arch.to_json()) / 1024))
+          % (arch.extraction["method"], len(arch.nodes), len(arch.edges),
+             format(arch.model.macs, ","), len(arch.to_json()) / 1024))
     print("  %-20s %10s %10s %18s" % ("", "median", "best", "median vs forward"))
     fwd = times["forward"]
     for name, ts in times.items():

@@ -141,7 +141,7 @@ def train(name, model, data, logdir, epochs, writer_kind="torch", filters=False,
         arch = add_architecture(writer, model, example, global_step=0)
         print("%s: %s, %d params, %d nodes, %d edges (extraction: %s)"
               % (name, arch.model.class_name, arch.model.total_params, len(arch.nodes),
-                 len(arch.edges), arch.extra["extraction"]["method"]))
+                 len(arch.edges), arch.extraction["method"]))
         opt = torch.optim.Adam(model.parameters(), lr=lr)
         step = 0
         for epoch in range(epochs):

@@ -234,10 +234,9 @@ def _highlights(a: schema.Architecture, b: schema.Architecture,
 def _model_macs(arch: schema.Architecture) -> Optional[int]:
     """The model's per-example MACs when they are in the current convention, else None (a
     schema-1 document's figures are not comparable)."""
-    extra = arch.model.extra
-    if extra.get("macs_convention") != schema.MACS_CONVENTION:
+    if arch.model.macs_convention != schema.MACS_CONVENTION:
         return None
-    macs = extra.get("macs")
+    macs = arch.model.macs
     return macs if isinstance(macs, int) else None
 
 
@@ -257,7 +256,7 @@ def model_totals(a: schema.Architecture, b: schema.Architecture) -> Dict[str, Di
 def diff_architectures(a: schema.Architecture, b: schema.Architecture) -> Dict[str, Any]:
     """The diff of A → B as a JSON-ready dict (route ``diff``; see http_api.md)."""
     pairs = match_nodes(a, b)
-    comparable = all(x.model.extra.get("macs_convention") == schema.MACS_CONVENTION
+    comparable = all(x.model.macs_convention == schema.MACS_CONVENTION
                      for x in (a, b))
     a_to_b = dict(pairs)
     matched_b = set(a_to_b.values())

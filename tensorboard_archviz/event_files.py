@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Tuple
 
 from tensorboard.compat.proto import event_pb2
 from tensorboard.data import provider
 from tensorboard.util import tensor_util
 
-from tensorboard_archviz import metadata
+from tensorboard_archviz import bounded_reads, metadata
 
 
 def records(path: str) -> Iterator[bytes]:
@@ -85,6 +85,12 @@ class LocalEventFilesProvider(provider.DataProvider):
                                          numpy=_LazyArray(value.tensor))
             self._tensors.setdefault(run, {}).setdefault(value.tag, []).append(datum)
 
+    def tensor_events(self, run: str, tag: str) -> List[Any]:
+        """The stored events of one series, undecoded (``.step``, ``.tensor_proto``): what
+        ``bounded_reads`` checks before anything is decoded."""
+        return [_StoredEvent(d.step, d.numpy.proto)
+                for d in self._tensors.get(run, {}).get(tag, [])]
+
     # -- the DataProvider methods the reader uses ----------------------------------------------
     def list_tensors(self, ctx=None, *, experiment_id, plugin_name, run_tag_filter=None):
         out: Dict[str, Dict[str, provider.TensorTimeSeries]] = {}
@@ -139,11 +145,20 @@ class LocalEventFilesProvider(provider.DataProvider):
         return {}
 
 
+class _StoredEvent(NamedTuple):
+    step: int
+    tensor_proto: Any
+
+
 class _LazyArray:
-    """A TensorProto decoded only when read (a CLI reads one step of many)."""
+    """A TensorProto decoded only when read (a CLI reads one step of many); a proto whose shape
+    claims more than ``bounded_reads.CLAIM_LIMIT`` is refused before numpy sees it."""
 
     def __init__(self, proto):
-        self._proto = proto
+        self.proto = proto
 
     def value(self):
-        return tensor_util.make_ndarray(self._proto)
+        problem = bounded_reads.claim_problem(self.proto)
+        if problem is not None:
+            raise ValueError(problem)
+        return tensor_util.make_ndarray(self.proto)

@@ -15,6 +15,19 @@ Writes into ``<log_dir>/<run>`` (``<log_dir>/train`` by default: the run Keras' 
   ``on_train_end`` and every ``filters_every`` epochs (TensorFlow, torch and JAX backends), each
   from the weights of that moment.
 
+- with ``layer_signals_every`` (default ``"epoch"``): layer signals (``archviz/signals``: weight
+  RMS, update ratio, gradient RMS, activations; see ``tensorboard_archviz.signals``) at
+  ``on_train_begin`` (step = epochs done: the baseline of the update ratios) and at every epoch
+  end (step = epoch + 1, the architecture's steps); an integer N writes every N training
+  batches instead, at step = training batches seen by this callback (Keras' ``TensorBoard``
+  callback's batch steps). ``None`` writes none. Gradients and activations need a batch:
+  ``example_input`` (``x``, or ``(x, y[, sample_weight])`` as ``fit()`` takes data; gradients
+  need ``y``), else the callback holds the first training batch of each ``fit()``
+  (``signals.keras_capture``; on TensorFlow this costs one extra trace of the one-step function
+  once per fit). Without a batch (e.g. under a distribution strategy) only weights and update
+  ratios are written. Cost per write: one forward + backward pass on that batch (gradients),
+  one inference pass (activations), ``1 + 3`` inference passes for the opt-in ``"time"``.
+
 Never stops training: any failure inside the callback is logged as exactly one warning through
 python ``logging`` (logger ``tensorboard_archviz.keras_callback``), and the part that failed
 (architecture or filters; everything when the log directory cannot be written) is switched off for
@@ -34,7 +47,7 @@ from tensorboard_archviz.util import torch_rank_is_zero
 
 logger = logging.getLogger(__name__)
 
-_ARCH, _FILTERS, _ALL = "architecture", "filters", "all"
+_ARCH, _FILTERS, _SIGNALS, _ALL = "architecture", "filters", "layer signals", "all"
 
 
 class _WriterError(Exception):
@@ -103,14 +116,31 @@ class ArchVizCallback(keras.callbacks.Callback):
         filters_time_budget: seconds allowed per grid-making call (passed to ``make_grids``).
         gradient_reach: ``True`` adds which parameters the loss reaches to each architecture
             (one forward + backward on a random batch; see ``tensorboard_archviz.gradient_reach``).
+        layer_signals_every: ``"epoch"`` (default), an integer N (every N training batches) or
+            None (no layer signals); see the module doc.
+        layer_signals: which signals (``tensorboard_archviz.signals.catalog.GROUPS``): None for
+            the defaults (weights, updates, gradients, activations), ``"all"``, or a list
+            (``"time"``: per-layer forward time, opt-in).
+        example_input: the batch for gradients / activations / time: ``x`` or ``(x, y)`` /
+            ``(x, y, sample_weight)``; None holds the first training batch of each fit.
     """
 
     def __init__(self, log_dir: Union[str, os.PathLike] = "logs", run: str = "train",
                  filters: Union[bool, Sequence[str]] = False,
                  filters_every: Optional[int] = None,
                  filters_options: Optional[Dict[str, Any]] = None,
-                 filters_time_budget: Optional[float] = None, gradient_reach: bool = False):
+                 filters_time_budget: Optional[float] = None, gradient_reach: bool = False,
+                 layer_signals_every: Union[str, int, None] = "epoch",
+                 layer_signals: Union[None, str, Sequence[str]] = None,
+                 example_input: Any = None):
         super().__init__()
+        self.layer_signals_every, self.layer_signals = _signals_options(layer_signals_every,
+                                                                        layer_signals)
+        self.example_input = example_input
+        self._signals_state: Any = None
+        self._capture: Any = None
+        self._train_batches = 0  # training batches seen by this callback (batch steps)
+        self.signals_steps: list = []  # steps at which layer signals were written
         if not isinstance(run, str) or not run:
             raise ValueError("ArchVizCallback: run must be a non-empty string, got %r" % (run,))
         if isinstance(filters, str):
@@ -161,6 +191,10 @@ class ArchVizCallback(keras.callbacks.Callback):
         except Exception as e:  # noqa: BLE001 - the callback must never stop training
             writer_broken = isinstance(e, _WriterError)
             self._disabled.add(_ALL if writer_broken else feature)
+            if feature == _ARCH and self.layer_signals_every is not None:
+                # signals are placed on the architecture's node ids (the same extraction)
+                self._disabled.add(_SIGNALS)
+                feature = "architecture (and layer signals)"
             cause = e.__cause__ if writer_broken and e.__cause__ is not None else e
             text = str(cause).strip().splitlines()
             logger.warning(
@@ -194,12 +228,12 @@ class ArchVizCallback(keras.callbacks.Callback):
         fp = architecture_fingerprint(model)
         if only_if_changed and fp == self._fingerprint:
             return
-        from tensorboard_archviz.extract.keras import extract_keras
+        from tensorboard_archviz.extract.keras import extract_keras_layers
 
-        arch = extract_keras(model)
+        arch, layers = extract_keras_layers(model)  # one extraction, reused by gradient reach
         if self.gradient_reach:
             from tensorboard_archviz.gradient_reach import add_to
-            add_to(arch, model, None, self.gradient_reach)
+            add_to(arch, model, None, self.gradient_reach, layers=layers)
         self._write("add_architecture", arch, step=step)
         self._fingerprint = fp
         self.written_steps.append(step)
@@ -215,14 +249,24 @@ class ArchVizCallback(keras.callbacks.Callback):
         layers = None if self.filters is True else list(self.filters)
         self._get_writer()
         count = 0
-        for r in make_grids(self.model, layers, time_budget=self.filters_time_budget,
-                            log=_filters_log, **self.filters_options):
+        run = make_grids(self.model, layers, time_budget=self.filters_time_budget,
+                         log=_filters_log, **self.filters_options)
+        for r in run:
             self._write("add_filter_grid", r.node_id, r.png, r.tiles, step=step)
             count += 1
             logger.info("ArchVizCallback: filter grid of %s written at step %d", r.node_id, step)
+        self._write_skipped_grids(getattr(run, "skipped", ()), step)
         self._filters_step = step
         logger.info("ArchVizCallback: %d filter grid(s) written to %s at step %d",
                     count, self.run_dir, step)
+
+    def _write_skipped_grids(self, skipped, step: int) -> None:
+        """A layer left out of a make_grids call (time budget, not reached, failed) is written
+        as a grid without tiles whose ``skipped`` says why (``filters.core.skipped_grid``)."""
+        from tensorboard_archviz.filters.core import skipped_grid
+
+        for s in skipped:
+            self._write("add_filter_grid", s.node_id, *skipped_grid(s), step=step)
 
     # -- Keras hooks ---------------------------------------------------------------------------
     def set_model(self, model: Any) -> None:
@@ -256,6 +300,7 @@ class ArchVizCallback(keras.callbacks.Callback):
             return
         self._guarded(_ARCH, "writing the architecture", self._write_architecture,
                       self._epochs_done, True)
+        self._signals_begin()
 
     def on_train_batch_begin(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         if self._pending_start is not None and self.model is not None and self.model.built:
@@ -275,6 +320,53 @@ class ArchVizCallback(keras.callbacks.Callback):
         if self.filters and self.filters_every and self._epochs_done % self.filters_every == 0:
             self._guarded(_FILTERS, "writing filter grids", self._write_filters,
                           self._epochs_done)
+        if self.layer_signals_every == "epoch":
+            self._guarded(_SIGNALS, "writing layer signals", self._write_signals,
+                          self._epochs_done)
+
+    # -- layer signals -------------------------------------------------------------------------
+    def _signals_begin(self) -> None:
+        """At on_train_begin: hold the first batch (when needed) and write the baseline."""
+        if self.layer_signals_every is None or not self._chief:
+            return
+        from tensorboard_archviz.signals.keras import KerasSignalState
+        from tensorboard_archviz.signals.keras_capture import BatchCapture
+
+        if self._signals_state is None:
+            self._signals_state = KerasSignalState()
+        needs_batch = {"gradients", "activations", "time"} & set(self.layer_signals)
+        if self.example_input is None and needs_batch and self.model is not None:
+            self._capture = BatchCapture()
+            self._guarded(_SIGNALS, "holding a training batch", self._capture.install,
+                          self.model)
+        if self.model is not None and self.model.built:
+            self._guarded(_SIGNALS, "writing layer signals", self._write_signals,
+                          self._epochs_done if self.layer_signals_every == "epoch"
+                          else self._train_batches)
+
+    def on_train_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        self._train_batches += 1
+        every = self.layer_signals_every
+        if isinstance(every, int) and self._train_batches % every == 0:
+            self._guarded(_SIGNALS, "writing layer signals", self._write_signals,
+                          self._train_batches)
+
+    def _write_signals(self, step: int) -> None:
+        model = self.model
+        if model is None or not model.built or step in self.signals_steps[-1:]:
+            return
+        from tensorboard_archviz.signals.keras import compute_keras
+        from tensorboard_archviz.signals.write import signals_doc
+        from tensorboard_archviz.summary import signals_pb
+
+        batch = self.example_input
+        if batch is None and self._capture is not None:
+            batch = self._capture.batch
+        values, meta = compute_keras(model, batch, self.layer_signals, self._signals_state)
+        if batch is None and self._capture is not None and self._capture.reason:
+            meta["notes"].append(self._capture.reason)
+        self._write("add_summary", signals_pb(signals_doc(values, **meta)), step)
+        self.signals_steps.append(step)
 
     def _check_vanished(self) -> None:
         """The event file was removed during training (its run directory deleted): write the
@@ -295,6 +387,9 @@ class ArchVizCallback(keras.callbacks.Callback):
             self._filters_step = None
 
     def on_train_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
+        if self._capture is not None:
+            self._capture.uninstall()
+            self._capture = None
         if self.filters and self._filters_step != self._epochs_done:
             # A fresh (newest) event file for what is written after the last epoch, so that
             # TensorBoard's legacy loader, which never returns to an older file, reads it too.
@@ -321,3 +416,18 @@ def _filters_log(message: Any, *args: Any) -> None:
     except (TypeError, ValueError):
         text = " ".join(str(x) for x in (message,) + args)
     logger.info("ArchVizCallback filters: %s", text)
+
+
+def _signals_options(every: Any, signals: Any):
+    """Checked ``(layer_signals_every, layer signal groups)``; ValueError names the bad one."""
+    from tensorboard_archviz.signals.catalog import groups_of
+
+    if every is not None and every != "epoch" and (isinstance(every, bool) or not isinstance(
+            every, int) or every < 1):
+        raise ValueError("ArchVizCallback: layer_signals_every must be \"epoch\", a positive "
+                         "number of batches or None, got %r" % (every,))
+    try:
+        groups = groups_of(signals)
+    except ValueError as e:
+        raise ValueError("ArchVizCallback: layer_signals: %s" % e) from None
+    return every, groups

@@ -1,9 +1,12 @@
-"""ArchVizPlugin: the TensorBoard plugin serving architectures, filter grids and diffs.
+"""ArchVizPlugin: the TensorBoard plugin serving architectures, filter grids, diffs and layer
+signals.
 
 All data is read through ``context.data_provider`` (never from event files directly), so the
 plugin works with both loaders (``--load_fast=true`` / ``false``) and with any data provider.
-Every route answers JSON errors ``{"error": "..."}``: 400 for a malformed request, 404 for an
-unknown run/step/layer, 422 for stored data that cannot be decoded. See ``http_api.md``.
+Routes parse the request and shape the answer; reading and checking stored data is ``reader``'s
+(and ``signal_series``'s). Every route answers JSON errors ``{"error": "..."}``: 400 for a
+malformed request, 404 for an unknown run/step/layer, 422 for stored data that cannot be
+decoded. See ``http_api.md``.
 """
 
 from __future__ import annotations
@@ -13,9 +16,8 @@ import json
 import logging
 import mimetypes
 import os
-import struct
+import re
 import urllib.parse
-import zlib
 from typing import Any, Dict, List, Optional, Tuple
 
 from werkzeug import wrappers
@@ -25,14 +27,13 @@ from tensorboard.backend import http_util
 from tensorboard.data import provider
 from tensorboard.plugins import base_plugin
 
-from tensorboard_archviz import metadata, reader, util
+from tensorboard_archviz import metadata, reader, signal_series
 
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 
 _MAX_PARAM_LENGTH = 4096
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 RequestError = reader.ReadError  # answered as JSON {"error": ...} with its HTTP code
@@ -40,28 +41,6 @@ RequestError = reader.ReadError  # answered as JSON {"error": ...} with its HTTP
 
 def _unreadable(message: str) -> RequestError:
     return RequestError(422, message)
-
-
-def _png_problem(data: bytes) -> Optional[str]:
-    """Why `data` is not a complete PNG (signature, IHDR first, chunk lengths and CRCs, IEND), or None."""
-    if not data.startswith(_PNG_SIGNATURE):
-        return "no PNG signature"
-    pos = len(_PNG_SIGNATURE)
-    first = True
-    while pos + 12 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        if first and kind != b"IHDR":
-            return "it does not start with an IHDR chunk"
-        first = False
-        end = pos + 12 + length
-        if end > len(data):
-            return "chunk %r is truncated" % kind.decode("latin-1")
-        if zlib.crc32(data[pos + 4:pos + 8 + length]) != struct.unpack(">I", data[end - 4:end])[0]:
-            return "chunk %r has a bad checksum" % kind.decode("latin-1")
-        if kind == b"IEND":
-            return None
-        pos = end
-    return "it is truncated (no IEND chunk)"
 
 
 def _json_route(method):
@@ -91,6 +70,18 @@ def _json_response(request, data: Any):
     return http_util.Respond(request, data, "application/json")
 
 
+def _document_response(request, doc: reader.Document):
+    """A cached answer: 304 when the request's If-None-Match holds its ETag, else the gzip
+    bytes as they are (unzipped on the fly when the client does not accept gzip); the browser
+    keeps it and revalidates (Cache-Control: no-cache)."""
+    headers = [("ETag", doc.etag)]
+    if request.if_none_match.contains_weak(doc.etag.strip('"')):
+        return wrappers.Response(status=304, headers=headers + [
+            ("Cache-Control", "no-cache, must-revalidate"), ("Expires", "0")])
+    return http_util.Respond(request, doc.gzipped, "application/json", content_encoding="gzip",
+                             headers=headers)
+
+
 # ---------------------------------------------------------------------------------------------
 # request parameters
 
@@ -110,6 +101,16 @@ def _step_param(request, name: str = "step") -> Optional[int]:
     return None if value is None else reader.parse_step(value, name)
 
 
+def _int_param(request, name: str, default: int, low: int, high: int) -> int:
+    value = _param(request, name, required=False)
+    if value is None:
+        return default
+    if not re.fullmatch(r"[0-9]{1,9}", value) or not low <= int(value) <= high:
+        raise RequestError(400, "parameter %r must be an integer from %d to %d, got %r"
+                           % (name, low, high, value))
+    return int(value)
+
+
 def _step_fields(step: int) -> Dict[str, Any]:
     return {"step": step, "step_string": reader.step_string(step)}
 
@@ -126,6 +127,7 @@ class ArchVizPlugin(base_plugin.TBPlugin):
         self._downsample = (context.sampling_hints or {}).get(
             self.plugin_name, reader.DEFAULT_DOWNSAMPLE)
         self._reader = reader.ArchitectureReader(self._data_provider, self._downsample)
+        self._signals = signal_series.SignalsReader(self._data_provider, self._reader)
 
     # -- TBPlugin interface --------------------------------------------------------------------
     def get_plugin_apps(self):
@@ -138,7 +140,9 @@ class ArchVizPlugin(base_plugin.TBPlugin):
             "/filters": self._serve_filters,
             "/filters_image": self._serve_filters_image,
             "/diff": self._serve_diff,
+            "/signals": self._serve_signals,
         }
+
     def is_active(self):
         return False  # the data provider's list_plugins() tells TensorBoard when we have data
 
@@ -181,10 +185,6 @@ class ArchVizPlugin(base_plugin.TBPlugin):
 
         return (plugin_util.context(request.environ), plugin_util.experiment_id(request.environ))
 
-    def load_architecture(self, ctx, eid, run: str, step: Optional[int]):
-        """(step, Architecture) of `run` at `step` (latest when None); RequestError otherwise."""
-        return self._reader.load(ctx, eid, run, step)
-
     def _filter_datum(self, request) -> Tuple[Any, str, str, Any, List[Any]]:
         ctx, eid = self._ctx(request)
         run = _param(request, "run")
@@ -203,6 +203,11 @@ class ArchVizPlugin(base_plugin.TBPlugin):
     def _serve_runs(self, request):
         ctx, eid = self._ctx(request)
         runs: Dict[str, Dict[str, Any]] = {}
+
+        def entry(run: str) -> Dict[str, Any]:
+            return runs.setdefault(run, {"steps": [], "filter_layers": [], "errors": [],
+                                         "step_strings": []})
+
         for run, index in self._reader.runs(ctx, eid).items():
             runs[run] = {"steps": index.steps, "filter_layers": [], "errors": list(index.errors),
                          "step_strings": [reader.step_string(s) for s in index.steps]}
@@ -211,15 +216,16 @@ class ArchVizPlugin(base_plugin.TBPlugin):
         for run, tags in blobs.items():
             layers = sorted(filter(None, (metadata.layer_from_filters_tag(t) for t in tags)))
             if layers:
-                runs.setdefault(run, {"steps": [], "filter_layers": [], "errors": [],
-                                      "step_strings": []})["filter_layers"] = layers
+                entry(run)["filter_layers"] = layers
+        for run in self._signals.listing(ctx, eid):
+            entry(run)["signals"] = True
         return _json_response(request, runs)
 
     @_json_route
     def _serve_architecture(self, request):
         ctx, eid = self._ctx(request)
-        _, arch = self._reader.load(ctx, eid, _param(request, "run"), _step_param(request))
-        return _json_response(request, arch.to_dict())
+        doc = self._reader.document(ctx, eid, _param(request, "run"), _step_param(request))
+        return _document_response(request, doc)
 
     @_json_route
     def _serve_timeline(self, request):
@@ -236,17 +242,16 @@ class ArchVizPlugin(base_plugin.TBPlugin):
             raise _unreadable("%s has no tile metadata" % what)
         raw = reader.read_blob(self._data_provider, ctx, values[metadata.FILTERS_META_INDEX],
                                "the tile metadata of the %s" % what, (run, layer))
-        problem = util.json_depth_problem(raw)
-        if problem is not None:
-            raise _unreadable("%s has unreadable tile metadata: %s" % (what, problem))
+        tiles = reader.parse_tiles(raw, what)
         try:
-            tiles = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
-            raise _unreadable("%s has unreadable tile metadata: %s" % (what, e)) from None
-        if not isinstance(tiles, dict) or not isinstance(tiles.get("tiles"), list):
-            raise _unreadable("%s has tile metadata without a 'tiles' list" % what)
+            png = reader.read_blob(self._data_provider, ctx, values[metadata.FILTERS_PNG_INDEX],
+                                   "the image of the " + what, (run, layer))
+            problem = reader.png_problem(png)
+        except RequestError as e:
+            png, problem = b"", e.message
+        answer = reader.check_layout(tiles, reader.png_size(png) if problem is None else None,
+                                     problem)
         steps = sorted({d.step for d in datums})
-        answer = dict(tiles)
         answer.update(_step_fields(datum.step))
         answer.update({
             "run": run, "layer": layer, "wall_time": datum.wall_time, "steps": steps,
@@ -266,7 +271,7 @@ class ArchVizPlugin(base_plugin.TBPlugin):
             layer, run, reader.step_string(datum.step))
         png = reader.read_blob(self._data_provider, ctx, values[metadata.FILTERS_PNG_INDEX],
                                "the image of the " + what, (run, layer))
-        problem = _png_problem(png)
+        problem = reader.png_problem(png)
         if problem is not None:
             raise _unreadable("%s is not a PNG image: %s" % (what, problem))
         return http_util.Respond(request, png, "image/png")
@@ -283,3 +288,15 @@ class ArchVizPlugin(base_plugin.TBPlugin):
         answer["a"] = dict(run=run_a, **_step_fields(step_a))
         answer["b"] = dict(run=run_b, **_step_fields(step_b))
         return _json_response(request, answer)
+
+    @_json_route
+    def _serve_signals(self, request):
+        ctx, eid = self._ctx(request)
+        run = _param(request, "run")
+        signal = _param(request, "signal", required=False)
+        if signal is not None and not signal_series.known_key(signal):
+            raise RequestError(400, "parameter 'signal' is not a signal key: %r" % signal)
+        max_steps = _int_param(request, "max_steps", signal_series.DEFAULT_MAX_STEPS, 1,
+                               signal_series.MAX_STEPS_LIMIT)
+        return _document_response(request,
+                                  self._signals.document(ctx, eid, run, signal, max_steps))

@@ -5,7 +5,16 @@ by the plugin's routes and the ``archviz`` command line.
 - ``ArchitectureReader.load`` — the Architecture of a run at a step (latest when None);
 - ``ArchitectureReader.series`` — every kept step of a run in one bounded read (the timeline);
 - ``parse_step`` / ``step_string`` — steps are int64 (negative ones too), exact as decimal text;
-- ``decode`` — tensor value -> depth-checked, migrated, validated ``schema.Architecture``.
+- ``decode`` — tensor value -> depth-checked, migrated, validated ``schema.Architecture``;
+- ``ArchitectureReader.document`` — the architecture route's answer: JSON and gzip bytes with an
+  ETag, built once per stored step and served from a byte-bounded cache;
+- ``read_series`` — one tensor series through ``bounded_reads`` (a stored shape claiming more
+  than a bound is refused before decoding; a ``MemoryError`` becomes this run's 422);
+- ``version_note`` — the plugin-data version of a series (a newer writer is said);
+- filter grids: ``filter_series``, ``read_blob``, ``png_problem`` / ``png_size``, ``tiles_answer``.
+
+Hostile data is contained per run: everything that can fail while reading one run becomes that
+run's error (``ReadError``, also the CLI's one-line message); ``runs`` never fails as a whole.
 
 Bounded reads. The DataProvider API reads a tensor time series only as a whole (``downsample``
 = how many points, the latest always included; there is no step filter), and TensorBoard's
@@ -22,14 +31,23 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import gzip
+import hashlib
+import json
+import logging
 import re
+import struct
 import threading
+import time
+import zlib
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from tensorboard import errors as tb_errors
 from tensorboard.data import provider
 
-from tensorboard_archviz import metadata, schema, util
+from tensorboard_archviz import bounded_reads, metadata, schema, util
+
+logger = logging.getLogger(__name__)
 
 GRPC_REPLY_LIMIT = 256 * 1024 * 1024  # TensorBoard's data server: grpc.max_receive_message_length
 # JSON bytes asked for in one read: three quarters of the reply cap, so a series that was
@@ -47,6 +65,11 @@ INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 # (tensor_util.make_ndarray: content of the wrong size, a shape that does not match the values)
 # or a blob sequence of the wrong rank: stored data, not our bug.
 DECODE_ERRORS = (ValueError, TypeError, IndexError, KeyError)
+DOCUMENT_CACHE_BYTES = 256 * 1024 * 1024  # served architecture bytes (JSON + gzip) kept
+# Time one timeline request may spend diffing steps not diffed before: the rest of the entries
+# are answered "pending" (computed pairs are cached, so the next request continues).
+TIMELINE_BUDGET_S = 10.0
+TIMELINE_CACHE_BYTES = 64 * 1024 * 1024
 _STEP = re.compile(r"-?[0-9]{1,25}")
 
 
@@ -158,7 +181,50 @@ def _is_reply_too_large(e: BaseException) -> bool:
     return name == "RESOURCE_EXHAUSTED" or "larger than max" in str(e)
 
 
-class _ByteCache:
+def read_series(data_provider, ctx, eid: str, run: str, tag: str, downsample: int,
+                what: str = "architecture") -> List[Any]:
+    """The tensor datums of one series of `run` (at most `downsample`, the latest included);
+    every way stored data can fail the read is a ReadError 422 naming the run and the tag."""
+    try:
+        return bounded_reads.read_tensors(data_provider, ctx, eid, run, tag, downsample)
+    except bounded_reads.ClaimTooLarge as e:
+        raise ReadError(422, "the %s data of run %r cannot be read: tag %r step %s: %s"
+                        % (what, run, tag, step_string(e.step), e.message)) from None
+    except MemoryError:
+        raise ReadError(422, "the %s data of run %r cannot be decoded: tag %r needs more memory "
+                        "than is available (MemoryError)" % (what, run, tag)) from None
+    except DECODE_ERRORS as e:
+        raise ReadError(422, "the %s data of run %r cannot be decoded: %s (tag %r)"
+                        % (what, run, util.one_line(e), tag)) from None
+    except tb_errors.PublicError:
+        raise
+    except Exception as e:  # noqa: BLE001 - gRPC errors are not PublicErrors
+        if _is_reply_too_large(e):
+            raise TooLarge("this run's data is too large to read at once: %s"
+                           % util.one_line(e)) from None
+        raise
+
+
+def version_note(series, run: str, tag: str) -> Optional[str]:
+    """A sentence when the series' plugin data was written by a newer archviz (its ``version``
+    above ``metadata.PROTO_VERSION``) or cannot be parsed; None when this plugin reads it."""
+    content = getattr(series, "plugin_content", None)
+    if not content:
+        return None
+    try:
+        data = metadata.parse_plugin_metadata(content)
+    except ValueError as e:
+        return "run %r tag %r: %s" % (run, tag, util.one_line(e))
+    version = data.get("version")
+    if isinstance(version, int) and not isinstance(version, bool) \
+            and version > metadata.PROTO_VERSION:
+        return ("run %r tag %r was written by a newer tensorboard-archviz (plugin data version "
+                "%d; this plugin reads version %d): update tensorboard-archviz; what this "
+                "version can read is shown" % (run, tag, version, metadata.PROTO_VERSION))
+    return None
+
+
+class ByteCache:
     """A thread-safe LRU mapping bounded by the summed cost of its values, not their count."""
 
     def __init__(self, capacity: int):
@@ -197,41 +263,33 @@ class ArchitectureReader:
         self.data_provider = data_provider
         self.downsample = max(1, int(downsample))
         self.read_budget = read_budget
-        self.cache = _ByteCache(cache_bytes)
+        self.cache = ByteCache(cache_bytes)
+        self.documents = ByteCache(DOCUMENT_CACHE_BYTES)
+        self.pairs = ByteCache(TIMELINE_CACHE_BYTES)  # timeline facts per pair of writes
+        self.timeline_budget = TIMELINE_BUDGET_S
         self._indexes: Dict[Tuple[str, str], RunIndex] = {}
         self._lock = threading.Lock()
 
     # -- raw reads -----------------------------------------------------------------------------
     def read(self, ctx, eid: str, run: str, downsample: int) -> List[Any]:
         """The run's architecture datums, at most `downsample` of them (the latest included)."""
-        try:
-            result = self.data_provider.read_tensors(
-                ctx, experiment_id=eid, plugin_name=metadata.PLUGIN_NAME, downsample=downsample,
-                run_tag_filter=provider.RunTagFilter(runs=[run], tags=[metadata.ARCHITECTURE_TAG]))
-        except DECODE_ERRORS as e:
-            raise ReadError(422, "the architecture data of run %r cannot be decoded: %s: %s"
-                            % (run, type(e).__name__, e)) from None
-        except tb_errors.PublicError:
-            raise
-        except Exception as e:  # noqa: BLE001 - gRPC errors are not PublicErrors
-            if _is_reply_too_large(e):
-                raise TooLarge("this run's data is too large to read at once: %s"
-                               % util.one_line(e)) from None
-            raise
-        return list(result.get(run, {}).get(metadata.ARCHITECTURE_TAG, []))
+        return read_series(self.data_provider, ctx, eid, run, metadata.ARCHITECTURE_TAG,
+                           downsample)
 
-    def list_series(self, ctx, eid: str) -> Dict[str, Any]:
-        """run -> TensorTimeSeries of every run that holds an architecture."""
+    def list_series(self, ctx, eid: str, run: Optional[str] = None) -> Dict[str, Any]:
+        """run -> TensorTimeSeries of every run (or of `run` only) that holds an architecture."""
         listing = self.data_provider.list_tensors(
-            ctx, experiment_id=eid, plugin_name=metadata.PLUGIN_NAME)
-        return {run: tags[metadata.ARCHITECTURE_TAG] for run, tags in listing.items()
+            ctx, experiment_id=eid, plugin_name=metadata.PLUGIN_NAME,
+            run_tag_filter=provider.RunTagFilter(
+                runs=None if run is None else [run], tags=[metadata.ARCHITECTURE_TAG]))
+        return {r: tags[metadata.ARCHITECTURE_TAG] for r, tags in listing.items()
                 if metadata.ARCHITECTURE_TAG in tags}
 
     # -- which steps exist ---------------------------------------------------------------------
     def index(self, ctx, eid: str, run: str, series=None) -> RunIndex:
         """The kept steps of `run` (cached until its series' last step or wall time moves)."""
         if series is None:
-            series = self.list_series(ctx, eid).get(run)
+            series = self.list_series(ctx, eid, run).get(run)
             if series is None:
                 raise ReadError(404, "run %r has no architecture" % run)
         mark = (getattr(series, "max_step", None), getattr(series, "max_wall_time", None))
@@ -271,10 +329,18 @@ class ArchitectureReader:
         empty index with its error instead of failing the listing."""
         out = {}
         for run, series in self.list_series(ctx, eid).items():
+            note = version_note(series, run, metadata.ARCHITECTURE_TAG)
             try:
-                out[run] = self.index(ctx, eid, run, series)
+                index = self.index(ctx, eid, run, series)
             except tb_errors.PublicError as e:
-                out[run] = RunIndex((None, None), [], 1, [str(e)])
+                index = RunIndex((None, None), [], 1, [str(e)])
+            except Exception as e:  # noqa: BLE001 - one run's failure is that run's error
+                logger.warning("archviz: reading run %r failed", run, exc_info=True)
+                index = RunIndex((None, None), [], 1, [
+                    "the architecture data of run %r cannot be read: %s"
+                    % (run, util.one_line(e))])
+            out[run] = index if note is None else dataclasses.replace(
+                index, errors=[note] + list(index.errors))
         return out
 
     # -- architectures -------------------------------------------------------------------------
@@ -290,7 +356,13 @@ class ArchitectureReader:
 
     def load(self, ctx, eid: str, run: str, step: Optional[int]) -> Tuple[int, schema.Architecture]:
         """(step, Architecture) of `run` at `step` (latest when None); ReadError otherwise."""
-        series = self.list_series(ctx, eid).get(run)
+        found, _, arch = self._load(ctx, eid, run, step)
+        return found, arch
+
+    def _load(self, ctx, eid: str, run: str, step: Optional[int], series=None):
+        """(step, wall_time, Architecture) of `run` at `step` (latest when None)."""
+        if series is None:
+            series = self.list_series(ctx, eid, run).get(run)
         if series is None:
             raise ReadError(404, "run %r has no architecture" % run)
         max_step = getattr(series, "max_step", None)
@@ -298,7 +370,8 @@ class ArchitectureReader:
             datums = self.read(ctx, eid, run, 1)
             wanted = max_step if step is None else step
             if datums and (datums[-1].step == wanted or wanted is None):
-                return datums[-1].step, self.decode_datum(eid, run, datums[-1])
+                d = datums[-1]
+                return d.step, d.wall_time, self.decode_datum(eid, run, d)
         index = self.index(ctx, eid, run, series)
         if not index.points:
             raise ReadError(422 if index.errors else 404,
@@ -309,15 +382,45 @@ class ArchitectureReader:
         if not match:
             raise ReadError(404, "no step %s for the architecture of run %r; available steps: %s"
                             % (step_string(step), run, steps_text(index.steps)))
-        key = (eid, run, step, match[0][1])
-        cached = self.cache.get(key)
+        cached = self.cache.get((eid, run, step, match[0][1]))
         if cached is not None:
-            return step, cached
+            return step, match[0][1], cached
         for d in latest_per_step(self.read(ctx, eid, run, index.downsample)):
             if d.step == step:
-                return step, self.decode_datum(eid, run, d)
+                return step, d.wall_time, self.decode_datum(eid, run, d)
         raise ReadError(404, "step %s of run %r is no longer kept by TensorBoard"
                         % (step_string(step), run))
+
+    def document(self, ctx, eid: str, run: str, step: Optional[int]) -> "Document":
+        """The architecture route's answer for `run` at `step` (latest when None): built once
+        per stored write (decoded, validated, serialised, gzipped, hashed) and then served from
+        the cache; a warm request costs one ``list_tensors`` call."""
+        series = self.list_series(ctx, eid, run).get(run)
+        if series is None:
+            raise ReadError(404, "run %r has no architecture" % run)
+        mark = (getattr(series, "max_step", None), getattr(series, "max_wall_time", None))
+        latest_key = ("latest", eid, run, mark) if mark[0] is not None else None
+        key = latest_key if step is None else self._step_key(eid, run, mark, step)
+        doc = self.documents.get(key) if key is not None else None
+        if doc is not None:
+            return doc
+        found, wall_time, arch = self._load(ctx, eid, run, step, series)
+        doc = self.documents.get((eid, run, found, wall_time))
+        if doc is None:
+            doc = Document.of(found, arch)
+            self.documents.put((eid, run, found, wall_time), doc, doc.cost)
+        if step is None and latest_key is not None:
+            self.documents.put(latest_key, doc, 64)  # an alias: the bytes are counted once
+        return doc
+
+    def _step_key(self, eid: str, run: str, mark, step: int):
+        """The document key of `step` when the run's kept steps are already known."""
+        with self._lock:
+            index = self._indexes.get((eid, run))
+        if index is None or index.mark != mark:
+            return None
+        match = [p for p in index.points if p[0] == step]
+        return (eid, run, step, match[0][1]) if match else None
 
     def series(self, ctx, eid: str, run: str) -> Iterator[Tuple[Any, Optional[bytes], Optional[str]]]:
         """(datum, JSON bytes or None, error or None) for every listed step of `run`, sorted by
@@ -335,37 +438,125 @@ class ArchitectureReader:
         """One entry per kept step of `run`: what changed since the previous readable step.
 
         One bounded read of the series, each architecture decoded once, consecutive pairs
-        diffed once (a step stored byte for byte like the previous one is not even decoded):
-        linear in the number of steps.
+        diffed once (a step stored byte for byte like the previous one is not even decoded).
+        Bounded in time: the facts of each pair of writes are cached, and once
+        ``timeline_budget`` seconds are spent on pairs not seen before, the remaining entries
+        are answered ``pending`` with ``partial: true`` (the next request continues). A
+        complete answer is kept until the run's series changes.
         """
+        index = self.index(ctx, eid, run)
+        if not index.points and index.errors:
+            raise ReadError(422, index.errors[0])
+        key = ("timeline", eid, run, index.mark)
+        done = self.pairs.get(key) if index.mark[0] is not None else None
+        if done is not None:
+            return done
+        builder = _TimelineBuilder(self, eid, run, time.monotonic() + self.timeline_budget)
+        for datum, raw, error in self.series(ctx, eid, run):
+            builder.add(datum, raw, error)
+        answer = {"run": run, "entries": builder.entries, "errors": list(index.errors),
+                  "partial": builder.pending > 0}
+        if builder.pending:
+            answer["notice"] = (
+                "computing what changed took longer than the timeline's budget of %g s: %d of "
+                "%d steps are not compared yet; reload to continue (compared steps are kept)"
+                % (self.timeline_budget, builder.pending, len(builder.entries)))
+        elif index.mark[0] is not None:
+            self.pairs.put(key, answer, 512 * (len(builder.entries) + 1))
+        return answer
+
+
+_PENDING = ("pending", None)
+
+
+class _TimelineBuilder:
+    """The timeline's entries, one stored write at a time (see ArchitectureReader.timeline)."""
+
+    def __init__(self, reader: ArchitectureReader, eid: str, run: str, deadline: float):
+        self.reader, self.eid, self.run, self.deadline = reader, eid, run, deadline
+        self.prev: Optional[Tuple[Any, bytes]] = None  # the previous readable write
+        self.entries: List[Dict[str, Any]] = []
+        self.pending = 0
+
+    def add(self, datum, raw: Optional[bytes], error: Optional[str]) -> None:
+        entry: Dict[str, Any] = {"step": datum.step, "step_string": step_string(datum.step),
+                                 "wall_time": datum.wall_time}
+        if raw is not None:
+            kind, value = self._facts(datum, raw)
+            if kind == "ok":
+                entry.update(value)
+                if self.prev is not None:
+                    entry["previous_step"] = self.prev[0].step
+                    entry["previous_step_string"] = step_string(self.prev[0].step)
+                self.prev = (datum, raw)
+            elif kind == "error":
+                error = value
+            else:
+                self.pending += 1
+                entry["pending"] = True
+                error = ("not compared yet: the timeline's time budget (%g s) ran out; reload "
+                         "to continue" % self.reader.timeline_budget)
+        if error is not None:
+            entry["error"] = error
+        self.entries.append(entry)
+
+    def _facts(self, datum, raw: bytes) -> Tuple[str, Any]:
+        """("ok", facts) / ("error", message) / _PENDING for one write after self.prev."""
         from tensorboard_archviz import diff
 
-        index = self.index(ctx, eid, run)
-        entries: List[Dict[str, Any]] = []
-        prev: Optional[Tuple[Any, bytes, schema.Architecture]] = None
-        for datum, raw, error in self.series(ctx, eid, run):
-            entry = {"step": datum.step, "step_string": step_string(datum.step),
-                     "wall_time": datum.wall_time}
-            if raw is not None:
-                try:
-                    if prev is not None and raw == prev[1]:
-                        arch, facts = prev[2], diff.unchanged_entry(prev[2])
-                    else:
-                        arch = self.decode_datum(eid, run, datum)
-                        facts = (diff.first_entry(arch) if prev is None
-                                 else diff.timeline_entry(prev[2], arch))
-                except ReadError as e:
-                    error = e.message
-                else:
-                    entry.update(facts)
-                    if prev is not None:
-                        entry["previous_step"] = prev[0].step
-                        entry["previous_step_string"] = step_string(prev[0].step)
-                    prev = (datum, raw, arch)
-            if error is not None:
-                entry["error"] = error
-            entries.append(entry)
-        return {"run": run, "entries": entries, "errors": list(index.errors)}
+        prev = self.prev
+        key = ("pair", self.eid, self.run,
+               None if prev is None else (prev[0].step, prev[0].wall_time),
+               (datum.step, datum.wall_time))
+        cached = self.reader.pairs.get(key)
+        if cached is not None:
+            return cached
+        if self.pending or time.monotonic() > self.deadline:
+            return _PENDING
+        decode_datum = self.reader.decode_datum
+        try:
+            if prev is not None and raw == prev[1]:
+                facts = diff.unchanged_entry(decode_datum(self.eid, self.run, prev[0]))
+            else:
+                arch = decode_datum(self.eid, self.run, datum)
+                facts = (diff.first_entry(arch) if prev is None else
+                         diff.timeline_entry(decode_datum(self.eid, self.run, prev[0]), arch))
+            result: Tuple[str, Any] = ("ok", facts)
+        except ReadError as e:
+            result = ("error", e.message)
+        self.reader.pairs.put(key, result, len(json.dumps(result, default=str)) + 256)
+        return result
+
+
+@dataclasses.dataclass(frozen=True)
+class Document:
+    """One architecture as the route serves it: JSON bytes, the same gzipped, and an ETag."""
+
+    step: int
+    body: bytes
+    gzipped: bytes
+    etag: str
+
+    @classmethod
+    def of(cls, step: int, arch: schema.Architecture) -> "Document":
+        return cls.of_json(arch.to_dict(), step)
+
+    @classmethod
+    def of_json(cls, data: Any, step: int = 0) -> "Document":
+        """Any JSON-ready answer as served bytes (NaN/inf as TensorBoard's JSON answers)."""
+        try:
+            text = json.dumps(data, separators=(",", ":"), allow_nan=False)
+        except ValueError:  # a non-finite float somewhere: TensorBoard's own cleaning
+            from tensorboard.backend import json_util
+
+            text = json.dumps(json_util.Cleanse(data), separators=(",", ":"))
+        body = text.encode("ascii")
+        etag = '"%s"' % hashlib.sha256(body).hexdigest()[:32]
+        return cls(step, body, gzip.compress(body, compresslevel=6, mtime=0), etag)
+
+    @property
+    def cost(self) -> int:
+        return len(self.body) + len(self.gzipped) + 256
 
 
 def _is_string(datum) -> bool:
@@ -396,19 +587,26 @@ def filter_series(data_provider, ctx, eid: str, run: str, layer: str,
     """The blob-sequence datums of one layer's filter grids (empty when there are none)."""
     tag = metadata.filters_tag(layer)
     try:
-        result = data_provider.read_blob_sequences(
-            ctx, experiment_id=eid, plugin_name=metadata.PLUGIN_NAME, downsample=downsample,
-            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]))
+        return bounded_reads.read_blob_sequences(data_provider, ctx, eid, run, tag, downsample)
+    except bounded_reads.ClaimTooLarge as e:
+        raise ReadError(422, "the filter grids of layer %r in run %r cannot be read: tag %r "
+                        "step %s: %s" % (layer, run, tag, step_string(e.step), e.message)) \
+            from None
+    except MemoryError:
+        raise ReadError(422, "the filter grids of layer %r in run %r need more memory than is "
+                        "available (MemoryError; tag %r)" % (layer, run, tag)) from None
     except DECODE_ERRORS as e:
         raise ReadError(422, "the filter grids of layer %r in run %r cannot be decoded: %s: %s"
                         % (layer, run, type(e).__name__, e)) from None
-    return list(result.get(run, {}).get(tag, []))
 
 
 def read_blob(data_provider, ctx, value, what: str, names: Tuple[str, ...] = ()) -> bytes:
     """One blob's bytes; ReadError 422 when the provider cannot decode or find it."""
     try:
         return bytes(data_provider.read_blob(ctx, blob_key=value.blob_key))
+    except MemoryError:
+        raise ReadError(422, "%s needs more memory than is available (MemoryError)" % what) \
+            from None
     except DECODE_ERRORS as e:
         raise ReadError(422, "%s cannot be decoded: %s: %s" % (what, type(e).__name__, e)) \
             from None
@@ -421,3 +619,141 @@ def read_blob(data_provider, ctx, value, what: str, names: Tuple[str, ...] = ())
                     "whose name contains '\"' or '\\': rename it, or start TensorBoard "
                     "with --load_fast=false")
         raise ReadError(422, "%s cannot be read (%s)%s" % (what, e, hint)) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# checking stored filter grids: the PNG and its tile metadata
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_GRID_SIDE = 1024  # rows, cols, tile_size and image_size bound when the PNG cannot be read
+MAX_KERNEL_SIDE = 64   # a first layer's kernel drawn from the tile metadata
+
+
+def png_problem(data: bytes) -> Optional[str]:
+    """Why `data` is not a complete PNG (signature, IHDR first, chunk lengths and CRCs, IEND), or None."""
+    if not data.startswith(PNG_SIGNATURE):
+        return "no PNG signature"
+    pos = len(PNG_SIGNATURE)
+    first = True
+    while pos + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if first and kind != b"IHDR":
+            return "it does not start with an IHDR chunk"
+        first = False
+        end = pos + 12 + length
+        if end > len(data):
+            return "chunk %r is truncated" % kind.decode("latin-1")
+        if zlib.crc32(data[pos + 4:pos + 8 + length]) != struct.unpack(">I", data[end - 4:end])[0]:
+            return "chunk %r has a bad checksum" % kind.decode("latin-1")
+        if kind == b"IEND":
+            return None
+        pos = end
+    return "it is truncated (no IEND chunk)"
+
+
+def png_size(data: bytes) -> Optional[Tuple[int, int]]:
+    """(width, height) from a PNG's IHDR header, or None when `data` does not start like a PNG."""
+    if len(data) < 24 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    return (width, height) if width > 0 and height > 0 else None
+
+
+def parse_tiles(raw: bytes, what: str) -> Dict[str, Any]:
+    """The stored tile metadata as a dict with a ``tiles`` list; ReadError 422 otherwise."""
+    problem = util.json_depth_problem(raw)
+    if problem is not None:
+        raise ReadError(422, "%s has unreadable tile metadata: %s" % (what, problem))
+    try:
+        tiles = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ReadError(422, "%s has unreadable tile metadata: %s" % (what, e)) from None
+    if not isinstance(tiles, dict) or not isinstance(tiles.get("tiles"), list):
+        raise ReadError(422, "%s has tile metadata without a 'tiles' list" % what)
+    return tiles
+
+
+def _whole(value: Any) -> Optional[int]:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def check_layout(tiles: Dict[str, Any], size: Optional[Tuple[int, int]],
+                 size_problem: Optional[str] = None) -> Dict[str, Any]:
+    """The tile metadata with its layout checked against the real PNG size (width, height):
+    ``margin``, ``cols``, ``rows``, ``tile_size`` and ``image_size`` clamped to what the PNG
+    can hold, each change said in ``layout_problems``; malformed tile entries replaced by
+    ``{"index", "row": null, "col": null, "unreadable": reason}``."""
+    out = dict(tiles)
+    problems: List[str] = []
+    if size is None:
+        problems.append("the grid image cannot be checked (%s): sizes bounded to %d px"
+                        % (size_problem or "not a PNG", MAX_GRID_SIDE))
+        width = height = MAX_GRID_SIDE
+    else:
+        width, height = size
+    grid = "the %dx%d PNG" % (width, height) if size is not None else "the bound"
+
+    def clamp(key: str, low: int, high: int, default: int) -> int:
+        value = _whole(out.get(key))
+        used = default if value is None else min(max(value, low), high)
+        if value != used:
+            problems.append("%s %s does not fit %s: %d used" % (
+                key, "missing" if key not in tiles else json.dumps(tiles[key])[:40], grid, used))
+        out[key] = used
+        return used
+
+    margin = clamp("margin", 0, max(0, min(width, height) // 2), 0)
+    cols = clamp("cols", 1, max(1, width), 1)
+    rows = clamp("rows", 1, max(1, height), 1)
+    fit = min((width - (cols - 1) * margin) // cols, (height - (rows - 1) * margin) // rows)
+    clamp("tile_size", 1, max(1, fit), max(1, fit))
+    image = out.get("image_size")
+    if image is not None and not (isinstance(image, list) and len(image) == 2 and all(
+            _whole(v) is not None and 0 < v <= 65536 for v in image)):
+        problems.append("image_size %s is not two sizes in pixels: not shown"
+                        % json.dumps(image)[:40])
+        out["image_size"] = None
+    out["tiles"] = [_checked_tile(t, k, rows, cols) for k, t in enumerate(tiles["tiles"])]
+    if len(out["tiles"]) > rows * cols:
+        problems.append("%d tiles for a %dx%d grid: the extra ones are unreadable"
+                        % (len(out["tiles"]), rows, cols))
+    out["png_size"] = None if size is None else [width, height]
+    out["layout_problems"] = problems
+    return out
+
+
+def _checked_tile(tile: Any, k: int, rows: int, cols: int) -> Dict[str, Any]:
+    """One tile entry, or an ``unreadable`` placeholder saying why (position k in the list)."""
+    def unreadable(reason: str) -> Dict[str, Any]:
+        index = _whole(tile.get("index")) if isinstance(tile, dict) else None
+        return {"index": k if index is None else index, "row": None, "col": None,
+                "unreadable": "tile entry %d %s" % (k, reason)}
+
+    if not isinstance(tile, dict):
+        return unreadable("is not an object (%s)" % type(tile).__name__.replace("NoneType",
+                                                                                 "null"))
+    index, row, col = (_whole(tile.get(key)) for key in ("index", "row", "col"))
+    if index is None or row is None or col is None:
+        return unreadable("lacks a whole-number index, row or col")
+    if not (0 <= row < rows and 0 <= col < cols) or row * cols + col >= rows * cols:
+        return unreadable("is outside the %dx%d grid (row %d, col %d)" % (rows, cols, row, col))
+    if k >= rows * cols:
+        return unreadable("is beyond the %dx%d grid" % (rows, cols))
+    kernel = tile.get("kernel")
+    if kernel is not None and not _kernel_ok(kernel):
+        tile = dict(tile, kernel=None,
+                    kernel_problem="the stored kernel is not a [height][width][channels] "
+                                   "array of at most %d per side" % MAX_KERNEL_SIDE)
+    return tile
+
+
+def _kernel_ok(kernel: Any) -> bool:
+    if not (isinstance(kernel, list) and 0 < len(kernel) <= MAX_KERNEL_SIDE):
+        return False
+    rows = [r for r in kernel if isinstance(r, list) and 0 < len(r) <= MAX_KERNEL_SIDE]
+    if len(rows) != len(kernel) or len({len(r) for r in rows}) != 1:
+        return False
+    cells = [c for r in rows for c in r]
+    return all(isinstance(c, list) and 0 < len(c) <= MAX_KERNEL_SIDE and len(c) == len(cells[0])
+               and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in c)
+               for c in cells)

@@ -5,8 +5,11 @@ routes, the CLI and the dashboard. Reading (`from_json` / `from_dict`) migrates 
 validates every field and names the bad one in a `SchemaError`; unknown keys are kept (in
 `extra`) so newer writers can add keys without breaking older readers.
 
-schema_version 2 adds these optional keys (kept in the `extra` dicts of the dataclasses, validated
-on read):
+Every key the project writes is a typed field of the dataclasses (validated on read, written
+when set: None means absent, except the few fields where null is a value of its own, whose
+"absent" is `ABSENT`); `extra` holds only the keys this reader does not know, kept as they are.
+`json_keys(cls)` lists a dataclass's keys (a test checks them against frontend/src/types.ts).
+schema_version 2 adds these optional keys:
 
 - node `macs` (int | null): multiply-accumulates PER EXAMPLE in the convention `MACS_CONVENTION`;
   node `macs_reason` (str): why `macs` is null (or, on a container, that it is a lower bound);
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypedDict
 
 SCHEMA_VERSION = 2
 FRAMEWORKS = ("keras", "torch")
@@ -46,23 +49,92 @@ class SchemaError(ValueError):
     """An architecture document that does not follow the schema; the message names the field."""
 
 
+class _Absent:
+    """The value of a field the document does not have, where null is a value of its own
+    (node ``calls`` null: unknown, absent: not recorded; ``self_macs`` null: unknown own work,
+    absent: no own work; model ``batch_size`` null: unknown, absent: older document)."""
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __reduce__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT: Any = _Absent()
+
+
+class NodeMemory(TypedDict, total=False):
+    """Per-node memory: ``params_bytes`` and ``output_bytes`` (per example, null: unknown);
+    ``buffers_bytes`` (torch); on containers ``activations_bytes`` (sum of the leaf outputs)."""
+
+    params_bytes: int
+    output_bytes: Optional[int]
+    buffers_bytes: int
+    activations_bytes: Optional[int]
+
+
+class ModelMemory(TypedDict, total=False):
+    params_bytes: int
+    buffers_bytes: int
+    activations_bytes: Optional[int]
+
+
+class Extraction(TypedDict, total=False):
+    """How the graph was found: ``method`` (required) and, by extractor, ``reason``,
+    ``partial``, ``failed_op``, ``dropped_ops``."""
+
+    method: str
+    reason: str
+    partial: bool
+    failed_op: str
+    dropped_ops: int
+
+
 @dataclasses.dataclass
 class ModelInfo:
+    """The model: contract fields, then the schema 2 totals (written by ``totals.fill_totals``)
+    and what extractors add (``optimizer_params`` Keras; ``output_names``, ``buffers`` torch;
+    ``self_weights`` / ``self_buffers``: parameters held outside every node). None: absent."""
+
     name: str
     class_name: str
     total_params: int = 0
     trainable_params: int = 0
     non_trainable_params: int = 0
+    macs: Optional[int] = None
+    macs_complete: Optional[bool] = None
+    macs_convention: Optional[str] = None
+    batch_size: Optional[int] = ABSENT
+    memory: Optional[ModelMemory] = None
+    optimizer_params: Optional[int] = None
+    output_names: Optional[List[Dict[str, Any]]] = None
+    buffers: Optional[int] = None
+    self_weights: Optional[List[Dict[str, Any]]] = None
+    self_buffers: Optional[List[Dict[str, Any]]] = None
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _lift_known(self)
 
 
 @dataclasses.dataclass
 class Node:
     """One layer / module / functional op; containers are nodes whose children name them as parent.
 
-    Optional keys beyond the contract: `weights` ([{"name", "shape", "trainable"}]), `buffers`
-    (torch: [{"name", "shape"}]), `reason` (why shapes are null), `dtype_policy`, `calls` (how
-    many times a shared layer/module was called), `is_container`.
+    After the contract fields (``id`` ... ``macs``), the typed optional keys (None: absent):
+    ``macs_reason`` (why ``macs`` is null, or "at least: ..." on a container),
+    ``macs_complete`` (false on a container with unknown figures inside), ``memory``,
+    ``self_macs`` (a container's own work), ``weights`` ([{"name", "shape", "trainable",
+    "dtype"?, "path"?}]), ``buffers`` (torch: [{"name", "shape", "dtype"}]), ``reason`` (why
+    shapes are null), ``dtype_policy``, ``calls`` (how many times it was called; null: unknown),
+    ``call_shapes`` / ``container_calls`` (Keras shared layers / nested models), the kind flags
+    ``is_container``, ``is_input``, ``is_function`` (torch functional op), ``operation``
+    (a ``keras.ops`` call), and torch saved programs' ``class_known``, ``config_source``;
+    ``used_by`` (a module whose parent uses its weights directly).
     """
 
     id: str
@@ -77,7 +149,28 @@ class Node:
     activation: Optional[str] = None
     config: Dict[str, Any] = dataclasses.field(default_factory=dict)
     macs: Optional[int] = None
+    macs_reason: Optional[str] = None
+    macs_complete: Optional[bool] = None
+    memory: Optional[NodeMemory] = None
+    self_macs: Optional[int] = ABSENT
+    weights: Optional[List[Dict[str, Any]]] = None
+    buffers: Optional[List[Dict[str, Any]]] = None
+    reason: Optional[str] = None
+    dtype_policy: Optional[str] = None
+    calls: Optional[int] = ABSENT
+    call_shapes: Optional[List[Any]] = None
+    container_calls: Optional[int] = None
+    is_container: Optional[bool] = None
+    is_input: Optional[bool] = None
+    is_function: Optional[bool] = None
+    operation: Optional[bool] = None
+    class_known: Optional[bool] = None
+    config_source: Optional[str] = None
+    used_by: Optional[str] = None
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _lift_known(self)
 
     @property
     def total_params(self) -> int:
@@ -89,11 +182,18 @@ class Edge:
     source: str
     target: str
     shape: Optional[Shape] = None
+    count: Optional[int] = None  # Keras: how many calls connect the two nodes (absent: one)
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _lift_known(self)
 
 
 @dataclasses.dataclass
 class Architecture:
+    """The document. ``extraction`` (how the graph was found), ``backend`` (Keras backend) and
+    ``gradient_reach`` (see ``tensorboard_archviz.gradient_reach``) are optional (None: absent)."""
+
     framework: str
     framework_version: str
     model: ModelInfo
@@ -102,7 +202,13 @@ class Architecture:
     nodes: List[Node] = dataclasses.field(default_factory=list)
     edges: List[Edge] = dataclasses.field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
+    extraction: Optional[Extraction] = None
+    backend: Optional[str] = None
+    gradient_reach: Optional[Dict[str, Any]] = None
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _lift_known(self)
 
     # -- convenience -----------------------------------------------------------------------
     def node(self, node_id: str) -> Node:
@@ -139,43 +245,94 @@ class Architecture:
 # ---------------------------------------------------------------------------------------------
 # to JSON
 
-def _with_extra(fields: Dict[str, Any], extra: Dict[str, Any]) -> Dict[str, Any]:
-    out = dict(extra)
-    out.update(fields)
+# The contract keys of each dataclass (always written); every other field but `extra` is an
+# optional typed key, written when set (None: absent; ABSENT for the fields where null is a value).
+CONTRACT_KEYS: Dict[type, Tuple[str, ...]] = {
+    Architecture: ("schema_version", "framework", "framework_version", "model", "inputs",
+                   "outputs", "nodes", "edges"),
+    ModelInfo: ("name", "class_name", "total_params", "trainable_params", "non_trainable_params"),
+    Node: ("id", "name", "class_name", "parent", "input_shapes", "output_shapes", "dtype",
+           "params", "activation", "config", "macs"),
+    Edge: ("source", "target", "shape"),
+}
+
+
+def optional_keys(cls: type) -> Tuple[str, ...]:
+    """The optional typed keys of a schema dataclass, in field order."""
+    contract = CONTRACT_KEYS[cls]
+    return tuple(f.name for f in dataclasses.fields(cls)
+                 if f.name not in contract and f.name != "extra")
+
+
+def json_keys(cls: type) -> Tuple[str, ...]:
+    """Every key a schema dataclass reads and writes (contract, then optional)."""
+    return CONTRACT_KEYS[cls] + optional_keys(cls)
+
+
+def _null_is_value(cls: type, key: str) -> bool:
+    return any(f.name == key and f.default is ABSENT for f in dataclasses.fields(cls))
+
+
+def _lift_known(obj: Any) -> None:
+    """Known keys handed over in `extra` go to their typed fields; `extra` keeps the rest."""
+    known = set(optional_keys(type(obj)))
+    if not known.intersection(obj.extra):
+        return
+    rest = {}
+    for k, v in obj.extra.items():
+        if k in known:
+            setattr(obj, k, v)
+        else:
+            rest[k] = v
+    obj.extra = rest
+
+
+def _write(obj: Any, contract: Dict[str, Any]) -> Dict[str, Any]:
+    """Contract keys, then the optional keys that are set, then the unknown (`extra`) keys."""
+    out = dict(contract)
+    known = optional_keys(type(obj))
+    for k in known:
+        v = getattr(obj, k)
+        if v is ABSENT or (v is None and not _null_is_value(type(obj), k)):
+            continue
+        out[k] = v
+    for k, v in obj.extra.items():
+        if k in known:
+            raise SchemaError("%s: set the typed field %s.%s, not extra[%r]"
+                              % (k, type(obj).__name__, k, k))
+        out.setdefault(k, v)
     return out
 
 
 def _node_to_dict(n: Node) -> Dict[str, Any]:
-    return _with_extra({
+    return _write(n, {
         "id": n.id, "name": n.name, "class_name": n.class_name, "parent": n.parent,
         "input_shapes": n.input_shapes, "output_shapes": n.output_shapes, "dtype": n.dtype,
         "params": {"trainable": int(n.params.get("trainable", 0)),
                    "non_trainable": int(n.params.get("non_trainable", 0))},
         "activation": n.activation, "config": n.config, "macs": n.macs,
-    }, n.extra)
+    })
 
 
 def to_dict(arch: Architecture) -> Dict[str, Any]:
-    """The JSON-ready dict of an Architecture (keys in contract order, extras after)."""
-    out = {
+    """The JSON-ready dict of an Architecture (contract keys, typed optional keys, extras)."""
+    m = arch.model
+    return _write(arch, {
         "schema_version": arch.schema_version,
         "framework": arch.framework,
         "framework_version": arch.framework_version,
-        "model": _with_extra({
-            "name": arch.model.name, "class_name": arch.model.class_name,
-            "total_params": int(arch.model.total_params),
-            "trainable_params": int(arch.model.trainable_params),
-            "non_trainable_params": int(arch.model.non_trainable_params),
-        }, arch.model.extra),
+        "model": _write(m, {
+            "name": m.name, "class_name": m.class_name,
+            "total_params": int(m.total_params),
+            "trainable_params": int(m.trainable_params),
+            "non_trainable_params": int(m.non_trainable_params),
+        }),
         "inputs": list(arch.inputs),
         "outputs": list(arch.outputs),
         "nodes": [_node_to_dict(n) for n in arch.nodes],
-        "edges": [_with_extra({"source": e.source, "target": e.target, "shape": e.shape}, e.extra)
+        "edges": [_write(e, {"source": e.source, "target": e.target, "shape": e.shape})
                   for e in arch.edges],
-    }
-    for k, v in arch.extra.items():
-        out.setdefault(k, v)
-    return out
+    })
 
 
 def to_json(arch: Architecture, **kwargs: Any) -> str:
@@ -325,12 +482,48 @@ def _check_extraction(data: Dict[str, Any]) -> None:
     _str(ex, "method", "extraction")
 
 
-def _rest(d: Dict[str, Any], known: tuple) -> Dict[str, Any]:
-    return {k: v for k, v in d.items() if k not in known}
+def _kind(cls: type, key: str) -> str:
+    """The JSON kind of an optional field from its annotation: str, bool, int, list or object."""
+    ann = str({f.name: f.type for f in dataclasses.fields(cls)}[key])
+    inner = ann[len("Optional["):-1] if ann.startswith("Optional[") else ann
+    for prefix, kind in (("str", "str"), ("bool", "bool"), ("int", "int"), ("List", "list")):
+        if inner.startswith(prefix):
+            return kind
+    return "object"
 
 
-_NODE_KEYS = ("id", "name", "class_name", "parent", "input_shapes", "output_shapes", "dtype",
-              "params", "activation", "config", "macs")
+_KIND_CHECKS: Dict[str, Tuple[Callable[[Any], bool], str]] = {
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "int": (lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
+    "list": (lambda v: isinstance(v, list), "a list"),
+    "object": (lambda v: isinstance(v, dict), "an object"),
+}
+
+
+def _typed(d: Dict[str, Any], cls: type, where: str) -> Dict[str, Any]:
+    """Keyword arguments for `cls` from `d`: its optional typed keys (each checked against its
+    type; null is a value for the ABSENT-default fields and means absent for the others) and
+    `extra` = the keys the reader does not know."""
+    known = optional_keys(cls)
+    out: Dict[str, Any] = {}
+    for key in known:
+        if key not in d:
+            continue
+        v = d[key]
+        nullable = _null_is_value(cls, key)
+        if v is None:
+            if nullable:
+                out[key] = None
+            continue
+        check, text = _KIND_CHECKS[_kind(cls, key)]
+        field = key if where == "<root>" else "%s.%s" % (where, key)
+        _expect(check(v), field, "expected %s%s, got %r"
+                % (text, " or null" if nullable else "", v))
+        out[key] = v
+    contract = CONTRACT_KEYS[cls]
+    out["extra"] = {k: v for k, v in d.items() if k not in contract and k not in known}
+    return out
 
 
 def _node_from_dict(d: Any, where: str) -> Node:
@@ -358,7 +551,7 @@ def _node_from_dict(d: Any, where: str) -> Node:
         activation=_str(d, "activation", where, optional=True),
         config=config,
         macs=macs,
-        extra=_rest(d, _NODE_KEYS),
+        **_typed(d, Node, where),
     )
 
 
@@ -371,8 +564,7 @@ def _model_from_dict(model: Any) -> ModelInfo:
         total_params=_count(model, "total_params", "model"),
         trainable_params=_count(model, "trainable_params", "model"),
         non_trainable_params=_count(model, "non_trainable_params", "model"),
-        extra=_rest(model, ("name", "class_name", "total_params", "trainable_params",
-                            "non_trainable_params")),
+        **_typed(model, ModelInfo, "model"),
     )
 
 
@@ -401,7 +593,7 @@ def _edges_from_dict(raw_edges: Any, ids: set) -> List[Edge]:
                     "unknown node id %r" % (v,))
         edges.append(Edge(source=e["source"], target=e["target"],
                           shape=_shape(e.get("shape"), where + ".shape"),
-                          extra=_rest(e, ("source", "target", "shape"))))
+                          **_typed(e, Edge, where)))
     return edges
 
 
@@ -428,8 +620,7 @@ def from_dict(data: Any) -> Architecture:
         schema_version=data["schema_version"], framework=fw,
         framework_version=_str(data, "framework_version", "<root>"),
         model=info, inputs=io["inputs"], outputs=io["outputs"], nodes=nodes, edges=edges,
-        extra=_rest(data, ("schema_version", "framework", "framework_version", "model",
-                           "inputs", "outputs", "nodes", "edges")),
+        **_typed(data, Architecture, "<root>"),
     )
 
 

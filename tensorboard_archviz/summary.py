@@ -73,6 +73,30 @@ def filter_grid_pb(node_id: str, png: bytes, tiles: Dict[str, Any]) -> summary_p
     return summary
 
 
+def _json_tensor_pb(doc: Dict[str, Any], tag: str, md: Any) -> summary_pb2.Summary:
+    problem = util.value_depth_problem(doc)
+    if problem is not None:
+        raise ValueError("cannot write %s: %s" % (tag, problem))
+    payload = json.dumps(doc, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    tensor = tensor_util.make_tensor_proto(np.array(payload, dtype=object))
+    summary = summary_pb2.Summary()
+    summary.value.add(tag=tag, metadata=md, tensor=tensor)
+    return summary
+
+
+def signals_pb(doc: Dict[str, Any]) -> summary_pb2.Summary:
+    """A Summary holding one step of layer signals (``signals.write.signals_doc``): a rank-0
+    DT_STRING tensor of its JSON under ``metadata.SIGNALS_TAG``. Raises ValueError for a NaN
+    left unencoded or a document nested too deep."""
+    return _json_tensor_pb(doc, metadata.SIGNALS_TAG, metadata.create_signals_metadata())
+
+
+def values_pb(name: str, doc: Dict[str, Any]) -> summary_pb2.Summary:
+    """A Summary holding one step of user layer values `name` (``signals.write.values_doc``)
+    under ``metadata.values_tag(name)``."""
+    return _json_tensor_pb(doc, metadata.values_tag(name), metadata.create_values_metadata(name))
+
+
 _FILE_UID = itertools.count()
 
 

@@ -19,13 +19,16 @@ extracts and writes; the other ranks return at once (call it on every rank or on
 
 from __future__ import annotations
 
+import logging
 import time
-from typing import Any, List, Optional
+import weakref
+from typing import Any, Dict, Iterable, List, Optional, Union
 
 from tensorboard_archviz import summary
 from tensorboard_archviz.util import torch_rank_is_zero
 
-__all__ = ["add_architecture", "add_filter_grids", "write_summary"]
+__all__ = ["add_architecture", "add_filter_grids", "add_layer_signals", "add_layer_values",
+           "write_summary"]
 
 
 def _unwrap(model: Any) -> Any:
@@ -118,6 +121,7 @@ def add_architecture(writer: Any, model: Any, input_to_model: Any,
         add_to(arch, model, input_to_model, gradient_reach)
     summary_pb = summary.architecture_pb(arch)  # validates before anything is written
     write_summary(writer, summary_pb, global_step, walltime)
+    _remember_ids(writer, arch)
     from tensorboard_archviz.filters.torch_backend import remember_input
     remember_input(model, input_to_model)  # add_filter_grids' default image size
     return arch
@@ -142,16 +146,154 @@ def add_filter_grids(writer: Any, model: Any, layers: Optional[List[str]] = None
     is a terminal. Other `options` go to ``tensorboard_archviz.filters.torch_backend.make_grids``.
     All grids are computed first, then written. A ``DataParallel`` /
     ``DistributedDataParallel`` wrapper is looked through, so node ids match the architecture's.
-    Returns the node ids written ([] on a non-zero distributed rank).
+    A layer left out (time budget spent, not reached by the forward pass, failed) is written as
+    a grid without tiles whose ``skipped`` says why, so the Filters view can tell.
+    Returns the node ids of the grids written ([] on a non-zero distributed rank).
     """
     if not torch_rank_is_zero():
         return []
+    from tensorboard_archviz.filters.core import skipped_grid
     from tensorboard_archviz.filters.torch_backend import make_grids
 
     model = _unwrap(model)  # node ids as in the architecture; no DDP forward on one rank alone
-    protos = [(r.node_id, summary.filter_grid_pb(r.node_id, r.png, r.tiles))
-              for r in make_grids(model, layers, input_to_model=input_to_model,
-                                  time_budget=time_budget, **options)]
-    for _, pb in protos:
+    run = make_grids(model, layers, input_to_model=input_to_model, time_budget=time_budget,
+                     **options)
+    protos = [(r.node_id, summary.filter_grid_pb(r.node_id, r.png, r.tiles)) for r in run]
+    # Layers that got no grid (time budget, not reached, failed) are recorded with the reason.
+    skipped = [summary.filter_grid_pb(s.node_id, *skipped_grid(s)) for s in run.skipped]
+    for pb in [pb for _, pb in protos] + skipped:
         write_summary(writer, pb, global_step, walltime)
     return [node_id for node_id, _ in protos]
+
+
+# ---------------------------------------------------------------------------------------------
+# layer signals and user values
+
+LOG = logging.getLogger(__name__)
+# writer -> node ids of the last architecture written through it (to report unknown ids)
+_KNOWN_IDS: "weakref.WeakKeyDictionary[Any, frozenset]" = weakref.WeakKeyDictionary()
+# model -> {id(writer): _SignalsState}: the update samples and the one-warning switch
+_SIGNAL_STATES: "weakref.WeakKeyDictionary[Any, Dict[int, Any]]" = weakref.WeakKeyDictionary()
+
+
+def _remember_ids(writer: Any, arch: Any) -> None:
+    try:
+        _KNOWN_IDS[writer] = frozenset(n.id for n in arch.nodes)
+    except TypeError:  # a writer that cannot be weakly referenced: no check at write time
+        pass
+
+
+def known_node_ids(writer: Any) -> Optional[frozenset]:
+    """The node ids of the last architecture `add_architecture` wrote through `writer`."""
+    try:
+        return _KNOWN_IDS.get(writer)
+    except TypeError:
+        return None
+
+
+def _warn_unknown(writer: Any, what: str, ids: Iterable[str]) -> None:
+    known = known_node_ids(writer)
+    if known is None:
+        return
+    unknown = sorted(set(ids) - known)
+    if unknown:
+        LOG.warning("tensorboard_archviz: %s: %d node id(s) are not in the architecture written "
+                    "with this writer (they are listed as unmatched by the signals route): %s",
+                    what, len(unknown), ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10
+                                                                 else ""))
+
+
+class _SignalsState:
+    def __init__(self) -> None:
+        from tensorboard_archviz.signals.torch import TorchSignalState
+
+        self.torch = TorchSignalState()
+        self.off = False
+
+
+def _signals_state(writer: Any, model: Any) -> Any:
+    try:
+        per_model = _SIGNAL_STATES.setdefault(model, {})
+    except TypeError:
+        per_model = {}
+    st = per_model.get(id(writer))
+    if st is None:
+        st = per_model[id(writer)] = _SignalsState()
+    return st
+
+
+def add_layer_signals(writer: Any, model: Any, global_step: Optional[int] = None,
+                      input_to_model: Any = None,
+                      signals: Union[None, str, Iterable[str]] = None, *,
+                      walltime: Optional[float] = None, time_repeats: Optional[int] = None):
+    """Write how each layer of `model` behaves now: one ``archviz/signals`` summary at
+    `global_step` (call it in your loop after ``backward()``, e.g. every 100 steps).
+
+    `signals`: None (the defaults: ``weights``, ``updates``, ``gradients``, and ``activations``
+    when `input_to_model` is given), ``"all"``, or a list among ``weights``, ``updates``,
+    ``gradients``, ``activations``, ``time`` (forward time per layer: 1 + ``time_repeats``
+    (default 3) extra forward passes) and ``backward_time`` (as many forward + backward passes).
+    `input_to_model`: an example batch (tensor / tuple / dict as for ``add_architecture``) for
+    activations and time; without it those are skipped (a note says so).
+    ``updates.ratio`` compares with the previous call for the same writer and model, on a fixed
+    sample of at most 4096 elements per parameter tensor (the first call has no ratio).
+    See ``tensorboard_archviz.signals.torch`` for what each figure is and how it is measured.
+
+    Never breaks training: a failure logs ONE warning and switches the signals of this model
+    off for this writer (returns None). Bad arguments raise ``ValueError`` at once. On a
+    non-zero ``torch.distributed`` rank nothing is computed. Returns the written document.
+    """
+    from tensorboard_archviz.signals import catalog
+
+    groups = catalog.groups_of(signals)
+    if signals is None and input_to_model is None:
+        groups = tuple(g for g in groups if g != "activations")
+    repeats = catalog.TIME_REPEATS if time_repeats is None else int(time_repeats)
+    if repeats < 1:
+        raise ValueError("time_repeats must be a positive integer, got %r" % (time_repeats,))
+    if not torch_rank_is_zero():
+        return None
+    state = _signals_state(writer, model)
+    if state.off:
+        return None
+    try:
+        return _write_signals(writer, model, global_step, input_to_model, groups, repeats,
+                              state, walltime)
+    except Exception as e:  # noqa: BLE001 - never break training
+        state.off = True
+        from tensorboard_archviz.util import one_line
+
+        LOG.warning("tensorboard_archviz: add_layer_signals failed (%s); layer signals of this "
+                    "model are off for this writer, training continues", one_line(e))
+        return None
+
+
+def _write_signals(writer, model, global_step, input_to_model, groups, repeats, state,
+                   walltime):
+    from tensorboard_archviz.signals.torch import compute_torch
+    from tensorboard_archviz.signals.write import signals_doc
+
+    values, meta = compute_torch(_unwrap(model), input_to_model, groups, state.torch, repeats)
+    doc = signals_doc(values, **meta)
+    write_summary(writer, summary.signals_pb(doc), global_step, walltime)
+    _warn_unknown(writer, "add_layer_signals", {n for per in values.values() for n in per})
+    return doc
+
+
+def add_layer_values(writer: Any, name: str, values: Dict[str, Any],
+                     global_step: Optional[int] = None, *, walltime: Optional[float] = None):
+    """Write your own per-layer numbers ``{node id: number}`` as the signal ``values.<name>``
+    (quantisation error, sparsity after pruning, latency measured on a device, ...).
+
+    `name`: 1-100 letters, digits, ``_ . -``. Values: numbers (NaN / inf are kept as such,
+    None = not computable). Ids that are not in the architecture last written through this
+    writer are reported in one warning line at write time (and listed as unmatched by the
+    ``signals`` route); they are written all the same, never dropped. Raises ``ValueError``
+    for a bad name or value. Returns the written document. Any rank may call it.
+    """
+    from tensorboard_archviz.signals.write import values_doc
+
+    doc = values_doc(name, values)
+    write_summary(writer, summary.values_pb(name, doc), global_step, walltime)
+    _warn_unknown(writer, "add_layer_values(%r)" % name, doc["values"])
+    return doc

@@ -104,8 +104,8 @@ def _postorder(arch: schema.Architecture,
 
 def _weight_items(node: schema.Node, leaf: bool) -> List[Tuple[Any, int, bool, Optional[int]]]:
     """(identity, elements, trainable, bytes) of the parameters a node holds itself."""
-    weights = node.extra.get("weights")
-    mem = node.extra.get("memory") if isinstance(node.extra.get("memory"), dict) else {}
+    weights = node.weights
+    mem = node.memory or {}
     if not isinstance(weights, list) or not weights:
         return _weight_items_from_counts(node, mem) if leaf else []
     counts = [product(w.get("shape") or []) or 0 for w in weights]
@@ -144,8 +144,8 @@ def _weight_items_from_counts(node: schema.Node, mem: Dict[str, Any]) -> list:
 def _buffer_bytes(node: schema.Node, leaf: bool) -> int:
     """Bytes of the buffers a node holds itself (a container: its `buffers` list only, since
     its `memory.buffers_bytes` is the subtree's sum written here)."""
-    mem = node.extra.get("memory") if isinstance(node.extra.get("memory"), dict) else {}
-    buffers = node.extra.get("buffers")
+    mem = node.memory or {}
+    buffers = node.buffers
     if not isinstance(buffers, list):
         return int(mem.get("buffers_bytes") or 0) if leaf else 0
     return _listed_buffer_bytes(buffers)
@@ -156,16 +156,16 @@ def _listed_buffer_bytes(buffers: List[Dict[str, Any]]) -> int:
                for b in buffers)
 
 
-def _model_own(model: Dict[str, Any]) -> "_Sub":
+def _model_own(model: schema.ModelInfo) -> "_Sub":
     """What the model holds outside every node: ``self_weights`` / ``self_buffers`` (e.g. a
     PyTorch root module's own ``nn.Parameter``, a subclassed Keras model's ``add_weight``)."""
     sub = _Sub()
-    weights = model.get("self_weights")
+    weights = model.self_weights
     if isinstance(weights, list):
         counts = [product(w.get("shape") or []) or 0 for w in weights]
         for key, n, tr, nbytes in _listed("<model>", weights, counts, None):
             sub.weights[key] = (n, tr, nbytes)
-    buffers = model.get("self_buffers")
+    buffers = model.self_buffers
     if isinstance(buffers, list):
         sub.buffers = _listed_buffer_bytes(buffers)
     return sub
@@ -198,7 +198,7 @@ class _Sub:
 
 
 def _not_called(node: schema.Node) -> bool:
-    return node.extra.get("calls") == 0
+    return node.calls == 0
 
 
 def _own(node: schema.Node, leaf: bool, inputs: set) -> _Sub:
@@ -207,16 +207,15 @@ def _own(node: schema.Node, leaf: bool, inputs: set) -> _Sub:
     for key, n, tr, nbytes in _weight_items(node, leaf):
         sub.weights[key] = (n, tr, nbytes)
     sub.buffers = _buffer_bytes(node, leaf)
-    is_input = node.id in inputs or bool(node.extra.get("is_input"))
-    if leaf or "self_macs" in node.extra:
-        macs = node.macs if leaf else node.extra["self_macs"]
+    is_input = node.id in inputs or bool(node.is_input)
+    if leaf or node.self_macs is not schema.ABSENT:
+        macs = node.macs if leaf else node.self_macs
         if macs is not None:
             sub.macs, sub.known = int(macs), 1
         elif not _not_called(node) and not is_input:
             sub.unknown = 1
     if leaf and not is_input:
-        mem = node.extra.get("memory")
-        out = mem.get("output_bytes") if isinstance(mem, dict) else None
+        out = (node.memory or {}).get("output_bytes")
         sub.activations = int(out or 0)
     return sub
 
@@ -225,20 +224,19 @@ def _set_container(node: schema.Node, sub: _Sub) -> None:
     tr, ntr, nbytes = sub.params()
     node.params = {"trainable": tr, "non_trainable": ntr}
     node.macs = sub.macs if sub.known or not sub.unknown else None
-    node.extra.pop("macs_complete", None)
+    node.macs_complete = None
     if sub.unknown:
-        node.extra["macs_complete"] = False
-        node.extra["macs_reason"] = (
+        node.macs_complete = False
+        node.macs_reason = (
             "at least: MACs unknown for %d node(s) inside" % sub.unknown if node.macs is not None
             else "unknown: MACs unknown for every node inside")
-    elif str(node.extra.get("macs_reason", "")).startswith(("at least:", "unknown:")):
-        del node.extra["macs_reason"]
-    mem = node.extra.get("memory") if isinstance(node.extra.get("memory"), dict) else {}
-    node.extra["memory"] = dict(mem, params_bytes=nbytes,
-                                output_bytes=mem.get("output_bytes"),
-                                activations_bytes=sub.activations)
+    elif str(node.macs_reason or "").startswith(("at least:", "unknown:")):
+        node.macs_reason = None
+    mem = node.memory or {}
+    node.memory = dict(mem, params_bytes=nbytes, output_bytes=mem.get("output_bytes"),
+                       activations_bytes=sub.activations)
     if sub.buffers:
-        node.extra["memory"]["buffers_bytes"] = sub.buffers
+        node.memory["buffers_bytes"] = sub.buffers
 
 
 def fill_totals(arch: schema.Architecture) -> None:
@@ -254,16 +252,17 @@ def fill_totals(arch: schema.Architecture) -> None:
         if children:
             _set_container(node, sub)
         subs[node.id] = sub
-    model = arch.model.extra
+    model = arch.model
     total = _model_own(model)
     for node in kids.get(None, []):
         total.merge(subs[node.id])
-    model["macs"] = total.macs
-    model["macs_complete"] = total.unknown == 0
-    model.setdefault("macs_convention", schema.MACS_CONVENTION)
+    model.macs = total.macs
+    model.macs_complete = total.unknown == 0
+    if model.macs_convention is None:
+        model.macs_convention = schema.MACS_CONVENTION
     _, _, nbytes = total.params()
-    model["memory"] = {"params_bytes": nbytes, "buffers_bytes": total.buffers,
-                       "activations_bytes": total.activations}
+    model.memory = {"params_bytes": nbytes, "buffers_bytes": total.buffers,
+                    "activations_bytes": total.activations}
 
 
 def node_counts(arch: schema.Architecture) -> Dict[str, int]:
@@ -274,9 +273,9 @@ def node_counts(arch: schema.Architecture) -> Dict[str, int]:
     parents = {n.parent for n in arch.nodes if n.parent is not None and n.parent != n.id}
     counts = {"layers": 0, "ops": 0, "inputs": 0, "containers": 0}
     for n in arch.nodes:
-        if n.id in parents or n.extra.get("is_container") is True:
+        if n.id in parents or n.is_container is True:
             counts["containers"] += 1
-        elif n.extra.get("is_function") is True or n.extra.get("operation") is True:
+        elif n.is_function is True or n.operation is True:
             counts["ops"] += 1
         elif n.class_name in ("Input", "InputLayer"):
             counts["inputs"] += 1

@@ -8,17 +8,24 @@ import sys
 from typing import Iterable, Optional
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
-# C0 and C1 control characters except tab and newline; DEL too.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# C0 and C1 control characters except tab and newline; DEL too; the bidirectional-text controls
+# (LRM, RLM, ALM, the embeddings, overrides and isolates U+202A-202E, U+2066-2069) and the
+# Unicode line and paragraph separators.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029"
+                      "\u202a-\u202e\u2066-\u2069]")
 
 
-def strip_control(text: str) -> str:
-    """``text`` without terminal escape sequences or control characters (each shown as ``?``).
+def strip_control(text: str, keep_newlines: bool = False) -> str:
+    """``text`` without terminal escape sequences, control characters, bidirectional-text
+    controls or newlines (each shown as ``?``); ``keep_newlines`` keeps ``\\n`` (for text that
+    is split into lines afterwards).
 
     Layer and model names are untrusted: printed raw they could clear the screen, set the window
-    title or write the clipboard (OSC 52).
+    title, write the clipboard (OSC 52), forge a second line (``x\\nModel: "evil"``) or reorder
+    what the terminal shows (bidi overrides).
     """
-    return _CONTROL.sub("?", _ANSI.sub("", str(text)))
+    text = _CONTROL.sub("?", _ANSI.sub("", str(text)))
+    return text if keep_newlines else text.replace("\n", "?")
 
 
 def one_line(e: BaseException, limit: int = 300) -> str:
@@ -27,7 +34,7 @@ def one_line(e: BaseException, limit: int = 300) -> str:
     Tracebacks embedded in messages (TorchScript) end with the real error: a line that looks like
     ``SomeError: ...`` is preferred; otherwise the first non-empty line.
     """
-    text = strip_control(str(e))
+    text = strip_control(str(e), keep_newlines=True)
     lines = [l.strip() for l in text.splitlines() if l.strip()]
     line = next((l for l in reversed(lines) if re.match(r"^[A-Za-z_.]*(Error|Exception):", l)),
                 None)

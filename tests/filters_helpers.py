@@ -195,3 +195,42 @@ def assert_fresh(res: dict, backend: str) -> None:
     assert all(v < 1e-3 for v in res["score_diff"].values()), res["score_diff"]
     assert all(v > 1e-3 for v in res["between"].values()), res["between"]
     assert res["kernel_shape"] == [5, 5, 1]
+
+
+HEAD_INDICES = [5, 0, 3]
+
+
+def keras_head_cases():
+    """(x (3, 11, 12, 4), layers) with deterministic weights: the conv kinds and options the
+    Keras filter head handles, unequal strides included (the same layers in any process)."""
+    from keras import layers
+
+    rng = np.random.RandomState(0)
+    x = rng.randn(3, 11, 12, 4).astype(np.float32)
+    cases = [layers.Conv2D(6, 3, strides=2, padding="same", groups=2),
+             layers.Conv2D(6, (3, 2), dilation_rate=2, padding="valid"),
+             layers.Conv2D(6, 4, strides=(2, 3), padding="valid", use_bias=False),
+             layers.Conv2D(6, 3, strides=(2, 3), padding="same", groups=2),
+             layers.Conv2D(6, (2, 3), strides=(3, 2), padding="same"),
+             layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", strides=2),
+             layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", strides=(2, 3)),
+             layers.SeparableConv2D(6, 3, depth_multiplier=2, padding="same"),
+             layers.SeparableConv2D(6, 3, padding="valid", strides=(3, 2)),
+             layers.Conv2DTranspose(6, 3, strides=2, padding="same")]
+    for layer in cases:
+        layer.build(x.shape)
+        layer.set_weights([(0.5 * rng.randn(*w.shape)).astype(np.float32)
+                           for w in layer.get_weights()])
+    return x, cases
+
+
+def keras_heads(x, cases):
+    """Each layer's filter head on x for filters HEAD_INDICES (numpy arrays (3, Ho, Wo))."""
+    import keras
+    from keras import ops
+
+    from tensorboard_archviz.filters import keras_backend
+
+    idx = ops.convert_to_tensor(np.array(HEAD_INDICES, np.int32))
+    return [ops.convert_to_numpy(keras_backend.make_head(layer, keras, ops)[0](
+        ops.convert_to_tensor(x), idx)) for layer in cases]

@@ -20,6 +20,7 @@ from PIL import Image
 from browser_helpers import open_entry
 from conftest import open_archviz, run_tensorboard, wait_for_run
 from tensorboard_archviz import schema
+from tensorboard_archviz.filters import core
 from tensorboard_archviz.summary import ArchVizWriter
 
 TILE, MARGIN, ROWS, COLS = 10, 2, 3, 4
@@ -115,6 +116,30 @@ def big_grid():
     return buf.getvalue(), meta
 
 
+def lying_grid():
+    """A real 20x10 PNG (4 tiles of 5 px, two rows) whose document claims 12,000 px tiles."""
+    img = np.full((10, 20), 255, np.uint8)
+    for i in range(4):
+        img[5 * (i // 4):5 * (i // 4) + 5, 5 * (i % 4):5 * (i % 4) + 5] = 30 + 50 * i
+    buf = io.BytesIO()
+    Image.fromarray(img, "L").save(buf, "PNG")
+    meta = {"tile_size": 12000, "margin": 0, "rows": 2, "cols": 4, "channels": 1,
+            "value_range": [0, 1], "image_size": [12000, 12000],
+            "tiles": [{"index": i, "score": 1.0 + i, "dead": False, "row": i // 4 + i % 2,
+                       "col": i % 4} for i in range(4)]}
+    return buf.getvalue(), meta
+
+
+def malformed_grid():
+    """grid(1)'s PNG whose tile list mixes readable entries with a number, null, a string, an
+    entry without row/col, one outside the grid and an array."""
+    png, meta = grid(1)
+    good = meta["tiles"][:3]
+    meta = dict(meta, tiles=good + [7, None, "tile", {"index": 40}, {"index": 41, "row": 9, "col": 0},
+                                    [1, 2]])
+    return png, meta
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     logdir = tmp_path_factory.mktemp("logs_filters")
@@ -133,11 +158,25 @@ def server(tmp_path_factory):
         w.add_filter_grid(LAYER, *grid(4), step=BIG_STEP)
     with ArchVizWriter(str(logdir / "nofilters")) as w:
         w.add_architecture(conv_arch(), step=0)
+    with ArchVizWriter(str(logdir / "lying")) as w:
+        w.add_architecture(conv_arch(), step=0)
+        w.add_filter_grid(LAYER, *lying_grid(), step=1)
+    with ArchVizWriter(str(logdir / "malformed")) as w:
+        w.add_architecture(conv_arch(), step=0)
+        w.add_filter_grid(LAYER, *malformed_grid(), step=1)
+    with ArchVizWriter(str(logdir / "budget")) as w:
+        w.add_architecture(conv_arch(), step=0)
+        w.add_filter_grid(LAYER, *grid(1), step=1)
+        cut = core.Skipped(LAYER, "time_budget", core.Budget(120, None).skip_reason(8, 10),
+                           "Conv2D")
+        w.add_filter_grid(LAYER, *core.skipped_grid(cut), step=5)
     with run_tensorboard(logdir) as url:
         wait_for_run(url, "train", filter_layers=2)
         wait_for_run(url, "big", filter_layers=1)
         wait_for_run(url, "steps_big", filter_layers=1)
         wait_for_run(url, "nofilters")
+        for run in ("lying", "malformed", "budget"):
+            wait_for_run(url, run, filter_layers=1)
         yield url
 
 
@@ -270,7 +309,9 @@ def test_click_enlarges_a_tile_with_every_step(server, page):
     big = frame.evaluate("""() => { const c = document.querySelector('.av-filter-detail canvas');
         const d = c.getContext('2d').getImageData(c.width >> 1, c.height >> 1, 1, 1).data;
         return [c.width, d[0]]; }""")
-    assert big[0] >= 192 and big[1] == grey(2, 4)
+    # Shown at >= 192 px; the canvas itself holds the tile's own pixels (never more than the PNG).
+    shown = frame.evaluate("document.querySelector('.av-filter-detail canvas').getBoundingClientRect().width")
+    assert shown >= 192 and big[0] == TILE and big[1] == grey(2, 4)
     frame.wait_for_function("document.querySelectorAll('.av-filter-steps figure canvas').length === 2")
     strip = frame.evaluate("""() => [...document.querySelectorAll('.av-filter-steps figure')].map(f => {
         const c = f.querySelector('canvas');
@@ -329,3 +370,96 @@ def test_twenty_thousand_tiles_never_block_the_page(server, page):
     frame.evaluate("""() => { setTimeout(() => {
         const t = performance.now(); while (performance.now() - t < 300) {} }, 0); }""")
     frame.wait_for_function("window.__longtasks.some((d) => d >= 290)")
+
+
+def watch_long_tasks(frame):
+    assert frame.evaluate("PerformanceObserver.supportedEntryTypes.includes('longtask')")
+    frame.evaluate("""() => { window.__longtasks = [];
+        new PerformanceObserver((l) => l.getEntries().forEach((e) => window.__longtasks.push(e.duration)))
+            .observe({ type: 'longtask' }); }""")
+
+
+def open_run_filters(page, url, run):
+    frame = open_archviz(page, url)
+    frame.wait_for_selector("select[data-picker=run]")
+    watch_long_tasks(frame)
+    frame.select_option("select[data-picker=run]", run)
+    frame.wait_for_selector(".av-table tr.row")
+    frame.click("button[data-view=filters]")
+    return frame
+
+
+CANVASES = """() => [...document.querySelectorAll('canvas')].map(c => [c.width, c.height])"""
+
+
+@pytest.mark.parametrize("served", ["checked by the server", "raw, as stored"])
+def test_lying_tile_sizes_never_size_a_canvas(server, page, served):
+    """A document claiming 12,000 px tiles over a 20x10 PNG: every canvas is at most the PNG's
+    size, no long task, and the view says what did not fit. "raw": the route's answer is
+    replaced by the stored document as it is (no server check), so the page's own guard acts."""
+    if served.startswith("raw"):
+        def raw(route):
+            resp = route.fetch()
+            doc = resp.json()
+            _, stored = lying_grid()
+            doc.update({k: stored[k] for k in ("tile_size", "margin", "rows", "cols", "tiles",
+                                               "image_size")})
+            doc.pop("png_size", None)
+            doc.pop("layout_problems", None)
+            route.fulfill(response=resp, json=doc)
+        page.route("**/data/plugin/archviz/filters?*", raw)
+    frame = open_run_filters(page, server, "lying")
+    frame.wait_for_selector(".av-tiles[data-state=done]", timeout=60000)
+    assert frame.locator(".av-tile canvas").count() == 4
+    sizes = frame.evaluate(CANVASES)
+    assert sizes and all(w <= 20 and h <= 10 for w, h in sizes), sizes
+    frame.click('.av-tile[data-index="1"]')
+    frame.wait_for_selector(".av-filter-detail canvas")
+    sizes = frame.evaluate(CANVASES)
+    assert all(w <= 20 and h <= 10 for w, h in sizes), sizes
+    note = frame.inner_text("[data-role=layout-problems]")
+    assert "does not fit the 20×10 grid image" in note and "tile_size 12000 does not fit" in note
+    page.wait_for_timeout(300)
+    long_tasks = frame.evaluate("window.__longtasks")
+    assert max(long_tasks, default=0) < 200, long_tasks
+
+
+@pytest.mark.parametrize("served", ["checked by the server", "raw, as stored"])
+def test_malformed_tile_entries_read_unreadable_tile(server, page, served):
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    if served.startswith("raw"):
+        def raw(route):
+            resp = route.fetch()
+            doc = resp.json()
+            doc["tiles"] = malformed_grid()[1]["tiles"]
+            route.fulfill(response=resp, json=doc)
+        page.route("**/data/plugin/archviz/filters?*", raw)
+    frame = open_run_filters(page, server, "malformed")
+    frame.wait_for_selector(".av-tiles[data-state=done]", timeout=60000)
+    assert frame.locator(".av-tile canvas").count() == 3
+    bad = frame.locator(".av-tile.unreadable")
+    assert bad.count() == 6
+    texts = [bad.nth(k).inner_text() for k in range(6)]
+    assert all(t.startswith("unreadable tile") for t in texts), texts
+    reasons = " | ".join(texts)
+    assert "tile entry 3 is not an object" in reasons and "tile entry 6 lacks" in reasons
+    assert "tile entry 7 is outside the 3" in reasons and "tile entry 8 is not an object" in reasons
+    assert "6 unreadable tiles" in frame.locator(".av-toolbar").nth(1).inner_text()
+    assert frame.locator(".av-msg.error").count() == 0 and errors == []
+    frame.check("input[data-action=sort-score]")       # sorting keeps them, last
+    frame.wait_for_selector(".av-tiles[data-state=done]")
+    order = frame.evaluate("[...document.querySelectorAll('.av-tile')].map(t => t.dataset.unreadable === 'true')")
+    assert order == [False] * 3 + [True] * 6 and errors == []
+
+
+def test_layer_cut_by_the_time_budget_says_why(server, page):
+    frame = open_run_filters(page, server, "budget")
+    frame.wait_for_selector("[data-role=skipped]")
+    text = frame.inner_text("[data-role=skipped]")
+    assert f"No grid for “{LAYER}” at step 5." in text
+    assert "time budget of 120 s was spent after 8 of 10 layers" in text
+    assert frame.locator(".av-tile").count() == 0
+    frame.locator("input[data-picker=fstep]").fill("0")   # the earlier step has its grid
+    frame.wait_for_selector(".av-tiles[data-state=done]")
+    assert frame.locator(".av-tile canvas").count() == N

@@ -138,7 +138,7 @@ def partial_nested_arch() -> schema.Architecture:
     arch = nested_arch()
     inner = next(n for n in arch.nodes if n.id == "encoder/dense_1")
     inner.macs = None
-    inner.extra["macs_reason"] = "custom kernel: MACs not known"
+    inner.macs_reason = "custom kernel: MACs not known"
     fill_totals(arch)
     return arch
 
@@ -266,7 +266,7 @@ def test_nested_model_collapses_and_expands(server, page):
 def test_container_macs_are_the_servers_sum_at_least_and_unknown(server, page):
     arch = partial_nested_arch()
     enc = next(n for n in arch.nodes if n.id == "encoder")
-    assert enc.macs == 2048 and enc.extra["macs_reason"].startswith("at least")
+    assert enc.macs == 2048 and enc.macs_reason.startswith("at least")
     frame = open_graph(page, server, "partial")
     frame.click('[data-testid=graph-group][data-id="encoder"] text >> nth=0')
     frame.wait_for_selector("[data-testid=graph-detail]")

@@ -190,7 +190,7 @@ def test_summary_json_and_tables(keras_written):
             assert any("{:,}".format(node.total_params) in l for l in lines), node.id
         for line in ("Total params: 1,256,080", "Trainable params: 1,256,080",
                      "Non-trainable params: 0",
-                     "MACs per example: {:,}".format(ref.model.extra["macs"])):
+                     "MACs per example: {:,}".format(ref.model.macs)):
             assert line in lines, (width, text)
     wide = tables[200].splitlines()
     assert wide[2].split() == ["Layer", "(type)", "Output", "shape", "Params", "MACs",
@@ -256,7 +256,7 @@ def _assert_like_add_architecture(ref, got, kind):
         assert got.to_dict() == ref.to_dict()
     else:
         assert_same_as_extract_torch(ref, got, "equal" if kind == "scripted" else "subset")
-        assert got.extra["extraction"]["method"] == (
+        assert got.extraction["method"] == (
             "torch.export" if kind == "pt2" else "torchscript")
 
 
@@ -523,7 +523,7 @@ def test_table_keeps_json_order_nests_by_parent_and_totals_per_example():
              node("add", "add", None),
              node("layer1.0.bn1", "BatchNorm2d", "layer1.0", macs=None),
              node("fc", "Linear", macs=2_000, p=20)]
-    nodes[6].extra["macs_reason"] = "no MACs formula for BatchNorm2d here"
+    nodes[6].macs_reason = "no MACs formula for BatchNorm2d here"
     arch = schema.Architecture(
         "torch", "2", schema.ModelInfo("net", "Net", 60, 60, 0, extra={
             "macs": 3_000, "macs_complete": False, "macs_convention": schema.MACS_CONVENTION,
@@ -534,14 +534,15 @@ def test_table_keeps_json_order_nests_by_parent_and_totals_per_example():
         "x (Input)", "layer1 (Sequential)", "  layer1.0 (BasicBlock)",
         "    layer1.0.conv1 (Conv2d)", "    layer1.0.relu (ReLU)", "add (add)",
         "    layer1.0.bn1 (BatchNorm2d)", "fc (Linear)"]
-    assert [r[3] for r in rows] == ["0", "?", "?", "1,000", "0", "0", "?", "2,000"]
+    # null MACs read as in the web table (format.ts UNKNOWN): "—", never "?" or 0
+    assert [r[3] for r in rows] == ["0", "—", "—", "1,000", "0", "0", "—", "2,000"]
     lines = cli.render_table(arch, 100).splitlines()
     assert lines[-5:] == ["Total params: 60", "Trainable params: 60", "Non-trainable params: 0",
                           "MACs per example: at least 3,000",
                           "Memory: params 240 B, buffers 1.54 kB, activations 12.3 MB per example"]
-    arch.model.extra["macs_complete"] = True
+    arch.model.macs_complete = True
     assert "MACs per example: 3,000" in cli.render_table(arch, 100).splitlines()
-    arch.model.extra["macs_convention"] = schema.MACS_CONVENTION_V1  # a migrated schema 1 run
+    arch.model.macs_convention = schema.MACS_CONVENTION_V1  # a migrated schema 1 run
     assert "MACs: 3,000 (%s)" % schema.MACS_CONVENTION_V1 in cli.render_table(arch, 300).splitlines()
 
 
@@ -564,7 +565,7 @@ def test_hf_config_json_on_the_meta_device(tmp_path):
     assert arch.model.total_params == TINY_LLAMA_PARAMS == 106_816
     assert arch.node("lm_head").output_shapes == [[1, 16, 256]]  # --seq-len default 16
     assert arch.node("model.layers.1.mlp.down_proj").params["trainable"] == 8192
-    assert arch.model.extra["memory"]["params_bytes"] == 2 * TINY_LLAMA_PARAMS  # bfloat16
+    assert arch.model.memory["params_bytes"] == 2 * TINY_LLAMA_PARAMS  # bfloat16
     rc, out, err = run_cli(["summary", "config.json", "--seq-len", "8", "--json"], tmp_path,
                            keras_backend="torch")
     assert rc == 0, err

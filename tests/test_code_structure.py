@@ -2,7 +2,12 @@
 
 - no function over 80 lines, in the Python package and in the TypeScript frontend;
 - no private name (``_x``) of one package module used by another module of the package;
-- no import cycle among ``frontend/src`` modules.
+- no import cycle among the package's Python modules (imports inside functions count too);
+- no import cycle among ``frontend/src`` modules;
+- no dashboard view importing another view's modules: views share code through ``common/`` and
+  the shell contract (``view.ts``), and ``common/`` imports no view.
+
+Each checker has a control case below showing that it can fail.
 
 The TypeScript rules use a small parser (comments, strings and template literals removed, braces
 matched) because the frontend's compiler (TypeScript 7) has no JavaScript compiler API.
@@ -27,8 +32,8 @@ def _files(top, ext):
                 yield os.path.join(d, f)
 
 
-def _module_name(path):
-    rel = os.path.relpath(path, ROOT)[:-3].replace(os.sep, ".")
+def _module_name(path, root=None):
+    rel = os.path.relpath(path, root or ROOT)[:-3].replace(os.sep, ".")
     return rel[:-9] if rel.endswith(".__init__") else rel
 
 
@@ -87,6 +92,30 @@ def python_private_imports(paths):
                     and not node.attr.startswith("__")):
                 out.append("%s uses %s.%s" % (me, aliases[node.value.id], node.attr))
     return sorted(set(out))
+
+
+def python_import_graph(paths, root=None):
+    """Module -> the package modules it imports (anywhere in the file, lazy imports included).
+
+    ``from .x import y`` is an edge to ``x.y`` when that is a module, else to ``x``; importing
+    ``a.b.c`` is an edge to ``a.b.c`` only (not to the packages ``a`` and ``a.b`` that Python
+    also initialises: a package's ``__init__`` importing its submodules is no cycle)."""
+    mods = {_module_name(p, root): p for p in paths}   # a.b for a/b.py and a/b/__init__.py
+    graph = {}
+    for me, path in mods.items():
+        pkg_of_me = me if path.endswith("__init__.py") else me.rsplit(".", 1)[0]
+        deps = set()
+        for node in ast.walk(ast.parse(open(path, encoding="utf-8").read(), path)):
+            if isinstance(node, ast.ImportFrom):
+                src = (_resolve(node.module, node.level, pkg_of_me + ".x") if node.level
+                       else node.module or "")
+                for a in node.names:
+                    cand = src + "." + a.name
+                    deps.add(cand if cand in mods else src)
+            elif isinstance(node, ast.Import):
+                deps.update(a.name for a in node.names)
+        graph[me] = {d for d in deps if d in mods and d != me}
+    return graph
 
 
 # -- TypeScript ---------------------------------------------------------------------------------
@@ -250,8 +279,9 @@ def ts_import_graph(paths):
     return graph
 
 
-def ts_import_cycles(graph):
-    """Every strongly connected component of more than one module (Tarjan)."""
+def import_cycles(graph):
+    """Every strongly connected component of more than one module (Tarjan); for the TypeScript
+    and the Python import graphs alike."""
     index, low, stack, on, comps = {}, {}, [], set(), []
     counter = [0]
 
@@ -278,6 +308,39 @@ def ts_import_cycles(graph):
     return comps
 
 
+def view_of(module):
+    """Which dashboard view a frontend module (path relative to ``frontend/src``) belongs to, or
+    None for the shell and shared modules (app, view contract, api, dom, format, common/, ...)."""
+    parts = module.replace(os.sep, "/").split("/")
+    if parts[0] == "graph":
+        return "graph"
+    if len(parts) > 1:
+        return None
+    base = parts[0][:-3] if parts[0].endswith(".ts") else parts[0]
+    for prefix, view in (("table", "table"), ("layered_", "layered"), ("compare_", "compare"),
+                         ("filters_", "filters"), ("signals", "signals")):
+        if base.startswith(prefix):
+            return view
+    if base == "timeline":
+        return "timeline"
+    if "signals" in base:
+        return "signals"
+    return None
+
+
+def view_crossings(graph):
+    """Imports from one view into another view's modules, and from ``common/`` into any view."""
+    out = []
+    for me, deps in sorted(graph.items()):
+        mine = view_of(me)
+        shared = me.replace(os.sep, "/").startswith("common/")
+        for d in sorted(deps):
+            theirs = view_of(d)
+            if theirs and ((mine and theirs != mine) or shared):
+                out.append("%s (%s) imports %s (%s)" % (me, "common" if shared else mine, d, theirs))
+    return out
+
+
 # -- the checks themselves, and checks that the checkers can fail --------------------------------
 
 def test_no_python_function_over_80_lines():
@@ -288,12 +351,20 @@ def test_no_private_names_across_package_modules():
     assert python_private_imports(list(_files(PKG, ".py"))) == []
 
 
+def test_no_import_cycles_in_python_package():
+    assert import_cycles(python_import_graph(_files(PKG, ".py"))) == []
+
+
 def test_no_typescript_function_over_80_lines():
     assert ts_long_functions(_files(SRC, ".ts")) == []
 
 
 def test_no_import_cycles_in_frontend():
-    assert ts_import_cycles(ts_import_graph(list(_files(SRC, ".ts")))) == []
+    assert import_cycles(ts_import_graph(list(_files(SRC, ".ts")))) == []
+
+
+def test_no_view_imports_another_view():
+    assert view_crossings(ts_import_graph(list(_files(SRC, ".ts")))) == []
 
 
 def test_checkers_catch_what_they_look_for(tmp_path):
@@ -307,5 +378,28 @@ def test_checkers_catch_what_they_look_for(tmp_path):
                   "const g = (y: number) => {\n%s\n};\n" % (body, body))
     found = ts_long_functions([str(ts)])
     assert len(found) == 2 and "big" in found[0] and "arrow" in found[1]
-    assert ts_import_cycles({"a.ts": {"b.ts"}, "b.ts": {"a.ts"}, "c.ts": {"a.ts"}}) == [
+    assert import_cycles({"a.ts": {"b.ts"}, "b.ts": {"a.ts"}, "c.ts": {"a.ts"}}) == [
         ["a.ts", "b.ts"]]
+
+    # a Python circle, one side lazy (inside a function), and a package importing its submodule
+    pkg = tmp_path / "tensorboard_archviz"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("from . import a\n")
+    (pkg / "a.py").write_text("from .b import f\n")
+    (pkg / "b.py").write_text("def f():\n    from . import a\n    return a\n")
+    (pkg / "sub" / "__init__.py").write_text("from .c import g\n")
+    (pkg / "sub" / "c.py").write_text("import tensorboard_archviz.sub\ng = 1\n")
+    graph = python_import_graph(_files(str(pkg), ".py"), root=str(tmp_path))
+    assert import_cycles(graph) == [["tensorboard_archviz.a", "tensorboard_archviz.b"],
+                                       ["tensorboard_archviz.sub", "tensorboard_archviz.sub.c"]]
+    # views: one view importing another's module, common/ importing a view; the shell may
+    assert view_crossings({
+        "table_fold.ts": {"graph/derive.ts", "common/folding.ts", "dom.ts"},
+        "layered_svg.ts": {"layered_model.ts", "common/palette.ts"},
+        "common/folding.ts": {"table_columns.ts"},
+        "app.ts": {"graph/index.ts", "table.ts", "signals_view.ts"},
+        "signals_view.ts": {"timeline.ts"},
+        "graph/view.ts": {"graph/model.ts", "gradient_overlay.ts"},
+    }) == ["common/folding.ts (common) imports table_columns.ts (table)",
+           "signals_view.ts (signals) imports timeline.ts (timeline)",
+           "table_fold.ts (table) imports graph/derive.ts (graph)"]

@@ -42,7 +42,7 @@ def test_options_are_validated_by_name():
         core.resolve_options({"parametrization": "wavelet"})
     assert core.resolve_options({}).n_steps == 128
     assert core.resolve_options({"fast": True}).n_steps == 64
-    assert core.resolve_options({}).steps_for(False) == 256
+    assert core.resolve_options({}).steps_for(False) == 128     # 256 before (issue 25)
     assert core.resolve_options({"fast": True}).steps_for(False) == 64
     with pytest.raises(ValueError, match="objective"):
         core.resolve_options({"objective": "max"})
@@ -82,7 +82,7 @@ def test_plan_choices():
     assert tiny.canvas_hw == (56 + 2 * tiny.jitter, 56 + 2 * tiny.jitter)
     deep = core.make_plan("d", "Conv2d", 8, 1, (28, 28), (0, 1), False, opts)
     assert (deep.scale, deep.parametrization, deep.objective, deep.jitter, deep.steps) == \
-        (1, "fourier", "interior", 2, 256)
+        (1, "fourier", "interior", 2, 128)
     assert deep.transforms and not deep.rotate          # scale 0.95-1.05 only
     big = core.make_plan("b", "Conv2d", 8, 3, (128, 96), (0, 255), False, opts)
     assert (big.scale, big.parametrization, big.transforms, big.rotate) == \

@@ -143,3 +143,36 @@ def test_default_image_size_logging_and_progress(tmp_path, caplog, capsys):
     assert "archviz filters" in capsys.readouterr().err       # the tqdm bar
     with pytest.raises(ValueError, match="input_to_model"):
         add_filter_grids(ArchVizWriter(str(tmp_path / "other")), nn.Sequential(nn.Conv2d(3, 2, 3)))
+
+
+def test_layers_cut_by_the_budget_are_written_with_the_reason(tmp_path):
+    """A layer the time budget cut (or the forward pass never reached) is written as a grid
+    without tiles whose ``skipped`` names the budget (or the reason): the view can say why."""
+    m = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Conv2d(2, 2, 3), nn.Conv2d(2, 2, 3))
+    with ArchVizWriter(str(tmp_path)) as w:
+        written = add_filter_grids(w, m, global_step=4, input_to_model=torch.zeros(1, 1, 12, 12),
+                                   steps=2, time_budget=1e-6)
+    assert written == ["0"]
+    grids = read_grids(str(tmp_path))
+    assert sorted(grids) == [("0", 4), ("2", 4), ("3", 4)]
+    assert "skipped" not in grids[("0", 4)][1] and len(grids[("0", 4)][1]["tiles"]) == 2
+    for node in ("2", "3"):
+        png, tiles = grids[(node, 4)]
+        assert tiles["tiles"] == [] and tiles["skip_kind"] == "time_budget"
+        assert tiles["skipped"].startswith("not computed at this step: the time budget of "
+                                           "1e-06 s was spent after 1 of 3 layers")
+        assert tiles["layer_class"] == "Conv2d" and png_array(png).shape == (1, 1)
+    run = torch_backend.make_grids(_Unreached(), input_shape=(1, 8, 8), steps=2)
+    assert [r.node_id for r in run] == ["used"]
+    assert [(s.node_id, s.kind) for s in run.skipped] == [("unused", "unreached")]
+    assert run.skipped[0].reason.startswith("the model's forward pass did not reach this layer")
+
+
+class _Unreached(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.used = nn.Conv2d(1, 2, 3)
+        self.unused = nn.Conv2d(1, 2, 3)
+
+    def forward(self, x):
+        return self.used(x)

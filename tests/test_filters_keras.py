@@ -12,8 +12,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from filters_helpers import (THRESHOLD, assert_recovers_hand_kernels,
-                             keras_hand_model as hand_model, png_image)
+from filters_helpers import (HEAD_INDICES, THRESHOLD, assert_recovers_hand_kernels,
+                             keras_head_cases, keras_heads, keras_hand_model as hand_model,
+                             png_image)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -22,7 +23,7 @@ if keras.backend.backend() != "tensorflow":
     pytest.skip("these tests run Keras on the TensorFlow backend", allow_module_level=True)
 from keras import layers  # noqa: E402
 
-from tensorboard_archviz.filters import core, keras_backend  # noqa: E402
+from tensorboard_archviz.filters import core, keras_backend, tf_optim  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -68,26 +69,30 @@ def test_keras_tf_dead_filter_range_png_and_state(hand_run):
     assert any("[1/2] edges (Conv2D): 4 of 4 filters" in l for l in lines)
 
 
-def test_keras_heads_match_the_layers():
-    import tensorflow as tf
-    from keras import ops
-
-    rng = np.random.RandomState(0)
-    x = tf.constant(rng.randn(3, 11, 12, 4).astype(np.float32))
-    idx = tf.constant([5, 0, 3])
-    cases = [layers.Conv2D(6, 3, strides=2, padding="same", groups=2),
-             layers.Conv2D(6, (3, 2), dilation_rate=2, padding="valid"),
-             layers.Conv2D(6, 4, strides=(2, 3), padding="valid", use_bias=False),
-             layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", strides=2),
-             layers.SeparableConv2D(6, 3, depth_multiplier=2, padding="same"),
-             layers.Conv2DTranspose(6, 3, strides=2, padding="same")]
-    for layer in cases:
-        full = layer(x).numpy()           # activation None: the output is the pre-activation
-        head, n = keras_backend.make_head(layer, keras, ops)
-        pre = head(x, idx).numpy()
-        expect = full[np.arange(3), :, :, idx.numpy()]
-        assert n == full.shape[-1] and pre.shape == expect.shape, layer.name
-        np.testing.assert_allclose(pre, expect, atol=1e-4, err_msg=type(layer).__name__)
+def test_keras_heads_match_the_layers(tmp_path):
+    x, cases = keras_head_cases()
+    got = keras_heads(x, cases)
+    for layer, pre in zip(cases, got):
+        full = np.asarray(layer(x))       # activation None: the output is the pre-activation
+        expect = full[np.arange(3), :, :, HEAD_INDICES]
+        assert pre.shape == expect.shape, layer.name
+        np.testing.assert_allclose(pre, expect, atol=1e-4, err_msg=layer.name)
+    assert keras_backend.make_head(cases[0], keras, keras.ops)[1] == 6
+    # TensorFlow's plain CPU kernels (oneDNN off, as on processors it does not serve): the
+    # depthwise kernel there refuses unequal strides; the heads must run and agree.
+    script = ("import sys, numpy as np; sys.path.insert(0, %r)\n"
+              "from filters_helpers import keras_head_cases, keras_heads\n"
+              "np.savez(%r, *keras_heads(*keras_head_cases()))\n"
+              % (os.path.join(ROOT, "tests"), str(tmp_path / "heads.npz")))
+    env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="0", TF_CPP_MIN_LOG_LEVEL="2",
+               KERAS_BACKEND="tensorflow",
+               PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    plain = np.load(str(tmp_path / "heads.npz"))
+    for k, (layer, pre) in enumerate(zip(cases, got)):
+        np.testing.assert_allclose(plain["arr_%d" % k], pre, atol=1e-4, err_msg=layer.name)
 
 
 def test_tf_render_matches_the_numpy_reference():
@@ -95,7 +100,7 @@ def test_tf_render_matches_the_numpy_reference():
 
     opts = core.resolve_options({"value_range": (0.0, 255.0)})
     plan = core.make_plan("c", "Conv2D", 2, 3, (20, 24), (0.0, 255.0), False, opts)
-    opt = keras_backend.TFOptimizer(plan, None, None)
+    opt = tf_optim.TFOptimizer(plan, None, None)
     z = 3.0 * np.random.RandomState(0).randn(2, 3, *plan.canvas_hw).astype(np.float32)
     got = opt.render(tf.constant(z)).numpy()
     want = core.render_numpy(z, plan, core.make_bases(plan)).transpose(0, 2, 3, 1)

@@ -179,7 +179,7 @@ def test_torch_unavailable_and_architecture_still_written(tmp_path, model, needl
     with ArchVizWriter(str(tmp_path)) as w:
         arch = add_architecture(w, model, torch.randn(1, 4), gradient_reach=True)
     back = schema.from_json(arch.to_json())
-    assert back.extra["gradient_reach"]["status"] == "unavailable"
+    assert back.gradient_reach["status"] == "unavailable"
     assert [n.id for n in back.nodes if n.class_name == "Linear"] == ["fc"]
 
 
@@ -285,3 +285,157 @@ def test_keras_detached_unused_frozen(backend, keras_runs):
     if backend == "tensorflow":
         assert out["callback"]["status"] == "ok"
         assert out["callback"]["summary"] == "all 6 trainable parameters receive a gradient"
+
+
+# -- no side effects (issue 21 item 4) ----------------------------------------------------------
+
+class Busy(nn.Module):
+    """Writes a parameter in place, counts its calls, appends to a list, sets a dict entry,
+    increments a tensor attribute and registers a tensor hook, all in forward."""
+
+    def __init__(self, fired):
+        super().__init__()
+        self.a = nn.Linear(4, 4)
+        self.b = nn.Linear(4, 2)
+        self.bn = nn.BatchNorm1d(4)
+        self.counter = 1
+        self.log = []
+        self.stats = {"seen": 0}
+        self.steps = torch.zeros(())
+        self.fired = fired
+
+    def forward(self, x):
+        self.counter += 1
+        self.log.append(x.shape[0])
+        self.stats["seen"] += 1
+        self.steps += 1
+        with torch.no_grad():
+            self.b.bias.add_(1.0)
+        h = self.bn(self.a(x))
+        if h.requires_grad:
+            h.register_hook(lambda g: self.fired.append("tensor in forward"))
+        return self.b(torch.relu(h))
+
+
+def _busy_with_hooks():
+    fired = []
+    model = Busy(fired)
+    model.a.register_forward_hook(lambda *a: fired.append("forward"))
+    model.a.register_forward_pre_hook(lambda *a: fired.append("forward pre"))
+    model.b.register_full_backward_hook(lambda *a: fired.append("full backward"))
+    model.a.weight.register_hook(lambda g: fired.append("parameter"))
+    return model, fired
+
+
+def test_torch_pass_leaves_the_model_as_it_was_and_user_hooks_silent():
+    model, fired = _busy_with_hooks()
+    x = torch.randn(3, 4)
+    x_before = x.clone()
+    params = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.random.get_rng_state()
+    r = gradient_reach.compute(model, x)
+    assert r["status"] == "ok" and r["counts"] == {"grad": 6, "none": 0, "frozen": 0}, r
+    assert fired == []  # no forward, backward, tensor or parameter hook saw the pass
+    assert model.counter == 1 and model.log == [] and model.stats == {"seen": 0}
+    assert float(model.steps) == 0.0
+    for k, v in model.state_dict().items():  # b.bias written in place, BN statistics
+        assert torch.equal(v, params[k]), k
+    assert torch.equal(x, x_before) and torch.equal(torch.random.get_rng_state(), rng)
+    assert all(p.grad is None for p in model.parameters()) and model.training
+    # the user's hooks are back: a real step fires every one of them once
+    model(x).sum().backward()
+    assert sorted(fired) == ["forward", "forward pre", "full backward", "parameter",
+                             "tensor in forward"]
+    assert model.counter == 2 and model.log == [3]
+
+
+def test_add_architecture_with_gradient_reach_leaves_what_the_extraction_leaves(tmp_path):
+    from tensorboard_archviz import add_architecture
+
+    after = {}
+    for reach in (False, True):
+        torch.manual_seed(0)
+        model, fired = _busy_with_hooks()
+        with ArchVizWriter(str(tmp_path / str(reach))) as w:
+            arch = add_architecture(w, model, torch.randn(3, 4), gradient_reach=reach)
+        after[reach] = (model.counter, list(model.log), dict(model.stats), float(model.steps),
+                        list(fired), float(model.b.bias.sum()), torch.random.get_rng_state())
+        assert (arch.gradient_reach is not None) == reach
+    assert after[True][:6] == after[False][:6]
+    assert torch.equal(after[True][6], after[False][6])
+    assert after[True][0] == 2 and after[True][4] == ["forward pre", "forward"]  # one forward
+
+
+def test_torch_meta_device_llama_reach_from_the_graph_rng_kept():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    with torch.device("meta"):
+        model = LlamaForCausalLM(cfg)
+    ids = torch.zeros(1, 8, dtype=torch.long, device="meta")
+    model.eval()
+    modes = [m.training for m in model.modules()]
+    rng = torch.random.get_rng_state()
+    r = gradient_reach.compute(model, {"input_ids": ids})
+    assert torch.equal(torch.random.get_rng_state(), rng)
+    assert r["status"] == "ok", r
+    assert r["summary"] == ("all 21 trainable parameters receive a gradient; meta device: reach "
+                            "read from the autograd graph (no values, so an exactly-zero "
+                            "gradient cannot be told)")
+    assert r["counts"] == {"grad": 21, "none": 0, "frozen": 0}
+    assert "aten::" not in json.dumps(r)
+    assert all(p.is_meta for p in model.parameters())
+    assert [m.training for m in model.modules()] == modes
+
+
+def test_one_name_per_parameter_from_the_writer_down():
+    import inspect
+    from tensorboard_archviz.gradient_reach import torch as reach_torch
+    from tensorboard_archviz.torch_writer import add_architecture
+
+    def params(f):
+        return list(inspect.signature(f).parameters)
+
+    assert params(add_architecture)[:3] == ["writer", "model", "input_to_model"]
+    assert "gradient_reach" in params(add_architecture)
+    assert params(gradient_reach.add_to)[:4] == ["arch", "model", "input_to_model",
+                                                 "gradient_reach"]
+    assert params(gradient_reach.compute)[:2] == ["model", "input_to_model"]
+    assert params(reach_torch.reach)[:2] == ["model", "input_to_model"]
+
+
+def test_keras_reach_reuses_the_callers_extraction(monkeypatch, tmp_path):
+    import keras
+    import numpy as np
+    from tensorboard_archviz import ArchVizCallback
+    from tensorboard_archviz.extract import keras as keras_extract
+
+    runs = []
+    real_run = keras_extract._Extractor.run
+    monkeypatch.setattr(keras_extract._Extractor, "run",
+                        lambda self: runs.append(1) or real_run(self))
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3),
+                              keras.layers.Dense(2, activation="softmax")])
+    arch, layers = keras_extract.extract_keras_layers(model)
+    assert len(runs) == 1 and set(layers) == {n.id for n in arch.nodes}
+    gradient_reach.add_to(arch, model, None, True, layers=layers)
+    assert len(runs) == 1 and arch.gradient_reach["status"] == "ok"
+    assert arch.gradient_reach["counts"] == {"grad": 4, "none": 0, "frozen": 0}
+    assert gradient_reach.compute(model)["counts"] == arch.gradient_reach["counts"]
+    assert len(runs) == 2  # without the caller's extraction: extracted once, here
+    model.compile("adam", "mse")
+    per_write = []
+    real_write = ArchVizCallback._write_architecture
+
+    def write(self, *args, **kwargs):  # extractions while the callback writes an architecture
+        before = len(runs)
+        real_write(self, *args, **kwargs)
+        per_write.append(len(runs) - before)
+
+    monkeypatch.setattr(ArchVizCallback, "_write_architecture", write)
+    cb = ArchVizCallback(log_dir=str(tmp_path), gradient_reach=True)
+    model.fit(np.zeros((4, 4), "float32"), np.zeros((4, 2), "float32"), epochs=1, verbose=0,
+              callbacks=[cb])
+    # one architecture written (a later call finds it unchanged): one extraction, reach included
+    assert len(cb.written_steps) == 1 and per_write[0] == 1 and sum(per_write) == 1

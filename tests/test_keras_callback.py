@@ -153,7 +153,7 @@ def test_subclassed_model_is_written_once_built(tmp_path):
     written = architectures(tmp_path / "train")
     assert [s for s, _ in written] == [0]
     arch = written[0][1]
-    assert arch.extra["extraction"]["method"] == "symbolic_trace"
+    assert arch.extraction["method"] == "symbolic_trace"
     assert [(e.source, e.target) for e in arch.edges] == [
         ("input", "flat"), ("flat", "d1"), ("d1", "d2")]
     assert arch.model.total_params == 784 * 16 + 16 + 170
@@ -338,7 +338,7 @@ def test_torch_backend_fit_writes_architecture(tmp_path):
     written = architectures(tmp_path / "logs" / "mlp" / "train")
     assert [s for s, _ in written] == [0, 2]
     first, second = written[0][1], written[1][1]
-    assert first.extra["backend"] == "torch" and first.extra["extraction"]["method"] == "sequential_graph"
+    assert first.backend == "torch" and first.extraction["method"] == "sequential_graph"
     assert first.model.total_params == 25450
     assert [first.node(i).total_params for i in first.node_ids()] == [0, 0, 25120, 0, 330]
     assert second.node("dense_1").params == {"trainable": 0, "non_trainable": 330}
@@ -346,7 +346,7 @@ def test_torch_backend_fit_writes_architecture(tmp_path):
     written = architectures(tmp_path / "logs" / "sub" / "train")
     assert [s for s, _ in written] == [0, 2]
     arch = written[0][1]
-    assert arch.extra["extraction"]["method"] == "symbolic_trace"
+    assert arch.extraction["method"] == "symbolic_trace"
     assert arch.model.total_params == 784 * 16 + 16 + 170
     assert {(e.source, e.target) for e in arch.edges} == {
         ("input", "flat"), ("flat", "d1"), ("d1", "add"), ("add", "d2")}
@@ -390,6 +390,6 @@ def test_callback_architecture_and_fresh_filter_grids_on_backend(tmp_path, backe
     written = architectures(tmp_path / "logs" / "train")
     assert [s for s, _ in written] == [0]
     arch = written[0][1]
-    assert arch.extra["backend"] == backend
+    assert arch.backend == backend
     assert arch.model.total_params == 1256080
     assert [n for n in arch.node_ids() if n.startswith("conv2d")] == ["conv2d", "conv2d_1"]

@@ -48,7 +48,7 @@ def warnings_of(caplog):
 def test_lenet_reference_numbers_shapes_edges_macs():
     arch = roundtrip(extract_keras(build_lenet()))
     assert arch.framework == "keras" and arch.framework_version == keras.__version__
-    assert arch.extra["extraction"]["method"] == "sequential_graph"
+    assert arch.extraction["method"] == "sequential_graph"
     ids = ["input_layer", "conv2d", "max_pooling2d", "conv2d_1", "max_pooling2d_1", "flatten",
            "dense", "dense_1"]
     assert arch.node_ids() == ids
@@ -73,10 +73,10 @@ def test_lenet_reference_numbers_shapes_edges_macs():
     assert conv.class_name == "Conv2D" and conv.activation == "relu" and conv.dtype == "float32"
     assert conv.config["filters"] == 20 and conv.config["kernel_size"] == [5, 5]
     assert conv.config["padding"] == "same" and conv.config["strides"] == [1, 1]
-    assert [{k: w[k] for k in ("name", "shape", "trainable")} for w in conv.extra["weights"]] \
+    assert [{k: w[k] for k in ("name", "shape", "trainable")} for w in conv.weights] \
         == [{"name": "kernel", "shape": [5, 5, 1, 20], "trainable": True},
             {"name": "bias", "shape": [20], "trainable": True}]
-    assert conv.extra["weights"][0]["path"].endswith("conv2d/kernel")  # Keras' variable path
+    assert conv.weights[0]["path"].endswith("conv2d/kernel")  # Keras' variable path
     assert arch.node("max_pooling2d").config["pool_size"] == [2, 2]
     assert arch.node("dense_1").activation == "softmax"
     # MACs per example (schema 2): kernel elements x output positions; no bias, pooling 0
@@ -106,7 +106,7 @@ def test_batchnorm_split_and_macs():
             arch.model.non_trainable_params) == (32, 16, 16)
     assert bn.macs == 0  # elementwise: not a MAC (schema 2)
     assert bn.config["axis"] == -1 and bn.config["momentum"] == 0.99
-    assert {(w["name"], w["trainable"]) for w in bn.extra["weights"]} == {
+    assert {(w["name"], w["trainable"]) for w in bn.weights} == {
         ("gamma", True), ("beta", True), ("moving_mean", False), ("moving_variance", False)}
 
 
@@ -121,7 +121,7 @@ def test_totals_exclude_optimizer_variables_after_fit():
     arch = extract_keras(model)
     assert arch.model.total_params == 25450 == model.count_params()
     assert arch.model.trainable_params == 25450 and arch.model.non_trainable_params == 0
-    assert arch.model.extra["optimizer_params"] == opt
+    assert arch.model.optimizer_params == opt
 
 
 def test_frozen_layer_counts_as_non_trainable():
@@ -130,7 +130,7 @@ def test_frozen_layer_counts_as_non_trainable():
     arch = extract_keras(model)
     assert params(arch.node("dense")) == (0, 1225500)
     assert arch.node("dense").config["trainable"] is False
-    assert all(not w["trainable"] for w in arch.node("dense").extra["weights"])
+    assert all(not w["trainable"] for w in arch.node("dense").weights)
     assert (arch.model.trainable_params, arch.model.non_trainable_params) == (30580, 1225500)
 
 
@@ -157,8 +157,8 @@ def two_input_model():
 def test_functional_two_inputs_shared_layer_nested_models():
     model = two_input_model()
     arch = roundtrip(extract_keras(model))
-    assert arch.extra["extraction"]["method"] == "functional_graph"
-    op = [n for n in arch.nodes if n.extra.get("operation")]
+    assert arch.extraction["method"] == "functional_graph"
+    op = [n for n in arch.nodes if n.operation]
     assert len(op) == 1 and op[0].class_name == "Add"
     op_id = op[0].id
     assert set(arch.node_ids()) == {
@@ -168,7 +168,7 @@ def test_functional_two_inputs_shared_layer_nested_models():
     parents = {n.id: n.parent for n in arch.nodes}
     assert parents["inner_seq/d1"] == "inner_seq" and parents["inner_fn/fdense"] == "inner_fn"
     assert parents["inner_seq/seq_in"] == "inner_seq" and parents["shared"] is None
-    assert arch.node("inner_seq").extra["is_container"] is True
+    assert arch.node("inner_seq").is_container is True
     assert arch.children("inner_fn") == [arch.node("inner_fn/fin"), arch.node("inner_fn/fdense")]
 
     s16 = (None, 16)
@@ -183,11 +183,11 @@ def test_functional_two_inputs_shared_layer_nested_models():
         ("inner_fn/fdense", "concat", (None, 2)), ("shared", "concat", s16)}
     assert len(arch.edges) == 12
     dup = [e for e in arch.edges if (e.source, e.target) == ("shared", "add_layer")]
-    assert dup[0].extra["count"] == 2
+    assert dup[0].count == 2
     assert arch.inputs == ["a", "b"] and arch.outputs == ["inner_fn/fdense", "concat"]
 
     shared = arch.node("shared")
-    assert shared.extra["calls"] == 2 and params(shared) == (272, 0)
+    assert shared.calls == 2 and params(shared) == (272, 0)
     assert shared.macs == 2 * 16 * 16                      # summed over both calls
     assert arch.node("add_layer").input_shapes == [[None, 16], [None, 16]]
     assert arch.node("concat").input_shapes == [[None, 2], [None, 16]]
@@ -199,7 +199,7 @@ def test_functional_two_inputs_shared_layer_nested_models():
     assert arch.node("inner_fn/fdense").activation == "tanh"
     # totals: shared once, containers not double-counted
     assert arch.model.total_params == 272 + 136 + 36 + 10 == model.count_params()
-    leaves = [n for n in arch.nodes if not n.extra.get("is_container")]
+    leaves = [n for n in arch.nodes if not n.is_container]
     assert sum(n.total_params for n in leaves) == arch.model.total_params
     assert extract_keras(model).to_json() == arch.to_json()   # ids stable
 
@@ -260,8 +260,8 @@ def test_subclassed_model_symbolic_trace():
     before = [(len(l._inbound_nodes), len(l._outbound_nodes)) for l in sub]
     arch = roundtrip(extract_keras(model))
     assert [(len(l._inbound_nodes), len(l._outbound_nodes)) for l in sub] == before
-    assert arch.extra["extraction"]["method"] == "symbolic_trace"
-    add = [n.id for n in arch.nodes if n.extra.get("operation")]
+    assert arch.extraction["method"] == "symbolic_trace"
+    add = [n.id for n in arch.nodes if n.operation]
     assert add == ["add"]
     assert edge_set(arch) == {
         ("input", "d1", (None, 8)), ("d1", "bn", (None, 8)), ("bn", "d2", (None, 8)),
@@ -270,7 +270,7 @@ def test_subclassed_model_symbolic_trace():
     assert arch.node("head").output_shapes == [[None, 3]]
     assert params(arch.node("bn")) == (16, 16)
     unused = arch.node("unused")
-    assert unused.output_shapes is None and "not built" in unused.extra["reason"]
+    assert unused.output_shapes is None and "not built" in unused.reason
     assert arch.model.total_params == model.count_params() == 72 + 32 + 72 + 27
     assert arch.model.non_trainable_params == 16
     assert extract_keras(model).to_json() == arch.to_json()   # ids stable across traces
@@ -296,8 +296,8 @@ def test_subclassed_untraceable_falls_back_to_tracked_layers(caplog):
     assert model.built
     with caplog.at_level(logging.INFO, logger=LOGGER):
         arch = roundtrip(extract_keras(model))
-    assert arch.extra["extraction"]["method"] == "tracked_layers"
-    assert "symbolic trace of call() failed" in arch.extra["extraction"]["reason"]
+    assert arch.extraction["method"] == "tracked_layers"
+    assert "symbolic trace of call() failed" in arch.extraction["reason"]
     assert arch.node_ids() == ["n1", "n2"] and arch.edges == []
     assert arch.node("n1").input_shapes == [[None, 6]]
     assert arch.node("n1").output_shapes == [[None, 4]]
@@ -320,10 +320,10 @@ def test_layer_without_shape_appears_with_reason_sequential(caplog):
     model(np.zeros((2, 4), dtype="float32"))
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         arch = roundtrip(extract_keras(model))
-    assert arch.extra["extraction"]["method"] == "sequential_layers"
+    assert arch.extraction["method"] == "sequential_layers"
     bad = arch.node("noshape")
     assert bad.output_shapes is None and bad.input_shapes == [[None, 8]]
-    assert "no shape inference here" in bad.extra["reason"]
+    assert "no shape inference here" in bad.reason
     assert arch.node("s2").output_shapes == [[None, 2]]
     assert [(e.source, e.target) for e in arch.edges] == [
         ("sin", "s1"), ("s1", "noshape"), ("noshape", "s2")]
@@ -348,7 +348,7 @@ def test_layer_without_shape_appears_with_reason_subclassed(caplog):
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         arch = roundtrip(extract_keras(model))
     assert arch.node_ids() == ["w1", "bad", "w2"]
-    assert arch.node("bad").output_shapes is None and "reason" in arch.node("bad").extra
+    assert arch.node("bad").output_shapes is None and arch.node("bad").reason is not None
     assert arch.node("w2").output_shapes == [[None, 2]]
     assert len(warnings_of(caplog)) == 1
 
@@ -366,10 +366,10 @@ def test_mixed_precision_dtype_policy_and_activations():
         keras.mixed_precision.set_global_policy("float32")
     arch = extract_keras(model)
     m1 = arch.node("m1")
-    assert m1.dtype == "float16" and m1.extra["dtype_policy"] == "mixed_float16"
-    assert m1.extra["weights"][0]["shape"] == [6, 8]
+    assert m1.dtype == "float16" and m1.dtype_policy == "mixed_float16"
+    assert m1.weights[0]["shape"] == [6, 8]
     out = arch.node("mout")
-    assert out.dtype == "float32" and "dtype_policy" not in out.extra
+    assert out.dtype == "float32" and out.dtype_policy is None
     assert [arch.node(i).activation for i in ("m1", "act", "relu_layer", "leaky")] == [
         "linear", "tanh", "relu", "leaky_relu"]
 
@@ -378,7 +378,7 @@ def test_layer_node_ids_match_architecture():
     model = two_input_model()
     ids = layer_node_ids(model)
     arch = extract_keras(model)
-    layer_ids = {n.id for n in arch.nodes if not n.extra.get("operation")}
+    layer_ids = {n.id for n in arch.nodes if not n.operation}
     assert set(ids) == layer_ids
     assert ids["inner_seq/d1"] is model.get_layer("inner_seq").get_layer("d1")
 

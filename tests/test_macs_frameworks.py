@@ -47,15 +47,15 @@ def test_lenet_exactly_equal_in_keras_and_torch():
     # a batch of 8: the figures are per example whatever the batch
     t = extract_torch(torch_lenet().eval(), torch.randn(8, 1, 28, 28))
     for arch in (k, t):
-        m = arch.model.extra
-        assert m["macs"] == LENET_MACS and m["macs_complete"] is True
-        assert m["macs_convention"] == schema.MACS_CONVENTION
-    assert t.model.extra["batch_size"] == 8 and k.model.extra["batch_size"] is None
+        m = arch.model
+        assert m.macs == LENET_MACS and m.macs_complete is True
+        assert m.macs_convention == schema.MACS_CONVENTION
+    assert t.model.batch_size == 8 and k.model.batch_size is None
     assert k.model.total_params == t.model.total_params == 1_256_080
     per_layer = lambda arch: sorted(n.macs for n in arch.nodes if n.macs)  # noqa: E731
     assert per_layer(k) == per_layer(t) == [5_000, 392_000, 1_225_000, 4_900_000]
-    assert k.model.extra["memory"]["params_bytes"] == t.model.extra["memory"]["params_bytes"]
-    assert k.model.extra["memory"]["params_bytes"] == 1_256_080 * 4
+    assert k.model.memory["params_bytes"] == t.model.memory["params_bytes"]
+    assert k.model.memory["params_bytes"] == 1_256_080 * 4
 
 
 def test_diff_of_keras_and_torch_lenet_shows_equal_macs():
@@ -117,8 +117,8 @@ def test_convnext_tiny_keras_and_torch_within_2_percent():
     k = extract_keras(keras.applications.ConvNeXtTiny(weights=None))
     with torch.no_grad():
         t = extract_torch(ConvNeXtTiny().eval(), torch.randn(1, 3, 224, 224))
-    km, tm = k.model.extra["macs"], t.model.extra["macs"]
-    assert k.model.extra["macs_complete"] and t.model.extra["macs_complete"]
+    km, tm = k.model.macs, t.model.macs
+    assert k.model.macs_complete and t.model.macs_complete
     assert abs(km - tm) / km < 0.02, (km, tm)
     assert k.model.total_params == t.model.total_params == 28_589_128
     assert 4.4e9 < km < 4.5e9  # the published 4.46 G per 224 x 224 example

@@ -23,13 +23,13 @@ def test_dense_counts_every_position_of_an_nd_input():
     arch = extract(x, layers.Dense(5, name="d")(x))
     d = arch.node("d")
     assert d.macs == 7 * 12 * 5  # T * C * units; the bias is an add, not a MAC
-    assert d.extra["memory"] == {"params_bytes": (12 * 5 + 5) * 4, "output_bytes": 7 * 5 * 4}
-    m = arch.model.extra
-    assert m["macs"] == 420 and m["macs_complete"] is True and m["batch_size"] is None
-    assert m["macs_convention"] == schema.MACS_CONVENTION
-    assert m["memory"] == {"params_bytes": 65 * 4, "buffers_bytes": 0,
-                           "activations_bytes": 7 * 5 * 4}  # the input is not an activation
-    assert arch.extra["extraction"] == {"method": "functional_graph"}
+    assert d.memory == {"params_bytes": (12 * 5 + 5) * 4, "output_bytes": 7 * 5 * 4}
+    m = arch.model
+    assert m.macs == 420 and m.macs_complete is True and m.batch_size is None
+    assert m.macs_convention == schema.MACS_CONVENTION
+    assert m.memory == {"params_bytes": 65 * 4, "buffers_bytes": 0,
+                        "activations_bytes": 7 * 5 * 4}  # the input is not an activation
+    assert arch.extraction == {"method": "functional_graph"}
 
 
 def test_multi_head_attention_projections_and_products():
@@ -47,7 +47,7 @@ def test_multi_head_attention_projections_and_products():
     assert arch.node("mha").macs == q_proj + k_proj + v_proj + scores + mix + out == 17664
     k_proj_20 = 10 * 20 * (heads * key_dim)  # a separate key of width 20     = 6400
     assert arch.node("mha_key").macs == 17664 - k_proj + k_proj_20 == 20224
-    assert arch.node("mha").extra["memory"]["params_bytes"] == 4 * (
+    assert arch.node("mha").memory["params_bytes"] == 4 * (
         (16 * 32 + 32) + 2 * (12 * 32 + 32) + (32 * 16 + 16))
 
 
@@ -92,8 +92,8 @@ def test_layer_macs(make, shape, expected):
     layer = make()
     arch = extract(x, layer(x))
     node = arch.node(layer.name)
-    assert node.macs == expected, node.extra.get("macs_reason")
-    assert arch.model.extra["macs"] == expected and arch.model.extra["macs_complete"] is True
+    assert node.macs == expected, node.macs_reason
+    assert arch.model.macs == expected and arch.model.macs_complete is True
 
 
 def test_ops_and_merging_products():
@@ -107,7 +107,7 @@ def test_ops_and_merging_products():
     assert arch.node("einsum").macs == 6 * 8 * 5     # letters t, c, d (b is the batch)
     assert arch.node("add").macs == 0
     assert arch.node("att").macs == 6 * 5 * 8 + 6 * 5 * 8  # QK^T + AV (value = key = c)
-    assert arch.model.extra["macs"] == 3 * 240 + 480
+    assert arch.model.macs == 3 * 240 + 480
 
 
 class Cube(keras.Operation):
@@ -132,15 +132,15 @@ def test_unknown_layer_is_null_with_reason_and_totals_say_at_least():
     arch = extract(x, layers.Dense(6, name="head")(inner(x)))
     odd = arch.node("inner/odd")
     assert odd.macs is None  # its call() is traced: keras.ops.sin is a 0, Cube is unknown
-    assert odd.extra["macs_reason"] == "cube: no MACs rule for Cube (a custom operation)"
+    assert odd.macs_reason == "cube: no MACs rule for Cube (a custom operation)"
     box = arch.node("inner")
-    assert box.macs == 4 * 3 + 3 * 2 and box.extra["macs_complete"] is False
-    assert box.extra["macs_reason"] == "at least: MACs unknown for 1 node(s) inside"
+    assert box.macs == 4 * 3 + 3 * 2 and box.macs_complete is False
+    assert box.macs_reason == "at least: MACs unknown for 1 node(s) inside"
     assert box.params == {"trainable": 15 + 8, "non_trainable": 0}
-    assert box.extra["memory"]["params_bytes"] == (15 + 8) * 4
-    assert box.extra["memory"]["activations_bytes"] == (3 + 3 + 2) * 4
-    assert arch.model.extra["macs"] == 18 + 2 * 6 and arch.model.extra["macs_complete"] is False
-    assert arch.model.extra["memory"]["params_bytes"] == arch.model.total_params * 4
+    assert box.memory["params_bytes"] == (15 + 8) * 4
+    assert box.memory["activations_bytes"] == (3 + 3 + 2) * 4
+    assert arch.model.macs == 18 + 2 * 6 and arch.model.macs_complete is False
+    assert arch.model.memory["params_bytes"] == arch.model.total_params * 4
 
 
 def test_mixed_precision_memory_uses_each_dtype():
@@ -151,7 +151,7 @@ def test_mixed_precision_memory_uses_each_dtype():
     finally:
         keras.mixed_precision.set_global_policy("float32")
     # float32 variables, float16 outputs
-    assert arch.node("d").extra["memory"] == {"params_bytes": 65 * 4, "output_bytes": 35 * 2}
+    assert arch.node("d").memory == {"params_bytes": 65 * 4, "output_bytes": 35 * 2}
 
 
 def build_lenet():
@@ -170,10 +170,10 @@ def test_lenet_per_example_macs():
     fc1 = 7 * 7 * 50 * 500                # 1,225,000
     fc2 = 500 * 10                        # 5,000
     assert conv1 + conv2 + fc1 + fc2 == 6_522_000
-    assert arch.model.extra["macs"] == 6_522_000 and arch.model.extra["macs_complete"]
+    assert arch.model.macs == 6_522_000 and arch.model.macs_complete
     assert [n.macs for n in arch.nodes] == [0, conv1, 0, conv2, 0, 0, fc1, fc2]
     acts = (28 * 28 * 20 + 14 * 14 * 20 + 14 * 14 * 50 + 7 * 7 * 50 + 2450 + 500 + 10) * 4
-    assert arch.model.extra["memory"] == {"params_bytes": 1256080 * 4, "buffers_bytes": 0,
+    assert arch.model.memory == {"params_bytes": 1256080 * 4, "buffers_bytes": 0,
                                           "activations_bytes": acts}
 
 
@@ -181,9 +181,9 @@ def test_convnext_tiny_is_complete():
     model = keras.applications.ConvNeXtTiny(weights=None)
     arch = extract_keras(model)
     unknown = [n.id for n in arch.nodes if n.macs is None]
-    assert unknown == [] and arch.model.extra["macs_complete"] is True
+    assert unknown == [] and arch.model.macs_complete is True
     # about 4.46 G per example at 224 x 224 (the published figure)
-    assert 4.40e9 < arch.model.extra["macs"] < 4.50e9
+    assert 4.40e9 < arch.model.macs < 4.50e9
 
 
 def test_nested_model_called_twice_counts_its_layers_twice():
@@ -191,10 +191,10 @@ def test_nested_model_called_twice_counts_its_layers_twice():
     a, b = keras.Input((4,)), keras.Input((4,))
     arch = extract([a, b], layers.Add(name="add")([inner(a), inner(b)]))
     d = arch.node("inner/d")
-    assert d.extra["container_calls"] == 2 and d.macs == 2 * 4 * 3
-    assert d.extra["memory"] == {"params_bytes": 15 * 4, "output_bytes": 2 * 3 * 4}
-    assert arch.node("inner").macs == 24 and arch.model.extra["macs"] == 24
-    assert arch.model.extra["memory"]["params_bytes"] == 60  # the weights once
+    assert d.container_calls == 2 and d.macs == 2 * 4 * 3
+    assert d.memory == {"params_bytes": 15 * 4, "output_bytes": 2 * 3 * 4}
+    assert arch.node("inner").macs == 24 and arch.model.macs == 24
+    assert arch.model.memory["params_bytes"] == 60  # the weights once
 
 
 class Scorer(keras.Model):
@@ -211,10 +211,10 @@ def test_subclassed_model_trace_counts_layers_and_ops():
     model = Scorer()
     model(keras.ops.zeros((2, 5, 6)))
     arch = extract_keras(model)
-    assert arch.extra["extraction"]["method"] == "symbolic_trace"
+    assert arch.extraction["method"] == "symbolic_trace"
     assert arch.node("proj").macs == 5 * 6 * 8
     assert arch.node("matmul").macs == 5 * 5 * 8  # [5, 8] @ [8, 5]
-    assert arch.model.extra["macs"] == 240 + 200 and arch.model.extra["macs_complete"]
+    assert arch.model.macs == 240 + 200 and arch.model.macs_complete
 
 
 class Block(layers.Layer):
@@ -242,7 +242,7 @@ def test_custom_layer_is_counted_by_tracing_its_call():
     ff = 5 * 6 * 6
     mm = 5 * 6 * 3
     node = arch.node("block")
-    assert node.macs == att + ff + mm, node.extra.get("macs_reason")
+    assert node.macs == att + ff + mm, node.macs_reason
     # the trace leaves no trace: the sublayers' graph nodes are removed again
     assert [(len(l._inbound_nodes), len(l._outbound_nodes)) for l in subs] == before
     assert [n.id for n in arch.nodes] == [arch.inputs[0], "block"]
@@ -263,7 +263,7 @@ def test_custom_layers_elementwise_zero_and_untraceable_null():
     arch = extract(x, Scaled(name="scaled")(Elementwise(name="ew")(x), scale=(1.0, 2.0, 3.0, 4.0)))
     assert arch.node("ew").macs == 0  # sin and a multiply: elementwise, a true 0
     scaled = arch.node("scaled")
-    assert scaled.macs is None and scaled.extra["macs_reason"] == (
+    assert scaled.macs is None and scaled.macs_reason == (
         "no MACs rule for Scaled, and its call() takes arguments that are not tensors")
 
 
@@ -296,16 +296,16 @@ def test_nested_model_own_variables_count_in_its_totals():
     gated = Gated(name="gated")
     arch = extract(x, gated(x))
     box = arch.node("gated")
-    assert [w["name"] for w in box.extra["weights"]] == ["gate"]  # the Dense's are its own
+    assert [w["name"] for w in box.weights] == ["gate"]  # the Dense's are its own
     assert box.params == {"trainable": 15 + 3, "non_trainable": 0}
-    assert box.extra["memory"]["params_bytes"] == 18 * 4
-    assert arch.model.extra["memory"]["params_bytes"] == arch.model.total_params * 4 == 72
+    assert box.memory["params_bytes"] == 18 * 4
+    assert arch.model.memory["params_bytes"] == arch.model.total_params * 4 == 72
 
 
 def test_top_level_model_own_variables_count_in_the_memory_total():
     model = Gated(name="top")
     model(keras.ops.zeros((2, 4)))
     arch = extract_keras(model)
-    assert [w["name"] for w in arch.model.extra["self_weights"]] == ["gate"]
-    assert arch.model.extra["memory"]["params_bytes"] == arch.model.total_params * 4 == 72
+    assert [w["name"] for w in arch.model.self_weights] == ["gate"]
+    assert arch.model.memory["params_bytes"] == arch.model.total_params * 4 == 72
     schema.from_json(arch.to_json())

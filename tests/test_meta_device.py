@@ -37,7 +37,7 @@ def test_meta_llama_gives_the_real_models_document():
     b = extract_torch(meta, {"input_ids": ids.to("meta")})
     assert b.to_dict() == a.to_dict()  # shapes, dtypes, params, MACs, memory, edges
     assert b.model.total_params == sum(p.numel() for p in real.parameters())
-    assert b.model.extra["macs"] > 0 and b.model.extra["macs_complete"] is True
+    assert b.model.macs > 0 and b.model.macs_complete is True
     assert all(p.is_meta for p in meta.parameters())  # nothing materialised
     attn = b.node("model.layers.0.self_attn").config  # constructor arguments from the config
     assert (attn["num_heads"], attn["num_key_value_heads"], attn["head_dim"]) == (4, 2, 16)
@@ -56,7 +56,7 @@ def test_meta_resnet_fx_path_and_side_effects():
     b = extract_torch(meta, x.to("meta"))
     real.train()
     a = extract_torch(real, x)
-    assert b.extra["extraction"]["method"] == "fx"
+    assert b.extraction["method"] == "fx"
     assert b.to_dict() == a.to_dict()
     assert all(m.training for m in meta.modules())  # modes restored
     assert {k: v for k, v in meta.named_buffers()} == buffers  # same objects, still on meta
@@ -82,7 +82,7 @@ def test_op_without_meta_kernel_gives_a_partial_graph():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         arch = extract_torch(model, torch.randn(3, 4, device="meta"))
-    ex = arch.extra["extraction"]
+    ex = arch.extraction
     assert ex["partial"] is True and ex["failed_op"] == "aten::equal"
     assert "aten::equal, which has no meta kernel" in ex["reason"]
     assert any("aten::equal" in str(w.message) for w in caught)
@@ -90,8 +90,8 @@ def test_op_without_meta_kernel_gives_a_partial_graph():
     for node_id in ("b", "b.0", "b.1"):  # not reached: shapes and MACs unknown
         node = arch.node(node_id)
         assert node.output_shapes is None and node.macs is None
-        assert node.extra["reason"].startswith("not reached: ")
-    assert arch.model.total_params == 40 and arch.model.extra["macs_complete"] is False
+        assert node.reason.startswith("not reached: ")
+    assert arch.model.total_params == 40 and arch.model.macs_complete is False
     summary.architecture_pb(arch)  # a valid document: add_architecture writes it
     schema.from_json(arch.to_json())
 
@@ -107,7 +107,7 @@ with torch.device("meta"):
     model = LlamaForCausalLM(cfg)
 arch = extract_torch(model, {{"input_ids": torch.zeros(1, 4, dtype=torch.long, device="meta")}})
 print(json.dumps({{"params": arch.model.total_params, "nodes": len(arch.nodes),
-                  "memory": arch.model.extra["memory"]["params_bytes"],
+                  "memory": arch.model.memory["params_bytes"],
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
 

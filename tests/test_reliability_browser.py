@@ -380,3 +380,41 @@ def test_the_checks_would_catch_an_injection(server, page, dialogs):
     assert len(dialogs.csp) == 1 and "inline event handler" in dialogs.csp[0]
     assert dialogs == []
     assert frame.evaluate(INJECTED) == ['<img src="x" onerror="alert(\'layer\')">']
+
+
+# -- a long timeline (issue 21 item 7): drawn in slices, an unreadable step said in words -------
+
+LONG_STEPS = 3000
+LONGTASKS = """() => { window.__longest = 0; window.__tasks = [];
+  new PerformanceObserver((l) => { for (const e of l.getEntries()) { window.__tasks.push([e.startTime, e.duration]);
+    window.__longest = Math.max(window.__longest, e.duration); } }).observe({type: 'longtask'}); return performance.now(); }"""
+
+
+def test_long_timeline_is_drawn_in_slices_and_says_what_is_unreadable(tmp_path, page):
+    logdir = tmp_path / "logs"
+    with ArchVizWriter(str(logdir / "long")) as w:
+        for step in range(LONG_STEPS):
+            if step == 1500:      # one step whose architecture cannot be read
+                w.add_summary(arch_tensor(np.array(b'{"schema_version": 2, "nodes": [', dtype=object)), step)
+                continue
+            w.add_architecture(conv_arch("long_%d" % (step // 1000)), step=step)
+    with run_tensorboard(logdir, extra_args=["--samples_per_plugin=archviz=%d" % (LONG_STEPS + 10)]) as url:
+        wait_for_run(url, "long", steps=LONG_STEPS - 1, timeout=120)
+        frame = open_archviz(page, url)
+        frame.wait_for_selector(".av-totals .model-name")
+        t0 = frame.evaluate(LONGTASKS)
+        frame.click("button[data-view=timeline]")
+        frame.wait_for_selector("ol.av-timeline[data-complete='1']", timeout=120000)
+        items = frame.eval_on_selector_all("ol.av-timeline > li", "ls => ls.map(l => [l.dataset.step, l.className])")
+        assert len(items) == LONG_STEPS
+        assert [s for s, _ in items[:3]] == ["0", "1", "2"] and items[-1][0] == str(LONG_STEPS - 1)
+        # the unreadable step is one entry, in words, and the next one compares with 1499
+        bad = frame.locator("ol.av-timeline > li[data-step='1500']")
+        assert "unreadable" in bad.get_attribute("class")
+        assert bad.inner_text().strip().startswith("step 1500")
+        assert len(bad.inner_text()) > len("step 1500") + 10
+        nxt = frame.inner_text("ol.av-timeline > li[data-step='1501'] [data-action=open-diff]")
+        assert nxt == "Compare step 1499 → 1501"
+        # a renamed model is the same architecture: every readable entry but the first says "no change"
+        assert sum("nochange" in c for _, c in items) == LONG_STEPS - 2
+        assert frame.evaluate("window.__longest") <= 200, (t0, frame.evaluate("window.__tasks"))

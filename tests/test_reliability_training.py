@@ -148,7 +148,7 @@ def test_layer_whose_shape_inference_raises(tmp_path, caplog):
     assert arch.model.total_params == 784 * 10 + 10
     odd = arch.node("odd")
     assert odd.output_shapes is None
-    assert odd.extra["reason"].startswith("compute_output_shape failed: NotImplementedError")
+    assert odd.reason.startswith("compute_output_shape failed: NotImplementedError")
     assert arch.node("flat").output_shapes == [[None, 784]]
     assert arch.node("out").total_params == 7850
 

@@ -16,15 +16,17 @@ ROUTES = {
     "filters_image": ["run", "layer", "step"],
     "diff": ["run_a", "step_a", "run_b", "step_b"],
     "runs": [],
+    "signals": ["run", "signal", "max_steps"],
 }
 VALID = {"run": "good", "run_a": "good", "run_b": "good", "layer": "conv2d", "step": "3",
-         "step_a": "0", "step_b": "3"}
+         "step_a": "0", "step_b": "3", "signal": "weights.rms", "max_steps": "2"}
 
 nasty = st.one_of(
     st.text(max_size=40),
     st.sampled_from(["", "..", "../", "../../etc/passwd", "%00", "\x00", "good\x00", "-1",
                      "1e3", "0x10", " 3", "3 ", "+3", "NaN", "inf", "<script>", "good/../good",
-                     "\u202e", "\ud7ff", "9" * 30, "x" * 5000, "good", "conv2d", "3"]),
+                     "\u202e", "\ud7ff", "9" * 30, "x" * 5000, "good", "conv2d", "3", "\u00b3", "\u0663",
+                     "values.", "values.x", "weights.rms", "0"]),
 )
 
 
@@ -35,6 +37,9 @@ def server(tmp_path_factory):
         w.add_architecture(small_arch(10), step=0)
         w.add_architecture(small_arch(32), step=3)
         w.add_filter_grid("conv2d", png_bytes(), TILES, step=3)
+        for step in (0, 3):
+            w.add_summary(summary.signals_pb({"version": 1, "signals": {
+                "weights.rms": {"dense": 0.5, "flatten": None}}, "meta": {}}), step=step)
     with run_tensorboard(root, load_fast=True) as url:
         wait_for_run(url, "good", steps=2, filter_layers=1)
         yield url

@@ -25,12 +25,12 @@ def _v1_keras():
 def test_v1_keras_document_migrates_extraction_and_convention():
     arch = schema.from_json(json.dumps(_v1_keras()))
     assert arch.schema_version == 2
-    assert arch.extra["extraction"] == {"method": "tracked_layers", "reason": "trace failed: x"}
+    assert arch.extraction == {"method": "tracked_layers", "reason": "trace failed: x"}
     assert "extraction_detail" not in arch.extra
-    assert arch.extra["backend"] == "tensorflow"  # unknown keys kept
-    assert arch.model.extra["macs_convention"] == schema.MACS_CONVENTION_V1
+    assert arch.backend == "tensorflow"  # unknown keys kept
+    assert arch.model.macs_convention == schema.MACS_CONVENTION_V1
     assert arch.node("d").macs == 4  # numbers untouched
-    assert "macs" not in arch.model.extra
+    assert arch.model.macs is None
     out = arch.to_dict()
     assert out["schema_version"] == 2 and out["extraction"]["method"] == "tracked_layers"
     assert schema.from_dict(out) == arch  # a migrated document reads back unchanged
@@ -43,9 +43,9 @@ def test_v1_torch_document_keeps_its_numbers():
     doc["model"].update(macs=256, macs_convention="torchinfo mult-adds, whole batch",
                         batch_size=64)
     arch = schema.from_dict(doc)
-    assert arch.model.extra["macs"] == 256 and arch.model.extra["batch_size"] == 64
-    assert arch.model.extra["macs_convention"] == schema.MACS_CONVENTION_V1
-    assert arch.extra["extraction"] == {"method": "fx", "reason": "torch.fx"}
+    assert arch.model.macs == 256 and arch.model.batch_size == 64
+    assert arch.model.macs_convention == schema.MACS_CONVENTION_V1
+    assert arch.extraction == {"method": "fx", "reason": "torch.fx"}
 
 
 def test_conventions_are_distinct_sentences():
@@ -85,8 +85,8 @@ def _v2():
 def test_v2_fields_are_validated_and_errors_name_the_field(mutate, field):
     doc = _v2()
     arch = schema.from_dict(json.loads(json.dumps(doc)))
-    assert arch.model.extra["memory"]["params_bytes"] == 16
-    assert arch.node("d").extra["memory"] == {"params_bytes": 16, "output_bytes": 4}
+    assert arch.model.memory["params_bytes"] == 16
+    assert arch.node("d").memory == {"params_bytes": 16, "output_bytes": 4}
     mutate(doc)
     with pytest.raises(schema.SchemaError) as e:
         schema.Architecture.from_json(json.dumps(doc))
@@ -97,7 +97,7 @@ def _node(nid, parent=None, params=0, macs=0, out=None, **extra):
     n = schema.Node(nid, nid.rsplit("/", 1)[-1], "X", parent=parent,
                     params={"trainable": params, "non_trainable": 0}, macs=macs, extra=extra)
     if "memory" not in extra:
-        n.extra["memory"] = {"params_bytes": 4 * params, "output_bytes": out}
+        n.memory = {"params_bytes": 4 * params, "output_bytes": out}
     return n
 
 
@@ -136,19 +136,19 @@ def test_fill_totals_on_a_hand_built_architecture():
     totals.fill_totals(arch)
     inner, block = arch.node("block/inner"), arch.node("block")
     assert inner.params == {"trainable": 10, "non_trainable": 0}
-    assert inner.macs == 100 + 7 and "macs_reason" not in inner.extra
-    assert inner.extra["memory"] == {"params_bytes": 40, "output_bytes": 32,
+    assert inner.macs == 100 + 7 and inner.macs_reason is None
+    assert inner.memory == {"params_bytes": 40, "output_bytes": 32,
                                      "activations_bytes": 32 + 32}
     # block: 2 own + a 16 + b's 4 new (tied kernel once) + inner 10 = 32 params, 4 bytes each
     assert block.params == {"trainable": 32, "non_trainable": 0}
     assert block.macs == 5 + 12 + 12 + 107
-    assert block.extra["memory"]["params_bytes"] == 128
-    assert block.extra["memory"]["activations_bytes"] == 16 + 16 + 32 + 32
-    m = arch.model.extra
-    assert m["macs"] == 136 and m["macs_complete"] is False  # head unknown; "unused" not called
-    assert m["macs_convention"] == schema.MACS_CONVENTION
-    assert m["memory"] == {"params_bytes": 128 + 24, "buffers_bytes": 0,
-                           "activations_bytes": 96 + 8}  # the input is not an activation
+    assert block.memory["params_bytes"] == 128
+    assert block.memory["activations_bytes"] == 16 + 16 + 32 + 32
+    m = arch.model
+    assert m.macs == 136 and m.macs_complete is False  # head unknown; "unused" not called
+    assert m.macs_convention == schema.MACS_CONVENTION
+    assert m.memory == {"params_bytes": 128 + 24, "buffers_bytes": 0,
+                        "activations_bytes": 96 + 8}  # the input is not an activation
     assert arch.model.total_params == 38  # the framework's count is left alone
     before = arch.to_dict()
     totals.fill_totals(arch)  # idempotent
@@ -159,19 +159,19 @@ def test_fill_totals_on_a_hand_built_architecture():
 def test_container_with_unknown_children_is_a_lower_bound():
     arch = _hand_built()
     arch.node("block/inner/c").macs = None
-    arch.node("block/inner/c").extra["macs_reason"] = "dynamic shape"
+    arch.node("block/inner/c").macs_reason = "dynamic shape"
     arch.node("block/inner/fn").macs = None
     totals.fill_totals(arch)
     inner, block = arch.node("block/inner"), arch.node("block")
-    assert inner.macs is None and inner.extra["macs_complete"] is False
-    assert inner.extra["macs_reason"].startswith("unknown:")
-    assert block.macs == 5 + 12 + 12 and block.extra["macs_complete"] is False
-    assert block.extra["macs_reason"] == "at least: MACs unknown for 2 node(s) inside"
+    assert inner.macs is None and inner.macs_complete is False
+    assert inner.macs_reason.startswith("unknown:")
+    assert block.macs == 5 + 12 + 12 and block.macs_complete is False
+    assert block.macs_reason == "at least: MACs unknown for 2 node(s) inside"
     arch.node("block/inner/c").macs = 100
     arch.node("block/inner/fn").macs = 7
     totals.fill_totals(arch)  # recomputed from the leaves: the lower-bound marks go away
-    assert arch.node("block").macs == 136 and "macs_reason" not in arch.node("block").extra
-    assert "macs_complete" not in arch.node("block").extra
+    assert arch.node("block").macs == 136 and arch.node("block").macs_reason is None
+    assert arch.node("block").macs_complete is None
 
 
 def test_buffers_and_dtypes():
@@ -190,10 +190,10 @@ def test_buffers_and_dtypes():
                                nodes=[box, bn, leaf_bn])
     for _ in range(2):  # idempotent: the container's buffers are not read back
         totals.fill_totals(arch)
-        assert arch.model.extra["memory"] == {"params_bytes": 32, "buffers_bytes": 24 + 12,
+        assert arch.model.memory == {"params_bytes": 32, "buffers_bytes": 24 + 12,
                                               "activations_bytes": 16 + 4}
-        assert arch.node("box").extra["memory"]["buffers_bytes"] == 36
-    assert arch.model.extra["macs"] == 0 and arch.model.extra["macs_complete"] is True
+        assert arch.node("box").memory["buffers_bytes"] == 36
+    assert arch.model.macs == 0 and arch.model.macs_complete is True
 
 
 def test_model_self_weights_and_buffers_count_once():
@@ -203,9 +203,9 @@ def test_model_self_weights_and_buffers_count_once():
         {"name": "bias", "shape": [4], "trainable": True, "dtype": "torch.float32",
          "path": "fc.bias"}])
     arch = schema.Architecture("torch", "2", schema.ModelInfo("m", "M", 44, 44, 0), nodes=[fc])
-    arch.model.extra["self_weights"] = [  # the root module's own nn.Parameter (bf16)
+    arch.model.self_weights = [  # the root module's own nn.Parameter (bf16)
         {"name": "cls", "shape": [1, 1, 8], "trainable": True, "dtype": "torch.bfloat16"}]
-    arch.model.extra["self_buffers"] = [{"name": "pos", "shape": [3, 8], "dtype": "float32"}]
+    arch.model.self_buffers = [{"name": "pos", "shape": [3, 8], "dtype": "float32"}]
     totals.fill_totals(arch)
-    assert arch.model.extra["memory"] == {"params_bytes": 36 * 4 + 8 * 2,
+    assert arch.model.memory == {"params_bytes": 36 * 4 + 8 * 2,
                                           "buffers_bytes": 3 * 8 * 4, "activations_bytes": 16}

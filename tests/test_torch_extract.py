@@ -32,15 +32,15 @@ def roundtrip(arch):
 def test_mlp_counts_macs_shapes_edges(method):
     arch = roundtrip(extract_torch(tm.MLP(), torch.randn(1, 1, 28, 28), method=method))
     assert arch.framework == "torch" and arch.framework_version == torch.__version__
-    assert arch.extra["extraction"]["method"] == method
+    assert arch.extraction["method"] == method
     m = arch.model
     assert (m.name, m.class_name) == ("MLP", "MLP")
     assert (m.total_params, m.trainable_params, m.non_trainable_params) == (669_706, 669_706, 0)
     # MACs per example, matrix products only (schema 2, issue 11): 784*512 + 512*512 + 512*10.
     # The schema 1 figure was torchinfo's 669,706, which also counted one add per bias element.
-    assert m.extra["macs"] == 668_672 and m.extra["batch_size"] == 1
-    assert m.extra["macs_complete"] is True and m.extra["macs_convention"] == schema.MACS_CONVENTION
-    assert m.extra["memory"] == {"params_bytes": 4 * 669_706, "buffers_bytes": 0,
+    assert m.macs == 668_672 and m.batch_size == 1
+    assert m.macs_complete is True and m.macs_convention == schema.MACS_CONVENTION
+    assert m.memory == {"params_bytes": 4 * 669_706, "buffers_bytes": 0,
                                  "activations_bytes": 4 * (784 + 512 * 4 + 10)}
     assert arch.node_ids() == ["x", "flatten", "linear_relu_stack"] + [
         "linear_relu_stack.%d" % i for i in range(5)]
@@ -50,7 +50,7 @@ def test_mlp_counts_macs_shapes_edges(method):
     assert arch.node("linear_relu_stack").macs == 668_672
     assert arch.node("linear_relu_stack.0").macs == 401_408
     assert arch.node("linear_relu_stack.1").macs == 0  # elementwise: a true 0
-    assert arch.node("linear_relu_stack.0").extra["memory"] == {"params_bytes": 4 * 401_920,
+    assert arch.node("linear_relu_stack.0").memory == {"params_bytes": 4 * 401_920,
                                                                 "output_bytes": 4 * 512}
     seq = arch.node("linear_relu_stack.0")
     assert seq.parent == "linear_relu_stack" and arch.node("linear_relu_stack").parent is None
@@ -58,14 +58,14 @@ def test_mlp_counts_macs_shapes_edges(method):
     assert seq.dtype == "float32"
     assert seq.config["in_features"] == 784 and seq.config["out_features"] == 512
     assert seq.config["bias"] is True
-    assert seq.extra["weights"] == [
+    assert seq.weights == [
         {"name": "weight", "shape": [512, 784], "trainable": True, "dtype": "float32",
          "path": "linear_relu_stack.0.weight"},
         {"name": "bias", "shape": [512], "trainable": True, "dtype": "float32",
          "path": "linear_relu_stack.0.bias"}]
     assert arch.node("linear_relu_stack.1").activation == "relu"
     assert arch.node("linear_relu_stack.0").activation is None
-    assert arch.node("linear_relu_stack").extra["is_container"] is True
+    assert arch.node("linear_relu_stack").is_container is True
     assert arch.node("x").class_name == "Input" and arch.node("x").output_shapes == [[1, 1, 28, 28]]
     assert arch.inputs == ["x"] and arch.outputs == ["linear_relu_stack.4"]
     assert [(e.source, e.target, e.shape) for e in arch.edges] == [
@@ -81,9 +81,9 @@ def test_mlp_counts_macs_shapes_edges(method):
 def test_batch_dimension_is_the_example_inputs():
     arch = extract_torch(tm.MLP(), torch.randn(5, 1, 28, 28))
     assert arch.node("linear_relu_stack.4").output_shapes == [[5, 10]]
-    assert arch.model.extra["batch_size"] == 5
-    assert arch.model.extra["macs"] == 668_672  # per example, whatever the batch
-    assert arch.node("linear_relu_stack.0").extra["memory"]["output_bytes"] == 4 * 512
+    assert arch.model.batch_size == 5
+    assert arch.model.macs == 668_672  # per example, whatever the batch
+    assert arch.node("linear_relu_stack.0").memory["output_bytes"] == 4 * 512
 
 
 def test_lenet_per_layer_counts():
@@ -125,7 +125,7 @@ def test_torchinfo_readme_cnn(method):
     assert arch.model.total_params == 21_840
     # per example (torchinfo's README says 7.80M mult-adds for the batch of 16, bias adds
     # included): conv1 10x24x24 outputs x 25, conv2 20x8x8 x 250, fc1 50 x 320, fc2 10 x 50
-    assert arch.model.extra["macs"] == 480_500 and arch.model.extra["batch_size"] == 16
+    assert arch.model.macs == 480_500 and arch.model.batch_size == 16
     assert {k: arch.node(k).macs for k in ("conv1", "conv2", "fc1", "fc2")} == {
         "conv1": 144_000, "conv2": 320_000, "fc1": 16_000, "fc2": 500}
     # F.max_pool2d / F.relu / view / F.dropout / F.log_softmax are nodes of their own
@@ -135,7 +135,7 @@ def test_torchinfo_readme_cnn(method):
     view = arch.node("view")
     assert (view.class_name, view.parent, view.macs) == ("view", None, 0)
     assert view.input_shapes == [[16, 20, 4, 4]] and view.output_shapes == [[16, 320]]
-    assert view.extra["is_function"] is True
+    assert view.is_function is True
     assert arch.node("relu_1").activation == "relu"
     assert arch.node("log_softmax").config["dim"] == 1
     assert arch.outputs == ["log_softmax"]
@@ -148,7 +148,7 @@ def test_frozen_conv_is_non_trainable():
     assert arch.node("0").params == {"trainable": 0, "non_trainable": 224}
     assert (arch.model.total_params, arch.model.trainable_params,
             arch.model.non_trainable_params) == (224, 0, 224)
-    assert all(w["trainable"] is False for w in arch.node("0").extra["weights"])
+    assert all(w["trainable"] is False for w in arch.node("0").weights)
     assert all(p.requires_grad is False for p in model.parameters())
 
 
@@ -157,11 +157,11 @@ def test_batchnorm_params_and_buffers():
     bn = arch.node("0")
     assert bn.params == {"trainable": 16, "non_trainable": 0}
     assert arch.model.total_params == 16
-    assert bn.extra["buffers"] == [
+    assert bn.buffers == [
         {"name": "running_mean", "shape": [8], "dtype": "float32", "persistent": True},
         {"name": "running_var", "shape": [8], "dtype": "float32", "persistent": True},
         {"name": "num_batches_tracked", "shape": [], "dtype": "int64", "persistent": True}]
-    assert arch.model.extra["buffers"] == 17
+    assert arch.model.buffers == 17
     assert bn.config["num_features"] == 8 and bn.config["eps"] == 1e-05
 
 
@@ -197,16 +197,15 @@ def test_transformer_encoder_totals():
     arch = roundtrip(extract_torch(model, torch.randn(6, 2, 32)))
     total = sum(p.numel() for p in model.parameters())
     assert arch.model.total_params == total == 17_088
-    assert {n.id for n in arch.nodes if n.class_name != "Input" and not n.extra.get(
-        "is_function")} == {q for q, _ in model.named_modules() if q}
+    assert {n.id for n in arch.nodes if n.class_name != "Input" and not n.is_function} == {q for q, _ in model.named_modules() if q}
     assert arch.node("layers").total_params == total
     assert arch.node("layers.1").total_params == total // 2
     # fx cannot trace TransformerEncoder's checks: the hooks path says why
-    assert arch.extra["extraction"]["method"] == "hooks"
-    assert "torch.fx could not trace" in arch.extra["extraction"]["reason"]
+    assert arch.extraction["method"] == "hooks"
+    assert "torch.fx could not trace" in arch.extraction["reason"]
     assert arch.node("layers.0.linear1").output_shapes == [[6, 2, 64]]
     assert arch.node("layers.0.self_attn").input_shapes == [[6, 2, 32]] * 3
-    assert arch.node("layers.0.self_attn.out_proj").extra["calls"] == 0  # MHA uses its weights
+    assert arch.node("layers.0.self_attn.out_proj").calls == 0  # MHA uses its weights
     assert arch.node("layers.0.self_attn.out_proj").input_shapes is None
     adds = [n for n in arch.nodes if n.class_name == "add"]
     assert [(n.id, n.parent) for n in adds] == [("add", "layers.0"), ("add_1", "layers.0"),
@@ -219,7 +218,7 @@ def test_transformer_encoder_totals():
 def test_dict_output(method):
     arch = roundtrip(extract_torch(tm.DictOutput(), torch.randn(3, 16), method=method))
     assert arch.outputs == ["head", "relu"]
-    assert arch.model.extra["output_names"] == [
+    assert arch.model.output_names == [
         {"name": "logits", "node": "head", "shape": [3, 3]},
         {"name": "features", "node": "relu", "shape": [3, 8]}]
     assert arch.edge_pairs() == [("x", "body"), ("body", "relu"), ("relu", "head")]
@@ -250,7 +249,7 @@ def test_module_called_twice(method):
     model = tm.CalledTwice()
     arch = roundtrip(extract_torch(model, torch.randn(4, 8), method=method))
     fc = arch.node("fc")
-    assert fc.extra["calls"] == 2 and arch.node("out").extra["calls"] == 1
+    assert fc.calls == 2 and arch.node("out").calls == 1
     assert fc.input_shapes == [[4, 8], [4, 8]] and fc.output_shapes == [[4, 8], [4, 8]]
     assert arch.edge_pairs() == [("x", "fc"), ("fc", "act"), ("act", "fc"), ("fc", "out")]
     assert fc.total_params == 72 and arch.model.total_params == 72 + 18
@@ -278,7 +277,7 @@ def test_shared_parameters_counted_once():
 @pytest.mark.parametrize("sign,branch", [(1.0, "a"), (-1.0, "b")])
 def test_data_dependent_control_flow_falls_back_to_hooks(sign, branch):
     arch = roundtrip(extract_torch(tm.DataDependent(), torch.full((2, 4), sign)))
-    ex = arch.extra["extraction"]
+    ex = arch.extraction
     assert ex["method"] == "hooks"
     assert "torch.fx could not trace DataDependent" in ex["reason"]
     assert "control flow" in ex["reason"]
@@ -286,7 +285,7 @@ def test_data_dependent_control_flow_falls_back_to_hooks(sign, branch):
                                       ("fc", "add"), (branch, "add")}
     assert len(arch.edges) == 5  # the `x.sum() > 0` feeding the `if` is not data flow
     other = "b" if branch == "a" else "a"
-    assert arch.node(other).extra["calls"] == 0 and arch.node(other).input_shapes is None
+    assert arch.node(other).calls == 0 and arch.node(other).input_shapes is None
     assert arch.outputs == ["add"]
     with pytest.raises(ExtractionError, match="control flow"):
         extract_torch(tm.DataDependent(), torch.ones(2, 4), method="fx")
@@ -305,12 +304,12 @@ def test_fx_and_hooks_agree():
 
 def test_bottleneck_resnet_inplace_add():
     arch = extract_torch(tm.ResNet((1, 1, 1, 1), num_classes=5), torch.randn(1, 3, 64, 64))
-    assert arch.extra["extraction"]["method"] == "fx"
+    assert arch.extraction["method"] == "fx"
     # `out += identity`: the downsample branch feeds the in-place add of block layer1.0
     assert ("layer1.0.downsample.1", "add") in arch.edge_pairs()
     assert ("layer1.0.bn3", "add") in arch.edge_pairs()
     assert arch.node("add").parent == "layer1.0"
-    assert arch.node("layer1.0.relu").extra["calls"] == 3
+    assert arch.node("layer1.0.relu").calls == 3
     assert arch.node("layer1.0.downsample").output_shapes == [[1, 256, 16, 16]]
     assert arch.node("fc").input_shapes == [[1, 2048]]
 
@@ -478,8 +477,8 @@ def test_hooks_on_a_block_make_fx_step_aside():
         arch = extract_torch(model, torch.randn(1, 1, 28, 28))
     finally:
         handle.remove()
-    assert arch.extra["extraction"]["method"] == "hooks"
-    assert "module 'block' has forward hooks" in arch.extra["extraction"]["reason"]
+    assert arch.extraction["method"] == "hooks"
+    assert "module 'block' has forward hooks" in arch.extraction["reason"]
     assert seen == [(1, 8, 28, 28)]  # the user's hook ran, on the real forward
     assert set(arch.edge_pairs()) == RESNET_EDGES
 
@@ -499,10 +498,10 @@ def test_module_list_and_unused_modules_are_nodes_without_shapes():
     arch = roundtrip(extract_torch(Stack(), torch.randn(3, 4)))
     assert arch.edge_pairs() == [("x", "blocks.0"), ("blocks.0", "blocks.1")]
     assert arch.node("blocks.1").parent == "blocks"
-    assert arch.node("blocks").extra["reason"] == "holds modules, has no forward of its own"
+    assert arch.node("blocks").reason == "holds modules, has no forward of its own"
     assert arch.node("blocks").total_params == 40 and arch.node("blocks").macs == 2 * 16
     unused = arch.node("unused")
-    assert unused.extra["reason"] == "not called during the forward pass"
+    assert unused.reason == "not called during the forward pass"
     assert (unused.input_shapes, unused.macs, unused.total_params) == (None, None, 20)
     assert arch.model.total_params == 60
 
@@ -522,9 +521,9 @@ def test_a_dict_argument_is_traced_by_the_real_forward(method):
 
     inp = ({"image": torch.randn(2, 4), "text": torch.randn(2, 2)},)
     arch = roundtrip(extract_torch(Batch(), inp, method=method))
-    assert arch.extra["extraction"]["method"] == "hooks"
+    assert arch.extraction["method"] == "hooks"
     if method == "auto":
-        assert "argument 'batch' is a dict" in arch.extra["extraction"]["reason"]
+        assert "argument 'batch' is a dict" in arch.extraction["reason"]
     assert arch.inputs == ["batch.image", "batch.text"]
     assert set(arch.edge_pairs()) == {("batch.image", "img"), ("batch.text", "txt"),
                                       ("img", "mul"), ("txt", "mul")}

@@ -31,7 +31,7 @@ BOTH = pytest.mark.parametrize("method", ["fx", "hooks"])
 
 
 def macs(arch, node_id=None):
-    return arch.model.extra["macs"] if node_id is None else arch.node(node_id).macs
+    return arch.model.macs if node_id is None else arch.node(node_id).macs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -43,8 +43,8 @@ def test_linear_on_batch_time_channels(method):
     """A Linear counts every position of an N-D input: T x C_in x C_out per example."""
     arch = extract_torch(nn.Sequential(nn.Linear(16, 32)), torch.randn(2, 5, 16), method=method)
     assert macs(arch, "0") == 5 * 16 * 32 == 2_560
-    assert macs(arch) == 2_560 and arch.model.extra["batch_size"] == 2
-    assert arch.node("0").extra["memory"] == {"params_bytes": 4 * (16 * 32 + 32),
+    assert macs(arch) == 2_560 and arch.model.batch_size == 2
+    assert arch.node("0").memory == {"params_bytes": 4 * (16 * 32 + 32),
                                               "output_bytes": 4 * 5 * 32}
 
 
@@ -56,12 +56,12 @@ def test_bare_linear_is_the_model():
     lin = arch.node("Linear")
     assert lin.total_params == 576 and lin.output_shapes == [[64]] and lin.macs == 512
     assert arch.model.total_params == 576 and macs(arch) == 512
-    assert arch.model.extra["batch_size"] == 1
+    assert arch.model.batch_size == 1
     assert arch.edge_pairs() == [("input", "Linear")] and arch.outputs == ["Linear"]
-    assert arch.model.extra["memory"] == {"params_bytes": 4 * 576, "buffers_bytes": 0,
+    assert arch.model.memory == {"params_bytes": 4 * 576, "buffers_bytes": 0,
                                           "activations_bytes": 4 * 64}
     batched = extract_torch(nn.Linear(8, 64), torch.randn(4, 8))
-    assert batched.model.extra["batch_size"] == 4 and macs(batched) == 512
+    assert batched.model.batch_size == 4 and macs(batched) == 512
     schema.from_json(arch.to_json())
 
 
@@ -100,12 +100,12 @@ def test_multihead_attention_counts_projections_and_attention():
     attention = 5 * 7 * 16 + 5 * 7 * 16                 # QK^T and AV over 4 heads of 4: 1,120
     out_proj = 5 * 16 * 16                              # 1,280
     attn = arch.node("attn")
-    assert attn.extra["self_macs"] == in_proj + attention
+    assert attn.self_macs == in_proj + attention
     assert attn.macs == in_proj + attention + out_proj == 7_264
     out = arch.node("attn.out_proj")  # its weights are used by the parent: not "not called"
-    assert out.macs == out_proj and out.extra["used_by"] == "attn"
-    assert "used by its parent 'attn'" in out.extra["reason"]
-    assert macs(arch) == 7_264 and arch.model.extra["macs_complete"] is True
+    assert out.macs == out_proj and out.used_by == "attn"
+    assert "used by its parent 'attn'" in out.reason
+    assert macs(arch) == 7_264 and arch.model.macs_complete is True
     assert attn.total_params == 4 * (16 * 16 + 16)
 
 
@@ -155,7 +155,7 @@ class Functional(nn.Module):
 
 def test_functional_matrix_products():
     arch = extract_torch(Functional(), (torch.randn(2, 3, 5), torch.randn(2, 3, 5)))
-    by_class = {n.class_name: n.macs for n in arch.nodes if n.extra.get("is_function")}
+    by_class = {n.class_name: n.macs for n in arch.nodes if n.is_function}
     assert by_class["matmul"] == 3 * 3 * 5
     assert by_class["bmm"] == 3 * 5 * 3
     assert by_class["einsum"] == 3 * 3 * 5
@@ -204,17 +204,17 @@ def test_unknown_macs_are_null_with_a_reason():
     model = nn.Sequential(nn.Linear(4, 4), Opaque())
     arch = extract_torch(model, torch.randn(2, 4))
     assert arch.node("1").macs is None
-    assert "no operation with a MACs rule" in arch.node("1").extra["macs_reason"]
-    assert macs(arch) == 16 and arch.model.extra["macs_complete"] is False
+    assert "no operation with a MACs rule" in arch.node("1").macs_reason
+    assert macs(arch) == 16 and arch.model.macs_complete is False
     schema.from_json(arch.to_json())
 
 
 def test_memory_is_dtype_aware():
     model = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8)).to(torch.float64)
     arch = extract_torch(model, torch.randn(3, 8, dtype=torch.float64))
-    assert arch.node("0").extra["memory"] == {"params_bytes": 8 * 72, "output_bytes": 8 * 8}
-    assert arch.model.extra["memory"]["params_bytes"] == 8 * (72 + 16)
-    assert arch.model.extra["memory"]["buffers_bytes"] == 8 * 16 + 8  # + num_batches_tracked
+    assert arch.node("0").memory == {"params_bytes": 8 * 72, "output_bytes": 8 * 8}
+    assert arch.model.memory["params_bytes"] == 8 * (72 + 16)
+    assert arch.model.memory["buffers_bytes"] == 8 * 16 + 8  # + num_batches_tracked
 
 
 # ---------------------------------------------------------------------------------------------
@@ -266,12 +266,12 @@ def test_agrees_with_flop_counter(name):
     model = build().eval()
     inp = make_input()
     arch = extract_torch(model, inp)
-    batch = arch.model.extra["batch_size"]
+    batch = arch.model.batch_size
     assert batch == (1 if name == "convnext_tiny" else 2)
     reference = flop_counter_macs(model, inp, batch)
     got = macs(arch)
-    assert arch.model.extra["macs_complete"] is True, [
-        (n.id, n.extra.get("macs_reason")) for n in arch.nodes if n.macs is None][:5]
+    assert arch.model.macs_complete is True, [
+        (n.id, n.macs_reason) for n in arch.nodes if n.macs is None][:5]
     assert reference > 0 and abs(got - reference) / reference < 0.02, (got, reference)
     assert arch.model.total_params == sum(p.numel() for p in model.parameters())
 
@@ -287,12 +287,12 @@ def test_batch_size_given_for_a_sequence_first_input():
     model = nn.Sequential(nn.LSTM(10, 20))  # input [T, N, C]: the first dim is time
     x = torch.randn(7, 3, 10)
     guessed = extract_torch(model, x)
-    assert guessed.model.extra["batch_size"] == 7  # the documented rule: the first dimension
+    assert guessed.model.batch_size == 7  # the documented rule: the first dimension
     arch = extract_torch(model, x, batch_size=3)
-    assert arch.model.extra["batch_size"] == 3
+    assert arch.model.batch_size == 3
     assert macs(arch, "0") == 7 * (4 * 20 * 10 + 4 * 20 * 20)
     # output [7, 3, 20], h_n and c_n [1, 3, 20]: per example 7 x 20 + 20 + 20 floats
-    assert arch.node("0").extra["memory"]["output_bytes"] == 4 * (7 * 20 + 20 + 20)
+    assert arch.node("0").memory["output_bytes"] == 4 * (7 * 20 + 20 + 20)
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         extract_torch(model, x, batch_size=0)
 
@@ -317,7 +317,7 @@ def test_root_modules_own_parameters_and_buffers_count_in_model_memory():
 
     arch = extract_torch(WithToken(), torch.randn(2, 8))
     assert arch.model.total_params == 44
-    mem = arch.model.extra["memory"]
+    mem = arch.model.memory
     assert mem["params_bytes"] == 176 and mem["buffers_bytes"] == 12
     # per example: the add's output (8 floats) and fc's output (4 floats)
     assert mem["activations_bytes"] == (8 + 4) * 4

@@ -58,7 +58,7 @@ def test_exported_program_matches_extract_torch(name, tmp_path):
     path = str(tmp_path / (name + ".pt2"))
     torch.export.save(torch.export.export(model, (x,)), path)
     got = extract_exported_program(torch.export.load(path))   # its own example input
-    assert got.extra["extraction"]["method"] == "torch.export"
+    assert got.extraction["method"] == "torch.export"
     assert_same_as_extract_torch(ref, got, "subset")
     if name == "lenet":  # the rebuilt configs of the common layers
         conv = got.node("0").config
@@ -81,7 +81,7 @@ def test_torchscript_matches_extract_torch(name, flavour, tmp_path):
     loaded = torch.jit.load(path)
     was_training = [m.training for m in loaded.modules()]
     got = extract_torchscript(loaded, x)
-    assert got.extra["extraction"]["method"] == "torchscript"
+    assert got.extraction["method"] == "torchscript"
     # a scripted module keeps its configuration; a traced one only whether it has a bias
     assert_same_as_extract_torch(ref, got, "equal" if flavour == "script" else "subset")
     if flavour == "trace" and name == "lenet":
@@ -97,7 +97,7 @@ def test_side_effects_params_and_buffers(tmp_path):
     got = extract_exported_program(torch.export.load(path))
     assert got.node("frozen").params == {"trainable": 0, "non_trainable": 36}
     assert got.model.non_trainable_params == 36 and got.model.total_params == 276  # 224 + 16 + 36
-    assert [b["name"] for b in got.node("bn").extra["buffers"]] == [
+    assert [b["name"] for b in got.node("bn").buffers] == [
         "running_mean", "running_var", "num_batches_tracked"]
 
 
@@ -114,9 +114,9 @@ def test_module_list_and_multihead_attention_in_pt2(tmp_path):
     assert got.node_ids() == ref.node_ids() and got.edges == ref.edges
     assert got.model.total_params == ref.model.total_params == 17_088  # 2 x 8,544
     assert got.node("layers").class_name == "ModuleList"
-    assert got.node("layers").extra["class_known"] is False
+    assert got.node("layers").class_known is False
     attn = got.node("layers.0.self_attn.out_proj")
-    assert attn.class_name == "Module" and attn.extra["class_known"] is False
+    assert attn.class_name == "Module" and attn.class_known is False
     assert ref.node("layers.0.self_attn").input_shapes == [[5, 2, 32]] * 3
     assert got.node("layers.0.self_attn").input_shapes == [[5, 2, 32]]
 

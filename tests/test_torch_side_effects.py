@@ -37,7 +37,7 @@ def test_no_proxy_left_and_the_model_can_be_saved(method, tmp_path):
     model = Stateful()
     with ArchVizWriter(str(tmp_path)) as writer:
         arch = add_architecture(writer, model, torch.randn(2, 4), method=method)
-    assert arch.extra["extraction"]["method"] == ("hooks" if method == "hooks" else "fx")
+    assert arch.extraction["method"] == ("hooks" if method == "hooks" else "fx")
     last = getattr(model, "last", None)
     assert last is None or isinstance(last, torch.Tensor)  # never a torch.fx Proxy
     torch.save(model, io.BytesIO())  # failed with "Can't pickle local object ... Tracer"
@@ -65,7 +65,7 @@ def test_forward_runs_once_when_fx_fails(tmp_path):
     x = torch.ones(2, 4)
     with ArchVizWriter(str(tmp_path)) as writer:
         arch = add_architecture(writer, model, x)
-    assert arch.extra["extraction"]["method"] == "hooks"
+    assert arch.extraction["method"] == "hooks"
     assert model.calls == 1  # +1, not +2
     assert model.seen is not None and isinstance(model.seen, torch.Tensor)
     torch.save(model, io.BytesIO())
@@ -130,3 +130,85 @@ def test_a_replaced_submodule_and_buffer_are_put_back():
     extract_torch(model, torch.randn(1, 2), method="hooks")
     assert model.lin is lin and model.count is count and model.count.item() == 0
     assert "other" not in model._buffers
+
+
+class Holder:
+    """A plain object held by a module (not a module): its attributes are nested state."""
+
+    def __init__(self):
+        self.last = None
+        self.history = {"runs": []}
+
+
+class Logs(nn.Module):
+    """Keeps what it saw in containers and nested attributes, and counts in a tensor."""
+
+    def __init__(self, data_dependent: bool = False):
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+        self.log = []
+        self.stats = {}
+        self.shapes = set()
+        self.holder = Holder()
+        self.steps = torch.zeros((), dtype=torch.long)  # a tensor attribute, not a buffer
+        self.data_dependent = data_dependent
+
+    def forward(self, x):
+        self.steps += 1
+        y = self.lin(x)
+        self.log.append(y)
+        self.stats["mean"] = y.mean()
+        self.shapes.add(y.shape)
+        self.holder.last = y
+        self.holder.history["runs"].append(y.sum())
+        if self.data_dependent and x.sum() > 0:  # torch.fx fails here: the hooks path runs
+            y = -y
+        return y
+
+
+def _fx_objects(model):
+    from tensorboard_archviz.extract.torch_guard import is_fx_object
+
+    found = []
+
+    def walk(v, path, depth=0):
+        if is_fx_object(v):
+            found.append(path)
+        elif depth < 6 and isinstance(v, (list, tuple, set)):
+            for i, x in enumerate(v):
+                walk(x, "%s[%d]" % (path, i), depth + 1)
+        elif depth < 6 and isinstance(v, dict):
+            for k, x in v.items():
+                walk(x, "%s[%r]" % (path, k), depth + 1)
+        elif depth < 6 and isinstance(v, Holder):
+            walk(vars(v), path, depth + 1)
+
+    for q, m in model.named_modules():
+        for k, v in vars(m).items():
+            walk(v, "%s.%s" % (q, k))
+    return found
+
+
+@pytest.mark.parametrize("data_dependent,method", [(False, "auto"), (False, "hooks"),
+                                                   (True, "auto")])
+def test_no_fx_object_anywhere_and_state_as_after_one_forward(data_dependent, method, tmp_path):
+    model = Logs(data_dependent)
+    x = torch.ones(2, 4)
+    arch = extract_torch(model, x, method=method)
+    expected = "hooks" if data_dependent or method == "hooks" else "fx"
+    assert arch.extraction["method"] == expected
+    assert _fx_objects(model) == []
+    torch.save(model, tmp_path / "model.pt")  # a Proxy anywhere would fail to pickle
+    assert int(model.steps) == 1  # once, as one real forward (also after the fx fallback)
+    if expected == "hooks":  # the real forward ran: what it kept is real
+        assert len(model.log) == 1 and isinstance(model.log[0], torch.Tensor)
+        assert isinstance(model.stats["mean"], torch.Tensor)
+        assert model.shapes == {torch.Size([2, 4])}
+        assert isinstance(model.holder.last, torch.Tensor)
+        assert len(model.holder.history["runs"]) == 1
+    else:  # the trace's proxies were taken out again: the containers are as before
+        assert model.log == [] and model.stats == {} and model.shapes == set()
+        assert model.holder.last is None and model.holder.history == {"runs": []}
+    # a second extraction and a real call still work on the restored model
+    extract_torch(model, x, method=method)
+    model(x)

@@ -72,7 +72,7 @@ def test_add_architecture_writes_a_readable_summary(tmp_path, make_writer):
     assert [step for step, _ in archs] == [3]
     got = archs[0][1]
     assert (got.model.total_params, got.model.trainable_params) == (669_706, 669_706)
-    assert got.model.extra["macs"] == 668_672  # per example, matrix products (schema 2)
+    assert got.model.macs == 668_672  # per example, matrix products (schema 2)
     assert got.to_dict() == arch.to_dict()
     md = acc.SummaryMetadata(metadata.ARCHITECTURE_TAG)
     assert md.plugin_data.plugin_name == "archviz"

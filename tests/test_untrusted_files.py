@@ -149,3 +149,51 @@ def test_deep_json_in_a_logdir_is_one_line(tmp_path, depth):
     assert error_line(err) == (
         "archviz: error: architecture of run 'deep' step 0 is unreadable: nodes[0].config.x."
         "x.x.x.x.…: nested deeper than the JSON depth limit of 100 levels")
+
+
+FORGED = ['x\nModel: "evil" (Evil, torch 9)', "\u202eboj\u202c", "a\u2066b\u2069c\u200fd\u2028e"]
+
+
+def test_names_cannot_forge_lines_or_reorder_text(tmp_path):
+    """A model or layer name with a newline, a Unicode line separator or bidi controls prints on
+    its one line, with each such character shown as "?" (the title too, issue 21 item 7)."""
+    arch = hostile_arch()
+    arch.model.name = FORGED[0]
+    arch.model.class_name = FORGED[1]
+    for node, name in zip(arch.nodes, FORGED):
+        node.name = node.id = name
+    arch.edges = []
+    with summary.ArchVizWriter(str(tmp_path / "logs" / "forged")) as w:
+        w.add_architecture(arch, step=0)
+    bidi = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u2028\u2029"
+    for width in (200, 30):
+        rc, out, err = run_cli(["summary", "logs", "--width", width], tmp_path,
+                               keras_backend="torch")
+        assert rc == 0, err
+        lines = out.splitlines()
+        assert [l for l in lines if l.startswith("Model:")] == [lines[0]]  # no forged title
+        assert not any(c in out for c in bidi) and "\r" not in out
+    rc, out, err = run_cli(["summary", "logs"], tmp_path, keras_backend="torch")
+    lines = out.splitlines()
+    assert lines[0] == 'Model: "x?Model: "evil" (Evil, torch 9)" (?boj?, torch 2)'
+    assert [l.split(" (")[0] for l in lines[4:7]] == [
+        'x?Model: "evil"', "?boj?", "a?b?c?d?e"]  # each name on its row
+
+
+def test_a_hostile_event_file_is_one_line(tmp_path):
+    """A logdir whose only run holds a tensor claiming [2^20, 2^20] floats (4 TiB when decoded):
+    the CLI prints one line naming the run, no traceback (the reader bounds it or the CLI catches
+    whatever reading raises)."""
+    from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
+
+    shape = tensor_shape_pb2.TensorShapeProto(
+        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=2 ** 20)] * 2)
+    s = summary_pb2.Summary()
+    s.value.add(tag=metadata.ARCHITECTURE_TAG, metadata=metadata.create_architecture_metadata(),
+                tensor=tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_shape=shape,
+                                              float_val=[1.0]))
+    with summary.ArchVizWriter(str(tmp_path / "logs" / "bomb")) as w:
+        w.add_summary(s, step=0)
+    rc, out, err = run_cli(["summary", "logs"], tmp_path, keras_backend="torch")
+    assert rc == 1 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err and "bomb" in error_line(err)

@@ -3,7 +3,7 @@
 // /experiment/<id>/ and notebook proxies. Errors become ApiError with the route's message.
 
 import { FetchError, fetchJsonOffThread } from './json_client';
-import type { Architecture, DiffResponse, FiltersResponse, RunInfo, RunsResponse, Step, TimelineResponse } from './types';
+import type { Architecture, DiffResponse, FiltersResponse, RunInfo, RunsResponse, SignalsResponse, Step, TimelineResponse } from './types';
 
 export class ApiError extends Error {
   constructor(message: string, readonly status: number, readonly url: string) {
@@ -102,14 +102,44 @@ export function fetchDiff(runA: string, stepA: Step, runB: string, stepB: Step):
 }
 
 /** What changed at each step of a run, computed by the server in one pass. */
+/** The timeline of a run, parsed off the main thread (3,000 steps are ~1.6 MB); `signal` stops
+ *  waiting for it. */
 export function fetchTimeline(run: string, signal?: AbortSignal): Promise<TimelineResponse> {
-  return getJSON<TimelineResponse>('./timeline?' + query({ run }), signal);
+  const p = getBigJSON<TimelineResponse>('./timeline?' + query({ run }));
+  if (!signal) return p;
+  return new Promise((resolve, reject) => {
+    const stop = () => reject(new DOMException('aborted', 'AbortError'));
+    if (signal.aborted) { stop(); return; }
+    signal.addEventListener('abort', stop, { once: true });
+    p.then(resolve, reject);
+  });
+}
+
+// Layer signals of a run (every signal, at most `maxSteps` steps): one request per run shared by
+// every view (colour-by, Layers × steps, sparklines); parsed off the main thread.
+const signalsCache = new Map<string, Promise<SignalsResponse>>();
+
+export function fetchSignals(run: string, maxSteps: number | null = null): Promise<SignalsResponse> {
+  const key = JSON.stringify([run, maxSteps]);
+  let p = signalsCache.get(key);
+  if (!p) {
+    p = getBigJSON<SignalsResponse>('./signals?' + query({ run, max_steps: maxSteps })).then((r) => {
+      if (!r || !Array.isArray(r.steps) || !Array.isArray(r.signals) || !r.series || typeof r.series !== 'object') {
+        throw new ApiError('The signals of this run are malformed', 200, 'signals');
+      }
+      return r;
+    });
+    p.catch(() => signalsCache.delete(key));
+    signalsCache.set(key, p);
+  }
+  return p;
 }
 
 /** Forget cached answers (after the user reloads). */
 export function clearCaches(): void {
   archCache.clear();
   diffCache.clear();
+  signalsCache.clear();
 }
 
 // helpers over the runs listing (shared by the pickers of several views). Steps are exact

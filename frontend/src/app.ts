@@ -11,11 +11,13 @@ import { mountCompareView } from './compare_view';
 import { checkLayer, checkRunAndStep } from './deep_links';
 import { append, button, clear, errorBox, h, loading, replaceChildren, select } from './dom';
 import { mountFiltersView } from './filters_view';
-import { mountGraphView } from './graph/index';
+import { mountGraphView, mountLinkedGraphs } from './graph/index';
 import { mountLayeredView } from './layered_view';
 import { installStyles } from './styles';
 import { mountTable } from './table';
 import { watchTheme } from './theme';
+import { mountSignalsView } from './signals_view';
+import { signalsSource } from './common/signals_colour_by';
 import { mountTimeline } from './timeline';
 import type { Architecture, RunsResponse, Step } from './types';
 import { VIEWS } from './view';
@@ -41,6 +43,7 @@ class Shell {
   private lastView: AppState['view'] | null = null;
   private linkNotes: string[] = [];
   private pollTimer: number | undefined;
+  private pickersKey = '';
   private readonly pickers = h('div', { class: 'av-bar' });
   private readonly totals = h('div', { class: 'av-totals' });
   private readonly runMsg = h('div');
@@ -81,6 +84,7 @@ class Shell {
       setState: (patch, remount) => this.setState(patch, remount),
       openFilters: (run, layer) => this.setState({ view: 'filters', run, layer, fstep: null }),
       openCompare: (sel) => this.setState({ view: 'compare', cmp: sel }),
+      mountLinkedGraphs,
     };
   }
 
@@ -109,6 +113,11 @@ class Shell {
 
   private renderPickers(): void {
     const r = this.runs || {}, state = this.state;
+    // the same pickers are kept across view switches: a run of 3,000 steps has a 3,000-option
+    // step picker, whose layout alone is a long task
+    const key = JSON.stringify([this.runsKey, state.run, state.step, state.view === 'filters', state.view === 'compare']);
+    if (key === this.pickersKey && this.pickers.childElementCount) return;
+    this.pickersKey = key;
     clear(this.pickers);
     // no runs: no empty dropdowns beside the empty-state text
     if (Object.keys(r).length && state.view !== 'compare') {
@@ -240,6 +249,7 @@ class Shell {
       filterLayers: new Set(this.runs![run].filter_layers || []),
       onShowFilters: (id: string) => this.setState({ view: 'filters', layer: id, fstep: null }),
       onSelectNode: (id: string | null) => { state.selected = id; saveState(state); },
+      signals: signalsSource(this.runs!, run, state.step),   // Colour by and sparklines
     };
     if (state.view === 'graph') {
       const box = h('div', { class: 'av-graph-single' });
@@ -254,6 +264,7 @@ class Shell {
       return;
     }
     if (state.view === 'layered') { this.view = mountLayeredView(this.main, this.ctxFor(arch)); return; }
+    if (state.view === 'signals') { this.view = mountSignalsView(this.main, this.ctxFor(arch)); return; }
     const t = mountTable(this.main, arch, { ...common, selected: state.selected });
     if ((prevView === 'graph' || prevView === 'layered' || prevView === null) && state.selected) t.focusNode(state.selected);
     this.view = t;

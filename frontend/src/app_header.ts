@@ -4,7 +4,7 @@
 import { countNodes, layerCountText, LAYER_COUNT_TITLE } from './arch_index';
 import { append, h, snippet } from './dom';
 import { fmtBytes, fmtInt, fmtMacs } from './format';
-import { isOldMacs } from './table_columns';
+import { isOldMacs } from './common/schema_flags';
 import type { Architecture } from './types';
 
 function stat(label: string, value: string, key: string, title?: string): HTMLElement {

@@ -10,7 +10,8 @@ import { fieldLines } from './diff_text';
 import { append, h } from './dom';
 import { fmtInt, fmtMacs, fmtSigned, shapeLines } from './format';
 import { nodeDetails } from './node_details';
-import { isOldMacs, numCell } from './table_columns';
+import { numCell } from './common/cells';
+import { isOldMacs } from './common/schema_flags';
 
 export interface DiffTable {
   table: HTMLElement;

@@ -12,10 +12,9 @@ import { diffTable } from './compare_table';
 import { checkCompare } from './deep_links';
 import { append, button, clear, errorBox, h, loading, select } from './dom';
 import { fmtInt, fmtMacs, fmtSigned } from './format';
-import { mountLinkedGraphs } from './graph/index';
-import { isOldMacs } from './table_columns';
+import { isOldMacs } from './common/schema_flags';
 import type { Architecture, DiffResponse } from './types';
-import type { CompareSel, View, ViewContext } from './view';
+import type { CompareSel, MountLinkedGraphs, View, ViewContext } from './view';
 
 export { defaultSelection, diffRows } from './compare_rows';
 export type { ChangeKind, DiffRow } from './compare_rows';
@@ -35,7 +34,8 @@ export interface CompareGraphs {
  */
 export function mountCompareGraphs(box: HTMLElement, archA: Architecture, archB: Architecture, diff: DiffResponse,
                                    labels: { a: string; b: string },
-                                   match: { aToB: Map<string, string>; bToA: Map<string, string> }): CompareGraphs {
+                                   match: { aToB: Map<string, string>; bToA: Map<string, string> },
+                                   mountLinkedGraphs: MountLinkedGraphs): CompareGraphs {
   const paneA = h('div', null, h('span', { class: 'side-label' }, labels.a));
   const paneB = h('div', null, h('span', { class: 'side-label' }, labels.b));
   box.appendChild(h('div', { class: 'av-graph-pair' }, paneA, paneB));
@@ -220,7 +220,8 @@ class CompareView {
                      match: { aToB: Map<string, string>; bToA: Map<string, string> }) {
     try {
       const g = mountCompareGraphs(content, archA, archB, diff,
-        { a: `A: ${cur.runA} · step ${cur.stepA}`, b: `B: ${cur.runB} · step ${cur.stepB}` }, match);
+        { a: `A: ${cur.runA} · step ${cur.stepA}`, b: `B: ${cur.runB} · step ${cur.stepB}` }, match,
+        this.ctx.mountLinkedGraphs);
       this.cleanup.push(() => g.destroy());
       return (r: DiffRow) => g.focusPair(r.a?.id ?? null, r.b?.id ?? null);
     } catch (e) {

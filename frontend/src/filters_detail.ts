@@ -4,30 +4,35 @@
 import { compareSteps, errorMessage, fetchFilters, filterSteps } from './api';
 import { append, button, clear, h } from './dom';
 import { fmtScore } from './format';
+import { checkLayout, checkTiles, tileRect } from './filters_layout';
+import type { GridLayout } from './filters_layout';
 import type { FilterTile, FiltersResponse, Step } from './types';
 
 export const MAX_STEP_TILES = 16;
 
-/** Where tile (row, col) sits in the grid PNG (margins inside, and outside if the PNG has them). */
-export function tileRect(resp: FiltersResponse, t: FilterTile, imgW: number, imgH: number) {
-  const ts = resp.tile_size, m = resp.margin || 0;
-  const inner = (n: number) => n * ts + Math.max(0, n - 1) * m;
-  const offX = Math.max(0, Math.round((imgW - inner(resp.cols)) / 2));
-  const offY = Math.max(0, Math.round((imgH - inner(resp.rows)) / 2));
-  return { x: offX + t.col * (ts + m), y: offY + t.row * (ts + m), w: ts, h: ts };
-}
-
-/** A canvas showing one tile of a grid image at `side` px. */
-export function tileCanvas(resp: FiltersResponse, t: FilterTile, img: HTMLImageElement, side: number,
+/** A canvas showing one tile of a grid image, displayed at `side` px. The canvas holds the
+ *  PNG's own pixels of the tile (never more than the PNG has: the layout is clamped to the
+ *  decoded image); CSS enlarges it. */
+export function tileCanvas(lay: GridLayout, t: FilterTile, img: HTMLImageElement, side: number,
                            label: string): HTMLCanvasElement {
-  const canvas = h('canvas', { attrs: { width: String(side), height: String(side), 'aria-label': label } });
+  const r = tileRect(lay, t);
+  const canvas = h('canvas', { attrs: { width: String(r.w), height: String(r.h), 'aria-label': label } });
+  canvas.style.width = Math.round(side * r.w / lay.tileSize) + 'px';
+  canvas.style.height = Math.round(side * r.h / lay.tileSize) + 'px';
   const c2d = canvas.getContext('2d');
   if (c2d) {
-    const r = tileRect(resp, t, img.naturalWidth, img.naturalHeight);
     c2d.imageSmoothingEnabled = false;
-    c2d.drawImage(img, r.x, r.y, r.w, r.h, 0, 0, side, side);
+    c2d.drawImage(img, r.x, r.y, r.w, r.h, 0, 0, r.w, r.h);
   }
   return canvas;
+}
+
+/** The element standing for a tile entry that cannot be read: the words, and why. */
+export function unreadableTile(index: number, reason: string): HTMLElement {
+  return h('div', { class: 'av-tile unreadable', title: reason, dataset: { index: String(index), unreadable: 'true' } },
+    h('div', { class: 'unreadable-box' }, 'unreadable tile'),
+    h('div', { class: 'idx' }, '#' + index),
+    h('div', { class: 'reason' }, reason));
 }
 
 /** The kernel as an image: one channel in a blue–white–red scale (0 = white), three as RGB
@@ -80,6 +85,7 @@ export interface DetailContext {
   run: string;
   layer: string;
   resp: FiltersResponse;
+  layout: GridLayout;
   image: HTMLImageElement;
   load: (url: string) => Promise<HTMLImageElement>;
 }
@@ -107,11 +113,14 @@ async function fillSteps(strip: HTMLElement, ctx: DetailContext, index: number, 
     const fig = slots[k];
     try {
       const resp = steps[k] === cur.step ? ctx.resp : await fetchFilters(ctx.run, ctx.layer, steps[k]);
+      if (typeof resp.skipped === 'string') throw new Error('not computed at this step');
       const img = steps[k] === cur.step ? ctx.image : await ctx.load(resp.image_url);
-      const tile = resp.tiles.find((t) => t.index === index);
+      const lay = steps[k] === cur.step ? ctx.layout : checkLayout(resp, img.naturalWidth, img.naturalHeight);
+      const entry = checkTiles(resp, lay).find((c) => (c.readable ? c.tile.index : c.index) === index);
+      const tile = entry && entry.readable ? entry.tile : null;
       clear(fig);
-      append(fig, tile ? tileCanvas(resp, tile, img, 96, 'filter ' + index + ' at step ' + steps[k])
-        : h('span', { class: 'count' }, 'not in this grid'),
+      append(fig, tile ? tileCanvas(lay, tile, img, 96, 'filter ' + index + ' at step ' + steps[k])
+        : h('span', { class: 'count' }, entry ? 'unreadable tile' : 'not in this grid'),
       h('figcaption', null, 'step ' + steps[k] + (tile ? ' · ' + fmtScore(tile.score) : '')));
     } catch (e) {
       clear(fig);
@@ -123,7 +132,7 @@ async function fillSteps(strip: HTMLElement, ctx: DetailContext, index: number, 
 /** Open the enlarged view of one tile; returns a function that closes it. */
 export function openDetail(ctx: DetailContext, t: FilterTile, onClose: () => void): () => void {
   let open = true;
-  const side = Math.max(192, Math.min(320, ctx.resp.tile_size * 4));
+  const side = Math.max(192, Math.min(320, ctx.layout.tileSize * 4));
   const strip = h('div', { class: 'av-filter-steps', attrs: { 'aria-label': 'this filter at every step' } });
   const close = () => {
     if (!open) return;
@@ -139,7 +148,7 @@ export function openDetail(ctx: DetailContext, t: FilterTile, onClose: () => voi
     h('header', null, h('span', { class: 'title' }, 'Filter #' + t.index), h('span', { class: 'mono' }, ctx.layer),
       h('span', { class: 'count' }, 'step ' + filterSteps(ctx.resp).step), button('Close', close, { class: 'close', dataset: { action: 'close-detail' } })),
     h('div', { class: 'main' },
-      h('figure', null, tileCanvas(ctx.resp, t, ctx.image, side, 'filter ' + t.index + ' enlarged'),
+      h('figure', null, tileCanvas(ctx.layout, t, ctx.image, side, 'filter ' + t.index + ' enlarged'),
         h('figcaption', null, 'optimised image')),
       kernel,
       h('div', null, facts(t), t.dead_reason ? h('div', { class: 'reason' }, t.dead_reason) : null)),

@@ -1,11 +1,16 @@
-// The Filters view's own styles (enlarged tile, firing labels, step strip, "show more"),
-// installed once next to the shared stylesheet (same CSP reasoning as styles.ts).
+// The Filters view's own styles (enlarged tile, firing labels, unreadable tiles, step strip,
+// "show more"), installed once through the one CSS injector (common/css.ts).
+
+import { injectCss } from './common/css';
 
 const CSS = `
 .av-tile { cursor: zoom-in; }
 .av-tile:focus-visible { outline: 2px solid var(--accent, #1976d2); }
 .av-tile.after-norm { border-color: #f9a825; }
 .av-tile .norm-label { color: #000; background: #fdd835; font-size: 10px; font-weight: 600; padding: 0 5px; border-radius: 3px; }
+.av-tile.unreadable { cursor: default; max-width: 120px; border-color: var(--border); border-style: dashed; }
+.av-tile .unreadable-box { width: 64px; height: 64px; display: flex; align-items: center; justify-content: center; text-align: center; font-size: 11px; color: var(--muted); border: 1px dashed var(--border); }
+.av-tile.unreadable .reason { font-size: 10px; color: var(--muted); overflow-wrap: anywhere; }
 .av-tiles-more { margin: 12px 0; display: flex; gap: 8px; align-items: center; }
 .av-filter-detail-backdrop { position: fixed; inset: 0; background: rgba(0,0,0,0.35); z-index: 50; display: flex; align-items: flex-start; justify-content: center; overflow: auto; padding: 24px; }
 .av-filter-detail { background: var(--bg, #fff); color: var(--fg, #000); border: 1px solid var(--border); border-radius: 6px; padding: 14px 16px; max-width: min(1100px, 96vw); box-shadow: 0 8px 24px rgba(0,0,0,0.3); }
@@ -23,13 +28,6 @@ const CSS = `
 .av-filter-steps .av-step-tile.current canvas { outline: 2px solid var(--accent, #1976d2); }
 `;
 
-let installed = false;
-
 export function installFilterStyles(doc: Document = document): void {
-  if (installed) return;
-  installed = true;
-  const style = doc.createElement('style');
-  style.dataset.owner = 'filters';
-  style.textContent = CSS;
-  doc.head.appendChild(style);
+  injectCss(doc, 'filters', CSS);
 }

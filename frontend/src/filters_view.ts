@@ -7,13 +7,13 @@
 
 import { errorMessage, fetchArchitecture, fetchFilters, filterSteps, latestStep } from './api';
 import { append, button, clear, errorBox, h, loading, select, snippet } from './dom';
-import { openDetail, tileCanvas } from './filters_detail';
+import { openDetail, tileCanvas, unreadableTile } from './filters_detail';
+import { checkLayout, checkTiles } from './filters_layout';
+import type { CheckedTile, GridLayout } from './filters_layout';
 import { installFilterStyles } from './filters_styles';
 import { fmtInt, fmtScore } from './format';
 import type { FilterTile, FiltersResponse, Step } from './types';
 import type { View, ViewContext } from './view';
-
-export { tileRect } from './filters_detail';
 
 let sortByScore = false; // kept while the tab lives, like the other view settings
 
@@ -78,7 +78,7 @@ async function modelOrder(ctx: ViewContext, run: string, layers: string[]): Prom
   }
 }
 
-function tileElement(resp: FiltersResponse, t: FilterTile, image: HTMLImageElement, side: number): HTMLElement {
+function tileElement(t: FilterTile, lay: GridLayout, image: HTMLImageElement, side: number): HTMLElement {
   const afterNorm = t.fires === 'after_norm';
   const tip = `filter ${t.index} · score ${fmtScore(t.score)}` +
     (t.post_score != null ? ` · post-activation ${fmtScore(t.post_score)}` : '') +
@@ -89,15 +89,30 @@ function tileElement(resp: FiltersResponse, t: FilterTile, image: HTMLImageEleme
     dataset: { index: String(t.index), dead: String(!!t.dead), fires: t.fires || (t.dead ? 'never' : 'yes') },
     attrs: { tabindex: '0', role: 'button' },
   },
-  tileCanvas(resp, t, image, side, 'filter ' + t.index),
+  tileCanvas(lay, t, image, side, 'filter ' + t.index),
   h('div', { class: 'idx' }, '#' + t.index),
   h('div', { class: 'score' }, fmtScore(t.score)),
   t.dead ? h('span', { class: 'dead-label' }, 'dead') : null,
   afterNorm ? h('span', { class: 'norm-label', title: 'the conv’s own output never fires; after BatchNorm it does' }, 'after norm') : null);
 }
 
+function entryElement(c: CheckedTile, lay: GridLayout, image: HTMLImageElement, side: number): HTMLElement {
+  return c.readable ? tileElement(c.tile, lay, image, side) : unreadableTile(c.index, c.reason);
+}
+
+/** Tiles in display order: filter order, or by score (unreadable entries last). */
+function ordered(entries: CheckedTile[]): CheckedTile[] {
+  const index = (c: CheckedTile) => (c.readable ? c.tile.index : c.index);
+  const score = (c: CheckedTile) => (c.readable ? c.tile.score ?? -Infinity : -Infinity);
+  const out = [...entries];
+  if (sortByScore) {
+    out.sort((a, b) => Number(b.readable) - Number(a.readable) || score(b) - score(a) || index(a) - index(b));
+  } else out.sort((a, b) => index(a) - index(b));
+  return out;
+}
+
 /** Builds tile elements into `grid` in time slices; returns a cancel function. */
-function drawTiles(grid: HTMLElement, tiles: FilterTile[], make: (t: FilterTile) => HTMLElement, done: () => void): () => void {
+function drawTiles<T>(grid: HTMLElement, tiles: T[], make: (t: T) => HTMLElement, done: () => void): () => void {
   let k = 0;
   let cancelled = false;
   const slice = () => {
@@ -199,23 +214,41 @@ interface Grid {
   onLoaded: (resp: FiltersResponse) => void;
 }
 
-function summary(resp: FiltersResponse): HTMLElement[] {
-  const tiles = resp.tiles;
+function summary(resp: FiltersResponse, entries: CheckedTile[]): HTMLElement[] {
+  const tiles = entries.flatMap((c) => (c.readable ? [c.tile] : []));
+  const unreadable = entries.length - tiles.length;
   const dead = tiles.filter((t) => t.dead).length;
   const afterNorm = tiles.filter((t) => t.fires === 'after_norm').length;
   const objective = typeof resp.objective === 'string' ? resp.objective : 'mean activation of the filter on its image';
   return [
     h('span', { class: 'mono' }, resp.layer),
     h('span', { class: 'count' }, `${fmtInt(tiles.length)} filters · ${fmtInt(dead)} dead · step ${filterSteps(resp).step}`),
+    unreadable ? h('span', { class: 'count', dataset: { role: 'unreadable-count' } }, `${fmtInt(unreadable)} unreadable tile${unreadable === 1 ? '' : 's'}`) : null,
     afterNorm ? h('span', { class: 'count', title: 'the conv’s own output never fires, BatchNorm shifts it into the active range' },
       `${fmtInt(afterNorm)} fire only after normalisation`) : null,
     h('span', { class: 'count', title: 'what each image maximises' }, 'score = ' + objective),
   ].filter((x): x is HTMLElement => x != null);
 }
 
+/** The notes above the tiles: what of the stored layout did not fit the real PNG. */
+function layoutNote(lay: GridLayout): HTMLElement | null {
+  if (!lay.problems.length) return null;
+  const shown = lay.problems.slice(0, 6).join('; ') + (lay.problems.length > 6 ? `; and ${lay.problems.length - 6} more` : '');
+  return h('div', { class: 'av-msg warn', dataset: { role: 'layout-problems' } },
+    h('span', { class: 'title' }, `The stored layout does not fit the ${lay.width}×${lay.height} grid image; what fits is shown.`), shown);
+}
+
+/** A layer the writer left out at this step (time budget, not reached, failed): why. */
+function skippedNote(resp: FiltersResponse, reason: string): HTMLElement {
+  return h('div', { class: 'av-msg info', dataset: { role: 'skipped' } },
+    h('span', { class: 'title' }, `No grid for “${resp.layer}” at step ${filterSteps(resp).step}.`),
+    reason.charAt(0).toUpperCase() + reason.slice(1) + '. Earlier steps, if any, are on the slider.');
+}
+
+interface Loaded { resp: FiltersResponse; image: HTMLImageElement | null; layout: GridLayout | null; entries: CheckedTile[] }
+
 function createGrid(run: string, head: HTMLElement, body: HTMLElement, life: Life, layerOf: () => string): Grid {
-  let current: FiltersResponse | null = null;
-  let image: HTMLImageElement | null = null;
+  let current: Loaded | null = null;
   let token = 0;
   let cancelDraw: (() => void) | null = null;
   let closeDetail: (() => void) | null = null;
@@ -224,24 +257,31 @@ function createGrid(run: string, head: HTMLElement, body: HTMLElement, life: Lif
   const grid: Grid = {
     onLoaded: () => undefined,
     render() {
-      if (!current || !image) return;
+      if (!current) return;
       cancelDraw?.();
-      const resp = current, img = image;
       clear(head);
       clear(body);
-      append(head, ...summary(resp));
-      const tiles = [...resp.tiles];
-      if (sortByScore) tiles.sort((a, b) => (b.score ?? -Infinity) - (a.score ?? -Infinity) || a.index - b.index);
-      else tiles.sort((a, b) => a.index - b.index);
-      const ts = resp.tile_size;
+      const { resp, image, layout } = current;
+      if (typeof resp.skipped === 'string' || !image || !layout) {
+        append(head, h('span', { class: 'mono' }, resp.layer));
+        body.appendChild(skippedNote(resp, typeof resp.skipped === 'string' ? resp.skipped : 'not computed'));
+        return;
+      }
+      append(head, ...summary(resp, current.entries));
+      const note = layoutNote(layout);
+      if (note) body.appendChild(note);
+      const tiles = ordered(current.entries);
+      const ts = layout.tileSize;
       const side = ts * (ts >= 96 ? 1 : Math.max(1, Math.floor(96 / ts)));
       const tilesEl = h('div', { class: 'av-tiles', dataset: { state: 'drawing' } });
       const more = h('div', { class: 'av-tiles-more' });
       append(body, tilesEl, more);
       tilesEl.addEventListener('click', (ev) => {
         const el = (ev.target as HTMLElement).closest<HTMLElement>('.av-tile');
-        const t = el && tiles.find((x) => String(x.index) === el.dataset.index);
-        if (t) closeDetail = openDetail({ run, layer: resp.layer, resp, image: img, load: loadImage }, t, () => { closeDetail = null; });
+        const c = el && tiles.find((x) => x.readable && String(x.tile.index) === el.dataset.index);
+        if (c && c.readable) {
+          closeDetail = openDetail({ run, layer: resp.layer, resp, layout, image, load: loadImage }, c.tile, () => { closeDetail = null; });
+        }
       });
       tilesEl.addEventListener('keydown', (ev) => {
         if (ev.key === 'Enter' && (ev.target as HTMLElement).classList.contains('av-tile')) (ev.target as HTMLElement).click();
@@ -252,7 +292,7 @@ function createGrid(run: string, head: HTMLElement, body: HTMLElement, life: Lif
         shown += next.length;
         tilesEl.dataset.state = 'drawing';
         clear(more);
-        cancelDraw = drawTiles(tilesEl, next, (t) => tileElement(resp, t, img, side), () => {
+        cancelDraw = drawTiles(tilesEl, next, (c) => entryElement(c, layout, image, side), () => {
           tilesEl.dataset.state = 'done';
           if (shown < tiles.length) {
             append(more, h('span', { class: 'count' }, `${fmtInt(shown)} of ${fmtInt(tiles.length)} filters shown`),
@@ -272,10 +312,14 @@ function createGrid(run: string, head: HTMLElement, body: HTMLElement, life: Lif
       try {
         const resp = await fetchFilters(run, layer, step);
         if (life.destroyed || my !== token) return;
-        const img = await loadImage(resp.image_url);
-        if (life.destroyed || my !== token) return;
-        current = resp;
-        image = img;
+        if (typeof resp.skipped === 'string') {
+          current = { resp, image: null, layout: null, entries: [] };
+        } else {
+          const image = await loadImage(resp.image_url);
+          if (life.destroyed || my !== token) return;
+          const layout = checkLayout(resp, image.naturalWidth, image.naturalHeight);
+          current = { resp, image, layout, entries: checkTiles(resp, layout) };
+        }
         grid.onLoaded(resp);
         grid.render();
       } catch (e) {

@@ -14,6 +14,8 @@ interface Pending {
   meta: Record<string, unknown> | null;
   nodes: unknown[];
   edges: unknown[];
+  series?: Record<string, Record<string, unknown>>;   // a signals answer, assembled by chunks
+  entries?: unknown[];                                // a timeline answer, assembled by chunks
 }
 
 let worker: Worker | null = null;
@@ -30,7 +32,16 @@ function onMessage(m: WorkerMsg): void {
     else if (m.kind === 'meta') p.meta = JSON.parse(m.json);
     else if (m.kind === 'nodes') for (const n of JSON.parse(m.json)) p.nodes.push(n);
     else if (m.kind === 'edges') for (const e of JSON.parse(m.json)) p.edges.push(e);
-    else if (m.kind === 'done') { pending.delete(m.id); p.resolve({ ...p.meta, nodes: p.nodes, edges: p.edges }); }
+    else if (m.kind === 'entries') for (const e of JSON.parse(m.json)) (p.entries ??= []).push(e);
+    else if (m.kind === 'series') {
+      const [key, part] = JSON.parse(m.json) as [string, Record<string, unknown>];
+      const all = (p.series ??= {});
+      Object.assign((all[key] ??= {}), part);
+    } else if (m.kind === 'done') {
+      pending.delete(m.id);
+      p.resolve(p.series ? { ...p.meta, series: p.series } : p.entries ? { ...p.meta, entries: p.entries }
+        : { ...p.meta, nodes: p.nodes, edges: p.edges });
+    }
   } catch (e) {
     pending.delete(m.id);
     p.reject(e);

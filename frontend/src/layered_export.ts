@@ -1,17 +1,13 @@
 // Exports of the layered view: the SVG as a file (XML declaration + serialised standalone SVG)
 // and a PNG of a chosen width at print resolution (the SVG rasterised on a canvas). Downloads
 // go through a Blob and an <a download> link, which works inside TensorBoard's plugin iframe.
-import { download, fileBase, rasterize } from './graph/export';
+import { download, fileBase, rasterize, svgText } from './common/export';
 
-export { download, fileBase };
+export { download, fileBase, svgText };
 
 // Chromium's canvas limits are 32767 px a side and ~268M px in all; stay well under.
 export const MAX_PNG_SIDE = 16384;
 export const MAX_PNG_AREA = 120e6;
-
-export function svgText(svg: SVGSVGElement): string {
-  return '<?xml version="1.0" encoding="UTF-8"?>\n' + new XMLSerializer().serializeToString(svg);
-}
 
 /** The PNG size for a requested width: [width, height], within the canvas limits. */
 export function pngSize(svgW: number, svgH: number, width: number): [number, number] {

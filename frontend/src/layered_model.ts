@@ -5,8 +5,8 @@
 // dropout layers into the layer before them (as visualkeras' type_ignore does). Pure functions.
 
 import type { ArchNode, Architecture, Shape } from './types';
-import { categoryOf } from './graph/style';
-import type { Category } from './graph/style';
+import { categoryOf } from './common/categories';
+import type { Category } from './common/categories';
 
 export interface Unit {
   key: string;                 // unique per drawn unit ("relu#2" for a shared module's 2nd call)
@@ -82,7 +82,7 @@ function toUnit(n: ArchNode, arch: Architecture, collapsed: boolean): Unit {
   const params = (n.params?.trainable || 0) + (n.params?.non_trainable || 0);
   return {
     key: n.id, id: n.id, name: n.name || n.id, className: n.class_name,
-    category: collapsed ? 'container' : categoryOf(n.class_name, isInput(n, arch)),
+    category: collapsed ? 'container' : categoryOf(n.class_name, isInput(n, arch), { framework: arch.framework, config: n.config }),
     shape: Array.isArray(shape) ? shape : null, params, isGroup: collapsed,
   };
 }

@@ -2,24 +2,22 @@
 // and for the SVG / PNG exports. Built with createElementNS and textContent only: layer names
 // are untrusted. Text goes through xmlSafe() so the serialised SVG always parses as XML 1.0.
 
-import type { Category, Palette } from './graph/style';
-import { CATEGORY_LABELS, FONT_FAMILY } from './graph/style';
+import { CATEGORY_LABELS } from './common/categories';
+import type { Category } from './common/categories';
+import { xmlSafe } from './common/export';
+import { fmtInt } from './format';
+import { FONT_FAMILY } from './common/palette';
+import type { Palette } from './common/palette';
 import type { GradientReach } from './gradient_overlay';
 import { nodeReach, reachCounts, reachLegend } from './gradient_overlay';
 import type { BoxGeom, ConnectorGeom, DrawOptions, LayeredGeometry } from './layered_geometry';
 import { LEGEND_ROW } from './layered_geometry';
 import type { LayeredModel, Unit } from './layered_model';
+import { hatchPattern, svgFill } from './common/signals_scale';
+import type { Colouring } from './common/signals_colour_by';
 
 const NS = 'http://www.w3.org/2000/svg';
 const CHAR_W = 6.4;
-
-/** Text without what XML 1.0 forbids (C0 controls but tab/newline/CR, U+FFFE/FFFF, lone surrogates). */
-export function xmlSafe(s: unknown): string {
-  return String(s ?? '')
-    .replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F\uFFFE\uFFFF]/g, '?')
-    .replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(^|[^\uD800-\uDBFF])[\uDC00-\uDFFF]/g, (m) =>
-      m.length === 2 ? m[0] + '?' : '?');
-}
 
 export function el(doc: Document, tag: string, attrs: Record<string, string | number>): SVGElement {
   const e = doc.createElementNS(NS, tag) as SVGElement;
@@ -50,14 +48,10 @@ function pts(list: [number, number][]): string {
   return list.map(([x, y]) => x.toFixed(1) + ',' + y.toFixed(1)).join(' ');
 }
 
-function fmtCount(n: number): string {
-  return n.toLocaleString('en-US');
-}
-
 function boxTitle(u: Unit, b: BoxGeom, reachText: string | null): string {
   const shape = u.shape ? '(' + u.shape.map((d) => (d == null ? 'None' : d)).join(', ') + ')' : '?';
   const lines = [u.id + ' (' + u.className + (u.isGroup ? ', collapsed group' : '') + ')',
-    'output ' + shape, 'params ' + fmtCount(u.params)];
+    'output ' + shape, 'params ' + fmtInt(u.params)];
   if (reachText) lines.push(reachText);
   return lines.join('\n');
 }
@@ -170,6 +164,8 @@ export interface SvgInput {
   summary: string | null;
   legend: LegendItem[][];
   selected: string | null;
+  /** Colour by a figure or a signal (common/signals_colour_by.ts); null = the type / reach colours */
+  colouring?: Colouring | null;
 }
 
 /** The reach legend items (states present on the drawn units). */
@@ -190,6 +186,16 @@ export function colourFn(p: Palette, opts: DrawOptions, reach: GradientReach | n
   };
 }
 
+/** A box coloured by a value: its paint and value on the element, "no value" hatched on the front. */
+function markPaint(doc: Document, g: SVGElement, col: Colouring, id: string): void {
+  const paint = col.paint(id);
+  g.setAttribute('data-paint', paint.kind);
+  g.setAttribute('data-fill', paint.fill);
+  if (paint.kind === 'none') g.querySelector('rect')?.setAttribute('fill', svgFill(paint));
+  const t = g.querySelector('title');
+  if (t) t.textContent += '\n' + xmlSafe(col.metric.label + ': ' + col.text(id));
+}
+
 export function buildLayeredSvg(doc: Document, s: SvgInput): SVGSVGElement {
   const { geom, palette: p } = s;
   const svg = el(doc, 'svg', { xmlns: NS, version: '1.1', width: geom.width, height: geom.height,
@@ -202,11 +208,16 @@ export function buildLayeredSvg(doc: Document, s: SvgInput): SVGSVGElement {
     svg.appendChild(textEl(doc, s.summary, { x: 16, y: geom.headerY + 18, 'font-size': 11, fill: p.text2,
       'data-testid': 'layered-svg-summary' }));
   }
-  const colourOf = colourFn(p, s.opts, s.reach);
+  const col = s.colouring || null;
+  const colourOf = col ? (u: Unit) => col.paint(u.id).fill : colourFn(p, s.opts, s.reach);
+  if (col) svg.appendChild(el(doc, 'defs', {})).appendChild(hatchPattern(doc));
   const conns = el(doc, 'g', { 'data-testid': 'layered-branches' });
   for (const c of geom.connectors) conns.appendChild(drawConnector(doc, c, p, colourOf));
   const boxes = el(doc, 'g', { 'data-testid': 'layered-boxes' });
-  for (const b of geom.boxes) boxes.appendChild(drawBox(doc, b, colourOf(b.unit), p, s.reach, b.unit.id === s.selected));
+  for (const b of geom.boxes) {
+    const g = boxes.appendChild(drawBox(doc, b, colourOf(b.unit), p, s.reach, b.unit.id === s.selected));
+    if (col) markPaint(doc, g, col, b.unit.id);
+  }
   svg.append(conns, boxes, drawLabels(doc, geom, p), drawLegend(doc, s.legend, geom.legendY, p));
   return svg;
 }

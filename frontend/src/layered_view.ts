@@ -6,8 +6,9 @@
 import { clear, errorBox, h } from './dom';
 import { reachOf, reachSummary } from './gradient_overlay';
 import type { GradientReach } from './gradient_overlay';
-import { DARK, LIGHT } from './graph/style';
-import type { Palette } from './graph/style';
+import { DARK, LIGHT } from './common/palette';
+import type { Palette } from './common/palette';
+import { injectCss } from './common/css';
 import { LAYERED_CSS, toolbar } from './layered_controls';
 import type { LayeredSettings } from './layered_controls';
 import { download, fileBase, pngSize, svgText, svgToPng } from './layered_export';
@@ -18,16 +19,14 @@ import { buildLayeredSvg, colourFn, legendRows, reachItems, typeLegend } from '.
 import { isDark, onThemeChange } from './theme';
 import type { Architecture } from './types';
 import type { View, ViewContext } from './view';
+import { ColourBy, signalsSource } from './common/signals_colour_by';
+import type { Colouring } from './common/signals_colour_by';
 
 const BIG = 40;   // main paths longer than this start folded, without shape labels
 const MIN_MAIN = 6;   // groups are opened by default until the main path has this many boxes
 
 function installCss(doc: Document): void {
-  if (doc.getElementById('archviz-layered-css')) return;
-  const st = doc.createElement('style');
-  st.id = 'archviz-layered-css';
-  st.textContent = LAYERED_CSS;
-  doc.head.appendChild(st);
+  injectCss(doc, 'layered', LAYERED_CSS);
 }
 
 /** Start collapsed, opening nested groups level by level while the main path is too short to
@@ -46,20 +45,21 @@ function defaults(arch: Architecture): LayeredSettings {
 
 interface Drawn { svg: SVGSVGElement; model: LayeredModel; palette: Palette }
 
-function draw(arch: Architecture, s: LayeredSettings, reach: GradientReach | null, selected: string | null): Drawn {
+function draw(arch: Architecture, s: LayeredSettings, reach: GradientReach | null, selected: string | null,
+              colouring: Colouring | null = null): Drawn {
   const palette = isDark() ? DARK : LIGHT;
   const model = buildLayered(arch, { depth: s.depth, fold: s.fold });
   const opts = { scale: s.scale, spacing: s.spacing, mode: s.mode, names: s.names, shapes: s.shapes,
     colourBy: s.colourBy };
   const colourOf = colourFn(palette, opts, reach);
   // colour by reach: the legend lists the states only (the type colours are not drawn)
-  const items = [...(s.colourBy === 'reach' ? [] : typeLegend(model, colourOf)), ...reachItems(model, reach, palette.dark)];
+  const items = colouring ? [] : [...(s.colourBy === 'reach' ? [] : typeLegend(model, colourOf)), ...reachItems(model, reach, palette.dark)];
   const summary = reachSummary(reach);
   const probe = layout(model, arch.framework, opts, summary, 1);
   const rows = legendRows(items, probe.width);
   const geom = layout(model, arch.framework, opts, summary, rows.length);
   const title = arch.model.name + ' (' + arch.model.class_name + ')';
-  const svg = buildLayeredSvg(document, { model, geom, palette, opts, reach, title, summary, legend: rows, selected });
+  const svg = buildLayeredSvg(document, { model, geom, palette, opts, reach, title, summary, legend: rows, selected, colouring });
   return { svg, model, palette };
 }
 
@@ -95,10 +95,11 @@ export function mountLayeredView(container: HTMLElement, ctx: ViewContext): View
   const canvas = h('div', { class: 'avl-canvas', dataset: { testid: 'layered-canvas' } });
   const status = h('div', { class: 'avl-info', attrs: { role: 'status' }, dataset: { testid: 'layered-status' } });
   root.append(bar, ...(summary ? [summary] : []), info, canvas, status);
+  let colouring: Colouring | null = null;
 
   const render = () => {
     try {
-      drawn = draw(arch, settings, reach, selected);
+      drawn = draw(arch, settings, reach, selected, colouring);
       clear(canvas);
       canvas.classList.toggle('fit', settings.fit);
       canvas.appendChild(drawn.svg);
@@ -132,6 +133,10 @@ export function mountLayeredView(container: HTMLElement, ctx: ViewContext): View
     }
   };
   bar.appendChild(toolbar(settings, hooks));
+  // Colour by a figure or a signal (the shared control): redraws the boxes, same layout
+  const cb = ctx.state.run != null ? new ColourBy({ source: signalsSource(ctx.runs, ctx.state.run, ctx.state.step), arch,
+    onChange: (c) => { colouring = c; if (drawn) render(); } }) : null;
+  if (cb) bar.appendChild(h('div', { class: 'avl-toolbar avs-layered-colour', dataset: { testid: 'layered-colour-by' } }, cb.el, cb.legendBox));
   canvas.addEventListener('click', (ev) => {
     const g = (ev.target as Element | null)?.closest?.('[data-testid=layered-box]');
     const unit = g && drawn ? drawn.model.main[parseInt(g.getAttribute('data-index') || '-1', 10)] : undefined;
@@ -142,5 +147,5 @@ export function mountLayeredView(container: HTMLElement, ctx: ViewContext): View
   });
   render();
   const stopTheme = onThemeChange(() => render());
-  return { destroy() { stopTheme(); root.remove(); } };
+  return { destroy() { stopTheme(); cb?.destroy(); root.remove(); } };
 }

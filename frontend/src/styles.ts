@@ -1,6 +1,6 @@
-// The dashboard's stylesheet. TensorBoard's CSP for plugin_entry.html has
-// style-src 'self' 'unsafe-inline' (verified in tensorboard/backend/http_util.py), so a <style>
-// element works; a constructable stylesheet is used when the browser supports it anyway.
+// The dashboard's stylesheet (the shell and the table / compare / timeline views); installed
+// through common/css.ts, the one place that puts CSS into the page.
+import { injectCss } from './common/css';
 
 const CSS = `
 :root {
@@ -223,21 +223,7 @@ ol.av-timeline ul li { padding: 0; }
 ol.av-timeline ul li::before { display: none; }
 `;
 
-let installed = false;
-
-/** Install the stylesheet once into the document. */
+/** Install the dashboard's stylesheet once into the document. */
 export function installStyles(doc: Document = document): void {
-  if (installed) return;
-  installed = true;
-  try {
-    const sheet = new CSSStyleSheet();
-    sheet.replaceSync(CSS);
-    doc.adoptedStyleSheets = [...doc.adoptedStyleSheets, sheet];
-    return;
-  } catch {
-    // older browser: fall back to a <style> element (allowed by TensorBoard's CSP)
-  }
-  const style = doc.createElement('style');
-  style.textContent = CSS;
-  doc.head.appendChild(style);
+  injectCss(doc, 'dashboard', CSS);
 }

@@ -16,12 +16,18 @@ import { downloadText, safeFileBase, toCSV, toMarkdown } from './table_export';
 import { TableFold } from './table_fold';
 import type { ArchNode, Architecture } from './types';
 import { VirtualRows } from './virtual_rows';
+import { ColourBy } from './common/signals_colour_by';
+import type { Colouring, SignalsSource } from './common/signals_colour_by';
+import { NO_VALUE_CSS } from './common/signals_scale';
+import { signalsSection } from './common/signals_sparkline';
 
 export interface TableOptions {
   filterLayers?: Set<string>;
   onShowFilters?: (nodeId: string) => void;
   onSelectNode?: (nodeId: string | null) => void;
   selected?: string | null;
+  /** the run's signals: the "Colour by" control and the row details' sparklines */
+  signals?: SignalsSource;
 }
 
 export interface TableHandle {
@@ -74,6 +80,8 @@ class LayerTable {
   private readonly virt: VirtualRows;
   private readonly fold: TableFold;
   private searchTimer = 0;
+  private colouring: Colouring | null = null;
+  private colourBy: ColourBy | null = null;
 
   constructor(container: HTMLElement, private readonly arch: Architecture, private readonly opts: TableOptions) {
     this.idx = indexArchitecture(arch);
@@ -88,7 +96,7 @@ class LayerTable {
     }
     this.unsort = button('Original order', () => this.sortBy(null), { title: 'back to the nesting order' });
     this.table.append(this.thead, this.tbody);
-    this.root = h('div', { class: 'av-table-view' }, this.toolbar(), reachSummaryLine(arch), this.table);
+    this.root = h('div', { class: 'av-table-view' }, this.toolbar(), this.colourStrip(), reachSummaryLine(arch), this.table);
     container.appendChild(this.root);
     this.virt = new VirtualRows(this.tbody, {
       count: () => Math.max(1, this.entries.length),
@@ -116,6 +124,25 @@ class LayerTable {
     const exportMd = button('Export Markdown', () => this.exportAs('md', base), { dataset: { action: 'export-md' }, title: 'the rows (all layers, the shown columns) as a Markdown table' });
     return h('div', { class: 'av-toolbar' }, search, this.hasContainers ? [expandAll, collapseAll] : null, this.unsort, this.fold.control(),
       this.columnMenu(), exportCsv, exportMd, this.count);
+  }
+
+  /** Colour by: a swatch and the value in each layer's name cell (common/signals_colour_by.ts). */
+  private colourStrip(): HTMLElement | null {
+    if (!this.opts.signals) return null;
+    this.colourBy = new ColourBy({ source: this.opts.signals, arch: this.arch, onChange: (c) => {
+      this.colouring = c;
+      if (this.virt) this.refresh();   // the first call comes before the rows exist
+    } });
+    return h('div', { class: 'av-toolbar avs-table-colour', dataset: { testid: 'table-colour-by' } }, this.colourBy.el, this.colourBy.legendBox);
+  }
+
+  private colourMark(n: ArchNode, cell: HTMLElement): void {
+    const c = this.colouring;
+    if (!c) return;
+    const p = c.paint(n.id), text = c.text(n.id);
+    cell.appendChild(h('span', { class: 'avs-cell-sw', title: c.metric.label + ': ' + text, dataset: { paint: p.kind, fill: p.fill },
+      style: { background: p.kind === 'none' ? NO_VALUE_CSS : p.fill } }));
+    cell.appendChild(h('span', { class: 'avs-cell-val muted', dataset: { colourValue: text } }, text));
   }
 
   private columnMenu(): HTMLElement {
@@ -249,7 +276,8 @@ class LayerTable {
     const tr = this.row(n, i);
     if (!this.details.has(n.id)) return [tr];
     return [tr, h('tr', { class: 'details', dataset: { detailsFor: n.id } },
-      h('td', { attrs: { colspan: String(ncols) } }, nodeDetails(n, this.idx)))];
+      h('td', { attrs: { colspan: String(ncols) } }, nodeDetails(n, this.idx),
+        this.opts.signals ? signalsSection(this.opts.signals.run, n.id, this.opts.signals.hasSignals, this.colouring?.stepIndex ?? -1) : null))];
   }
 
   private row(n: ArchNode, i: number): HTMLElement {
@@ -300,6 +328,7 @@ class LayerTable {
     nm.appendChild(document.createTextNode(flat && !prefix ? n.id : n.name));
     cell.appendChild(nm);
     this.badges(n, cell, isC);
+    this.colourMark(n, cell);
     return h('td', { class: 'name' }, cell);
   }
 
@@ -336,6 +365,7 @@ class LayerTable {
 
   destroy(): void {
     window.clearTimeout(this.searchTimer);
+    this.colourBy?.destroy();
     this.virt.destroy();
     this.root.remove();
   }

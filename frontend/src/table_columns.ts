@@ -8,6 +8,8 @@ import { fmtBytes, fmtInt, fmtNodeMacs, shapeLines, UNKNOWN } from './format';
 import { nodeReach, reachOf, REACH_STATES } from './gradient_overlay';
 import type { GradientReach } from './gradient_overlay';
 import type { ArchNode, Architecture } from './types';
+import { numCell } from './common/cells';
+import { isOldMacs } from './common/schema_flags';
 
 export interface CellEnv {
   idx: ArchIndex;
@@ -70,11 +72,6 @@ export function connectedTo(n: ArchNode, env: CellEnv): { id: string; label: str
   return out;
 }
 
-export function isOldMacs(arch: Architecture): boolean {
-  const c = arch.model?.macs_convention;
-  return typeof c === 'string' && c.startsWith('old convention');
-}
-
 function sortKeyShape(n: ArchNode): number {
   const s = n.output_shapes?.[0];
   if (!s) return -1;
@@ -83,14 +80,6 @@ function sortKeyShape(n: ArchNode): number {
 
 function textCell(cls: string, text: string, title?: string): HTMLElement {
   const td = h('td', { class: cls + (text === UNKNOWN || text === '' ? ' muted' : '') }, text || UNKNOWN);
-  if (title) td.title = title;
-  return td;
-}
-
-export function numCell(v: number | null | undefined, text = fmtInt(v), title?: string): HTMLElement {
-  const td = h('td', { class: 'num' }, text);
-  if (v === 0) td.classList.add('zero');
-  if (v == null) td.classList.add('muted');
   if (title) td.title = title;
   return td;
 }

@@ -11,8 +11,8 @@ import type { ArchIndex } from './arch_index';
 import { yieldToMain } from './arch_index';
 import { button, h, select } from './dom';
 import { UNKNOWN } from './format';
-import { foldLabel, repeatRuns } from './graph/derive';
-import type { RepeatRun } from './graph/derive';
+import { foldLabel, repeatRuns } from './common/folding';
+import type { RepeatRun } from './common/folding';
 import type { CellEnv, Column } from './table_columns';
 import type { ArchNode, Architecture } from './types';
 

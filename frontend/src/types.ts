@@ -11,6 +11,8 @@ export type Step = string;
 export interface NodeMemory {
   params_bytes: number;
   output_bytes: number | null;
+  buffers_bytes?: number;             // torch buffers
+  activations_bytes?: number | null;  // containers: the leaf outputs inside
 }
 export type Shape = Dim[];
 
@@ -34,15 +36,23 @@ export interface ArchNode {
   macs: number | null;
   macs_reason?: string;
   memory?: NodeMemory;
-  // optional extras
-  weights?: { name: string; shape: Shape; trainable: boolean }[];
-  buffers?: { name: string; shape: Shape }[];
+  // optional keys (typed in tensorboard_archviz/schema.py too: tests/test_schema_types.py)
+  macs_complete?: boolean;   // false on a container with unknown MACs inside
+  self_macs?: number | null; // a container's own work (MultiheadAttention)
+  weights?: { name: string; shape: Shape; trainable: boolean; dtype?: string; path?: string }[];
+  buffers?: { name: string; shape: Shape; dtype?: string }[];
   reason?: string;
   dtype_policy?: string;
-  calls?: number;
+  calls?: number | null;     // null: unknown (a partial run)
+  call_shapes?: { input_shapes: unknown; output_shapes: unknown }[];
+  container_calls?: number;  // Keras: layers of a nested model called k times
   is_container?: boolean;
+  is_input?: boolean;
   is_function?: boolean;     // torch functional op
   operation?: boolean;       // a keras.ops call
+  class_known?: boolean;     // torch saved programs
+  config_source?: string;
+  used_by?: string;          // a module whose parent uses its weights directly
   [key: string]: unknown;
 }
 
@@ -50,6 +60,27 @@ export interface ArchEdge {
   source: string;
   target: string;
   shape: Shape | null;
+  count?: number;            // Keras: the same tensor flows this many times
+  [key: string]: unknown;
+}
+
+export interface ModelInfo {
+  name: string;
+  class_name: string;
+  total_params: number;
+  trainable_params: number;
+  non_trainable_params: number;
+  /** schema 2: sum of the known per-example MACs; `macs_complete` false -> "at least" */
+  macs?: number | null;
+  macs_complete?: boolean;
+  macs_convention?: string;
+  batch_size?: number | null;
+  memory?: { params_bytes?: number; buffers_bytes?: number; activations_bytes?: number };
+  optimizer_params?: number;  // Keras: optimizer variables (not counted in the totals)
+  output_names?: { name: string; node: string | null; shape: Shape | null }[];
+  buffers?: number;           // torch: buffer elements
+  self_weights?: { name: string; shape: Shape; trainable: boolean; dtype?: string }[];
+  self_buffers?: { name: string; shape: Shape; dtype?: string }[];
   [key: string]: unknown;
 }
 
@@ -57,24 +88,14 @@ export interface Architecture {
   schema_version: number;
   framework: 'keras' | 'torch';
   framework_version: string;
-  model: {
-    name: string;
-    class_name: string;
-    total_params: number;
-    trainable_params: number;
-    non_trainable_params: number;
-    /** schema 2: sum of the known per-example MACs; `macs_complete` false -> "at least" */
-    macs?: number | null;
-    macs_complete?: boolean;
-    macs_convention?: string;
-    batch_size?: number | null;
-    memory?: { params_bytes?: number; buffers_bytes?: number; activations_bytes?: number };
-    [key: string]: unknown;
-  };
+  model: ModelInfo;
   inputs: string[];
   outputs: string[];
   nodes: ArchNode[];
   edges: ArchEdge[];
+  extraction?: { method: string; reason?: string; [key: string]: unknown };
+  backend?: string;           // Keras backend
+  gradient_reach?: Record<string, unknown>;  // see gradient_overlay.ts
   [key: string]: unknown;
 }
 
@@ -173,4 +194,39 @@ export interface TimelineResponse {
   run: string;
   errors?: string[];
   entries: TimelineEntry[];
+}
+
+// GET ./signals?run=[&signal=][&max_steps=]  (layer signals over steps; see http_api.md)
+/** A stored signal value: a finite number, "NaN" / "Infinity" / "-Infinity", or null (no value). */
+export type SignalValue = number | 'NaN' | 'Infinity' | '-Infinity' | null;
+export interface SignalDesc {
+  key: string;              // "gradients.rms", "values.<name>", ...
+  label: string;
+  unit: string;             // "" | "ms" | "fraction" | ...
+  scale: 'log' | 'linear';
+  description?: string;
+}
+export interface SignalFinding {
+  kind: string;             // vanishing | exploding | dead | saturated | update_high | frozen | nonfinite | slowest
+  severity: 'warning' | 'info' | string;
+  signal: string;
+  step: number;
+  step_string?: string;
+  nodes: string[];
+  text: string;
+}
+export interface SignalsResponse {
+  run: string;
+  steps: number[];
+  step_strings?: string[];
+  total_steps: number;
+  downsampled: boolean;
+  architecture_step: number | null;
+  signals: SignalDesc[];
+  /** KEY -> node id -> one value per entry of `steps` */
+  series: Record<string, Record<string, SignalValue[]>>;
+  findings?: SignalFinding[];
+  thresholds?: Record<string, number | string>;
+  unmatched?: Record<string, string[]>;
+  [key: string]: unknown;
 }

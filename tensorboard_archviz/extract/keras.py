@@ -2,7 +2,7 @@
 
 Works on every Keras backend (TensorFlow, torch, JAX): only Keras' own symbolic graph is read.
 
-How the graph is found (recorded in ``arch.extra["extraction"]["method"]``):
+How the graph is found (recorded in ``arch.extraction["method"]``):
 
 - ``"functional_graph"``: a Functional model, read from its node graph (``op._inbound_nodes``
   filtered by the model's own node keys). Shapes come from the graph's KerasTensors, so no layer
@@ -16,20 +16,20 @@ How the graph is found (recorded in ``arch.extra["extraction"]["method"]``):
   shape inference): the layer chain, shapes computed layer by layer.
 - ``"tracked_layers"``: the trace was impossible (``call`` uses backend ops, Python control flow on
   values, ...): every tracked layer is a node, with shapes from its build config, and no edges.
-  ``arch.extra["extraction"]["reason"]`` says why.
+  ``arch.extraction["reason"]`` says why.
 
 Ids are Keras name paths: a layer of the model is ``dense_1``; a layer of a nested model
-``inner`` is ``inner/dense_1``. A nested model is a container node (``is_container`` extra) whose
+``inner`` is ``inner/dense_1``. A nested model is a container node (``is_container``) whose
 children name it as ``parent``; its params are the sum over its subtree. Edges join the
 innermost nodes Keras' graph knows: an edge into a nested Functional/Sequential model ends at its
 InputLayer (``inner/input_layer``) and an edge out of it starts at the layer producing its output,
 so a viewer that collapses the container maps both ends onto it.
 
 Per node: shapes of every call input/output (first call; batch dim ``null``), dtype of the first
-output (``dtype_policy`` extra when the policy is mixed or quantized), params counted like Keras
+output (``dtype_policy`` when the policy is mixed or quantized), params counted like Keras
 (``trainable_weights`` / ``non_trainable_weights``: ``BatchNormalization(8)`` = 16 + 16), the
-activation, the config keys that matter, ``weights`` extra
-``[{name, path, shape, trainable, dtype}]``, ``calls`` extra for a layer called more than once
+activation, the config keys that matter, ``weights``
+``[{name, path, shape, trainable, dtype}]``, ``calls`` for a layer called more than once
 (one node, edges from every call), ``is_input`` on InputLayers, ``container_calls`` on the
 layers of a nested model called more than once (their MACs and output bytes count every call).
 
@@ -46,10 +46,10 @@ batch is run.
 
 Model totals are ``model.count_params()`` split into trainable / non-trainable weights (never
 optimizer variables, which Keras' ``summary()`` adds after ``compile()``+``fit()``; those are
-reported separately as the ``optimizer_params`` extra of ``model``).
+reported separately as ``model.optimizer_params``).
 
-A layer whose output shape cannot be computed still appears, with null shapes and a ``reason``
-extra; one warning (python ``logging``, logger ``tensorboard_archviz.extract.keras``) lists them.
+A layer whose output shape cannot be computed still appears, with null shapes and a ``reason``;
+one warning (python ``logging``, logger ``tensorboard_archviz.extract.keras``) lists them.
 """
 
 from __future__ import annotations
@@ -93,14 +93,21 @@ def extract_keras(model: Any) -> schema.Architecture:
     return _Extractor(model).run()
 
 
+def extract_keras_layers(model: Any) -> Tuple[schema.Architecture, Dict[str, Any]]:
+    """One extraction, both results: the Architecture and ``{node id: layer}`` (what
+    ``layer_node_ids`` gives), for callers that need the layers behind the nodes (gradient
+    reach) without walking the model twice."""
+    ex = _Extractor(model)
+    arch = ex.run()
+    return arch, {nid: op for nid, op in ex.ops.items() if isinstance(op, keras.layers.Layer)}
+
+
 def layer_node_ids(model: Any) -> Dict[str, Any]:
     """``{node id: layer}`` for every Keras layer of ``model``, with the ids ``extract_keras`` uses.
 
     Other modules (e.g. the filter grids) use it to name layers the way the Architecture does.
     """
-    ex = _Extractor(model)
-    ex.run()
-    return {nid: op for nid, op in ex.ops.items() if isinstance(op, keras.layers.Layer)}
+    return extract_keras_layers(model)[1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,7 +209,7 @@ def _activation_name(op: Any, config: Dict[str, Any]) -> Optional[str]:
     return None
 
 
-def _dtype_policy_extra(op: Any) -> Optional[str]:
+def _dtype_policy(op: Any) -> Optional[str]:
     policy = getattr(op, "dtype_policy", None)
     name = getattr(policy, "name", None)
     if not isinstance(name, str):
@@ -299,7 +306,7 @@ class _Extractor:
         self.nodes[nid] = node
         self.calls[nid] = []
         if _is_model(op):
-            node.extra["is_container"] = True
+            node.is_container = True
             graph = _graph_of(op)
             if graph is not None:
                 self._walk_graph(graph, nid + "/", nid)
@@ -323,26 +330,22 @@ class _Extractor:
                     if v is not _SKIP:
                         config[key] = v
             config["trainable"] = bool(getattr(op, "trainable", True))
-        extra: Dict[str, Any] = {}
-        trainable = non_trainable = 0
+        node = schema.Node(
+            id=nid, name=str(getattr(op, "name", nid)), class_name=type(op).__name__,
+            parent=parent, dtype=None,
+            activation=_activation_name(op, raw) if is_layer else None,
+            config=config, macs=None)
         if is_layer:
             tw = op.trainable_weights
             ntw = op.non_trainable_weights
-            trainable, non_trainable = _count(tw), _count(ntw)
+            node.params = {"trainable": _count(tw), "non_trainable": _count(ntw)}
             own = _own_weights(op) if _is_model(op) else op.weights
             if own:  # a nested model lists only the variables no layer inside holds
-                extra["weights"] = _weight_entries(own, {id(v) for v in tw})
-            policy = _dtype_policy_extra(op)
-            if policy:
-                extra["dtype_policy"] = policy
+                node.weights = _weight_entries(own, {id(v) for v in tw})
+            node.dtype_policy = _dtype_policy(op)
         else:
-            extra["operation"] = True  # a keras.ops call (e.g. keras.ops.add), not a Layer
-        return schema.Node(
-            id=nid, name=str(getattr(op, "name", nid)), class_name=type(op).__name__,
-            parent=parent, dtype=None,
-            params={"trainable": trainable, "non_trainable": non_trainable},
-            activation=_activation_name(op, raw) if is_layer else None,
-            config=config, macs=None, extra=extra)
+            node.operation = True  # a keras.ops call (e.g. keras.ops.add), not a Layer
+        return node
 
     # -- graph mode --------------------------------------------------------------------------
     def _walk_graph(self, graph: Any, prefix: str, parent: Optional[str]) -> None:
@@ -377,7 +380,7 @@ class _Extractor:
         if edge is None:
             self.edges[key] = schema.Edge(source=src, target=tgt, shape=shape)
         else:  # the same tensor shape flows twice between the same nodes (e.g. Add()([x, x]))
-            edge.extra["count"] = edge.extra.get("count", 1) + 1
+            edge.count = (edge.count or 1) + 1
 
     def _resolve_source(self, t: Any) -> Optional[str]:
         """The node id producing tensor ``t`` (inside nested models when their graph is known)."""
@@ -538,7 +541,7 @@ class _Extractor:
             if s:
                 in_shape = [None] + s[1:] if s else s
         if in_shape is None:  # nothing failed: the layer was never called
-            self.nodes[nid].extra["reason"] = "input shape unknown (the layer is not built)"
+            self.nodes[nid].reason = "input shape unknown (the layer is not built)"
             return None
         try:
             spec = layer.compute_output_spec(
@@ -549,7 +552,7 @@ class _Extractor:
             dtypes = [getattr(t, "dtype", None) for t in flat]
         except Exception as e:  # noqa: BLE001 - a layer without shape inference still appears
             why = "compute_output_shape failed: %s: %s" % (type(e).__name__, _short(e))
-            self.nodes[nid].extra["reason"] = why
+            self.nodes[nid].reason = why
             self.nodes[nid].input_shapes = [in_shape]
             self.failures.append((nid, why))
             return None
@@ -566,19 +569,19 @@ class _Extractor:
                 dtype = dtypes[0] if dtypes else None
                 node.dtype = str(dtype) if dtype is not None else None
                 if len(calls) > 1:
-                    node.extra["calls"] = len(calls)
+                    node.calls = len(calls)
                     if any(c[:2] != calls[0][:2] for c in calls[1:]):
-                        node.extra["call_shapes"] = [
+                        node.call_shapes = [
                             {"input_shapes": c[0], "output_shapes": c[1]} for c in calls]
             if node.dtype is None and isinstance(op, keras.layers.Layer):
                 dtype = getattr(op, "compute_dtype", None)
                 node.dtype = str(dtype) if dtype else None
             if isinstance(op, keras.layers.InputLayer):
-                node.extra["is_input"] = True
+                node.is_input = True
             if not _is_model(op):  # containers: totals.fill_totals sums their subtree
                 self._node_macs(node, op, calls)
-            node.extra["memory"] = {
-                "params_bytes": _weights_bytes(node.extra.get("weights") or ()),
+            node.memory = {
+                "params_bytes": _weights_bytes(node.weights or ()),
                 "output_bytes": _outputs_bytes(calls)}
         self._scale_by_container_calls()
 
@@ -596,10 +599,10 @@ class _Extractor:
                 parent = self.nodes[parent].parent
             if k == 1:
                 continue
-            node.extra["container_calls"] = k
+            node.container_calls = k
             if node.macs is not None:
                 node.macs *= k
-            mem = node.extra["memory"]
+            mem = node.memory
             if mem["output_bytes"] is not None:
                 mem["output_bytes"] *= k
 
@@ -611,14 +614,14 @@ class _Extractor:
             return
         if not calls:
             node.macs = None
-            node.extra["macs_reason"] = "input shape unknown (the layer was not called)"
+            node.macs_reason = "input shape unknown (the layer was not called)"
             return
         total: Optional[int] = 0
         for in_shapes, out_shapes, _, args in calls:
             m, why = call_macs(op, list(in_shapes or []), list(out_shapes or []), args)
             if m is None:
                 total = None
-                node.extra["macs_reason"] = why or "unknown"
+                node.macs_reason = why or "unknown"
                 break
             total += m
         node.macs = total
@@ -633,21 +636,21 @@ class _Extractor:
         opt = getattr(model, "optimizer", None)
         if opt is not None and getattr(opt, "built", False):
             try:
-                info.extra["optimizer_params"] = _count(opt.variables)
+                info.optimizer_params = _count(opt.variables)
             except Exception:  # noqa: BLE001 - optional information
                 pass
-        info.extra.update(macs_convention=schema.MACS_CONVENTION, batch_size=None)
+        info.macs_convention, info.batch_size = schema.MACS_CONVENTION, None
         own = _own_weights(model)
         if own:  # variables of the model itself (add_weight): part of its memory totals
-            info.extra["self_weights"] = _weight_entries(own, {id(v) for v in tw})
-        extraction: Dict[str, Any] = {"method": self.method}
+            info.self_weights = _weight_entries(own, {id(v) for v in tw})
+        extraction = schema.Extraction(method=self.method)
         if self.detail:
             extraction["reason"] = self.detail
-        extra: Dict[str, Any] = {"extraction": extraction, "backend": keras.backend.backend()}
         arch = schema.Architecture(
             framework="keras", framework_version=keras.__version__, model=info,
             inputs=inputs, outputs=outputs, nodes=list(self.nodes.values()),
-            edges=list(self.edges.values()), extra=extra)
+            edges=list(self.edges.values()), extraction=extraction,
+            backend=keras.backend.backend())
         totals.fill_totals(arch)
         return arch
 

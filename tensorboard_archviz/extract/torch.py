@@ -14,14 +14,14 @@ records what flows where:
 * Edges connect the nodes that produce and consume each tensor (inputs, leaf modules,
   functional ops; containers are grouping only), each with the tensor's shape; one edge per
   (source, target) pair. ``arch.outputs`` are the producers of the model's output tensors
-  (``model.extra["output_names"]`` maps dict keys / tuple positions / dataclass fields to them).
+  (``model.output_names`` maps dict keys / tuple positions / dataclass fields to them).
 * Shapes are the real shapes of the example input's forward pass, the batch dimension
   included *as given* (a 16x1x28x28 input reports 16, never ``None``). A module called twice is
-  one node: ``input_shapes``/``output_shapes`` list both calls in order, ``extra["calls"]`` is 2,
+  one node: ``input_shapes``/``output_shapes`` list both calls in order, ``calls`` is 2,
   both calls' edges are kept, its parameters count once.
 * Params: ``trainable`` counts parameters with ``requires_grad``, ``non_trainable`` the others;
   buffers (BatchNorm running statistics, ...) are not parameters and are listed in
-  ``extra["buffers"]``. Model totals count every unique parameter once (``sum(p.numel())``).
+  ``buffers``. Model totals count every unique parameter once (``sum(p.numel())``).
 * MACs (``schema.MACS_CONVENTION``) are multiply-accumulates PER EXAMPLE: the figure of the
   whole example batch divided by ``model.batch_size`` = the first dimension of the first input
   tensor of rank >= 2 (Hugging Face inputs by name first: ``input_ids``, ``inputs_embeds``,
@@ -40,7 +40,7 @@ records what flows where:
 * A bare ``torch.nn`` layer used as the model (``nn.Linear(8, 64)``) is one node named by its
   class, with its params, shapes and MACs.
 
-Two ways to trace, recorded in ``arch.extra["extraction"] = {"method", "reason"}``:
+Two ways to trace, recorded in ``arch.extraction = {"method", "reason"}``:
 ``"fx"`` — ``torch.fx`` symbolic tracing (leaf = a module without children, or
 ``nn.MultiheadAttention``), then the graph is run on the real input by an ``fx.Interpreter`` that
 records shapes (containers' shapes come from the nodes they enclose); ``"hooks"`` — the
@@ -152,15 +152,21 @@ def _fx_checks(model, args, kwargs, names, leaf_ids):
     return bound, {k: v for k, v in bound.arguments.items() if not tg.tensors(v)}
 
 
-def _fx_trace(model, concrete, leaf_ids):
+def _fx_trace(model, concrete, leaf_ids, guard: Guard):
+    """The fx graph; real tensors the trace writes in place are copied first
+    (``guard.trace_writes``), so that a fallback to hooks can undo them."""
     import torch.fx as fx
 
     class Tracer(fx.Tracer):
         def is_leaf_module(self, m, qualname):
             return id(m) in leaf_ids
 
+    def on_write(targets):
+        guard.write_guard.before(targets)  # parameters, buffers, inputs: restored at the end
+        guard.trace_writes.before(targets)  # anything else: restored only before a fallback
+
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), torch_macs.op_counter(on_write):
             warnings.simplefilter("ignore")
             return Tracer().trace(model, concrete_args=concrete or None)
     except Exception as e:  # fx raises TraceError, TypeError, NotImplementedError, ...
@@ -173,55 +179,121 @@ def _innermost(n) -> Optional[str]:
     return list(stack.values())[-1][0] if stack else None
 
 
-def _fx_interpret(model, graph, values, rec: tg.Recorder):
-    """Run the traced graph on the real input, recording calls and ops; returns (output,
-    {fx node: (shapes, dtype)})."""
+_PLAIN_TARGETS = ("torch", "_operator", "operator", "builtins", "math", "_tensor")
+
+
+def _user_functions(graph) -> bool:
+    """Whether the graph calls a function fx did not step into (``torch.fx.wrap``-ed code):
+    modules it calls are then seen by global module hooks while it runs."""
+    for n in graph.nodes:
+        if n.op == "call_function" and n.target is not getattr:
+            mod = getattr(n.target, "__module__", None) or ""
+            if not mod.split(".")[0] in _PLAIN_TARGETS:
+                return True
+    return False
+
+
+class _Calls:
+    """Module calls seen by hooks (the hooks path, and modules called inside an fx node that
+    fx did not step into): the calls of leaves (whose internals are hidden, their dispatched
+    operations counted on their own counter) and of containers, recorded in `rec`."""
+
+    def __init__(self, names, leaf_ids, rec: tg.Recorder, counter):
+        self.qualname_of = {id(m): q for q, m in names.items()}
+        self.leaf_ids, self.rec, self.counter = leaf_ids, rec, counter
+        self.stack: List[str] = []
+        self.leaf_depth = 0
+        self.busy = False
+        self.active = True
+
+    def pre(self, module, args, kwargs=None):
+        q = self.qualname_of.get(id(module))
+        if self.busy or not self.active or q is None:
+            return None
+        self.stack.append(q)
+        if id(module) in self.leaf_ids:
+            self.leaf_depth += 1
+            if self.leaf_depth == 1:
+                self.counter.push()
+        return None
+
+    def post(self, module, args, kwargs, out):
+        q = self.qualname_of.get(id(module))
+        if self.busy or not self.active or q is None:
+            return None
+        while self.stack and self.stack.pop() != q:
+            pass
+        leaf = id(module) in self.leaf_ids
+        if leaf:
+            self.leaf_depth -= 1
+        if self.leaf_depth:
+            return None  # a module called from inside a leaf: its internals are hidden too
+        tally = self.counter.pop() if leaf else None
+        self.busy = True
+        try:
+            self.rec.module_call(q, args, kwargs, out, leaf=leaf, counter=tally)
+        finally:
+            self.busy = False
+        return None
+
+
+def _op_figure(tally: torch_macs.Counter):
+    return (None, tally.unknown) if tally.unknown else (tally.macs, None)
+
+
+def _fx_interpret(model, graph, values, rec: tg.Recorder, counter, names, leaf_ids):
+    """Run the traced graph on the real input, recording calls and ops (their MACs from the
+    operations dispatched while each ran); returns (output, {fx node: (shapes, dtype)})."""
     import torch.fx as fx
+    from torch.nn.modules import module as module_mod
 
     shapes: Dict[Any, Tuple[List[List[int]], Optional[str], int]] = {}
     calls = ("call_module", "call_function", "call_method")
+    inner = _Calls(names, leaf_ids, rec, counter) if _user_functions(graph) else None
 
     class Run(fx.Interpreter):
+        def call_module(self, target, args, kwargs):
+            m = names.get(target)  # no attribute walk per call
+            return m(*args, **kwargs) if m is not None else super().call_module(target, args,
+                                                                               kwargs)
+
         def run_node(self, n):
             if n.op not in calls:
                 out = super().run_node(n)
             else:
                 a, kw = self.fetch_args_kwargs_from_env(n)
-                counter = torch_macs.Counter() if n.op == "call_module" else None
+                tally = counter.push()
+                if inner is not None:
+                    inner.active = n.op == "call_function"
                 try:
-                    if counter is None:
-                        out = getattr(self, n.op)(n.target, a, kw)
-                    else:
-                        with _CountingMode(counter):
-                            out = self.call_module(n.target, a, kw)
+                    out = getattr(self, n.op)(n.target, a, kw)
                 except Exception as e:
                     raise ForwardFailed(_innermost(n), e) from e
+                finally:
+                    counter.pop()
+                    if inner is not None:
+                        inner.active = False
                 if n.op == "call_module":
-                    rec.module_call(n.target, a, kw, out, leaf=True, counter=counter)
+                    rec.module_call(n.target, a, kw, out, leaf=True, counter=tally)
                 elif not (n.target is operator.getitem and not isinstance(a[0], torch.Tensor)) \
                         and n.target is not getattr:
                     rec.op_call(n.target if n.op == "call_function" else tg.MethodName(n.target),
-                                _innermost(n), a, kw, out)
+                                _innermost(n), a, kw, out, macs=_op_figure(tally))
             if n.op != "get_attr":
                 ts = tg.tensors(out)
                 shapes[n] = ([tg.shape(t) for t in ts], tg.dtype(ts[0]) if ts else None,
                              tg.nbytes(ts))
             return out
 
-    return Run(model, graph=graph).run(*values), shapes
-
-
-class _CountingMode(TorchFunctionMode):
-    """Counts the MACs of the functions a leaf module's forward calls (fx path)."""
-
-    def __init__(self, counter: torch_macs.Counter):
-        super().__init__()
-        self.counter = counter
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        self.counter.observe(tg.op_name(func), args, kwargs, out)
-        return out
+    handles = []
+    if inner is not None:
+        handles = [module_mod.register_module_forward_pre_hook(inner.pre),
+                   module_mod.register_module_forward_hook(inner.post, with_kwargs=True)]
+    try:
+        return Run(model, graph=graph).run(*values), shapes
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def _fx_containers(graph, names, leaf_ids, shapes) -> Dict[str, List[tg.Call]]:
@@ -255,87 +327,61 @@ def _fx_containers(graph, names, leaf_ids, shapes) -> Dict[str, List[tg.Call]]:
 
 def _run_fx(model, args, kwargs, names, leaf_ids, rec: tg.Recorder, guard: Guard):
     """Symbolically trace, then interpret the graph on the real input; returns (output,
-    container calls {name: [Call]})."""
+    container calls {name: [Call]}, stray counter)."""
     bound, concrete = _fx_checks(model, args, kwargs, names, leaf_ids)
-    graph = _fx_trace(model, concrete, leaf_ids)
+    graph = _fx_trace(model, concrete, leaf_ids, guard)
     guard.state.revert(only_proxies=True)  # what the trace stored in the modules
     placeholders = [n for n in graph.nodes if n.op == "placeholder"]
     if len(placeholders) != len(bound.arguments):
         raise _FxUnsupported("the traced graph's inputs do not match forward's signature")
-    with guard.write_guard:
-        output, shapes = _fx_interpret(model, graph, list(bound.arguments.values()), rec)
-    return output, _fx_containers(graph, names, leaf_ids, shapes)
+    counter = torch_macs.op_counter(guard.write_guard.before)
+    with counter:
+        output, shapes = _fx_interpret(model, graph, list(bound.arguments.values()), rec,
+                                       counter, names, leaf_ids)
+    return output, _fx_containers(graph, names, leaf_ids, shapes), counter.stray
 
 
 # ---------------------------------------------------------------------------------------------
 # the hooks path
 
 def _run_hooks(model, args, kwargs, names, leaf_ids, rec: tg.Recorder, write_guard):
-    """The real forward with hooks on every module and a TorchFunctionMode for functional ops
-    (which also lets `write_guard` copy what an in-place op is about to write)."""
-    qualname_of = {id(m): q for q, m in names.items()}
-    stack: List[str] = []
-    counters: List[torch_macs.Counter] = []  # one per call of an outermost leaf
-    state = {"leaf_depth": 0, "busy": False}
+    """The real forward with hooks on every module and a TorchFunctionMode for the functional
+    ops outside leaves; MACs from a dispatch mode (which also lets `write_guard` copy what an
+    in-place op is about to write). Returns (output, stray counter)."""
+    counter = torch_macs.op_counter(write_guard.before)
+    seen = _Calls(names, leaf_ids, rec, counter)
+    state: Dict[str, Any] = {}
 
     class Mode(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
-            write_guard.before(func, args, kwargs or {})
+            if seen.busy or seen.leaf_depth:
+                return func(*args, **(kwargs or {}))
+            tally = counter.push()
             try:
                 out = func(*args, **(kwargs or {}))
             except Exception:
                 state.setdefault("failed_op", tg.op_name(func))
                 raise
-            if state["busy"]:
-                return out
-            if state["leaf_depth"]:
-                counters[-1].observe(tg.op_name(func), args, kwargs, out)
-                return out
-            state["busy"] = True
-            try:
-                rec.op_call(func, stack[-1] if stack else None, args, kwargs or {}, out)
             finally:
-                state["busy"] = False
+                counter.pop()
+            seen.busy = True
+            try:
+                rec.op_call(func, seen.stack[-1] if seen.stack else None, args, kwargs or {},
+                            out, macs=_op_figure(tally))
+            finally:
+                seen.busy = False
             return out
-
-    def pre_hook(module, a, kw):
-        if state["busy"]:
-            return None
-        stack.append(qualname_of[id(module)])
-        if id(module) in leaf_ids:
-            state["leaf_depth"] += 1
-            if state["leaf_depth"] == 1:
-                counters.append(torch_macs.Counter())
-        return None
-
-    def post_hook(module, a, kw, out):
-        if state["busy"]:
-            return None
-        name = qualname_of[id(module)]
-        while stack and stack.pop() != name:
-            pass
-        leaf = id(module) in leaf_ids
-        if leaf:
-            state["leaf_depth"] -= 1
-        if state["leaf_depth"]:
-            return None  # a module called from inside a leaf: its internals are hidden too
-        state["busy"] = True
-        try:
-            rec.module_call(name, a, kw, out, leaf=leaf, counter=counters.pop() if leaf else None)
-        finally:
-            state["busy"] = False
-        return None
 
     handles = []
     try:
         for m in names.values():
-            handles.append(m.register_forward_pre_hook(pre_hook, with_kwargs=True))
-            handles.append(m.register_forward_hook(post_hook, with_kwargs=True))
+            handles.append(m.register_forward_pre_hook(seen.pre, with_kwargs=True))
+            handles.append(m.register_forward_hook(seen.post, with_kwargs=True))
         try:
-            with Mode():
-                return model(*args, **kwargs)
+            with counter, Mode():
+                return model(*args, **kwargs), counter.stray
         except Exception as e:
-            failed = ForwardFailed(stack[-1] if stack else None, e)
+            failed = ForwardFailed(seen.stack[-1] if seen.stack else None, e)
             failed.partial, failed.op = rec, state.get("failed_op")
             raise failed from e
     finally:
@@ -397,15 +443,26 @@ def _checked_call(model: Any, input_to_model: Any) -> Tuple[nn.Module, tuple, Di
     return model, args, kwargs
 
 
+def _unattributed(rec: tg.Recorder, stray: torch_macs.Counter) -> None:
+    """Operations dispatched outside every module and functional op (none in the usual
+    model): one op node ``unattributed`` holds their MACs, so the totals miss nothing."""
+    if stray.macs or stray.unknown:
+        rec.ops.append(tg.Op(rec.new_id("unattributed"), "unattributed", None, [], [], None, {},
+                             None, None if stray.unknown else stray.macs, stray.unknown))
+
+
 def _trace(model, args, kwargs, names, leaf_ids, new_recorder, method: str, guard: Guard):
     """Run the model once (fx, else hooks): (recorder, output, containers, extraction)."""
     if method == "hooks":
         rec = new_recorder()
-        output = _run_hooks(model, args, kwargs, names, leaf_ids, rec, guard.write_guard)
+        output, stray = _run_hooks(model, args, kwargs, names, leaf_ids, rec, guard.write_guard)
+        _unattributed(rec, stray)
         return rec, output, {}, {"method": "hooks", "reason": "requested (method='hooks')"}
     rec = new_recorder()
     try:
-        output, containers = _run_fx(model, args, kwargs, names, leaf_ids, rec, guard)
+        output, containers, stray = _run_fx(model, args, kwargs, names, leaf_ids, rec, guard)
+        guard.trace_writes.copies.clear()  # the trace's in-place writes were the one forward
+        _unattributed(rec, stray)
         return rec, output, containers, {"method": "fx", "reason": "torch.fx symbolic trace"}
     except _FxUnsupported as e:
         if method == "fx":
@@ -417,9 +474,11 @@ def _trace(model, args, kwargs, names, leaf_ids, new_recorder, method: str, guar
         extraction = {"method": "hooks", "reason": "the fx graph failed on the example input (%s)"
                       % one_line(e.error)}
     guard.state.revert()  # undo what the failed attempt did: the model sees one forward call
+    guard.trace_writes.restore()
     guard.write_guard.restore()
     rec = new_recorder()
-    output = _run_hooks(model, args, kwargs, names, leaf_ids, rec, guard.write_guard)
+    output, stray = _run_hooks(model, args, kwargs, names, leaf_ids, rec, guard.write_guard)
+    _unattributed(rec, stray)
     return rec, output, {}, extraction
 
 
@@ -448,17 +507,27 @@ class _Plan:
     leaf_ids: set
     inputs: List[Tuple[str, torch.Tensor]]
     bare: bool
+    params_before: Dict[str, tuple] = dataclasses.field(default_factory=dict)
     batch_size: Optional[int] = None
 
     def _modules_now(self) -> Dict[str, tg.ModuleInfo]:
         """The modules as the forward left them: a lazy layer (``nn.LazyLinear``) is
-        materialised by its first call, which changes its class and creates its parameters."""
-        if not any(isinstance(m, nn.modules.lazy.LazyModuleMixin) or
-                   type(m).__name__ != self.modules[q].class_name
-                   for q, m in self.names.items()):
+        materialised by its first call, which changes its class and creates its parameters; a
+        module may create, replace or materialise a parameter in its forward by hand. Such a
+        module's parameters are counted as they ended up, and its ``reason`` says so."""
+        notes = {}
+        for q, m in self.names.items():
+            note = _params_note(self.params_before.get(q, ()), m)
+            if note:
+                notes[q] = note
+        if not notes and not any(type(m).__name__ != self.modules[q].class_name
+                                 for q, m in self.names.items()):
             return self.modules
         paths = {id(p): k for k, p in self.model.named_parameters()}
-        return {q: tg.module_info(q, m, paths) for q, m in self.names.items()}
+        now = {q: tg.module_info(q, m, paths) for q, m in self.names.items()}
+        for q, note in notes.items():
+            now[q].note = note
+        return now
 
     def recorder(self) -> tg.Recorder:
         rec = tg.Recorder(set(self.names) | {n for n, _ in self.inputs})
@@ -484,10 +553,37 @@ def _plan(model: nn.Module, args: tuple, kwargs: Dict[str, Any]) -> _Plan:
         root = type(model).__name__
         names = {root + ("." + q if q else ""): m for q, m in model.named_modules()}
     paths = {id(p): k for k, p in model.named_parameters()}
-    modules = {q: tg.module_info(q, m, paths) for q, m in names.items()}
+    counts = tg.subtree_counts(model) or {}
+    prefix = len(root) + 1 if bare else 0
+    modules = {q: tg.module_info(q, m, paths, counts.get(q[prefix:], (0, 0)) if counts else None)
+               for q, m in names.items()}
     leaf_ids = {id(names[q]) for q, info in modules.items() if info.leaf}
     return _Plan(model, names, modules, leaf_ids, _input_names(model, args, kwargs, set(names)),
-                 bare)
+                 bare, {q: _params_state(m) for q, m in names.items()})
+
+
+def _params_state(m: nn.Module) -> tuple:
+    """(name, id, uninitialized) of a module's own parameters, to see what a forward did."""
+    return tuple((k, id(p), isinstance(p, nn.parameter.UninitializedTensorMixin))
+                 for k, p in m._parameters.items())
+
+
+def _params_note(before: tuple, m: nn.Module) -> Optional[str]:
+    """"parameters as the forward left them: ..." when the forward created, replaced or
+    materialised a parameter of `m` (None: nothing changed)."""
+    now = _params_state(m)
+    if now == before:
+        return None
+    old = {k: (i, u) for k, i, u in before}
+    done = []
+    for k, i, u in now:
+        if k not in old:
+            done.append("%s created" % k)
+        elif old[k][0] != i or (old[k][1] and not u):
+            done.append("%s %s" % (k, "materialised" if old[k][1] else "replaced"))
+    if not done:
+        return None
+    return "parameters counted as the forward left them (%s during the forward)" % ", ".join(done)
 
 
 def _meta_partial(plan: _Plan, e: ForwardFailed) -> schema.Architecture:

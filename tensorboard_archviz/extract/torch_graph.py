@@ -25,6 +25,7 @@ import enum
 import inspect
 import math
 import numbers
+import warnings
 import weakref
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -39,7 +40,8 @@ __all__ = [
     "ACTIVATIONS", "FUNCTIONAL_ACTIVATIONS", "Call", "ExtractionError", "ForwardFailed",
     "MethodName", "ModuleInfo", "Op", "Recorder", "SKIP", "build_architecture", "call_args",
     "dtype", "example_batch", "execution_order", "flatten", "is_leaf", "json_safe", "module_config", "module_info", "model_outputs",
-    "nbytes", "op_macs", "op_name", "Param", "param_counts", "prune_dead_ops", "shape", "tensors", "unique_inputs", "unwrap",
+    "nbytes", "op_macs", "op_name", "Param", "param_counts", "prune_dead_ops", "shape",
+    "subtree_counts", "tensors", "unique_inputs", "unwrap",
 ]
 
 
@@ -99,9 +101,26 @@ def unwrap(model: Any) -> Any:
             return model
 
 
+_OP_NAMES: Dict[Any, str] = {}
+
+
 def op_name(func: Any) -> str:
     """fx-like name of a function / method / operator: ``__add__`` -> ``add``, ``Tensor.mT``
     -> ``mT``, ``operator.iadd`` / ``add_`` -> ``add``."""
+    try:
+        return _OP_NAMES[func]
+    except (KeyError, TypeError):
+        pass
+    name = _op_name(func)
+    try:
+        if len(_OP_NAMES) < 10000 and not isinstance(func, MethodName):
+            _OP_NAMES[func] = name
+    except TypeError:  # unhashable
+        pass
+    return name
+
+
+def _op_name(func: Any) -> str:
     name = getattr(func, "__name__", None)
     if name == "__get__":  # a property such as Tensor.T / Tensor.mT
         name = getattr(getattr(func, "__self__", None), "__name__", None)
@@ -146,10 +165,39 @@ def flatten(value: Any, path: str = "", depth: int = 0) -> List[Tuple[str, torch
     return out
 
 
-def tensors(value: Any) -> List[torch.Tensor]:
+_SCALARS = (str, bytes, int, float, bool, type(None))
+
+
+def tensors(value: Any, out: Optional[List[torch.Tensor]] = None,
+            depth: int = 0) -> List[torch.Tensor]:
+    """Every tensor inside `value`, in ``flatten``'s order (without building paths)."""
+    if out is None:
+        out = []
     if isinstance(value, torch.Tensor):
-        return [value]
-    return [t for _, t in flatten(value)]
+        out.append(value)
+    elif isinstance(value, (tuple, list)):
+        if depth <= 8:
+            for v in value:
+                if isinstance(v, torch.Tensor):
+                    out.append(v)
+                elif not isinstance(v, _SCALARS):
+                    tensors(v, out, depth + 1)
+    elif isinstance(value, dict):
+        if depth <= 8:
+            for v in value.values():
+                if isinstance(v, torch.Tensor):
+                    out.append(v)
+                elif not isinstance(v, _SCALARS):
+                    tensors(v, out, depth + 1)
+    elif not isinstance(value, _SCALARS) and depth <= 8 and dataclasses.is_dataclass(value) \
+            and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            tensors(getattr(value, f.name, None), out, depth + 1)
+    return out
+
+
+def _holds_tensor(v: Any) -> bool:
+    return isinstance(v, torch.Tensor) or (not isinstance(v, _SCALARS) and bool(tensors(v)))
 
 
 def shape(t: torch.Tensor) -> List[int]:
@@ -244,7 +292,7 @@ def op_config(args: Sequence[Any], kwargs: Dict[str, Any]) -> Dict[str, Any]:
     cfg: Dict[str, Any] = {}
     pos = []
     for a in args:
-        if isinstance(a, torch.Tensor) or tensors(a):
+        if _holds_tensor(a):
             pos.append("<tensor>")
         else:
             sa = json_safe(a)
@@ -252,7 +300,7 @@ def op_config(args: Sequence[Any], kwargs: Dict[str, Any]) -> Dict[str, Any]:
     if any(p != "<tensor>" for p in pos):
         cfg["args"] = pos
     for k, v in (kwargs or {}).items():
-        if str(k).startswith("_") or isinstance(v, torch.Tensor) or tensors(v):
+        if str(k).startswith("_") or _holds_tensor(v):
             continue
         sv = json_safe(v)
         if sv is not SKIP:
@@ -406,17 +454,17 @@ class Recorder:
         """Record a functional op; `macs` (whole batch): "count" = from the function's rule,
         else (int | None, reason)."""
         ins = tensors((args, kwargs))
-        if not ins or all(self.producer(t) is None for t in ins):
-            return  # not part of the data flow from the inputs (e.g. torch.arange, a param)
         outs = tensors(output)
         if not outs:
             return  # size(), dim(), shape, item(), ...
-        if not isinstance(output, torch.Tensor):
+        name = op_name(func)
+        figure, reason = op_macs(name, args, kwargs, output) if macs == "count" else macs
+        if figure == 0 and (not ins or all(self.producer(t) is None for t in ins)):
+            return  # not part of the data flow from the inputs (e.g. torch.arange, a param)
+        if figure == 0 and not isinstance(output, torch.Tensor):
             in_ids = {id(t) for t in ins}
             if all(id(t) in in_ids for t in outs):
                 return  # packs its inputs into a tuple/dict/dataclass: plumbing, not an op
-        name = op_name(func)
-        figure, reason = op_macs(name, args, kwargs, output) if macs == "count" else macs
         node_id = self.new_id(name)
         self.order[node_id] = len(self.order)
         self.ops.append(Op(node_id, name, parent, [shape(t) for t in ins],
@@ -431,11 +479,12 @@ def prune_dead_ops(rec: Recorder, outputs: List[str]) -> int:
     """Drop functional ops whose results reach no module, op or model output (e.g. the
     ``x.sum() > 0`` of an ``if``): they fed Python control flow, not the data flow."""
     ops = {op.id for op in rec.ops}
+    work = {op.id for op in rec.ops if op.macs != 0}  # its MACs count, whatever it feeds
     keep_out = set(outputs)
     dropped = 0
     while True:
         sources = {s for s, _ in rec.edges}
-        dead = {o for o in ops if o not in sources and o not in keep_out}
+        dead = {o for o in ops if o not in sources and o not in keep_out and o not in work}
         if not dead:
             return dropped
         dropped += len(dead)
@@ -480,6 +529,7 @@ class ModuleInfo:
     counts: Optional[Tuple[int, int]] = None  # (trainable, non_trainable) of its subtree
     activation: Optional[str] = None
     holder: bool = False  # ModuleList / ModuleDict: holds modules, no forward of its own
+    note: Optional[str] = None  # e.g. its parameters were created during the forward
 
 
 def param_counts(params) -> Tuple[int, int]:
@@ -500,8 +550,30 @@ def is_leaf(m: nn.Module) -> bool:
     return next(m.children(), None) is None or isinstance(m, nn.MultiheadAttention)
 
 
-def module_info(q: str, m: nn.Module, paths: Optional[Dict[int, str]] = None) -> ModuleInfo:
-    """The ModuleInfo of a live module (`paths`: id(parameter) -> its model-wide name)."""
+def subtree_counts(model: nn.Module) -> Optional[Dict[str, Tuple[int, int]]]:
+    """{qualified name: (trainable, non_trainable)} of every module's subtree in one pass over
+    the parameters, or None when a parameter or module is shared (then each module's own
+    ``parameters()``, which counts a shared one once, is the rule)."""
+    every = list(model.named_parameters(remove_duplicate=False))
+    if len({id(p) for _, p in every}) != len(every):
+        return None
+    out: Dict[str, List[int]] = {}
+    for path, p in every:
+        if isinstance(p, nn.parameter.UninitializedParameter):
+            continue
+        slot = 0 if p.requires_grad else 1
+        n = p.numel()
+        parts = path.split(".")[:-1]
+        for i in range(len(parts) + 1):
+            c = out.setdefault(".".join(parts[:i]), [0, 0])
+            c[slot] += n
+    return {q: (int(c[0]), int(c[1])) for q, c in out.items()}
+
+
+def module_info(q: str, m: nn.Module, paths: Optional[Dict[int, str]] = None,
+                counts: Optional[Tuple[int, int]] = None) -> ModuleInfo:
+    """The ModuleInfo of a live module (`paths`: id(parameter) -> its model-wide name;
+    `counts`: its subtree's parameter counts when known, see ``subtree_counts``)."""
     cls = type(m).__name__
     prefix = q + "." if q else ""
     return ModuleInfo(
@@ -513,7 +585,8 @@ def module_info(q: str, m: nn.Module, paths: Optional[Dict[int, str]] = None) ->
         buffers=[{"name": k, "shape": shape(b), "dtype": dtype(b),
                   "persistent": k not in m._non_persistent_buffers_set}
                  for k, b in m._buffers.items() if b is not None],
-        config=module_config(m), leaf=is_leaf(m), counts=param_counts(m.parameters()),
+        config=module_config(m), leaf=is_leaf(m),
+        counts=counts if counts is not None else param_counts(m.parameters()),
         activation=ACTIVATIONS.get(cls) if isinstance(m, ACTIVATION_CLASSES) else None,
         holder=isinstance(m, (nn.ModuleList, nn.ModuleDict)))
 
@@ -561,6 +634,36 @@ def example_batch(inputs: Sequence[Tuple[str, torch.Tensor]]) -> int:
     return 1
 
 
+_SEQUENCE_FIRST = {"LSTM", "GRU", "RNN", "MultiheadAttention"}
+
+
+def _sequence_first_batch(modules: Dict[str, ModuleInfo], rec: Recorder, guess: int,
+                          extraction: Dict[str, Any]) -> int:
+    """Say when the example batch is a guess that a layer contradicts: the first recurrent
+    layer or MultiheadAttention with ``batch_first=False`` that ran on a batched (3-D) input
+    holds the batch in its dimension 1. When that differs from `guess` (the first dimension of
+    the input), the extraction says so (``batch``) and one warning names the module and
+    ``batch_size=``; `guess` stays the batch (the documented rule, the same for a saved
+    program that does not know ``batch_first``)."""
+    first = None
+    for q, m in modules.items():
+        calls = rec.calls.get(q)
+        if m.class_name in _SEQUENCE_FIRST and m.config.get("batch_first") is False and calls \
+                and calls[0].inputs and len(calls[0].inputs[0]) == 3:
+            key = rec.order.get(q, len(rec.order))
+            if first is None or key < first[0]:
+                first = (key, q, m.class_name, int(calls[0].inputs[0][1]))
+    if first is None or first[3] == guess:
+        return guess
+    _, q, cls, batch = first
+    note = ("per-example figures are divided by %d, the first dimension of the input, but '%s' "
+            "(%s, batch_first=False) has %d in its batch dimension: pass batch_size=%d if that "
+            "is the batch" % (guess, q, cls, batch, batch))
+    extraction["batch"] = note
+    warnings.warn("tensorboard-archviz: " + note, RuntimeWarning, stacklevel=4)
+    return guess
+
+
 def _per_example(total: int, batch: int) -> int:
     return (int(total) + batch // 2) // batch
 
@@ -574,27 +677,33 @@ class _Figures:
 
 
 def _leaf_figures(m: ModuleInfo, sub: List[Param], calls: List[Call]) -> _Figures:
-    """MACs of a leaf's calls: the layer's rule by class (torch_macs.module_macs), else what
-    its forward ran (the functions counted during the call)."""
+    """MACs of a leaf's calls: what its forward ran (the operations counted during the call),
+    else the layer's rule by class (torch_macs.module_macs: a saved program's leaf whose
+    operations were not seen). MultiheadAttention's out-projection (its ``out_proj`` child's
+    weights, used directly) is split off by the rule."""
     fig = _Figures()
     shapes = {p.name: list(p.shape) for p in sub}
     for c in calls:
         rule = torch_macs.module_macs(m.class_name, shapes, c.inputs, c.outputs)
-        if rule is not None:
-            own, child = rule
-            fig.macs = None if fig.macs is None else fig.macs + own
-            if child:
-                key = "out_proj"
-                fig.by_child[key] = fig.by_child.get(key, 0) + child
-        elif c.macs is None and c.macs_reason:
+        if c.macs is None and c.macs_reason:
             fig.macs, fig.reason = None, "%s: %s" % (m.class_name, c.macs_reason)
-        elif not c.recognized and any(len(p.shape) >= 2 for p in sub):
+            continue
+        if c.recognized and c.macs is not None:
+            own, child = c.macs, min(rule[1], c.macs) if rule is not None else 0
+            own -= child
+        elif rule is not None:
+            own, child = rule
+        elif any(len(p.shape) >= 2 for p in sub):
             fig.macs = None
             fig.reason = ("%s: its forward ran no operation with a MACs rule (matrix product, "
                           "convolution, attention, recurrence, lookup), though it holds a weight "
                           "matrix" % m.class_name)
-        elif fig.macs is not None:
-            fig.macs += c.macs or 0
+            continue
+        else:
+            own, child = c.macs or 0, 0
+        fig.macs = None if fig.macs is None else fig.macs + own
+        if child:
+            fig.by_child["out_proj"] = fig.by_child.get("out_proj", 0) + child
     return fig
 
 
@@ -610,27 +719,29 @@ def _memory(params: List[Param], out_bytes: Optional[int], batch: int) -> Dict[s
 def _input_nodes(inputs, batch: int) -> List[schema.Node]:
     return [schema.Node(id=n, name=n, class_name="Input", parent=None, input_shapes=[shape(t)],
                         output_shapes=[shape(t)], dtype=dtype(t),
-                        extra={"is_input": True, "memory": _memory([], nbytes([t]), batch)})
+                        is_input=True, memory=_memory([], nbytes([t]), batch))
             for n, t in inputs]
 
 
 def _module_node(m: ModuleInfo, calls: List[Call], counts: Tuple[int, int]) -> schema.Node:
     q = m.qualname
-    extra: Dict[str, Any] = {"calls": len(calls), "is_container": not m.leaf}
+    fields: Dict[str, Any] = {"calls": len(calls), "is_container": not m.leaf}
     if m.params:
-        extra["weights"] = [{"name": p.name, "shape": list(p.shape), "trainable": bool(p.trainable),
-                             "dtype": p.dtype, "path": p.path or (q + "." + p.name)}
-                            for p in m.params]
+        fields["weights"] = [{"name": p.name, "shape": list(p.shape),
+                              "trainable": bool(p.trainable), "dtype": p.dtype,
+                              "path": p.path or (q + "." + p.name)} for p in m.params]
     if m.buffers:
-        extra["buffers"] = [dict(b) for b in m.buffers]
+        fields["buffers"] = [dict(b) for b in m.buffers]
     if not calls:
-        extra["reason"] = ("holds modules, has no forward of its own" if m.holder
-                           else "not called during the forward pass")
+        fields["reason"] = ("holds modules, has no forward of its own" if m.holder
+                            else "not called during the forward pass")
+    elif m.note:
+        fields["reason"] = m.note
     if not m.class_known:
-        extra["class_known"] = False
+        fields["class_known"] = False
     cfg = dict(m.config)
     if "config_source" in cfg:
-        extra["config_source"] = cfg.pop("config_source")
+        fields["config_source"] = cfg.pop("config_source")
     return schema.Node(
         id=q, name=q.rsplit(".", 1)[-1], class_name=m.class_name,
         parent=q.rsplit(".", 1)[0] if "." in q else None,
@@ -638,7 +749,7 @@ def _module_node(m: ModuleInfo, calls: List[Call], counts: Tuple[int, int]) -> s
         output_shapes=[s for c in calls for s in c.outputs] if calls else None,
         dtype=calls[0].dtype if calls else None,
         params={"trainable": int(counts[0]), "non_trainable": int(counts[1])},
-        activation=m.activation, config=cfg, macs=None, extra=extra)
+        activation=m.activation, config=cfg, macs=None, **fields)
 
 
 def _set_macs(node: schema.Node, macs: Optional[int], reason: Optional[str], batch: int,
@@ -647,9 +758,9 @@ def _set_macs(node: schema.Node, macs: Optional[int], reason: Optional[str], bat
     if key == "macs":
         node.macs = value
     else:
-        node.extra[key] = value
+        setattr(node, key, value)
     if macs is None and reason:
-        node.extra["macs_reason"] = reason
+        node.macs_reason = reason
 
 
 def _module_nodes(modules: Dict[str, ModuleInfo], rec: Recorder,
@@ -665,21 +776,21 @@ def _module_nodes(modules: Dict[str, ModuleInfo], rec: Recorder,
                               sum(product(p.shape) for p in sub if not p.trainable))
         node = out[q] = _module_node(m, calls, counts)
         out_bytes = sum(c.out_bytes or 0 for c in calls) if calls else None
-        node.extra["memory"] = _memory(m.params if not m.leaf else sub, out_bytes, batch)
+        node.memory = _memory(m.params if not m.leaf else sub, out_bytes, batch)
         if not calls and stopped:  # a partial run: unknown, not "not called"
-            node.extra.update(calls=None, reason=stopped)
+            node.calls, node.reason = None, stopped
             if m.leaf:
-                node.extra["macs_reason"] = stopped
+                node.macs_reason = stopped
             continue
         if not calls:
             if q in used_by:
                 parent, child_macs = used_by[q]
-                node.extra["reason"] = ("used by its parent '%s', which uses its weights "
+                node.reason = ("used by its parent '%s', which uses its weights "
                                         "directly instead of calling it" % parent)
-                node.extra["used_by"] = parent
+                node.used_by = parent
                 _set_macs(node, child_macs, None, batch)
             elif m.leaf:
-                node.extra["macs_reason"] = node.extra["reason"]
+                node.macs_reason = node.reason
             continue
         if not m.leaf:
             continue  # fill_totals sums the nodes inside
@@ -688,7 +799,7 @@ def _module_nodes(modules: Dict[str, ModuleInfo], rec: Recorder,
         if children:  # MultiheadAttention: a leaf that has child modules
             for o in children:
                 used_by[o] = (q, fig.by_child.get(o[len(q) + 1:], 0))
-            node.extra["memory"]["params_bytes"] = _memory(m.params, None, batch)["params_bytes"]
+            node.memory["params_bytes"] = _memory(m.params, None, batch)["params_bytes"]
             _set_macs(node, fig.macs, fig.reason, batch, key="self_macs")
         else:
             _set_macs(node, fig.macs, fig.reason, batch)
@@ -700,9 +811,9 @@ def _op_node(op: Op, batch: int) -> schema.Node:
         id=op.id, name=op.id, class_name=op.class_name, parent=op.parent,
         input_shapes=op.inputs, output_shapes=op.outputs, dtype=op.dtype,
         activation=op.class_name if op.class_name in FUNCTIONAL_ACTIVATIONS else None,
-        config=op.config, macs=None, extra={"is_function": True})
+        config=op.config, macs=None, is_function=True)
     _set_macs(node, op.macs, op.macs_reason, batch)
-    node.extra["memory"] = _memory([], op.out_bytes, batch)
+    node.memory = _memory([], op.out_bytes, batch)
     return node
 
 
@@ -754,6 +865,8 @@ def build_architecture(root_class: str, modules: Dict[str, ModuleInfo], inputs, 
     if dropped:
         extraction["dropped_ops"] = dropped
     batch = batch_size or example_batch(inputs)
+    if batch_size is None:
+        batch = _sequence_first_batch(modules, rec, batch, extraction)
     nodes = _input_nodes(inputs, batch)
     nodes.extend(execution_order(list(_module_nodes(modules, rec, containers, batch,
                                                     stopped).values())
@@ -763,15 +876,15 @@ def build_architecture(root_class: str, modules: Dict[str, ModuleInfo], inputs, 
     info = schema.ModelInfo(
         name=root_class, class_name=root_class,
         total_params=int(tr + ntr), trainable_params=int(tr), non_trainable_params=int(ntr),
-        extra={"macs_convention": schema.MACS_CONVENTION, "batch_size": batch,
-               "output_names": out_info, "buffers": int(buffer_numel)})
+        macs_convention=schema.MACS_CONVENTION, batch_size=batch,
+        output_names=out_info, buffers=int(buffer_numel))
     if own is not None and own.params:
-        info.extra["self_weights"] = _module_node(own, [], own.counts).extra["weights"]
+        info.self_weights = _module_node(own, [], own.counts).weights
     if own is not None and own.buffers:
-        info.extra["self_buffers"] = [dict(b) for b in own.buffers]
+        info.self_buffers = [dict(b) for b in own.buffers]
     arch = schema.Architecture(
         framework="torch", framework_version=str(torch.__version__), model=info,
         inputs=[n for n, _ in inputs], outputs=outputs, nodes=nodes, edges=edges,
-        extra={"extraction": extraction})
+        extraction=extraction)
     totals.fill_totals(arch)
     return arch

@@ -5,19 +5,22 @@
 * the forward runs under ``torch.no_grad()`` in eval mode with the MHA fast path off (so the
   submodules of Transformer layers stay visible); every module's ``training`` flag, the RNG
   state and the fast-path flag are restored;
-* buffers: each real (non-meta) buffer is copied before the run and written back when its
-  version counter moved (no ``torch.equal``: nothing is read from meta tensors, and a meta buffer
-  holds no data to copy); a buffer, parameter or submodule *replaced* by the forward is put back;
-* parameters and the caller's input tensors are copied **on write**: ``WriteGuard`` (a
-  ``TorchFunctionMode`` active during the real run) copies such a tensor just before an in-place
-  operation on it (``add_``, ``x += y``, ``x[i] = v``, ``inplace=True``, ``out=``), and the copy
-  is written back afterwards; nothing is copied for a model that does not write to them;
-* module attributes: ``ModuleState`` snapshots every module's ``__dict__``. A torch.fx trace runs
-  ``forward`` on ``Proxy`` objects, so whatever it stored (``self.last = y.detach()``) is a Proxy:
-  such attributes are put back after the trace (a model can be ``torch.save``'d afterwards). When
-  the trace fails and the hooks path runs the real forward, every attribute the failed trace
-  changed is put back first, so the model sees exactly one forward call (a counter in
-  ``forward`` is +1, not +2).
+* parameters, buffers and the caller's input tensors are copied **on write**: ``WriteGuard``
+  (called by ``torch_macs``'s dispatch mode, which also counts MACs, during the real run) copies
+  such a tensor just before an ATen operation writes to its storage (``add_``, ``x += y``,
+  ``x[i] = v``, ``inplace=True``, ``out=``, through a view or ``.data``), and the copy is
+  written back afterwards; nothing is copied for a model that does not write to them (nothing
+  is read from meta tensors); a buffer, parameter or submodule *replaced* by the forward is put
+  back, except an ``UninitializedParameter`` the forward replaced (it is kept, as a lazy layer's);
+* module attributes: ``ModuleState`` snapshots every module's ``__dict__`` and every mutable
+  container reachable from it (lists, dicts, sets, plain objects' attributes, nested). A
+  torch.fx trace runs ``forward`` on ``Proxy`` objects, so whatever it stored
+  (``self.last = y.detach()``, ``self.log.append(x)``, ``self.stats[k] = x``) holds a Proxy:
+  such attributes and containers are put back after the trace (a model can be
+  ``torch.save``'d afterwards). Real tensors the trace wrote in place (``self.steps += 1``) are
+  copied on write (``trace_writes``). When the trace fails and the hooks path runs the real
+  forward, every attribute, container and tensor the failed trace changed is put back first, so
+  the model sees exactly one forward call (a counter in ``forward`` is +1, not +2).
 
 Data held outside the model (a global, a list captured by ``forward``) cannot be restored: a
 failed fx trace may have run part of ``forward`` before the real run.
@@ -25,16 +28,12 @@ failed fx trace may have run part of ``forward`` before the real run.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
-__all__ = ["Guard", "ModuleState", "WriteGuard"]
-
-_NOT_DATA = {"requires_grad_", "share_memory_", "retain_grad", "record_stream"}
-
+__all__ = ["Guard", "ModuleState", "WriteGuard", "is_fx_object"]
 
 def _version(t: torch.Tensor) -> int:
     try:
@@ -43,87 +42,191 @@ def _version(t: torch.Tensor) -> int:
         return -1
 
 
-def _written(func: Any, args: tuple, kwargs: Dict[str, Any]) -> Any:
-    """The tensor an in-place call writes to, else None."""
-    name = getattr(func, "__name__", "") or ""
-    if "out" in kwargs and isinstance(kwargs["out"], torch.Tensor):
-        return kwargs["out"]
-    if not args or not isinstance(args[0], torch.Tensor):
+def _storage_key(t: torch.Tensor) -> Any:
+    """The start of the storage a tensor (or a view of it, or its ``.data``) writes to; None
+    for meta and storage-less tensors."""
+    if t.is_meta:
         return None
-    if name in _NOT_DATA:
+    try:
+        return (t.data_ptr() - t.storage_offset() * t.element_size()) or None
+    except Exception:  # noqa: BLE001 - sparse, nested, wrapper subclasses: not watched
         return None
-    if (name.endswith("_") and not name.startswith("_")) or name == "__setitem__" \
-            or (name.startswith("__i") and name.endswith("__")) or kwargs.get("inplace") is True:
-        return args[0]
-    return None
 
 
-class WriteGuard(TorchFunctionMode):
-    """Copies a watched tensor (parameter, caller's input) just before it is written in place."""
+class WriteGuard:
+    """Copy-on-write of watched tensors (parameters, buffers, the caller's inputs): just before
+    an ATen operation writes in place to a watched tensor's storage (a view of it, ``.data``,
+    ``out=`` included), the tensor is copied; ``restore()`` writes the copies back. The copy is
+    made by ``before(tensors)``, called by ``torch_macs``'s dispatch mode (one Python call per
+    operation for counting and guarding); ``with write_guard:`` runs such a mode on its own.
+    ``watch_all``: copy any real tensor written (the fx trace: what it wrote is undone when the
+    real forward has to run again)."""
 
-    def __init__(self, watched: List[torch.Tensor]):
-        super().__init__()
-        self.watched = {id(t): t for t in watched}
-        self.versions = {id(t): _version(t) for t in watched}
-        self.copies: Dict[int, torch.Tensor] = {}
+    def __init__(self, watched: List[torch.Tensor], watch_all: bool = False):
+        self.watched: Dict[Any, List[torch.Tensor]] = {}
+        for t in watched:
+            key = _storage_key(t)
+            if key is not None and t.numel():
+                self.watched.setdefault(key, []).append(t)
+        self.watch_all = watch_all
+        self.copies: Dict[int, Tuple[torch.Tensor, torch.Tensor]] = {}
+        self._mode = None
 
-    def before(self, func: Any, args: tuple, kwargs: Dict[str, Any]) -> None:
-        """Copy a watched tensor that `func` is about to write (once)."""
-        target = _written(func, args, kwargs)
-        if target is not None and id(target) in self.watched and id(target) not in self.copies \
-                and not target.is_meta:
-            self.copies[id(target)] = target.detach().clone()
+    def before(self, targets: List[torch.Tensor]) -> None:
+        """Copy the watched tensors that share storage with `targets` (once each)."""
+        for t in targets:
+            key = _storage_key(t)
+            if key is None:
+                continue
+            owners = self.watched.get(key)
+            if owners is None and self.watch_all:
+                owners = [t if t._base is None else t._base]
+            for o in owners or ():
+                if id(o) not in self.copies:
+                    self.copies[id(o)] = (o, o.detach().clone())
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        self.before(func, args, kwargs)
-        return func(*args, **kwargs)
+    def __enter__(self) -> "WriteGuard":
+        from tensorboard_archviz.extract import torch_macs
 
-    def restore(self) -> List[str]:
-        """Write the copies back; returns how many watched tensors changed without a copy."""
-        changed = []
-        with torch.no_grad():
-            for key, t in self.watched.items():
-                if key in self.copies:
-                    t.copy_(self.copies[key])
-                elif _version(t) != self.versions[key] and not t.is_meta:
-                    changed.append(key)
-        self.copies.clear()
-        return changed
+        self._mode = torch_macs.op_counter(self.before)
+        self._mode.__enter__()
+        return self
 
-
-def _has_proxy(v: Any, depth: int = 0) -> bool:
-    import torch.fx as fx
-
-    if isinstance(v, fx.Proxy):
-        return True
-    if depth >= 2:
+    def __exit__(self, *exc) -> bool:
+        mode, self._mode = self._mode, None
+        mode.__exit__(*exc)
         return False
-    if isinstance(v, (list, tuple)):
-        return any(_has_proxy(x, depth + 1) for x in v[:64])
+
+    def restore(self) -> int:
+        """Write the copies back; returns how many tensors were restored."""
+        n = len(self.copies)
+        with torch.no_grad():
+            for t, saved in self.copies.values():
+                if t.shape == saved.shape:
+                    t.copy_(saved)
+        self.copies.clear()
+        return n
+
+
+def is_fx_object(v: Any) -> bool:
+    """A torch.fx Proxy / Attribute / ParameterProxy / Node (what a symbolic trace leaves)."""
+    return type(v).__module__.startswith("torch.fx")
+
+
+_SIMPLE = (str, bytes, int, float, bool, complex, type(None), torch.Tensor, nn.Module, type)
+
+
+def _items(v: Any) -> List[Any]:
     if isinstance(v, dict):
-        return any(_has_proxy(x, depth + 1) for x in list(v.values())[:64])
-    return False
+        return list(v.values()) + list(v.keys())
+    if isinstance(v, (list, tuple, set, frozenset)):
+        return list(v)
+    d = getattr(v, "__dict__", None)
+    if isinstance(d, dict) and not callable(v):
+        return list(d.values())
+    return []
+
+
+def _has_proxy(v: Any, depth: int = 0, budget: Optional[List[int]] = None) -> bool:
+    """Whether `v` holds a torch.fx object anywhere (containers and plain objects' attributes,
+    up to 6 levels, at most 20,000 values looked at)."""
+    budget = budget if budget is not None else [20000]
+    if is_fx_object(v):
+        return True
+    if depth >= 6 or isinstance(v, _SIMPLE) or budget[0] <= 0:
+        return False
+    items = _items(v)
+    budget[0] -= len(items)
+    return any(_has_proxy(x, depth + 1, budget) for x in items)
+
+
+def _mutables(v: Any, out: Dict[int, Tuple[Any, Any]], depth: int = 0) -> None:
+    """Record (container, shallow copy) of the mutable containers reachable from `v` (lists,
+    dicts, sets, plain objects' ``__dict__``; not modules or tensors), to undo in-place edits."""
+    if depth >= 6 or isinstance(v, _SIMPLE) or id(v) in out or len(out) >= 20000:
+        return
+    if isinstance(v, list):
+        out[id(v)] = (v, list(v))
+    elif isinstance(v, dict):
+        out[id(v)] = (v, dict(v))
+    elif isinstance(v, set):
+        out[id(v)] = (v, set(v))
+    elif not isinstance(v, (tuple, frozenset)):
+        d = getattr(v, "__dict__", None)
+        if not isinstance(d, dict) or callable(v) or type(v).__module__ in ("builtins",):
+            return
+        out[id(v)] = (d, dict(d))
+    for x in _items(v):
+        _mutables(x, out, depth + 1)
+
+
+def _put_back(container: Any, saved: Any) -> None:
+    if isinstance(container, list):
+        container[:] = saved
+    else:
+        container.clear()
+        container.update(saved)
+
+
+def _changed(container: Any, saved: Any) -> bool:
+    if isinstance(container, dict):
+        return container.keys() != saved.keys() or any(
+            container[k] is not v for k, v in saved.items())
+    if isinstance(container, set):
+        return container != saved
+    return len(container) != len(saved) or any(a is not b for a, b in zip(container, saved))
 
 
 _SLOTS = ("_parameters", "_buffers", "_modules")
 
 
+def _identities(d: Dict[str, Any], slots: Dict[str, Any]) -> tuple:
+    return (tuple(d), tuple(map(id, d.values())),
+            tuple((tuple(live), tuple(map(id, live.values()))) for live in
+                  (d.get(k) for k in slots) if isinstance(live, dict)))
+
+
+_INTERNALS: List[frozenset] = []
+
+
+def _module_internals() -> frozenset:
+    """The attributes every ``nn.Module`` has (hook dicts, slots, flags): not user state."""
+    if not _INTERNALS:
+        _INTERNALS.append(frozenset(vars(nn.Module())))
+    return _INTERNALS[0]
+
+
 class ModuleState:
-    """A shallow snapshot of every module's attributes (and its parameter / buffer / submodule
-    slots), to put back what a run changed."""
+    """A snapshot of every module's attributes (and its parameter / buffer / submodule slots),
+    plus a shallow copy of every mutable container reachable from them (lists, dicts, sets,
+    plain objects' attributes), to put back what a run changed."""
 
     def __init__(self, model: nn.Module):
         self.saved: List[Tuple[nn.Module, Dict[str, Any], Dict[str, Dict[str, Any]]]] = []
+        self.ids: List[tuple] = []  # per module: the identities of its attributes and slots
+        self.containers: Dict[int, Tuple[Any, Any]] = {}
+        internal = _module_internals()
         for m in model.modules():
-            self.saved.append((m, dict(m.__dict__), {k: dict(getattr(m, k)) for k in _SLOTS
-                                                     if isinstance(getattr(m, k, None), dict)}))
+            d = m.__dict__
+            slots = {k: dict(d[k]) for k in _SLOTS if isinstance(d.get(k), dict)}
+            self.saved.append((m, dict(d), slots))
+            self.ids.append(_identities(d, slots))
+            for k, v in d.items():
+                if k not in internal and not isinstance(v, _SIMPLE):
+                    _mutables(v, self.containers)
 
     def revert(self, only_proxies: bool = False) -> None:
-        """Put back changed attributes (``only_proxies``: those that now hold a torch.fx Proxy)
-        and, always, the parameter / buffer / submodule slots."""
-        for m, attrs, slots in self.saved:
+        """Put back changed attributes and edited containers (``only_proxies``: those that now
+        hold a torch.fx object) and, always, the parameter / buffer / submodule slots (a
+        parameter that was an ``UninitializedParameter`` keeps what the forward made of it, as
+        a lazy layer does)."""
+        for container, saved in self.containers.values():
+            if _changed(container, saved) and (not only_proxies or _has_proxy(container)):
+                _put_back(container, saved)
+        for (m, attrs, slots), ids in zip(self.saved, self.ids):
             d = m.__dict__
+            if _identities(d, slots) == ids:
+                continue  # nothing changed (the usual case): one comparison in C
             for k in list(d):
                 if k in slots or k.startswith("_forward") or k.startswith("_backward"):
                     continue
@@ -141,8 +244,12 @@ class ModuleState:
                 live = d.get(k)
                 if isinstance(live, dict) and (live.keys() != content.keys() or any(
                         live[n] is not v for n, v in content.items())):
+                    kept = {n: live[n] for n, v in content.items() if n in live and
+                            isinstance(v, nn.parameter.UninitializedTensorMixin) and
+                            not _has_proxy(live[n])}
                     live.clear()
                     live.update(content)
+                    live.update(kept)
 
 
 class Guard:
@@ -153,13 +260,11 @@ class Guard:
         self.inputs = inputs
 
     def __enter__(self) -> "Guard":
-        self.modes = [(m, m.training) for m in self.model.modules()]
-        self.buffers = []
-        for m in self.model.modules():
-            for k, b in m._buffers.items():
-                if b is not None and not b.is_meta:
-                    self.buffers.append((b, _version(b), b.detach().clone()))
-        self.write_guard = WriteGuard(list(self.model.parameters()) + list(self.inputs))
+        modules = list(self.model.modules())
+        self.modes = [(m, m.training) for m in modules]
+        watched = list(self.model.parameters()) + list(self.model.buffers()) + list(self.inputs)
+        self.write_guard = WriteGuard(watched)
+        self.trace_writes = WriteGuard([], watch_all=True)
         self.rng = torch.random.get_rng_state()
         mha = getattr(torch.backends, "mha", None)
         self.fastpath = mha.get_fastpath_enabled() if mha is not None and hasattr(
@@ -178,10 +283,6 @@ class Guard:
         for m, training in self.modes:
             m.training = training
         self.write_guard.restore()
-        with torch.no_grad():
-            for b, version, saved in self.buffers:
-                if _version(b) != version and b.shape == saved.shape:
-                    b.copy_(saved)
         torch.random.set_rng_state(self.rng)
         if self.fastpath is not None:
             torch.backends.mha.set_fastpath_enabled(self.fastpath)

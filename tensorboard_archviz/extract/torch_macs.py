@@ -31,7 +31,7 @@ import torch
 
 from tensorboard_archviz.util import product
 
-__all__ = ["Counter", "MacsUnknown", "function_macs", "mha_macs", "module_macs"]
+__all__ = ["Counter", "MacsUnknown", "function_macs", "mha_macs", "module_macs", "op_counter"]
 
 
 class MacsUnknown(Exception):
@@ -211,6 +211,22 @@ def _zero(args, kwargs, output):
     return 0
 
 
+def _trilinear(args, kwargs, output):
+    """aten._trilinear (nn.Bilinear): every product of the three broadcast operands once."""
+    ops = [a for a in args[:3]]
+    expands = [list(e) for e in args[3:6]]
+    if not all(isinstance(o, torch.Tensor) for o in ops) or len(expands) != 3:
+        raise MacsUnknown("_trilinear: operands not known")
+    rank = ops[0].dim() + len(expands[0])
+    sizes = [1] * rank
+    for op, exp in zip(ops, expands):
+        dims = iter(op.shape)
+        for i in range(rank):
+            if i not in exp:
+                sizes[i] = max(sizes[i], int(next(dims)))
+    return product(sizes)
+
+
 _RULES = {
     "linear": _linear, "bilinear": _bilinear,
     "matmul": _product_rule(0, "input"), "mm": _product_rule(0, "input"),
@@ -232,6 +248,15 @@ _RULES = {
     "rnn_relu_cell": _rnn_cell,
     "einsum": _einsum,
     "embedding": _zero, "embedding_bag": _zero, "_embedding_bag": _zero,
+    # kernels seen at the ATen level (a TorchDispatchMode) besides the ones above
+    "mkldnn_rnn_layer": lambda a, k, o: _rnn((a[0], list(a[1:3])), k, o),
+    "_trilinear": lambda a, k, o: _trilinear(a, k, o),
+    "_addmm_activation": _product_rule(1, "mat1"), "_scaled_mm": _product_rule(0, "self"),
+    "_int_mm": _product_rule(0, "self"), "mkldnn_linear": _linear,
+    "mkldnn_convolution": _conv, "_slow_conv2d_forward": _conv, "slow_conv3d_forward": _conv,
+    "_conv_depthwise2d": _conv, "slow_conv_dilated2d": _conv, "slow_conv_dilated3d": _conv,
+    "_nnpack_spatial_convolution": _conv, "convolution_overrideable": _convolution,
+    "slow_conv_transpose2d": _conv_transpose, "slow_conv_transpose3d": _conv_transpose,
 }
 
 
@@ -267,6 +292,134 @@ class Counter:
             return
         self.macs += macs
         self.recognized = self.recognized or known
+
+
+    def add(self, macs: Optional[int], known: bool, unknown: Optional[str]) -> None:
+        """Add one operation's figure (``macs`` None: unknown, ``unknown`` says why)."""
+        if macs is None:
+            self.unknown = self.unknown or unknown
+        else:
+            self.macs += macs
+        self.recognized = self.recognized or known
+
+
+# ---------------------------------------------------------------------------------------------
+# counting at the ATen level: every operation actually dispatched
+
+# ATen ops doing arithmetic this convention does not define (no figure: unknown, never 0)
+_UNDEFINED = re.compile(r"^_?(fft_|linalg_|cholesky|qr$|svd|lu|triangular_solve|geqrf|ormqr|"
+                        r"cudnn_rnn|miopen_rnn|_thnn_fused|stft|istft|cdist_forward|sparse_.*mm|"
+                        r"sspaddmm|_?flash_attention_forward|_?efficient_attention_forward)")
+_PLAIN_NAMESPACES = {"aten", "prims", "_c10d_functional", "c10d", "profiler", "rngprims",
+                     "debugprims", "_quantized_decomposed"}
+
+
+class _OpInfo:
+    """What the counter needs of one ATen overload (computed once per overload)."""
+    __slots__ = ("func", "name", "rule", "undefined", "registry", "writes")
+
+    def __init__(self, func: Any):
+        self.func = func
+        qual = str(getattr(func, "_schema", None) and func._schema.name or func)
+        ns, _, name = qual.partition("::")
+        self.name = name or qual
+        self.rule = _RULES.get(self.name)
+        self.registry = None
+        self.undefined: Optional[str] = None
+        if self.rule is None:
+            try:
+                from torch.utils.flop_counter import flop_registry
+                self.registry = flop_registry.get(getattr(func, "overloadpacket", None))
+            except Exception:  # noqa: BLE001 - older torch: no registry
+                self.registry = None
+            if self.registry is None and (ns not in _PLAIN_NAMESPACES or
+                                          _UNDEFINED.match(self.name)):
+                self.undefined = ("%s: %s operation whose MACs this convention does not define"
+                                  % (qual, "a custom" if ns not in _PLAIN_NAMESPACES else "an"))
+        writes = []
+        for i, a in enumerate(getattr(getattr(func, "_schema", None), "arguments", ())):
+            if a.alias_info is not None and a.alias_info.is_write:
+                writes.append((i, a.name))
+        self.writes = tuple(writes)
+
+    def figure(self, args, kwargs, out) -> Tuple[Optional[int], bool, Optional[str]]:
+        """(MACs of the whole call or None, recognized, why unknown)."""
+        if self.undefined:
+            return None, True, self.undefined
+        if self.rule is not None:
+            try:
+                return int(self.rule(tuple(args), dict(kwargs or {}), out)), True, None
+            except MacsUnknown as e:
+                return None, True, str(e)
+            except Exception as e:  # noqa: BLE001 - odd argument forms: unknown, never a crash
+                return None, True, "%s: %s" % (self.name, type(e).__name__)
+        try:
+            return int(self.registry(*args, **(kwargs or {}), out_val=out)) // 2, True, None
+        except Exception as e:  # noqa: BLE001
+            return None, True, "%s: %s" % (self.name, type(e).__name__)
+
+
+_INFOS: Dict[int, _OpInfo] = {}
+
+
+def _make_dispatch_mode():
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class OpCounter(TorchDispatchMode):
+        """While active, adds the MACs of every ATen operation dispatched to the innermost open
+        ``Counter`` (``push`` / ``pop``; operations outside any go to ``stray``), and calls
+        ``on_write(tensors)`` with the tensors an operation is about to write in place (the
+        side-effect guard's copy-on-write), both in one Python call per operation."""
+
+        def __init__(self, on_write=None):
+            super().__init__()
+            self.stack: List[Counter] = []
+            self.stray = Counter()
+            self.on_write = on_write
+
+        def push(self) -> Counter:
+            c = Counter()
+            self.stack.append(c)
+            return c
+
+        def pop(self) -> Counter:
+            return self.stack.pop()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            info = _INFOS.get(id(func))  # OpOverloads live as long as the process
+            if info is None or info.func is not func:
+                info = _INFOS[id(func)] = _OpInfo(func)
+            if info.writes and self.on_write is not None:
+                self.on_write(_written(info.writes, args, kwargs))
+            out = func(*args, **(kwargs or {}))
+            if info.rule is not None or info.registry is not None or info.undefined:
+                macs, known, why = info.figure(args, kwargs, out)
+                (self.stack[-1] if self.stack else self.stray).add(macs, known, why)
+            return out
+
+    return OpCounter
+
+
+def _written(writes, args, kwargs) -> List[torch.Tensor]:
+    out = []
+    for i, name in writes:
+        v = args[i] if i < len(args) else (kwargs or {}).get(name)
+        if isinstance(v, torch.Tensor):
+            out.append(v)
+        elif isinstance(v, (list, tuple)):
+            out.extend(t for t in v if isinstance(t, torch.Tensor))
+    return out
+
+
+_MODE_CLASS: List[Any] = []
+
+
+def op_counter(on_write=None):
+    """A new ``OpCounter`` (a ``TorchDispatchMode``; see its docstring): ``with op_counter() as
+    c: c.push(); ...; c.pop()``."""
+    if not _MODE_CLASS:
+        _MODE_CLASS.append(_make_dispatch_mode())
+    return _MODE_CLASS[0](on_write)
 
 
 # ---------------------------------------------------------------------------------------------

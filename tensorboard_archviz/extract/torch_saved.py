@@ -23,11 +23,11 @@ What differs from ``extract_torch`` on the original model (documented, tested):
 
 * ``config`` of modules: a ``.pt2`` keeps no module attributes; the usual keys of Conv*d,
   Linear, BatchNorm*d, pooling, Flatten, Dropout and ReLU are rebuilt from the ATen arguments and
-  weight shapes (``config_source`` extra = ``"aten"``). A traced TorchScript module keeps only
+  weight shapes (``config_source`` = ``"aten"``). A traced TorchScript module keeps only
   whether it has a bias; a scripted one keeps them all. ``config`` of functional ops holds the ATen
   arguments, not the Python call's.
 * A module that never ran has ``class_name`` ``"Module"`` in a ``.pt2`` (the program records no
-  class for it; ``class_known`` extra false). Functional ops that run as several ATen ops with no
+  class for it; ``class_known`` false). Functional ops that run as several ATen ops with no
   Python origin recorded are named after the first ATen op (TorchScript: ``F.dropout2d`` ->
   ``feature_dropout``).
 * A tensor passed several times to one module call (``attn(x, x, x)``) is one input of it.
@@ -42,12 +42,24 @@ What differs from ``extract_torch`` on the original model (documented, tested):
   container's repeated calls are merged; a scripted ``for`` loop that is not unrolled (over a
   range, not a ModuleList) is one node named after its first ATen op.
 
-``arch.extra["extraction"]`` is ``{"method": "torch.export" | "torchscript", "reason": ...}``.
+``arch.extraction`` is ``{"method": "torch.export" | "torchscript", "reason": ...}``.
+
+Running a saved program from a file someone else wrote (the CLI without ``--unsafe``): inside
+``without_real_storage()`` every tensor is a fake one (``FakeTensorMode``: shapes and dtypes, no
+memory, no values) and every operator the program dispatches must pass ``operator_allowed`` (an
+``aten``/``prims`` operator with a meta kernel, a decomposition or a composite kernel; never one
+of ``NEVER_RUN`` such as ``aten::from_file``), else it raises ``RefusedOperation`` before the
+operator runs. ``operator_guard()`` applies the same allowlist to real tensors (used while a
+TorchScript archive is loaded: its ``__setstate__`` methods run then), and
+``program_refusal(program)`` checks a ``.pt2`` graph's targets before anything runs. The
+documents are the same as on real tensors (tested on the models of tests/test_torch_saved.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import operator
 import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -60,7 +72,134 @@ from tensorboard_archviz.extract import torch_macs
 from tensorboard_archviz.extract.torch_graph import ExtractionError, ForwardFailed, ModuleInfo
 from tensorboard_archviz.util import one_line, product
 
-__all__ = ["extract_exported_program", "extract_torchscript"]
+__all__ = ["extract_exported_program", "extract_torchscript", "NEVER_RUN", "RefusedOperation",
+           "operator_allowed", "operator_guard", "without_real_storage", "program_refusal"]
+
+
+# ---------------------------------------------------------------------------------------------
+# running a program nobody vouched for: fake tensors and an operator allowlist
+
+# Operators never run without consent even though they are ATen ones: they open, map or write
+# files (``from_file(path, shared=True)`` creates and maps a file writable).
+NEVER_RUN = frozenset({"aten::from_file", "aten::_from_file", "aten::save", "aten::_save",
+                       "aten::_nnapi_compile"})
+# Metadata queries the fake-tensor machinery itself dispatches.
+_PRIM_QUERIES = frozenset({"prim::device", "prim::layout", "prim::dtype"})
+_SHAPE_KERNELS = ("Meta", "CompositeImplicitAutograd", "CompositeExplicitAutograd",
+                  "CompositeExplicitAutogradNonFunctional")
+# Higher-order operators whose bodies are graphs of the same program (their operators are checked
+# one by one when they run).
+# What FakeTensorMode raises when an operator's result depends on tensor values.
+_VALUE_ERRORS = frozenset({"DataDependentOutputException", "DynamicOutputShapeException",
+                           "GuardOnDataDependentSymNode"})
+_GRAPH_HOPS = frozenset({"cond", "while_loop", "map_impl", "wrap_with_set_grad_enabled",
+                         "wrap_with_autocast"})
+
+
+class RefusedOperation(RuntimeError):
+    """An operator the allowlist does not let run without consent (``op``: its schema name)."""
+
+    def __init__(self, op: str):
+        super().__init__("archviz refused to run %s without consent" % op)
+        self.op = op
+
+
+def operator_allowed(op: Any) -> bool:
+    """Whether an ``OpOverload`` may run on a program's tensors without consent: an ``aten`` or
+    ``prims`` operator that has a kernel working on shapes alone (meta, composite or a
+    decomposition), never one of ``NEVER_RUN``."""
+    try:
+        name = op.name()
+    except Exception:  # noqa: BLE001 - not an operator of the dispatcher
+        return False
+    if name in _PRIM_QUERIES:
+        return True
+    if name.split("::", 1)[0] not in ("aten", "prims") or name in NEVER_RUN \
+            or name.split(".", 1)[0] in NEVER_RUN:
+        return False
+    from torch._decomp import decomposition_table
+
+    return op in decomposition_table or any(
+        torch._C._dispatch_has_kernel_for_dispatch_key(name, k) for k in _SHAPE_KERNELS)
+
+
+def _guard_mode():
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class OperatorGuard(TorchDispatchMode):
+        """Every dispatched operator checked before it runs; the first refused one kept, and the
+        first one that needed tensor values (``needs_values``: fake tensors have none)."""
+        refused: Optional[str] = None
+        needs_values: Optional[str] = None
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if not operator_allowed(func):
+                self.refused = self.refused or func.name()
+                raise RefusedOperation(func.name())
+            try:
+                return func(*args, **(kwargs or {}))
+            except Exception as e:
+                if type(e).__name__ in _VALUE_ERRORS:
+                    self.needs_values = self.needs_values or func.name()
+                raise
+
+    return OperatorGuard()
+
+
+@contextlib.contextmanager
+def operator_guard():
+    """Real tensors, allowlisted operators only; yields the guard (``.refused``: the first
+    operator refused, even when the caller's code wrapped the exception)."""
+    guard = _guard_mode()
+    with guard:
+        yield guard
+
+
+@contextlib.contextmanager
+def without_real_storage():
+    """Fake tensors (shapes and dtypes, no memory) and allowlisted operators only: a saved
+    program run inside touches no real storage and no file. Yields the guard."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    guard = _guard_mode()
+    with FakeTensorMode(allow_non_fake_inputs=True), guard, torch.no_grad():
+        yield guard
+
+
+def _python_target_allowed(target: Any) -> bool:
+    """Plain Python arithmetic an exported graph may call (sizes, indexing)."""
+    module = getattr(target, "__module__", None)
+    if target in (operator.getitem,) or module in ("_operator", "operator"):
+        return True
+    if module == "math" or getattr(math, getattr(target, "__name__", ""), None) is target:
+        return True
+    return module in ("torch", "torch.fx.experimental.sym_node") and \
+        str(getattr(target, "__name__", "")).startswith(("sym_", "_sym_"))
+
+
+def program_refusal(program: Any) -> Optional[str]:
+    """The first call target of an ExportedProgram's graph (its submodules' too) that may not
+    run without consent, or None when every target is an allowed operator."""
+    from torch._ops import HigherOrderOperator, OpOverload, OpOverloadPacket
+
+    for gm in program.graph_module.modules():
+        graph = getattr(gm, "graph", None)
+        for n in (graph.nodes if graph is not None else ()):
+            if n.op != "call_function":
+                continue
+            t = n.target
+            if isinstance(t, OpOverload):
+                ok = operator_allowed(t)
+            elif isinstance(t, OpOverloadPacket):
+                ok = False
+            elif isinstance(t, HigherOrderOperator):
+                ok = t.name() in _GRAPH_HOPS
+            else:
+                ok = _python_target_allowed(t)
+            if not ok:
+                return str(t.name() if hasattr(t, "name") and callable(t.name) else
+                           getattr(t, "__qualname__", t))
+    return None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,7 +26,9 @@ The method (every backend follows it; only the gradient code differs):
   pixel-aligned checkerboards. While no interior position fires at all, the gradient is taken
   from the linear (pre-activation, normalised) output instead, so a filter that starts below its
   threshold still moves.
-* Adam (lr 0.05) on the logits: 128 steps for the first layer, 256 deeper (``fast=True``: 64 / 64).
+* Adam (lr 0.05) on the logits: 128 steps (``fast=True``: 64), first layer and deeper alike
+  (deeper layers used to take 256: twice the time for little more activation;
+  bench/bench_filters.py section 5 prints both side by side).
 * Reported per filter: ``score`` = the objective on the final image, ``pre_score`` /
   ``post_score`` = the conv's own output / the post-activation over the same window, and the
   firing state judged on the post-activation of its own optimised image: ``fires`` is ``"yes"``,
@@ -43,9 +45,11 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
+
+from tensorboard_archviz.util import one_line
 
 METHOD = "batched-adam-fourier"
 OBJECTIVES = ("auto", "centre", "interior", "mean")
@@ -75,7 +79,7 @@ class GridResult:
 @dataclass
 class Options:
     """Options of ``make_grids`` (every backend); unknown names are rejected."""
-    steps: Optional[int] = None          # default 128 first layer / 256 deeper (fast: 64 / 64)
+    steps: Optional[int] = None          # default 128 (fast: 64), first layer and deeper alike
     fast: bool = False
     lr: float = 0.05
     max_filters: int = 64                # the first max_filters filters of a wider layer
@@ -104,6 +108,8 @@ class Options:
     tile_min: int = 64                   # tiny images are upscaled (nearest) to at least this
     max_png_side: int = 2048
     init_sd: float = 0.01
+    channels_last: bool = True           # PyTorch on CPU: feed the model channels-last images
+                                         # (same numbers, less time); False: contiguous NCHW
 
     @property
     def n_steps(self) -> int:
@@ -111,11 +117,11 @@ class Options:
         return self.steps_for(True)
 
     def steps_for(self, first_conv: bool) -> int:
+        """Steps of a layer: ``steps``, else 128 (``fast``: 64) for the first conv and deeper
+        layers alike (``first_conv`` is kept so a default can depend on it again)."""
         if self.steps is not None:
             return int(self.steps)
-        if first_conv:
-            return 64 if self.fast else 128
-        return 64 if self.fast else 256
+        return 64 if self.fast else 128
 
 
 def resolve_options(options: Dict[str, Any]) -> Options:
@@ -207,6 +213,7 @@ class Plan:
     gain: float = 0.0             # > 0: fixed contrast (logits normalised per image x gain)
     rotate: bool = False          # random rotation (+-5 deg) with the random scale
     first_conv: bool = False
+    channels_last: bool = True    # PyTorch on CPU: images enter the model channels-last
 
     @property
     def crop_hw(self) -> Tuple[int, int]:
@@ -263,7 +270,7 @@ def make_plan(node_id: str, class_name: str, n_total: int, channels: int, image_
                 lr=float(opts.lr), transforms=transforms, seed=int(opts.seed),
                 init_sd=float(opts.init_sd), decay=float(opts.decay), center=opts.center,
                 objective=objective, gain=float(gain), rotate=transforms and min(h, w) >= 64,
-                first_conv=bool(first_conv))
+                first_conv=bool(first_conv), channels_last=opts.channels_last)
 
 
 # ----------------------------------------------------------------------------- parametrisation
@@ -636,6 +643,12 @@ class Budget:
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
 
+    def skip_reason(self, done: int, total: int) -> str:
+        """The sentence a layer skipped for the budget carries (see ``skipped_grid``)."""
+        return ("not computed at this step: the time budget of %g s was spent after %d of %d "
+                "layers (%.1f s); a larger time_budget (None: no limit) computes every layer"
+                % (self.time_budget or 0.0, done, total, self.elapsed()))
+
     def exhausted(self, done: int, remaining: Sequence[str]) -> bool:
         """True (and says so) when the budget is spent and layers remain. The first layer is
         always started, so every call yields at least one grid."""
@@ -777,3 +790,145 @@ def objective_terms(pre_w: Any, lin_w: Any, post_w: Any, post_max: Any, objectiv
     if objective == "centre":
         return pre_w
     return where(post_max > 0, post_w, lin_w)
+
+
+# ----------------------------------------------------------------------------- the driver
+
+
+@dataclass
+class Probe:
+    """What one forward pass learnt of a target layer (every backend fills the same fields)."""
+    in_shape: Tuple[int, ...] = ()
+    out_shape: Tuple[int, ...] = ()
+    bytes_before: int = 0             # activation bytes per image computed before the layer
+    norm: Any = None                  # the BatchNorm layer/module that consumes its output
+    activation: Any = None            # the activation layer/module after it (or after the norm)
+    error: Optional[str] = None       # why the layer cannot be visualised (e.g. not reached)
+
+    def bytes_per_image(self, plan: Plan) -> float:
+        """Working-set estimate of one image in a batch: the activations up to the layer (kept
+        for the backward pass, about 3x) plus the image's parametrisation and Adam state."""
+        hc, wc = plan.canvas_hw
+        return 3.0 * (self.bytes_before + 4 * int(np.prod(self.in_shape[1:]))) \
+            + 4 * 8 * plan.channels * hc * wc
+
+
+@dataclass
+class Target:
+    """One layer to visualise: its node id, the backend's layer object and its probe."""
+    node_id: str
+    layer: Any
+    probe: Probe
+
+
+@dataclass
+class Skipped:
+    """A layer that got no grid in a call, and why (``kind``: "time_budget", "unreached",
+    "failed"; ``reason``: one sentence)."""
+    node_id: str
+    kind: str
+    reason: str
+    layer_class: str = ""
+
+
+class LayerSteps(Protocol):
+    """The per-layer steps a backend gives the driver (its model, images and framework are
+    fields of the implementing object)."""
+
+    def plan(self, target: Target, opts: Options) -> Plan:
+        """The layer's plan (filters, objective, scale, ...; ``make_plan``)."""
+
+    def run(self, target: Target, plan: Plan, opts: Options,
+            log: Callable[[str], None]) -> GridResult:
+        """Optimise the plan's filters and assemble the grid (``optimise_layer``)."""
+
+
+class GridRun:
+    """What ``make_grids`` returns: an iterator of ``GridResult`` (made lazily, one layer at a
+    time) whose ``skipped`` list names, as the run goes, the layers that got no grid and why
+    (writers record them with ``skipped_grid`` so the Filters view can say so)."""
+
+    def __init__(self, make: Callable[[List[Skipped]], Iterator[GridResult]]):
+        self.skipped: List[Skipped] = []
+        self._it = make(self.skipped)
+
+    def __iter__(self) -> "GridRun":
+        return self
+
+    def __next__(self) -> GridResult:
+        return next(self._it)
+
+    def close(self) -> None:
+        self._it.close()
+
+
+def drive(steps: LayerSteps, targets: Sequence[Target], opts: Options, budget: "Budget",
+          skipped: List[Skipped]) -> Iterator[GridResult]:
+    """The one per-layer loop of every backend: time budget, skips (recorded in ``skipped``),
+    plan, log lines, timing, and a failed layer costing no other layer its grid."""
+    budget.open_bar(len(targets))
+    try:
+        started = 0
+        for k, target in enumerate(targets):
+            remaining = targets[k:]
+            if budget.exhausted(started, [t.node_id for t in remaining]):
+                reason = budget.skip_reason(started, len(targets))
+                skipped.extend(Skipped(t.node_id, "time_budget", reason,
+                                       type(t.layer).__name__) for t in remaining)
+                return
+            if target.probe.error is not None:
+                budget.log("archviz filters: skipped %s: %s" % (target.node_id, target.probe.error))
+                skipped.append(Skipped(target.node_id, "unreached", target.probe.error,
+                                       type(target.layer).__name__))
+                budget.advance(target.node_id)
+                continue
+            started += 1
+            result = _drive_one(steps, target, opts, budget, "[%d/%d]" % (k + 1, len(targets)),
+                                skipped)
+            budget.advance(target.node_id)
+            if result is not None:
+                yield result
+    finally:
+        budget.close()
+
+
+def _drive_one(steps: LayerSteps, target: Target, opts: Options, budget: "Budget", pos: str,
+               skipped: List[Skipped]) -> Optional[GridResult]:
+    """Plan and run one layer with its log lines and timing; None (logged, recorded) if it
+    failed."""
+    t0 = time.perf_counter()
+    plan = steps.plan(target, opts)   # a bad option (e.g. filters= out of range) raises
+    budget.log("archviz filters %s %s" % (pos, plan.describe()))
+    try:
+        result = steps.run(target, plan, opts, budget.log)
+    except Exception as e:  # one bad layer must not cost the others their grids
+        budget.log("archviz filters %s %s failed: %s" % (pos, target.node_id, one_line(e)))
+        skipped.append(Skipped(target.node_id, "failed", "making its grid failed: %s"
+                               % one_line(e), type(target.layer).__name__))
+        return None
+    result.tiles["seconds"] = round(time.perf_counter() - t0, 3)
+    budget.log("archviz filters %s %s done in %.1f s (%d dead)"
+               % (pos, target.node_id, result.tiles["seconds"],
+                  sum(t["dead"] for t in result.tiles["tiles"])))
+    return result
+
+
+_BLANK_PNG: List[bytes] = []
+
+
+def skipped_grid(skip: Skipped) -> Tuple[bytes, Dict[str, Any]]:
+    """(png, tiles) recording a layer that got no grid in a call: a 1x1 white PNG and tile
+    metadata with no tiles, ``skipped`` = the sentence saying why and ``skip_kind``. Written
+    like a grid (same tag), so the Filters view lists the layer and says why at that step."""
+    if not _BLANK_PNG:
+        import io
+
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.new("L", (1, 1), 255).save(buf, format="PNG")
+        _BLANK_PNG.append(buf.getvalue())
+    tiles = {"skipped": skip.reason, "skip_kind": skip.kind, "tiles": [], "tile_size": 1,
+             "margin": 0, "rows": 1, "cols": 1, "channels": 1, "method": METHOD,
+             "layer_class": skip.layer_class}
+    return _BLANK_PNG[0], tiles

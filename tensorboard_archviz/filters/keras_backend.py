@@ -10,9 +10,10 @@ The method is described in core.py. Keras-specific parts:
   convolution plus a sum, which is what grouped convolutions cost on CPU), giving the
   pre-activation; ``layer.activation`` (or a BatchNormalization and activation layer that
   consume the conv's output) gives the post-activation. Variables are read at every call.
-* Gradients: ``tf.GradientTape`` inside one ``tf.function`` running the whole loop (TensorFlow),
+* Gradients: ``tf_optim.TFOptimizer`` (``tf.GradientTape`` inside one ``tf.function`` running
+  the whole loop; TensorFlow),
   ``torch_optim.TorchOptimizer`` with ``torch.autograd.grad`` (torch backend), or
-  ``jax_backend.JaxOptimizer`` with ``jax.grad`` in one jitted loop (JAX backend).
+  ``jax_optim.JaxOptimizer`` with ``jax.grad`` in one jitted loop (JAX backend).
 * Node ids are the ones the architecture uses (``extract.keras.layer_node_ids``), e.g.
   ``conv2d_1`` or ``inner_model/conv2d``. Conv1D / Conv3D are skipped with a log line.
 """
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import time
 import weakref
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -258,7 +258,7 @@ class _Unsupported(Exception):
 _ACT_LAYERS = ("Activation", "ReLU", "LeakyReLU", "ELU")
 
 
-def _follow(layer, xin, state, info) -> None:
+def _follow(layer, xin, state, info: Dict[str, core.Probe]) -> None:
     """What consumes the last target's output: a BatchNormalization (followed further) or an
     elementwise activation layer are recorded; anything else ends the chain."""
     lt = state["last_target"]
@@ -267,24 +267,25 @@ def _follow(layer, xin, state, info) -> None:
     same = xin is state["last_out"]
     li = info[lt]
     name = type(layer).__name__
-    if same and name == "BatchNormalization" and li["norm"] is None and li["activation"] is None:
-        li["norm"] = layer
+    if same and name == "BatchNormalization" and li.norm is None and li.activation is None:
+        li.norm = layer
         state["norm_layer"] = layer
         return
     if same and name in _ACT_LAYERS:
-        li["activation"] = layer
+        li.activation = layer
     state["last_target"] = None
 
 
-def _probe(model, keras, ops, x, targets: Dict[int, str]) -> Dict[str, Any]:
-    """One forward pass recording, per target layer, its input/output shapes, the bytes of the
-    activations computed before it and the BatchNorm / activation layers that follow it; plus the
-    first 2-D conv that runs. Stops after the targets (and what follows the last one)."""
+def _probe(model, keras, ops, x, targets: Dict[int, str]) -> Tuple[Dict[str, core.Probe], Any]:
+    """One forward pass recording, per target layer, its ``core.Probe`` (input/output shapes,
+    the bytes of the activations computed before it, the BatchNorm / activation layers that
+    follow it); plus the id of the first 2-D conv that runs. Stops after the targets (and what
+    follows the last one)."""
     conv2d, _ = _conv_classes(keras)
     leaves = _leaf_layers(model)
     state = {"numel": 0, "first_conv": None, "done": 0, "last_target": None, "last_out": None,
              "norm_layer": None}
-    info: Dict[str, Dict[str, Any]] = {}
+    info: Dict[str, core.Probe] = {}
 
     def make_for(layer):
         def make(orig):
@@ -302,9 +303,9 @@ def _probe(model, keras, ops, x, targets: Dict[int, str]) -> Dict[str, Any]:
                     state["last_out"], state["norm_layer"] = out, None
                 name = targets.get(id(layer))
                 if name is not None and name not in info:
-                    info[name] = {"in_shape": tuple(int(d) for d in xin.shape),
-                                  "out_shape": tuple(int(d) for d in out.shape),
-                                  "bytes_before": 4 * before, "norm": None, "activation": None}
+                    info[name] = core.Probe(in_shape=tuple(int(d) for d in xin.shape),
+                                            out_shape=tuple(int(d) for d in out.shape),
+                                            bytes_before=4 * before)
                     state["done"] += 1
                     state["last_target"], state["last_out"] = name, out
                 return out
@@ -321,13 +322,44 @@ def _probe(model, keras, ops, x, targets: Dict[int, str]) -> Dict[str, Any]:
             error = e
     for name in targets.values():
         if name not in info:
-            info[name] = {"error": "the forward pass did not reach this layer%s"
-                          % (" (it raised %s)" % one_line(error) if error else "")}
-    info["__first_conv__"] = state["first_conv"]
-    return info
+            info[name] = core.Probe(error="the forward pass did not reach this layer%s"
+                                    % (" (it raised %s)" % one_line(error) if error else ""))
+    return info, state["first_conv"]
 
 
 # ----------------------------------------------------------------------------- the layer itself
+
+
+def same_padding(n: int, k: int, stride: int, dilation: int) -> Tuple[int, int]:
+    """(before, after) zero padding of ``padding="same"`` along one axis (TensorFlow's rule,
+    which Keras follows on every backend): output ``ceil(n / stride)``, the odd pixel after."""
+    eff = (k - 1) * dilation + 1
+    out = -(-n // stride)
+    total = max((out - 1) * stride + eff - n, 0)
+    return total // 2, total - total // 2
+
+
+def depthwise(ops, x, kernel, strides: Tuple[int, int], padding: str, dilation):
+    """``ops.depthwise_conv`` (channels-last) in a form every backend's CPU kernel runs.
+
+    TensorFlow's plain CPU depthwise kernel refuses unequal strides ("only supports equal length
+    strides in the row and column dimensions"); unequal strides are computed as explicit
+    padding, a stride-1 "valid" depthwise convolution and a strided slice, which is the same
+    sum at the same positions.
+    """
+    sh, sw = int(strides[0]), int(strides[1])
+    if sh == sw:
+        return ops.depthwise_conv(x, kernel, strides=(sh, sw), padding=padding,
+                                  data_format="channels_last", dilation_rate=dilation)
+    dil = (dilation, dilation) if isinstance(dilation, int) else tuple(dilation)
+    if padding == "same":
+        kh, kw = int(kernel.shape[0]), int(kernel.shape[1])
+        top, bottom = same_padding(int(x.shape[1]), kh, sh, dil[0])
+        left, right = same_padding(int(x.shape[2]), kw, sw, dil[1])
+        x = ops.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]])
+    y = ops.depthwise_conv(x, kernel, strides=1, padding="valid", data_format="channels_last",
+                           dilation_rate=dil)
+    return y[:, ::sh, ::sw, :]
 
 
 def make_head(layer, keras, ops):
@@ -353,8 +385,7 @@ def make_head(layer, keras, ops):
         def head(x, idx):
             dk = const(layer.depthwise_kernel)
             pk = const(layer.pointwise_kernel)[0, 0]          # (Cin*mult, Cout)
-            d = ops.depthwise_conv(to_last(x), dk, strides=strides, padding=padding,
-                                   data_format="channels_last", dilation_rate=dil)
+            d = depthwise(ops, to_last(x), dk, strides, padding, dil)
             p = ops.transpose(ops.take(pk, ops.cast(idx, "int32"), axis=1))   # (B, Cin*mult)
             return add_bias(ops.sum(d * p[:, None, None, :], axis=-1), idx)
         return head, int(layer.pointwise_kernel.shape[-1])
@@ -394,8 +425,7 @@ def make_head(layer, keras, ops):
         xs = ops.reshape(ops.transpose(x, (1, 2, 0, 3)), (1, h, w, -1))       # (1, H, W, B*Cg)
         ks = ops.take(full, idx, axis=3)                                      # (kh, kw, Cg, B)
         ks = ops.reshape(ops.transpose(ks, (0, 1, 3, 2)), (kh, kw, -1, 1))   # (kh, kw, B*Cg, 1)
-        y = ops.depthwise_conv(xs, ks, strides=strides, padding=padding,
-                               data_format="channels_last", dilation_rate=dil)
+        y = depthwise(ops, xs, ks, strides, padding, dil)
         ho, wo = int(y.shape[1]), int(y.shape[2])
         y = ops.sum(ops.reshape(y, (ho, wo, -1, cg)), axis=-1)                # (Ho, Wo, B)
         return add_bias(ops.transpose(y, (2, 0, 1)), idx)
@@ -423,7 +453,7 @@ def _activation_of(layer, keras):
     return act, None if name == "linear" else name
 
 
-def make_post(layer, li: Dict[str, Any], keras, ops):
+def make_post(layer, li: core.Probe, keras, ops):
     """post(pre, idx) -> (the BatchNorm's output, the activation's output) per image's own
     filter: the conv's own activation, else the BatchNormalization (inference form, variables
     read at every call) and activation layer that follow it. Also returns (norm, activation)
@@ -431,8 +461,8 @@ def make_post(layer, li: Dict[str, Any], keras, ops):
     own, own_name = _activation_of(layer, keras)
     if own_name is not None:
         return (lambda pre, idx: (pre, own(pre))), (None, own_name)
-    act, act_name = _activation_of(li.get("activation"), keras)
-    bn = li.get("norm")
+    act, act_name = _activation_of(li.activation, keras)
+    bn = li.norm
 
     def post(pre, idx):
         lin = pre
@@ -448,148 +478,12 @@ def make_post(layer, li: Dict[str, Any], keras, ops):
     return post, (None if bn is None else "BatchNorm", act_name)
 
 
-# ----------------------------------------------------------------------------- TensorFlow engine
-
-
-class TFOptimizer:
-    """The whole optimisation loop of one layer as one traced ``tf.function`` (GradientTape).
-
-    The trace reads the model's variables (``forward``, ``head`` and ``post`` convert them at
-    call time), so a cached trace always sees the current weights.
-    """
-
-    def __init__(self, plan: core.Plan, forward, head, post=None):
-        import tensorflow as tf
-        self.tf, self.plan, self.forward, self.head = tf, plan, forward, head
-        self.post = post or (lambda pre, idx: (pre, pre))
-        bases = core.make_bases(plan)
-        c = lambda a: None if a is None else tf.constant(a)
-        self.dh_t = None if bases.dct_h is None else tf.constant(bases.dct_h.T.copy())
-        self.dw, self.spec = c(bases.dct_w), c(bases.spectrum_scale)
-        self.color_t = None if bases.color is None else tf.constant(bases.color.T.copy())
-        self.color = self.color_t
-        hc, wc = plan.canvas_hw
-        C = plan.channels
-        # autograph=False: the loop is an explicit tf.while_loop, and not converting the
-        # model's Python code cuts the tracing time about threefold (Keras 3 layers never need
-        # autograph: the same code runs on JAX and torch).
-        self._run = tf.function(self._run_py, autograph=False, input_signature=[
-            tf.TensorSpec((None, C, hc, wc), tf.float32), tf.TensorSpec((None,), tf.int32),
-            tf.TensorSpec((None, 2), tf.int32), tf.TensorSpec((None, 8), tf.float32),
-            tf.TensorSpec((None, None), tf.float32)])
-
-    def render(self, z):
-        """Logits (B, C, Hc, Wc) -> canvas images (B, Hc, Wc, C) in the value range.
-
-        No broadcasting matmul: TF 2.21's oneDNN batch matmul with a broadcast rank-2 operand
-        corrupts memory on CPU ("munmap_chunk(): invalid pointer"); Dh^T is tiled instead.
-        """
-        tf = self.tf
-        hc, wc = self.plan.canvas_hw
-        C = self.plan.channels
-        if self.dh_t is not None:
-            y = tf.reshape(z * self.spec, (-1, wc))
-            y = tf.reshape(tf.matmul(y, self.dw), (-1, hc, wc))          # Y Dw
-            y = tf.matmul(tf.tile(self.dh_t[None], [tf.shape(y)[0], 1, 1]), y)   # Dh^T Y Dw
-            z = tf.reshape(y, (-1, C, hc, wc))
-        z = tf.reshape(z, (-1, hc, wc, 1)) if C == 1 else tf.transpose(z, (0, 2, 3, 1))
-        if self.color is not None:
-            z = tf.reshape(tf.matmul(tf.reshape(z, (-1, C)), self.color_t), (-1, hc, wc, C))
-        if self.plan.gain > 0:
-            z = z - tf.reduce_mean(z, axis=[1, 2, 3], keepdims=True)
-            z = self.plan.gain * z * tf.math.rsqrt(
-                tf.reduce_mean(z * z, axis=[1, 2, 3], keepdims=True) + core.GAIN_EPS)
-        lo, hi = self.plan.value_range
-        return lo + (hi - lo) * tf.sigmoid(z)                            # NHWC
-
-    def to_model(self, canvas, offset, transform):
-        from keras import ops
-        tf = self.tf
-        ch, cw = self.plan.crop_hw
-        x = tf.slice(canvas, tf.stack([0, offset[0], offset[1], 0]), [-1, ch, cw, -1])
-        if transform is not None:
-            x = ops.image.affine_transform(x, transform, interpolation="bilinear",
-                                           fill_mode="reflect", data_format="channels_last")
-        if self.plan.scale > 1:
-            s = self.plan.scale
-            x = tf.nn.avg_pool2d(x, s, s, "VALID")
-        return x
-
-    def _pre_py(self, x, idx):
-        # Not a root name scope: Keras opens one named after the model, and a model named
-        # like "_net" is not a valid root scope name in a traced function.
-        with self.tf.name_scope("archviz"):
-            return self.head(self.forward(x), idx)
-
-    def _objective(self, x, idx, window):
-        tf = self.tf
-        pre = self._pre_py(x, idx)
-        if self.plan.objective == "centre":
-            return tf.reduce_sum(pre * window)
-        lin, post = self.post(pre, idx)
-        mask = tf.cast(window > 0, post.dtype)
-        per = core.objective_terms(None, tf.reduce_sum(lin * window, [1, 2]),
-                                   tf.reduce_sum(post * window, [1, 2]),
-                                   tf.reduce_max(post * mask, [1, 2]), self.plan.objective,
-                                   tf.where)
-        return tf.reduce_sum(per)
-
-    def _run_py(self, z, idx, offsets, transforms, window):
-        """The whole loop (one trace): Adam ascent, then the final images, their
-        pre-activation maps and the objective's support (|d objective / d input|)."""
-        tf = self.tf
-        plan = self.plan
-        b1, b2, eps = 0.9, 0.999, 1e-8
-        steps = tf.shape(offsets)[0]
-
-        def body(t, z, m, v, support):
-            with tf.GradientTape(watch_accessed_variables=False) as tape:
-                tape.watch(z)
-                x = self.to_model(self.render(z), offsets[t],
-                                  transforms[t] if plan.transforms else None)
-                obj = self._objective(x, idx, window)
-            g, gx = tape.gradient(obj, [z, x])
-            support = support + tf.reduce_sum(tf.abs(gx), axis=[0, 3])
-            m = b1 * m + (1 - b1) * g
-            v = b2 * v + (1 - b2) * g * g
-            tt = tf.cast(t + 1, tf.float32)
-            z = z + plan.lr * (m / (1 - b1 ** tt)) / (tf.sqrt(v / (1 - b2 ** tt)) + eps)
-            return t + 1, z, m, v, support
-
-        _, z, _, _, support = tf.while_loop(
-            lambda t, *_: t < steps, body,
-            [tf.constant(0), z, tf.zeros_like(z), tf.zeros_like(z),
-             tf.zeros(plan.image_hw, tf.float32)])
-        j = plan.jitter
-        final = self.to_model(self.render(z), tf.constant([j, j], tf.int32), None)
-        return final, self._pre_py(final, idx), support
-
-    def run(self, indices: Sequence[int], steps: int, z0: Optional[np.ndarray],
-            window: np.ndarray, seed_offset: int = 0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Optimise images for ``indices`` from the logits ``z0`` (None: a fresh init) for the
-        objective weighted by ``window``; returns numpy (final images NHWC, pre-activation maps,
-        support (H, W))."""
-        tf = self.tf
-        plan = self.plan
-        sched = core.make_schedule(plan, steps, seed_offset)
-        trans = np.zeros((steps, 8), np.float32)
-        if sched.affines is not None:
-            trans = core.affine_to_projective(sched.affines, plan.crop_hw)
-        if z0 is None:
-            z0 = core.init_params(plan, len(indices), seed_offset)
-        args = (tf.constant(np.array(z0, np.float32)), tf.constant(np.asarray(indices, np.int32)),
-                tf.constant(sched.offsets.astype(np.int32)), tf.constant(trans),
-                tf.constant(np.asarray(window, np.float32)))
-        final, pre, support = self._run(*args)
-        return final.numpy(), pre.numpy(), support.numpy()
-
-
 # ----------------------------------------------------------------------------- make_grids
 
 
 def make_grids(model, layers: Optional[Sequence[str]] = None, *, time_budget: Optional[float] = None,
                log: Optional[Callable[[str], None]] = None, progress: Optional[bool] = None,
-               **options) -> Iterator[core.GridResult]:
+               **options) -> core.GridRun:
     """Yield one ``GridResult`` per 2-D conv layer of a Keras 3 model (TensorFlow, torch or JAX
     backend).
 
@@ -598,8 +492,16 @@ def make_grids(model, layers: Optional[Sequence[str]] = None, *, time_budget: Op
     (else ``image_size=`` or 128); the value range is ``value_range=``, else [0, 255] behind a
     leading Rescaling layer, else [0, 1]. ``time_budget`` (seconds per call) stops starting new
     layers once spent; one line per layer goes to ``log`` and the ``tensorboard_archviz.filters``
-    logger (a tqdm bar on a terminal). Options: see ``core.Options``.
+    logger (a tqdm bar on a terminal). The returned iterator's ``skipped`` lists the layers that
+    got no grid and why. Options: see ``core.Options``.
     """
+    return core.GridRun(lambda skipped: _grids(skipped, model, layers, time_budget, log,
+                                               progress, options))
+
+
+def _grids(skipped: List[core.Skipped], model, layers, time_budget, log, progress, options
+           ) -> Iterator[core.GridResult]:
+    """The generator behind ``make_grids`` (checks run at the first ``next``)."""
     import keras
     from keras import ops
 
@@ -623,51 +525,37 @@ def make_grids(model, layers: Optional[Sequence[str]] = None, *, time_budget: Op
     except _Unsupported as e:
         budget.log("archviz filters: skipped all layers: %s" % e)
         return
-    value_range = _value_range(model, opts, keras)
     shape = (1, c, h, w) if fmt == "channels_first" else (1, h, w, c)
-    info = _probe(model, keras, ops, ops.zeros(shape, dtype="float32"),
-                  {id(layer): nid for nid, layer in targets})
-    first_conv = info.pop("__first_conv__")
-    env = (c, (h, w), fmt, value_range, first_conv, backend)
-    budget.open_bar(len(targets))
-    try:
-        yield from _layers(model, targets, info, env, opts, budget, keras, ops)
-    finally:
-        budget.close()
+    info, first_conv = _probe(model, keras, ops, ops.zeros(shape, dtype="float32"),
+                              {id(layer): nid for nid, layer in targets})
+    steps = KerasSteps(model=model, keras=keras, backend=backend, fmt=fmt, channels=c,
+                       image_hw=(h, w), value_range=_value_range(model, opts, keras),
+                       first_conv=first_conv)
+    yield from core.drive(steps, [core.Target(n, l, info[n]) for n, l in targets], opts, budget,
+                          skipped)
 
 
-def _layers(model, targets, info, env, opts: core.Options, budget: core.Budget, keras, ops
-            ) -> Iterator[core.GridResult]:
-    c, hw, fmt, value_range, first_conv, backend = env
-    names = [n for n, _ in targets]
-    started = 0
-    for k, (nid, layer) in enumerate(targets):
-        if budget.exhausted(started, names[k:]):
-            return
-        li = info[nid]
-        if "error" in li:
-            budget.log("archviz filters: skipped %s: %s" % (nid, li["error"]))
-            budget.advance(nid)
-            continue
-        t0 = time.perf_counter()
-        started += 1
-        head, n_total = make_head(layer, keras, ops)
-        plan = core.make_plan(nid, type(layer).__name__, n_total, c, hw, value_range,
-                              id(layer) == first_conv, opts)
-        budget.log("archviz filters [%d/%d] %s" % (k + 1, len(targets), plan.describe()))
-        try:
-            result = _run_layer(model, layer, head, plan, li, fmt, opts, backend, budget)
-        except Exception as e:  # one bad layer must not cost the others their grids
-            budget.log("archviz filters [%d/%d] %s failed: %s"
-                       % (k + 1, len(targets), nid, one_line(e)))
-            budget.advance(nid)
-            continue
-        result.tiles["seconds"] = round(time.perf_counter() - t0, 3)
-        budget.log("archviz filters [%d/%d] %s done in %.1f s (%d dead)"
-                   % (k + 1, len(targets), nid, result.tiles["seconds"],
-                      sum(t["dead"] for t in result.tiles["tiles"])))
-        budget.advance(nid)
-        yield result
+@dataclasses.dataclass
+class KerasSteps:
+    """The Keras backend's per-layer steps for ``core.drive`` (``core.LayerSteps``)."""
+    model: Any
+    keras: Any                          # the keras module
+    backend: str                        # "tensorflow" | "torch" | "jax"
+    fmt: str                            # the model's data format
+    channels: int
+    image_hw: Tuple[int, int]
+    value_range: Tuple[float, float]
+    first_conv: Any                     # id() of the first 2-D conv layer that runs
+
+    def plan(self, target: core.Target, opts: core.Options) -> core.Plan:
+        _, n_total = make_head(target.layer, self.keras, self.keras.ops)
+        return core.make_plan(target.node_id, type(target.layer).__name__, n_total,
+                              self.channels, self.image_hw, self.value_range,
+                              id(target.layer) == self.first_conv, opts)
+
+    def run(self, target: core.Target, plan: core.Plan, opts: core.Options,
+            log: Callable[[str], None]) -> core.GridResult:
+        return _run_layer(self, target, plan, opts, log)
 
 
 def forward_to(model, layer, fmt: str, nchw_input: bool):
@@ -718,9 +606,10 @@ def first_layer_kernels(layer, keras, indices) -> Optional[np.ndarray]:
     return k.transpose(3, 0, 1, 2)[list(indices)]
 
 
-def _optimizer(model, layer, head, post, plan: core.Plan, fmt: str, backend: str):
+def _optimizer(steps: KerasSteps, layer, head, post, plan: core.Plan):
     """(optimiser, patch) for one layer on the model's Keras backend."""
-    if backend == "torch":
+    model, fmt = steps.model, steps.fmt
+    if steps.backend == "torch":
         import torch
         from tensorboard_archviz.filters.torch_optim import TorchOptimizer
         forward, patch = forward_to(model, layer, fmt, nchw_input=True)
@@ -734,42 +623,40 @@ def _optimizer(model, layer, head, post, plan: core.Plan, fmt: str, backend: str
     # One traced/compiled loop per (model, layer, plan): a callback calling every epoch reuses
     # it. TensorFlow's trace reads the variables and JAX's loop takes their values as arguments,
     # so either sees the weights of each call.
-    key = (backend, plan.node_id, _trace_key(plan))
+    key = (steps.backend, plan.node_id, _trace_key(plan))
     cache = _TF_CACHE.setdefault(model, {})
     if key not in cache:
         forward, patch = forward_to(model, layer, fmt, nchw_input=False)
-        if backend == "jax":
-            from tensorboard_archviz.filters.jax_backend import JaxOptimizer
+        if steps.backend == "jax":
+            from tensorboard_archviz.filters.jax_optim import JaxOptimizer
             cache[key] = (JaxOptimizer(plan, forward, head, post, model), patch)
         else:
+            from tensorboard_archviz.filters.tf_optim import TFOptimizer
             cache[key] = (TFOptimizer(plan, forward, head, post), patch)
     cache[key][0].plan = plan      # the same but for indices, steps and seed (not in the trace)
     return cache[key]
 
 
-def _run_layer(model, layer, head, plan: core.Plan, li: Dict[str, Any], fmt: str,
-               opts: core.Options, backend: str, budget: core.Budget) -> core.GridResult:
-    import keras
-    from keras import ops
-
-    out_hw = (li["out_shape"][2:4] if getattr(layer, "data_format", "channels_last")
-              == "channels_first" else li["out_shape"][1:3])
+def _run_layer(steps: KerasSteps, target: core.Target, plan: core.Plan, opts: core.Options,
+               log: Callable[[str], None]) -> core.GridResult:
+    keras, ops = steps.keras, steps.keras.ops
+    layer, li = target.layer, target.probe
+    head, _ = make_head(layer, keras, ops)
+    out_hw = (li.out_shape[2:4] if getattr(layer, "data_format", "channels_last")
+              == "channels_first" else li.out_shape[1:3])
     post, (norm, act_name) = make_post(layer, li, keras, ops)
-    hc, wc = plan.canvas_hw
-    per_image = 3.0 * (li["bytes_before"] + 4 * int(np.prod(li["in_shape"][1:]))) \
-        + 4 * 8 * plan.channels * hc * wc
 
     def post_fn(pre: np.ndarray, indices) -> Tuple[np.ndarray, np.ndarray]:
         idx = ops.convert_to_tensor(np.asarray(indices, np.int32))
         lin, out = post(ops.convert_to_tensor(pre), idx)
         return ops.convert_to_numpy(lin), ops.convert_to_numpy(out)
 
-    opt, patch = _optimizer(model, layer, head, post, plan, fmt, backend)
+    opt, patch = _optimizer(steps, layer, head, post, plan)
     facts = core.LayerFacts(activation=act_name, norm=norm,
                             kernels=first_layer_kernels(layer, keras, plan.indices)
                             if plan.first_conv else None)
-    key = ("keras", backend, id(model), plan.node_id, plan.image_hw, plan.channels,
+    key = ("keras", steps.backend, id(steps.model), plan.node_id, plan.image_hw, plan.channels,
            plan.parametrization)
     with patched(patch):
         return core.optimise_layer(plan, opts, tuple(int(v) for v in out_hw), opt.run, post_fn,
-                                   facts, per_image, key, budget.log)
+                                   facts, li.bytes_per_image(plan), key, log)

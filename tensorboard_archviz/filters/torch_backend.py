@@ -14,7 +14,7 @@ runs in eval mode
 from __future__ import annotations
 
 import contextlib
-import time
+import dataclasses
 import weakref
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -92,7 +92,7 @@ def _norm_types():
     return (nn.BatchNorm2d, nn.SyncBatchNorm)
 
 
-def _probe_hooks(targets: Dict[str, Any], info: Dict[str, Dict[str, Any]], state: Dict[str, Any]):
+def _probe_hooks(targets: Dict[str, Any], info: Dict[str, core.Probe], state: Dict[str, Any]):
     """The pre/post forward hooks of ``_probe``: the module that first consumes a target's output
     (a BatchNorm, then the module consuming the BatchNorm's output) is recorded as what follows
     the conv."""
@@ -108,17 +108,17 @@ def _probe_hooks(targets: Dict[str, Any], info: Dict[str, Dict[str, Any]], state
             lt = state["last_target"]
             if lt is not None and inputs and state["last_out"] is not None:
                 same = isinstance(inputs[0], torch.Tensor) and inputs[0] is state["last_out"]
-                if same and isinstance(m, norm_types) and info[lt]["norm"] is None \
+                if same and isinstance(m, norm_types) and info[lt].norm is None \
                         and getattr(m, "running_mean", None) is not None:
-                    info[lt]["norm"] = m
+                    info[lt].norm = m
                     state["norm_module"] = m
                     return
                 if same and isinstance(m, act_types):
-                    info[lt]["activation"] = m
+                    info[lt].activation = m
                 state["last_target"] = None
             if name in targets and name not in info:
-                info[name] = {"in_shape": tuple(inputs[0].shape), "norm": None,
-                              "bytes_before": 4 * state["numel"], "activation": None}
+                info[name] = core.Probe(in_shape=tuple(inputs[0].shape),
+                                        bytes_before=4 * state["numel"])
         return fn
 
     def post_hook(name):
@@ -127,8 +127,8 @@ def _probe_hooks(targets: Dict[str, Any], info: Dict[str, Dict[str, Any]], state
                 state["numel"] += output.numel()
             if state.get("norm_module") is m:
                 state["last_out"], state["norm_module"] = output, None
-            if name in targets and "out_shape" not in info.get(name, {"out_shape": 0}):
-                info[name]["out_shape"] = tuple(output.shape)
+            if name in targets and name in info and not info[name].out_shape:
+                info[name].out_shape = tuple(output.shape)
                 state["order"].append(name)
                 state["last_out"] = output
                 state["last_target"] = name
@@ -138,10 +138,10 @@ def _probe_hooks(targets: Dict[str, Any], info: Dict[str, Dict[str, Any]], state
     return pre_hook, post_hook
 
 
-def _probe(model, example, targets: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
-    """One no-grad forward pass recording, per target conv: input/output shapes, the BatchNorm
-    and the activation module that follow it, and the activation bytes per image computed before
-    it.
+def _probe(model, example, targets: Dict[str, Any]) -> Tuple[Dict[str, core.Probe], Optional[str]]:
+    """One no-grad forward pass recording, per target conv, its ``core.Probe`` (input/output
+    shapes, the BatchNorm and the activation module that follow it, the activation bytes per
+    image computed before it); also the name of the first 2-D conv that runs.
 
     The pass stops once every target has run, so layers after them (a Linear expecting another
     input size) never run. A model that fails earlier leaves the later targets out.
@@ -149,7 +149,7 @@ def _probe(model, example, targets: Dict[str, Any]) -> Dict[str, Dict[str, Any]]
     import torch
 
     leaves = [(n, m) for n, m in model.named_modules() if len(list(m.children())) == 0]
-    info: Dict[str, Dict[str, Any]] = {}
+    info: Dict[str, core.Probe] = {}
     state = {"numel": 0, "last_out": None, "last_target": None, "order": [], "first_conv": None}
     pre_hook, post_hook = _probe_hooks(targets, info, state)
     handles = []
@@ -168,11 +168,10 @@ def _probe(model, example, targets: Dict[str, Any]) -> Dict[str, Dict[str, Any]]
         for h in handles:
             h.remove()
     for name in targets:
-        if name not in info or "out_shape" not in info[name]:
-            info[name] = {"error": "the model's forward pass did not reach this layer%s"
-                          % (" (it raised %s)" % one_line(error) if error else "")}
-    info["__first_conv__"] = state["first_conv"]
-    return info
+        if name not in info or not info[name].out_shape:
+            info[name] = core.Probe(error="the model's forward pass did not reach this layer%s"
+                                    % (" (it raised %s)" % one_line(error) if error else ""))
+    return info, state["first_conv"]
 
 
 def _activation_fn(act, torch):
@@ -343,7 +342,7 @@ def resolve_input_shape(model, input_shape, input_to_model, opts: core.Options
 def make_grids(model, layers: Optional[Sequence[str]] = None, *,
                input_shape: Optional[Sequence[int]] = None, input_to_model: Any = None,
                time_budget: Optional[float] = None, log: Optional[Callable[[str], None]] = None,
-               progress: Optional[bool] = None, **options) -> Iterator[core.GridResult]:
+               progress: Optional[bool] = None, **options) -> core.GridRun:
     """Yield one ``GridResult`` per 2-D conv layer of a PyTorch model (node id = qualified name).
 
     The image size (C, H, W) is ``input_shape``, else the size of ``input_to_model`` (an example
@@ -351,8 +350,16 @@ def make_grids(model, layers: Optional[Sequence[str]] = None, *,
     model (``image_size=`` sets H, W). The value range is [0, 1] unless ``value_range=(lo, hi)``.
     ``time_budget`` (seconds per call) stops starting new layers once spent. One log line per
     layer (``log`` and the ``tensorboard_archviz.filters`` logger), a tqdm bar on a terminal.
+    The returned iterator's ``skipped`` lists the layers that got no grid and why.
     Options: see ``core.Options``.
     """
+    return core.GridRun(lambda skipped: _grids(
+        skipped, model, layers, input_shape, input_to_model, time_budget, log, progress, options))
+
+
+def _grids(skipped: List[core.Skipped], model, layers, input_shape, input_to_model,
+           time_budget, log, progress, options) -> Iterator[core.GridResult]:
+    """The generator behind ``make_grids`` (checks run at the first ``next``)."""
     import torch
     import torch.nn as nn
 
@@ -371,48 +378,36 @@ def make_grids(model, layers: Optional[Sequence[str]] = None, *,
     device = params[0].device if params else torch.device("cpu")
     dtype = params[0].dtype if params and params[0].is_floating_point() else torch.float32
     with inference_mode(model):
-        info = _probe(model, torch.zeros((1, c, h, w), dtype=dtype, device=device), dict(targets))
-    first_conv = info.pop("__first_conv__")
-    env = (c, (h, w), value_range, device, dtype)
-    budget.open_bar(len(targets))
-    try:
-        yield from _layers(model, targets, info, first_conv, env, opts, budget, torch)
-    finally:
-        budget.close()
+        info, first_conv = _probe(model, torch.zeros((1, c, h, w), dtype=dtype, device=device),
+                                  dict(targets))
+    steps = TorchSteps(model=model, device=device, dtype=dtype, channels=c, image_hw=(h, w),
+                       value_range=value_range, first_conv=first_conv)
+    yield from core.drive(steps, [core.Target(n, m, info[n]) for n, m in targets], opts, budget,
+                          skipped)
 
 
-def _layers(model, targets, info, first_conv, env, opts: core.Options, budget: core.Budget, torch
-            ) -> Iterator[core.GridResult]:
-    c, hw, value_range, device, dtype = env
-    names = [n for n, _ in targets]
-    started = 0
-    for k, (name, mod) in enumerate(targets):
-        if budget.exhausted(started, names[k:]):
-            return
-        li = info[name]
-        if "error" in li:
-            budget.log("archviz filters: skipped %s: %s" % (name, li["error"]))
-            budget.advance(name)
-            continue
-        t0 = time.perf_counter()
-        started += 1
-        plan = core.make_plan(name, type(mod).__name__, int(li["out_shape"][1]), c, hw,
-                              value_range, name == first_conv, opts)
-        budget.log("archviz filters [%d/%d] %s" % (k + 1, len(targets), plan.describe()))
-        try:
-            with inference_mode(model):
-                result = _run_layer(model, mod, plan, li, opts, device, torch, budget, dtype)
-        except Exception as e:  # one bad layer must not cost the others their grids
-            budget.log("archviz filters [%d/%d] %s failed: %s"
-                       % (k + 1, len(targets), name, one_line(e)))
-            budget.advance(name)
-            continue
-        result.tiles["seconds"] = round(time.perf_counter() - t0, 3)
-        budget.log("archviz filters [%d/%d] %s done in %.1f s (%d dead)"
-                   % (k + 1, len(targets), name, result.tiles["seconds"],
-                      sum(t["dead"] for t in result.tiles["tiles"])))
-        budget.advance(name)
-        yield result
+@dataclasses.dataclass
+class TorchSteps:
+    """The PyTorch backend's per-layer steps for ``core.drive`` (``core.LayerSteps``)."""
+    model: Any
+    device: Any
+    dtype: Any
+    channels: int
+    image_hw: Tuple[int, int]
+    value_range: Tuple[float, float]
+    first_conv: Optional[str]          # qualified name of the first 2-D conv that runs
+
+    def plan(self, target: core.Target, opts: core.Options) -> core.Plan:
+        return core.make_plan(target.node_id, type(target.layer).__name__,
+                              int(target.probe.out_shape[1]), self.channels, self.image_hw,
+                              self.value_range, target.node_id == self.first_conv, opts)
+
+    def run(self, target: core.Target, plan: core.Plan, opts: core.Options,
+            log: Callable[[str], None]) -> core.GridResult:
+        import torch
+
+        with inference_mode(self.model):
+            return _run_layer(self, target, plan, opts, torch, log)
 
 
 def first_layer_kernels(mod, indices) -> Optional[np.ndarray]:
@@ -425,14 +420,12 @@ def first_layer_kernels(mod, indices) -> Optional[np.ndarray]:
     return w.transpose(0, 2, 3, 1)
 
 
-def _run_layer(model, mod, plan: core.Plan, li: Dict[str, Any], opts: core.Options, device, torch,
-               budget: core.Budget, dtype=None) -> core.GridResult:
-    post = make_post(li["norm"], li["activation"], torch)
-    opt = TorchOptimizer(plan, _forward_to(model, mod, torch), make_head(mod, torch), post,
-                         device, torch, dtype)
-    hc, wc = plan.canvas_hw
-    per_image = 3.0 * (li["bytes_before"] + 4 * int(np.prod(li["in_shape"][1:]))) \
-        + 4 * 8 * plan.channels * hc * wc
+def _run_layer(steps: TorchSteps, target: core.Target, plan: core.Plan, opts: core.Options,
+               torch, log: Callable[[str], None]) -> core.GridResult:
+    mod, li, device = target.layer, target.probe, steps.device
+    post = make_post(li.norm, li.activation, torch)
+    opt = TorchOptimizer(plan, _forward_to(steps.model, mod, torch), make_head(mod, torch), post,
+                         device, torch, steps.dtype)
 
     def post_fn(pre: np.ndarray, indices) -> Tuple[np.ndarray, np.ndarray]:
         with torch.no_grad():
@@ -441,9 +434,10 @@ def _run_layer(model, mod, plan: core.Plan, li: Dict[str, Any], opts: core.Optio
             return lin.float().cpu().numpy(), out.float().cpu().numpy()
 
     facts = core.LayerFacts(
-        activation=_activation_fn(li["activation"], torch)[1],
-        norm=None if li["norm"] is None else type(li["norm"]).__name__.replace("2d", ""),
+        activation=_activation_fn(li.activation, torch)[1],
+        norm=None if li.norm is None else type(li.norm).__name__.replace("2d", ""),
         kernels=first_layer_kernels(mod, plan.indices) if plan.first_conv else None)
-    key = ("torch", id(model), plan.node_id, plan.image_hw, plan.channels, plan.parametrization)
-    return core.optimise_layer(plan, opts, tuple(li["out_shape"][-2:]), opt.run, post_fn, facts,
-                               per_image, key, budget.log)
+    key = ("torch", id(steps.model), plan.node_id, plan.image_hw, plan.channels,
+           plan.parametrization)
+    return core.optimise_layer(plan, opts, tuple(li.out_shape[-2:]), opt.run, post_fn, facts,
+                               li.bytes_per_image(plan), key, log)

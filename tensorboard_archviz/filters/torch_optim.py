@@ -34,6 +34,9 @@ class TorchOptimizer:
         if self.dh is not None:
             self.dh_t = self.dh.t().contiguous()
         self.device = device
+        # oneDNN's CPU convolutions run channels-last (NHWC) images without reordering them at
+        # every layer: about 1.2x less CPU for the forward + backward of a small ResNet.
+        self.channels_last = plan.channels_last and getattr(device, "type", "cpu") == "cpu"
 
     def render(self, z):
         torch = self.torch
@@ -61,6 +64,8 @@ class TorchOptimizer:
                               align_corners=False)
         if self.plan.scale > 1:
             x = F.avg_pool2d(x, self.plan.scale)
+        if self.channels_last:
+            x = x.contiguous(memory_format=self.torch.channels_last)
         return x
 
     def final_images(self, z):
@@ -102,6 +107,7 @@ class TorchOptimizer:
         v = torch.zeros_like(z)
         support = torch.zeros(plan.image_hw, device=self.device, dtype=self.dtype)
         b1, b2, eps = 0.9, 0.999, 1e-8
+
         for t in range(steps):
             aff = None if sched.affines is None else sched.affines[t]
             with torch.enable_grad():     # also when called under torch.no_grad()

@@ -15,8 +15,8 @@ from typing import Any, Iterable, Optional
 
 from tensorboard_archviz import util
 
-__all__ = ["example_input", "first_examples", "forward_parameters", "resolve_input",
-           "warn_once"]
+__all__ = ["LayerSignals", "example_input", "first_examples", "forward_parameters",
+           "resolve_input", "warn_once"]
 
 
 def first_examples(value: Any, n: Optional[int]) -> Any:
@@ -109,3 +109,58 @@ def resolve_input(model: Any, batch: Any, input_to_model: Any, drop: Iterable[st
         value = input_to_model
     return first_examples(value, max_examples)
 
+
+
+class LayerSignals:
+    """The ``layer_signals_every`` option of the Lightning and Trainer callbacks.
+
+    `every`: None (off), a positive number N (every N optimizer steps, called just before the
+    optimizer step so ``.grad`` holds the step's gradients) or ``"epoch"`` (at each epoch end;
+    ``.grad`` then holds the epoch's last gradients unless they were cleared). `signals`: as
+    ``add_layer_signals``. The example input for activations is taken once from the first
+    training batch (`max_examples` rows, default 32). Written through ``add_layer_signals``
+    (never raises; one warning, then off).
+    """
+
+    def __init__(self, every: Any, signals: Any, max_examples: Optional[int] = 32):
+        from tensorboard_archviz.signals.catalog import groups_of
+
+        if every is not None and every != "epoch" and (isinstance(every, bool) or not isinstance(
+                every, int) or every < 1):
+            raise ValueError("layer_signals_every must be None, \"epoch\" or a positive number "
+                             "of optimizer steps, got %r" % (every,))
+        self.every = every
+        self.signals = signals
+        groups_of(signals)  # a bad name raises here, not during training
+        self.max_examples = max_examples
+        self.example: Any = None
+        self.written: list = []  # steps written
+
+    @property
+    def on(self) -> bool:
+        return self.every is not None
+
+    def due(self, step: int, epoch_end: bool = False) -> bool:
+        """Whether to write at optimizer step `step` (or at an epoch end)."""
+        if self.every is None or (self.written and self.written[-1] == step):
+            return False
+        return epoch_end if self.every == "epoch" else (not epoch_end and step % self.every == 0)
+
+    def remember(self, model: Any, batch: Any, input_to_model: Any, drop: Iterable[str],
+                 logger: logging.Logger, state: dict) -> None:
+        """Keep the example input for activations from the first batch (once)."""
+        if not self.on or self.example is not None:
+            return
+        try:
+            self.example = resolve_input(model, batch, input_to_model, drop, self.max_examples)
+        except Exception as e:  # noqa: BLE001 - the signals without activations still work
+            self.example = False
+            warn_once(logger, state, "taking an example input for layer signals", e)
+
+    def write(self, writer: Any, model: Any, step: int) -> None:
+        from tensorboard_archviz.torch_writer import add_layer_signals
+
+        example = self.example if self.example is not False else None
+        if add_layer_signals(writer, model, step, input_to_model=example,
+                             signals=self.signals) is not None:
+            self.written.append(step)

@@ -26,6 +26,14 @@ run as the Trainer's scalars), else a new ``<output_dir>/runs/<time>_<host>``. O
 (``*.archviz``) sits beside the Trainer's. Only the main process writes
 (``state.is_world_process_zero``). Never breaks training: any failure logs ONE warning (logger
 ``tensorboard_archviz.integrations.hf_trainer``) and training goes on.
+
+Layer signals (opt-in): ``ArchVizTrainerCallback(layer_signals_every=100)`` writes
+``add_layer_signals`` every 100 optimizer steps, in ``on_pre_optimizer_step`` (``.grad`` holds
+that step's gradients; the Trainer clears them right after the step), at ``state.global_step``
+(the optimizer steps done before it), into the same run (one ``ArchVizWriter`` kept open until
+``on_train_end``). ``"epoch"`` writes at each epoch end (no gradients there: the Trainer has
+cleared them). Activations use the first batch's first ``signals_max_examples`` (32) rows
+(labels left out as above).
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ from typing import Any, Iterable, Optional
 
 from transformers import TrainerCallback
 
-from tensorboard_archviz.integrations.batch import resolve_input, warn_once
+from tensorboard_archviz.integrations.batch import LayerSignals, resolve_input, warn_once
 
 __all__ = ["ArchVizTrainerCallback", "trainer_log_dir"]
 
@@ -73,12 +81,18 @@ class ArchVizTrainerCallback(TrainerCallback):
     `input_to_model`: None (take it from the first batch), a tensor/tuple/dict written at
     ``on_train_begin``, or a function ``batch -> input``. `max_examples`: rows kept per tensor
     (None: the whole batch). `writer` / `log_dir`: where to write (default: the Trainer's
-    TensorBoard run). `method`: see ``extract_torch``.
+    TensorBoard run). `method`: see ``extract_torch``. `layer_signals_every` /
+    `layer_signals` / `signals_max_examples`: layer signals (see the module; off by default).
     """
 
     def __init__(self, input_to_model: Any = None, *, max_examples: Optional[int] = 1,
                  drop: Iterable[str] = LABEL_KEYS, writer: Any = None,
-                 log_dir: Optional[str] = None, method: str = "auto"):
+                 log_dir: Optional[str] = None, method: str = "auto",
+                 layer_signals_every: Any = None, layer_signals: Any = None,
+                 signals_max_examples: Optional[int] = 32):
+        self.signals = LayerSignals(layer_signals_every, layer_signals, signals_max_examples)
+        self._signals_writer: Any = None
+        self._signals_batch: Any = None
         self.input_to_model = input_to_model
         self.max_examples = max_examples
         self.drop = tuple(drop)
@@ -115,6 +129,42 @@ class ArchVizTrainerCallback(TrainerCallback):
     def on_train_end(self, args, state, control, model=None, **kwargs):
         self._remove_hook()
         self._write_captured(args, model)
+        writer, self._signals_writer = self._signals_writer, None
+        if writer is not None:
+            writer.close()
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        self._write_signals(args, state, model, epoch_end=False)
+
+    def on_epoch_end(self, args, state, control, model=None, **kwargs):
+        self._write_signals(args, state, model, epoch_end=True)
+
+    def _write_signals(self, args, state, model, epoch_end: bool) -> None:
+        step = int(state.global_step or 0)
+        if model is None or not state.is_world_process_zero or \
+                not self.signals.due(step, epoch_end):
+            return
+        try:
+            if self.signals.example is None:
+                given = self.input_to_model if self.input_to_model is not None and \
+                    not callable(self.input_to_model) else None
+                if given is not None or self._signals_batch is not None:
+                    self.signals.remember(model, self._signals_batch, self.input_to_model,
+                                          self.drop, LOG, self._warn_state)
+                    self._signals_batch = None
+            self.signals.write(self._signals_out(args), model, step)
+        except Exception as e:  # never break training
+            self.signals.every = None
+            warn_once(LOG, self._warn_state, "writing layer signals", e)
+
+    def _signals_out(self, args) -> Any:
+        if self.writer is not None:
+            return self.writer
+        if self._signals_writer is None:
+            from tensorboard_archviz.summary import ArchVizWriter
+
+            self._signals_writer = ArchVizWriter(self.log_dir or trainer_log_dir(args))
+        return self._signals_writer
 
     # -- internals -------------------------------------------------------------------------------
 
@@ -124,6 +174,7 @@ class ArchVizTrainerCallback(TrainerCallback):
             self._remove_hook()
             self._batch = dict(kwargs) if kwargs and not args else (args[0] if len(args) == 1
                                                                       else tuple(args))
+            self._signals_batch = self._batch
         except Exception as e:
             warn_once(LOG, self._warn_state, "capturing the first batch", e)
         return None

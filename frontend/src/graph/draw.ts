@@ -2,8 +2,10 @@
 // SVG export. Every string from the model goes in through textContent / setAttribute only.
 import type { GNode, VEdge } from './model';
 import { BOX, BoxText } from './labels';
-import type { Palette } from './style';
+import type { Palette } from '../common/palette';
 import type { ReachMark } from '../gradient_overlay';
+import { hatchPattern, svgFill } from '../common/signals_scale';
+import type { Paint } from '../common/signals_scale';
 
 export const SVGNS = 'http://www.w3.org/2000/svg';
 
@@ -41,6 +43,8 @@ export interface NodeState {
   diff: DiffMark | null;
   filters: boolean;
   reach: ReachMark | null;   // gradient reach (written with gradient_reach=True)
+  /** Colour by: the box's fill on the continuous scale and its value as text (null = layer type colours) */
+  paint?: { paint: Paint; text: string; label: string } | null;
 }
 
 export function el<K extends keyof SVGElementTagNameMap>(doc: Document, tag: K, attrs: Record<string, string | number>): SVGElementTagNameMap[K] {
@@ -65,6 +69,24 @@ export function diffColor(p: Palette, d: DiffMark): string {
 
 const DIFF_BADGE: Record<DiffMark, string> = { added: '+', removed: '−', changed: '~', renamed: '≈', inside: '~' };
 
+/** Colour by moved to another step: the new fill, ink and value of a box drawn with a paint, in
+ * place (no new elements). False when the box was drawn without one (draw it again instead). */
+export function repaintNode(g: SVGGElement, st: NodeState): boolean {
+  const pt = st.paint ? st.paint.paint : null;
+  const bg = g.querySelector<SVGRectElement>('rect.avg-bg');
+  if (!pt || !bg || !bg.hasAttribute('data-paint')) return false;
+  bg.setAttribute('fill', svgFill(pt));
+  bg.setAttribute('data-paint', pt.kind);
+  bg.setAttribute('data-fill', pt.fill);
+  for (const t of g.children) if (t.tagName === 'text') t.setAttribute('fill', pt.ink);
+  const tt = g.firstElementChild;
+  if (tt && tt.tagName === 'title' && st.paint) {
+    const s = tt.textContent || '';
+    tt.textContent = s.slice(0, s.lastIndexOf('\n')) + '\n' + st.paint.label + ': ' + st.paint.text;
+  }
+  return true;
+}
+
 /** A layer box or a collapsed container box. */
 export function drawNode(doc: Document, b: NodeBox, p: Palette, st: NodeState, bare = false): SVGGElement {
   const g = el(doc, 'g', { class: 'avg-node', transform: `translate(${r1(b.x)},${r1(b.y)})` });
@@ -75,7 +97,7 @@ export function drawNode(doc: Document, b: NodeBox, p: Palette, st: NodeState, b
   const color = p.cat[b.g.cat];
   const tt = el(doc, 'title', {});
   tt.textContent = String(b.g.raw.name ?? b.g.id) + ' (' + String(b.g.raw.class_name ?? '') + ')'
-    + (st.reach ? '\n' + st.reach.title : '');
+    + (st.reach ? '\n' + st.reach.title : '') + (st.paint ? '\n' + st.paint.label + ': ' + st.paint.text : '');
   g.appendChild(tt);
   if (st.reach) g.setAttribute('data-reach', st.reach.state);
   // A collapsed container is drawn as a stack of two cards (the box includes the back card).
@@ -90,21 +112,25 @@ export function drawNode(doc: Document, b: NodeBox, p: Palette, st: NodeState, b
   if (st.match) { stroke = p.match; sw = 3; }
   if (st.traced) { stroke = p.trace; sw = 2.5; }
   if (st.selected) { stroke = p.accent; sw = 3; }
-  const bg = el(doc, 'rect', { class: 'avg-bg', width: r1(fw), height: r1(fh), rx: 5, fill: p.nodeFill, stroke, 'stroke-width': sw });
+  const pt = st.paint ? st.paint.paint : null;
+  const bg = el(doc, 'rect', { class: 'avg-bg', width: r1(fw), height: r1(fh), rx: 5, fill: pt ? svgFill(pt) : p.nodeFill, stroke, 'stroke-width': sw });
+  if (pt) { bg.setAttribute('data-paint', pt.kind); bg.setAttribute('data-fill', pt.fill); }
   if (st.diff === 'inside') bg.setAttribute('stroke-dasharray', '5 3');
   g.appendChild(bg);
   // tinted header band (rounded top corners only)
   const hh = BOX.head;
-  g.appendChild(el(doc, 'path', {
-    d: `M0,${hh}V5Q0,0 5,0H${r1(fw - 5)}Q${r1(fw)},0 ${r1(fw)},5V${hh}Z`,
-    fill: color, 'fill-opacity': p.dark ? 0.32 : 0.17,
-  }));
+  if (!pt) {
+    g.appendChild(el(doc, 'path', {
+      d: `M0,${hh}V5Q0,0 5,0H${r1(fw - 5)}Q${r1(fw)},0 ${r1(fw)},5V${hh}Z`,
+      fill: color, 'fill-opacity': p.dark ? 0.32 : 0.17,
+    }));
+  }
   g.appendChild(el(doc, 'rect', { x: 0, y: 0, width: 3, height: r1(fh), fill: color, rx: 1 }));
   const lines = b.text && !bare ? b.text.lines : [];
   const x0 = BOX.padX + BOX.stripe - 2;
   lines.forEach((l, i) => {
     const y = i === 0 ? 15 : hh + 12 + (i - 1) * BOX.line;
-    const attrs: Record<string, string | number> = { fill: l.muted ? p.text2 : p.text };
+    const attrs: Record<string, string | number> = { fill: pt ? pt.ink : l.muted ? p.text2 : p.text };
     if (l.bold) attrs['font-weight'] = 600;
     g.appendChild(text(doc, x0, y, l.text, attrs));
   });
@@ -264,5 +290,6 @@ export function drawMarkers(doc: Document, p: Palette, base: string): SVGDefsEle
     defs.appendChild(m);
   };
   mk('n', p.edge); mk('h', p.trace); mk('a', p.added); mk('r', p.removed);
+  defs.appendChild(hatchPattern(doc));   // "no value" of Colour by
   return defs;
 }

@@ -1,10 +1,10 @@
 // Export the current view (expanded containers, labels, direction, highlights) as a standalone SVG
-// or a PNG, and the architecture as JSON. Downloads go through a Blob and an <a download> link,
-// which works inside TensorBoard's plugin iframe (it is not sandboxed; blob: is allowed in img-src).
+// or a PNG, and the architecture as JSON (downloads: common/export.ts).
 import type { Geometry } from './geometry';
+import { download, fileBase, rasterize, svgText } from '../common/export';
 import { drawEdge, drawGroup, drawMarkers, drawNode, el, EdgePath, EdgeState, NodeBox, NodeState } from './draw';
-import type { Palette } from './style';
-import { FONT_FAMILY } from './style';
+import type { Palette } from '../common/palette';
+import { FONT_FAMILY } from '../common/palette';
 
 export interface ExportHost {
   palette(): Palette;
@@ -37,22 +37,6 @@ export function buildSvg(doc: Document, g: Geometry, host: ExportHost, title: st
   for (const e of g.edges) edges.appendChild(drawEdge(doc, e, p, host.edgeState(e), 'avgx', labels));
   svg.append(groups, edges, nodes);
   return svg;
-}
-
-// Characters XML 1.0 forbids (C0 controls but tab / newline / return, U+FFFE/U+FFFF, lone
-// surrogates): a layer may be named "conv\x01a" (torch accepts it).
-const NOT_XML = /[\x00-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
-
-/** Text made valid XML: a C0 control becomes its visible symbol (U+2401 for \x01), others U+FFFD. */
-export function xmlSafe(s: string): string {
-  return s.replace(NOT_XML, (c) => {
-    const n = c.charCodeAt(0);
-    return n < 0x20 ? String.fromCharCode(0x2400 + n) : '\uFFFD';
-  });
-}
-
-export function svgText(svg: SVGSVGElement): string {
-  return xmlSafe('<?xml version="1.0" encoding="UTF-8"?>\n' + new XMLSerializer().serializeToString(svg));
 }
 
 export interface ExportView extends ExportHost {
@@ -90,25 +74,6 @@ export function exportJson(v: ExportView): void {
   download(v.doc, new Blob([JSON.stringify(v.arch, null, 2)], { type: 'application/json' }), fileBase(modelName(v)) + '.architecture.json');
 }
 
-export function download(doc: Document, blob: Blob, filename: string): void {
-  const url = URL.createObjectURL(blob);
-  const a = doc.createElement('a');
-  a.href = url;
-  a.download = filename;
-  a.rel = 'noopener';
-  a.style.display = 'none';
-  doc.body.appendChild(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 30000);
-}
-
-/** A file name from a model name: letters, digits, dot, dash and underscore only. */
-export function fileBase(name: string): string {
-  const s = String(name || 'model').replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^_+|_+$/g, '');
-  return s || 'model';
-}
-
 // Canvas limits: Chromium allows 32767 px a side and ~268M px in all; stay well under.
 const MAX_SIDE = 16384;
 const MAX_AREA = 64e6;
@@ -118,30 +83,4 @@ export function svgToPng(doc: Document, svg: string, w: number, h: number, bg: s
   let scale = 2;
   scale = Math.min(scale, MAX_SIDE / w, MAX_SIDE / h, Math.sqrt(MAX_AREA / (w * h)));
   return rasterize(doc, svg, Math.max(1, Math.floor(w * scale)), Math.max(1, Math.floor(h * scale)), bg);
-}
-
-/** Rasterise SVG text to a PNG blob of exactly `cw` x `ch` pixels on a `bg` background. */
-export function rasterize(doc: Document, svg: string, cw: number, ch: number, bg: string): Promise<Blob> {
-  return new Promise((resolve, reject) => {
-    const url = URL.createObjectURL(new Blob([svg], { type: 'image/svg+xml' }));
-    const img = new Image();
-    img.onload = () => {
-      try {
-        const c = doc.createElement('canvas');
-        c.width = cw; c.height = ch;
-        const ctx = c.getContext('2d');
-        if (!ctx) throw new Error('no 2d canvas');
-        ctx.fillStyle = bg;
-        ctx.fillRect(0, 0, cw, ch);
-        ctx.drawImage(img, 0, 0, cw, ch);
-        URL.revokeObjectURL(url);
-        c.toBlob((b) => (b ? resolve(b) : reject(new Error('PNG encoding failed'))), 'image/png');
-      } catch (e) {
-        URL.revokeObjectURL(url);
-        reject(e);
-      }
-    };
-    img.onerror = () => { URL.revokeObjectURL(url); reject(new Error('could not render the SVG')); };
-    img.src = url;
-  });
 }

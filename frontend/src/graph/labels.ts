@@ -1,7 +1,7 @@
 // What a node box says (plot_model-like, toggled), formatting of shapes and counts, text widths.
 import { fmtInt, fmtShape, fmtShapes, fmtShort } from '../format';
 import type { GNode, VEdge } from './model';
-import { FONT, FONT_BOLD } from './style';
+import { FONT, FONT_BOLD } from '../common/palette';
 
 export interface LabelOpts {
   name: boolean;
@@ -72,6 +72,36 @@ export function displayName(g: GNode): string {
   return n === '' || /^\d+$/.test(n) ? g.id : n;
 }
 
+/** The part of a name that tells it apart from its siblings: the name less its enclosing group's
+ *  name ("conv2_block1_1_conv" inside the group "conv2_block1" reads "1_conv"), or the name. */
+export function distinctName(g: GNode): string {
+  const n = displayName(g);
+  const p = g.parent;
+  const pn = p && p.raw.name != null ? String(p.raw.name) : '';
+  if (pn.length >= 2 && n.length > pn.length + 1 && n.startsWith(pn) && /[_./:-]/.test(n[pn.length])) {
+    return n.slice(pn.length + 1);
+  }
+  return n;
+}
+
+/** `s` in at most `n` characters, cut in the middle ("conv2…1_conv"): the end of a layer's name
+ *  usually tells it from its neighbours, the start from other stages. Null under 4 characters. */
+export function elideMiddle(s: string, n: number): string | null {
+  if (n >= s.length) return s;
+  if (n < 4) return null;
+  const head = Math.max(1, Math.floor((n - 1) * 0.4));
+  return s.slice(0, head) + '…' + s.slice(s.length - (n - 1 - head));
+}
+
+/** The name that fits `n` characters: the full name, else the distinguishing part (the name less
+ *  its group's name), else that cut in the middle. */
+export function fittedName(g: GNode, full: string, n: number): string | null {
+  if (n >= full.length) return full;
+  const d = distinctName(g);
+  const short = d === displayName(g) ? full : d + full.slice(displayName(g).length);
+  return elideMiddle(short, n);
+}
+
 /** "params 218M each · 17.4B in all" for a fold. */
 function foldParams(g: GNode): Line {
   const one = g.children[0];
@@ -130,6 +160,18 @@ export class Measurer {
     return w;
   }
 
+  /** The text cut in the middle to fit maxW (a name: its start and its distinguishing end). */
+  fitMiddle(text: string, maxW: number, bold = false): string {
+    if (this.width(text, bold) <= maxW) return text;
+    let lo = 0; let hi = text.length;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      const t = elideMiddle(text, mid);
+      if (t != null && this.width(t, bold) <= maxW) lo = mid; else hi = mid - 1;
+    }
+    return elideMiddle(text, Math.max(4, lo)) ?? text.slice(0, 1) + '…';
+  }
+
   /** The text cut with an ellipsis to fit maxW. */
   fit(text: string, maxW: number, bold = false): string {
     if (this.width(text, bold) <= maxW) return text;
@@ -152,8 +194,8 @@ export interface BoxText {
 export function layoutBox(lines: Line[], m: Measurer, extraW = 0): BoxText {
   const maxText = BOX.maxW - 2 * BOX.padX - BOX.stripe - extraW;
   let w = 0;
-  const out = lines.map((l) => {
-    const text = m.fit(l.text, maxText, !!l.bold);
+  const out = lines.map((l, i) => {
+    const text = i === 0 && l.bold ? m.fitMiddle(l.text, maxText, true) : m.fit(l.text, maxText, !!l.bold);
     w = Math.max(w, m.width(text, !!l.bold));
     return { ...l, text };
   });

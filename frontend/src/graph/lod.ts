@@ -4,8 +4,8 @@
 import type { Geometry } from './geometry';
 import type { NodeBox } from './draw';
 import { el } from './draw';
-import type { Palette } from './style';
-import { displayName } from './labels';
+import type { Palette } from '../common/palette';
+import { displayName, fittedName } from './labels';
 import { fmtShort, plural } from '../format';
 
 export const GROUP_FONT = 11;
@@ -21,6 +21,11 @@ function fitText(s: string, w: number, font: number, bold: boolean): string | nu
   if (n >= s.length) return s;
   if (n < 4) return null;
   return s.slice(0, n - 1) + '…';
+}
+
+/** A box's name in `w` px: in full, else the part that tells it apart (see fittedName). */
+function fitName(b: NodeBox, s: string, w: number, font: number, bold: boolean): string | null {
+  return fittedName(b.g, s, Math.floor(w / (font * (bold ? 0.62 : 0.56))));
 }
 
 function groupLine2(b: NodeBox): string {
@@ -43,7 +48,7 @@ function labelsOf(b: NodeBox, sx: number, sy: number, sw: number, sh: number, k:
     return out;
   }
   if (b.g.isGroup) {
-    const t = fitText(name, sw - 8, GROUP_FONT, true);
+    const t = fitName(b, name, sw - 8, GROUP_FONT, true);
     if (!t || sh < GROUP_FONT + 3) return out;
     const two = sh >= 2 * GROUP_FONT + 8;
     const y = two ? sy + sh / 2 - 2 : sy + sh / 2 + GROUP_FONT / 2 - 1;
@@ -52,7 +57,7 @@ function labelsOf(b: NodeBox, sx: number, sy: number, sw: number, sh: number, k:
     if (t2) out.push({ x: sx + 5, y: y + NODE_FONT + 3, text: t2, font: NODE_FONT, bold: false, muted: true, area: area * 2 });
     return out;
   }
-  const t = fitText(name, sw - 6, NODE_FONT, false);
+  const t = fitName(b, name, sw - 6, NODE_FONT, false);
   if (t && sh >= NODE_FONT + 1) out.push({ x: sx + 4, y: sy + sh / 2 + NODE_FONT / 2 - 1, text: t, font: NODE_FONT, bold: false, muted: false, area });
   return out;
 }

@@ -3,9 +3,11 @@
 import type { DiffResponse, NodeChange } from '../types';
 import type { GraphModel, GNode, Visible } from './model';
 import type { DiffMark, EdgePath, EdgeState, NodeBox, NodeState } from './draw';
-import type { Category, Palette } from './style';
+import type { Category } from '../common/categories';
+import type { Palette } from '../common/palette';
 import { nodeReach } from '../gradient_overlay';
 import type { GradientReach } from '../gradient_overlay';
+import type { Colouring } from '../common/signals_colour_by';
 
 export interface Marks {
   diff: Map<string, DiffMark>;
@@ -48,6 +50,7 @@ export interface MarkHost {
   vis: Visible | null;
   reach: GradientReach | null;
   pal: Palette;
+  colouring: Colouring | null;
 }
 
 export function nodeStateOf(v: MarkHost, b: NodeBox): NodeState {
@@ -63,6 +66,8 @@ export function nodeStateOf(v: MarkHost, b: NodeBox): NodeState {
     diff,
     filters: v.filterLayers.has(g.id),
     reach: nodeReach(v.reach, g.id, v.pal.dark),
+    paint: v.colouring && !b.open
+      ? { paint: v.colouring.paint(g.id), text: v.colouring.text(g.id), label: v.colouring.metric.label } : null,
   };
 }
 

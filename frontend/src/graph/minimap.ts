@@ -1,7 +1,7 @@
 // A small overview of the whole graph with the viewport drawn on it; click or drag to move there.
 // Shown only when the graph does not fit the screen.
 import type { Geometry } from './geometry';
-import type { Palette } from './style';
+import type { Palette } from '../common/palette';
 
 const MAX_W = 150;
 const MAX_H = 190;

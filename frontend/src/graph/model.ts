@@ -1,7 +1,7 @@
 // The architecture as a navigable hierarchy: containers, their totals, the edges between layers,
 // which nodes are visible for a set of expanded containers, and the per-scope graphs to lay out.
 import type { ArchEdge, ArchNode, Architecture } from '../types';
-import { categoryOf, Category } from './style';
+import { categoryOf, Category } from '../common/categories';
 import { isFunctionalOp, isInputNode } from '../arch_index';
 
 /** A synthetic container standing for a run of identical sibling blocks (derive.ts). */
@@ -132,7 +132,9 @@ export class GraphModel {
       if (g.trainable === 0 && g.nonTrainable === 0) { g.trainable = t; g.nonTrainable = nt; }
     }
     this.groupCount = groups;
-    for (const g of this.list) g.cat = g.isGroup ? 'container' : categoryOf(g.raw.class_name, this.isInput(g));
+    for (const g of this.list) {
+      g.cat = g.isGroup ? 'container' : categoryOf(g.raw.class_name, this.isInput(g), { framework: arch.framework, config: g.raw.config });
+    }
     const edges = Array.isArray(arch.edges) ? arch.edges : [];
     edges.forEach((raw, i) => {
       const s = raw && this.nodes.get(raw.source);
@@ -179,14 +181,17 @@ export class GraphModel {
       this.openNameGroups(exp);
       return exp;
     }
+    // a big model opens on its overview: a fold of repeated blocks stays one box (with its
+    // totals; one click opens it), the containers around it open while the budget allows
+    const open = (g: GNode): boolean => auto(g) && !g.fold;
     let visible = this.roots.length;
-    let level = this.roots.filter(auto);
+    let level = this.roots.filter(open);
     while (level.length) {
-      const add = level.reduce((s, g) => s + (g.fold ? 0 : g.children.length - 1), 0);
+      const add = level.reduce((s, g) => s + g.children.length - 1, 0);
       if (visible + add > budget) break;
       visible += add;
       for (const g of level) exp.add(g.id);
-      level = level.flatMap((g) => (g.fold ? g.children.slice(0, 1) : g.children).filter(auto));
+      level = level.flatMap((g) => g.children.filter(open));
     }
     this.openNameGroups(exp);
     return exp;

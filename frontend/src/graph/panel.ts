@@ -4,9 +4,12 @@ import type { NodeChange } from '../types';
 import type { GNode, GraphModel } from './model';
 import { fmtInt, fmtNodeMacsLine, fmtShape, fmtShapes } from '../format';
 import { h } from '../dom';
-import { CATEGORY_LABELS, Palette } from './style';
+import { CATEGORY_LABELS } from '../common/categories';
+import type { Palette } from '../common/palette';
 import type { DiffMark } from './draw';
 import { diffColor } from './draw';
+import { signalsSection } from '../common/signals_sparkline';
+import type { SignalsSource } from '../common/signals_colour_by';
 
 export interface PanelActions {
   jump(id: string): void;
@@ -28,6 +31,8 @@ export interface PanelContext {
   hasFilters: boolean;
   traceDir: 'up' | 'down' | 'both' | null;
   foldPick: number | null;   // a fold: the copy shown (-1: all)
+  signals?: SignalsSource;   // the run's signals: sparklines over steps
+  signalsMark?: number;      // the step index Colour by shows (-1: none)
 }
 
 
@@ -56,6 +61,10 @@ export function renderPanel(panel: HTMLElement, g: GNode, ctx: PanelContext, act
   actions(panel, g, ctx, act);
   if (g.fold) foldPicker(panel, g, ctx, act);
   facts(panel, g, ctx);
+  if (ctx.signals && !g.isGroup) {
+    const sec = signalsSection(ctx.signals.run, g.id, ctx.signals.hasSignals, ctx.signalsMark ?? -1);
+    if (sec) panel.appendChild(sec);
+  }
   shapes(panel, g, ctx);
   weights(panel, g, ctx);
   if (ctx.change && ctx.change.fields && Object.keys(ctx.change.fields).length) {

@@ -3,10 +3,12 @@
 // boxes in view ("overview"), all boxes of a colour are one <path> and all edges another, so a
 // 5,000-node graph costs a dozen elements.
 import type { Geometry } from './geometry';
-import { drawEdge, drawGroup, drawMarkers, drawNode, el, EdgePath, EdgeState, NodeBox, NodeState } from './draw';
-import type { Palette, Category } from './style';
-import { FONT_FAMILY } from './style';
+import { drawEdge, drawGroup, drawMarkers, drawNode, el, EdgePath, EdgeState, NodeBox, NodeState, repaintNode } from './draw';
+import type { Category } from '../common/categories';
+import type { Palette } from '../common/palette';
+import { FONT_FAMILY } from '../common/palette';
 import { drawLabels } from './lod';
+import { svgFill } from '../common/signals_scale';
 
 export interface RenderHost {
   palette(): Palette;
@@ -88,6 +90,18 @@ export class Renderer {
     this.overBuilt = false;
     this.gOver.textContent = '';
     this.update();
+  }
+
+  /** Colour by moved to another step: new fills on the boxes drawn, in place; the overview's paths
+   * rebuilt. Boxes drawn without a paint are drawn again (restyle). */
+  recolour(): void {
+    const g = this.geom;
+    if (!g) return;
+    if (this.mode === 'overview') { this.overBuilt = false; this.update(); return; }
+    for (const b of g.boxes) {
+      const e = this.nodeEls.get(b.g.id);
+      if (e && !b.open && !repaintNode(e, this.hostApi.nodeState(b))) { this.restyle(); return; }
+    }
   }
 
   private clear(): void {
@@ -212,7 +226,7 @@ export class Renderer {
     const g = this.geom!;
     const p = this.hostApi.palette();
     this.gOver.textContent = '';
-    const byCat = new Map<Category, string[]>();
+    const byCat = new Map<string, string[]>();   // a category, or 'fill:' + a Colour-by fill
     const groups: string[] = [];
     const hi: string[] = [];
     const sel: string[] = [];
@@ -222,8 +236,9 @@ export class Renderer {
       const st = this.hostApi.nodeState(b);
       if (b.open) { groups.push(rect(b)); }
       else {
-        let a = byCat.get(b.g.cat);
-        if (!a) { a = []; byCat.set(b.g.cat, a); }
+        const key = st.paint ? 'fill:' + svgFill(st.paint.paint) : b.g.cat;
+        let a = byCat.get(key);
+        if (!a) { a = []; byCat.set(key, a); }
         a.push(rect(b));
         if (st.dim) dim.push(rect(b));
       }
@@ -240,7 +255,12 @@ export class Renderer {
     const ns = { 'vector-effect': 'non-scaling-stroke' };
     if (groups.length) this.gOver.appendChild(el(this.doc, 'path', { d: groups.join(''), fill: p.groupFill, stroke: p.groupStroke, 'stroke-width': 1, ...ns }));
     if (edges.length) this.gOver.appendChild(el(this.doc, 'path', { d: edges.join(''), fill: 'none', stroke: p.edge, 'stroke-width': 1, 'stroke-opacity': 0.8, ...ns }));
-    for (const [cat, a] of byCat) {
+    for (const [key, a] of byCat) {
+      if (key.startsWith('fill:')) {
+        this.gOver.appendChild(el(this.doc, 'path', { d: a.join(''), fill: key.slice(5), stroke: p.edge, 'stroke-width': 1, 'data-fill': key.slice(5), ...ns }));
+        continue;
+      }
+      const cat = key as Category;
       this.gOver.appendChild(el(this.doc, 'path', { d: a.join(''), fill: p.cat[cat], 'fill-opacity': p.dark ? 0.75 : 0.6, stroke: p.cat[cat], 'stroke-width': 1, 'data-cat': cat, ...ns }));
     }
     if (dim.length) this.gOver.appendChild(el(this.doc, 'path', { d: dim.join(''), fill: p.bg, 'fill-opacity': 0.75 }));

@@ -2,7 +2,9 @@
 import { renderPanel } from './panel';
 import type { GraphModel } from './model';
 import type { Marks } from './marks';
-import type { Palette } from './style';
+import type { Palette } from '../common/palette';
+import type { SignalsSource } from '../common/signals_colour_by';
+import type { Colouring } from '../common/signals_colour_by';
 
 export interface SelectionHost {
   model: GraphModel;
@@ -15,7 +17,8 @@ export interface SelectionHost {
   filterLayers: Set<string>;
   trace: { id: string; dir: 'up' | 'down' | 'both' } | null;
   panel: HTMLElement;
-  opts: { onShowFilters?: (nodeId: string) => void };
+  opts: { onShowFilters?: (nodeId: string) => void; signals?: SignalsSource };
+  colouring: Colouring | null;
   vp: { centerOn(id: string): void };
   jumpTo(id: string): void;
   toggleGroup(id: string): void;
@@ -34,6 +37,7 @@ export function showPanelFor(v: SelectionHost): void {
     diff: v.marks.diff.get(g.id) || null, change: v.marks.changes.get(g.id) || null,
     hasFilters: v.filterLayers.has(g.id), traceDir: tr && tr.id === g.id ? tr.dir : null,
     foldPick: g.fold ? (v.pick.get(g.id) ?? 0) : null,
+    signals: v.opts.signals, signalsMark: v.colouring?.stepIndex ?? -1,
   }, {
     jump: (x) => v.jumpTo(x),
     toggle: (x) => v.toggleGroup(x),

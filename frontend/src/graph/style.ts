@@ -1,89 +1,8 @@
-// Layer categories, their colours in TensorBoard's light and dark themes, and the view's CSS.
-
-export type Category =
-  | 'input' | 'conv' | 'linear' | 'norm' | 'activation' | 'pool' | 'dropout' | 'reshape'
-  | 'merge' | 'attention' | 'embedding' | 'recurrent' | 'math' | 'container' | 'other';
-
-export const CATEGORY_LABELS: Record<Category, string> = {
-  input: 'Input', conv: 'Convolution', linear: 'Dense / Linear', norm: 'Normalization',
-  activation: 'Activation', pool: 'Pooling', dropout: 'Dropout / Noise', reshape: 'Reshape',
-  merge: 'Merge', attention: 'Attention', embedding: 'Embedding', recurrent: 'Recurrent',
-  math: 'Math op', container: 'Container', other: 'Other',
-};
-
-const RULES: [Category, RegExp][] = [
-  ['attention', /attention|attn/i],
-  ['embedding', /embed/i],
-  ['recurrent', /lstm|gru|rnn|recurrent/i],
-  ['conv', /conv/i],
-  ['norm', /norm/i],
-  ['pool', /pool/i],
-  ['dropout', /dropout|noise/i],
-  ['linear', /^dense$|linear|einsumdense|^bilinear$/i],
-  ['activation', /relu|gelu|sigmoid|tanh|softmax|softmin|activation|silu|swish|^elu$|selu|softplus|softsign|mish|hardswish|hardsigmoid|leaky|^glu$|threshold/i],
-  ['merge', /^(add|concatenate|concat|cat|stack|multiply|subtract|average|maximum|minimum|dot|iadd)$/i],
-  ['reshape', /reshape|flatten|view|permute|transpose|squeeze|expand|repeat|crop|padding|^pad$|upsampl|resiz|getitem|split|chunk|slice|contiguous|identity|lambda|rescal|normalization_layer|cast/i],
-  ['math', /^(mul|div|sub|pow|sqrt|rsqrt|exp|log|mean|sum|matmul|bmm|einsum|where|neg|abs|clip|clamp|max|min|masked_fill|type|to|float|arange|ones|zeros|truediv|floordiv|scaled_dot_product_attention)$/i],
-];
-
-export function categoryOf(className: string, isInput: boolean): Category {
-  const c = String(className || '');
-  if (isInput || /^input(layer)?$/i.test(c)) return 'input';
-  for (const [cat, re] of RULES) if (re.test(c)) return cat;
-  return 'other';
-}
-
-export interface Palette {
-  dark: boolean;
-  bg: string;
-  nodeFill: string;
-  text: string;
-  text2: string;
-  edge: string;
-  edgeLabel: string;
-  groupFill: string;
-  groupStroke: string;
-  groupHeader: string;
-  accent: string;        // selection
-  match: string;         // search hits
-  trace: string;
-  added: string;
-  removed: string;
-  changed: string;
-  renamed: string;
-  cat: Record<Category, string>;
-}
-
-const LIGHT_CAT: Record<Category, string> = {
-  input: '#546e7a', conv: '#1e6fd9', linear: '#8e24aa', norm: '#2e9d48', activation: '#e5531a',
-  pool: '#00897b', dropout: '#8d8d8d', reshape: '#8d6e63', merge: '#d81b60', attention: '#3f51b5',
-  embedding: '#0097a7', recurrent: '#6a3fc1', math: '#9e9d24', container: '#607d8b', other: '#78909c',
-};
-const DARK_CAT: Record<Category, string> = {
-  input: '#90a4ae', conv: '#64a8ff', linear: '#ce7ee0', norm: '#6fd08a', activation: '#ff8a5c',
-  pool: '#4dd0c0', dropout: '#b0b0b0', reshape: '#c4a092', merge: '#ff6fa3', attention: '#8e9bff',
-  embedding: '#4fd4e6', recurrent: '#b39dff', math: '#d4d36a', container: '#90a4ae', other: '#a7b6bd',
-};
-
-// Surfaces follow the dashboard's own stylesheet (TensorBoard's #303030 in dark mode); the compare
-// colours are the dashboard's added / removed / changed / renamed line colours.
-export const LIGHT: Palette = {
-  dark: false, bg: '#ffffff', nodeFill: '#ffffff', text: '#212121', text2: '#616161',
-  edge: '#9e9e9e', edgeLabel: '#616161', groupFill: '#f5f7f9', groupStroke: '#c3ccd3',
-  groupHeader: '#e6ecf0', accent: '#ef6c00', match: '#00acc1', trace: '#1e88e5',
-  added: '#43a047', removed: '#e53935', changed: '#f9a825', renamed: '#7e57c2', cat: LIGHT_CAT,
-};
-export const DARK: Palette = {
-  dark: true, bg: '#303030', nodeFill: '#3a3a3a', text: '#e8e8e8', text2: '#b0b0b0',
-  edge: '#8a8a8a', edgeLabel: '#b0b0b0', groupFill: '#363636', groupStroke: '#5a5a5a',
-  groupHeader: '#424242', accent: '#ff9800', match: '#26c6da', trace: '#64b5f6',
-  added: '#66bb6a', removed: '#ef5350', changed: '#fbc02d', renamed: '#9575cd', cat: DARK_CAT,
-};
-
-export const FONT = '12px Roboto, "Helvetica Neue", Arial, sans-serif';
-export const FONT_BOLD = '600 12px Roboto, "Helvetica Neue", Arial, sans-serif';
-export const FONT_FAMILY = 'Roboto, "Helvetica Neue", Arial, sans-serif';
-export const MONO_FAMILY = '"Roboto Mono", Menlo, Consolas, "DejaVu Sans Mono", monospace';
+// The graph view's CSS and the CSS custom properties of its chrome (categories and palettes are
+// shared by every view: common/categories.ts, common/palette.ts).
+import { injectCss } from '../common/css';
+import { FONT_FAMILY, MONO_FAMILY } from '../common/palette';
+import type { Palette } from '../common/palette';
 
 const CSS = `
 .avg-root{position:relative;display:flex;flex-direction:column;width:100%;height:100%;min-height:420px;
@@ -170,14 +89,12 @@ const CSS = `
 .avg-edge-hit{cursor:default}
 .avg-node,.avg-group-head{cursor:pointer}
 .avg-toggle{cursor:pointer}
+.avg-preparing{padding:12px 14px;font-size:13px;opacity:.75}
 `;
 
-export function injectCss(doc: Document): void {
-  if (doc.getElementById('archviz-graph-css')) return;
-  const el = doc.createElement('style');
-  el.id = 'archviz-graph-css';
-  el.textContent = CSS;
-  doc.head.appendChild(el);
+/** Install the graph view's stylesheet (once per document). */
+export function installGraphCss(doc: Document): void {
+  injectCss(doc, 'graph', CSS);
 }
 
 /** CSS custom properties of the chrome (toolbar, panels) for a palette. */

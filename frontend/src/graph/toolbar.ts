@@ -7,7 +7,8 @@ import { LABEL_NAMES } from './labels';
 import type { GraphModel } from './model';
 import type { DiffMark } from './draw';
 import { diffColor } from './draw';
-import { CATEGORY_LABELS, Category, Palette } from './style';
+import { CATEGORY_LABELS, Category } from '../common/categories';
+import type { Palette } from '../common/palette';
 
 export interface ToolbarHost {
   fit(): void;

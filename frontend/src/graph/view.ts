@@ -12,9 +12,12 @@ import { LATER_MIN_ITEMS, runLayout, warmWorker, workerState, WORKER_MIN_ITEMS }
 import { buildJob, compose, Geometry, SPACING } from './geometry';
 import { BoxText, DEFAULT_LABELS, edgeLabel, groupTitle, LabelOpts, layoutBox, Measurer, nodeLines } from './labels';
 import { Renderer } from './render';
-import { chromeVars, DARK, injectCss, LIGHT, Palette, Category } from './style';
+import { chromeVars, installGraphCss } from './style';
+import { DARK, LIGHT, Palette } from '../common/palette';
+import type { Category } from '../common/categories';
 import { Minimap } from './minimap';
-import { DEFAULT_DERIVE, DeriveOpts, Derived, deriveArch } from './derive';
+import { DEFAULT_DERIVE, DeriveOpts, Derived, deriveArch, deriveSteps } from './derive';
+import { nextTask, runSliced } from '../common/slices';
 import { Marks, computeMarks, nodeStateOf, edgeStateOf } from './marks';
 import { Viewport } from './viewport';
 import { SearchBox } from './search';
@@ -26,6 +29,8 @@ import { exportJson, exportPng, exportSvg } from './export';
 import type { GraphViewOptions } from './options';
 import { reachCounts, reachLegend, reachOf, reachSummary } from '../gradient_overlay';
 import type { GradientReach } from '../gradient_overlay';
+import { ColourBy } from '../common/signals_colour_by';
+import type { Colouring, SignalsSource } from '../common/signals_colour_by';
 
 const STORE = 'archviz.graph.';
 let instances = 0;
@@ -70,7 +75,11 @@ export class GraphView {
   selected: string | null = null;
   trace: { id: string; dir: TraceDir; set: Set<string> } | null = null;
   focusCat: Category | null = null;
-  marks: Marks;
+  marks!: Marks;
+  /** "Preparing the graph…" until the model is derived (then the view's root) */
+  pending: HTMLElement | null = null;
+  /** Colour by (common/signals_colour_by.ts): null = the layer type colours */
+  colouring: Colouring | null = null;
   filterLayers: Set<string>;
   reach: GradientReach | null;
   markerBase: string;
@@ -105,11 +114,33 @@ export class GraphView {
     this.dir = load<Direction>('dir', 'TB') === 'LR' ? 'LR' : 'TB';
     this.filterLayers = opts.filterLayers || new Set();
     this.reach = reachOf(arch);
-    this.rebuildModel();
-    this.expanded = this.model.defaultExpanded();
-    this.marks = computeMarks(this.model, opts.diff, opts.side);
-    injectCss(this.doc);
-    this.buildDom();
+    installGraphCss(this.doc);
+    this.pending = h('div', { class: 'avg-preparing', attrs: { 'data-testid': 'graph-preparing', role: 'status' } },
+      'Preparing the graph…');
+    container.appendChild(this.pending);
+    void this.init(t0);
+  }
+
+  /** Derive the drawn model in short tasks (a 5,000-node model never blocks the page for long),
+   *  then the chrome and the first layout: the overview (folds closed) is drawn first. */
+  private async init(t0: number): Promise<void> {
+    try {
+      this.derived = await runSliced(deriveSteps(this.arch, this.dopts), 40, () => !this.destroyed);
+      await nextTask();
+      if (this.destroyed) return;
+      this.setModel();
+      this.expanded = this.model.defaultExpanded();
+      this.marks = computeMarks(this.model, this.opts.diff, this.opts.side);
+      await nextTask();
+      if (this.destroyed) return;
+      this.pending?.remove();
+      this.pending = null;
+      this.buildDom();
+    } catch (e) {
+      if (this.destroyed) return;
+      if (this.pending) this.pending.textContent = 'The graph view failed: ' + String((e as Error)?.message || e);
+      return;
+    }
     this.root.setAttribute('data-model-ms', (performance.now() - t0).toFixed(1));
     this.root.setAttribute('data-mount-at', (performance.timeOrigin + t0).toFixed(1));
     void this.relayout({ fit: true });
@@ -118,6 +149,10 @@ export class GraphView {
   /** The drawn model from the architecture and the view options (fold, groups, ops). */
   rebuildModel(): void {
     this.derived = deriveArch(this.arch, this.dopts);
+    this.setModel();
+  }
+
+  private setModel(): void {
     this.model = new GraphModel(this.derived.arch, this.derived.folds);
     this.texts.clear();
     for (const id of [...this.expanded]) if (!this.model.nodes.has(id)) this.expanded.delete(id);
@@ -155,6 +190,7 @@ export class GraphView {
     this.dirBtn = dirBtn;
     this.updateDirBtn();
     root.appendChild(bar);
+    if (this.opts.signals) root.appendChild(this.buildColourBy(this.opts.signals));
     const reachLine = reachSummary(this.reach);
     if (reachLine) {
       root.appendChild(h('div', { class: 'avg-reach-summary' + (this.reach?.status === 'unavailable' ? ' avg-unavailable' : ''),
@@ -169,6 +205,23 @@ export class GraphView {
     this.container.appendChild(root);
     this.buildCanvas();
     this.reportModel();
+  }
+
+  /** The "Colour by" strip: a change recolours the boxes in view (restyle), never lays out again. */
+  private buildColourBy(src: SignalsSource): HTMLElement {
+    const cb = new ColourBy({ source: src, arch: this.arch, onChange: (c) => {
+      const sameMetric = c && this.colouring && c.metric.key === this.colouring.metric.key && c.scale.kind === this.colouring.scale.kind;
+      this.colouring = c;
+      this.root.setAttribute('data-colour-by', c ? c.metric.key : 'type');
+      if (c?.step != null) this.root.setAttribute('data-colour-step', c.step); else this.root.removeAttribute('data-colour-step');
+      if (!this.renderer) return;   // the first call comes before the canvas exists
+      const t0 = performance.now();
+      if (sameMetric) this.renderer.recolour(); else this.renderer.restyle();
+      this.root.setAttribute('data-recolour-ms', (performance.now() - t0).toFixed(1));
+      if (this.selected) this.showPanel();   // the sparklines mark the step shown
+    } });
+    this.disposers.push(() => cb.destroy());
+    return h('div', { class: 'avg-colour-bar', attrs: { 'data-testid': 'graph-colour-by' } }, cb.el, cb.legendBox);
   }
 
   private buildMain(): HTMLElement {
@@ -193,6 +246,7 @@ export class GraphView {
     this.canvas.insertBefore(this.renderer.svg, this.canvas.firstChild);
     this.vp = new Viewport(this.renderer);
     this.vp.onChange = () => this.onView?.();
+    this.vp.insets = () => this.fitInsets();
     this.minimap = new Minimap(this.doc, () => this.pal, (wx, wy) => {
       const { w, h: hh } = this.renderer.size();
       const k = this.renderer.t.k;
@@ -325,7 +379,8 @@ export class GraphView {
     let geom = compose(vis, keyOf, this.cache, this.dir, (g) => this.boxText(g), (g) => groupTitle(g, this.pick),
       (ve) => edgeLabel(ve, this.torch));
     const size = this.renderer.size();
-    if (size.w > 0 && size.h > 0) geom = wrapColumns(geom, vis, size.w, size.h);
+    const ins = this.fitInsets();
+    if (size.w > 0 && size.h > 0) geom = wrapColumns(geom, vis, Math.max(1, size.w - ins.left - ins.right), size.h);
     this.vis = vis;
     this.geom = geom;
     this.report(result.ms, t1 - t0, inWorker, items, vis);
@@ -376,6 +431,17 @@ export class GraphView {
   }
 
   // --------------------------------------------------------------------------- viewport
+  /** "Fit" keeps the legend's column clear (it sits over the canvas's bottom-left corner), so that
+   *  no box is drawn under it. */
+  fitInsets(): { left: number; right: number } {
+    const lg = this.legend;
+    if (!lg || !lg.isConnected || !lg.childElementCount) return { left: 0, right: 0 };
+    const r = lg.getBoundingClientRect();
+    if (r.width <= 0 || r.height <= 0) return { left: 0, right: 0 };
+    const c = this.canvas.getBoundingClientRect();
+    return { left: Math.max(0, Math.ceil(r.right - c.left) + 6), right: 0 };
+  }
+
   fit(): void {
     if (this.fitOverride) { this.fitOverride(); return; }
     this.needsFit = !this.vp.fit();
@@ -577,8 +643,9 @@ export class GraphView {
     if (this.destroyed) return;
     this.destroyed = true;
     this.seq++;
-    this.renderer.cancel();
+    this.renderer?.cancel();
     for (const d of this.disposers) { try { d(); } catch (_) { /* ignore */ } }
-    this.root.remove();
+    this.pending?.remove();
+    this.root?.remove();
   }
 }

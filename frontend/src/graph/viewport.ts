@@ -9,8 +9,13 @@ export const MIN_ZOOM = 0.01;
 /** Below this, "Fit" fits the graph's width only (and aligns its start) instead of all of it. */
 export const READABLE_K = 0.4;
 
+/** Canvas margins that "Fit" keeps clear (the legend's column on the left). */
+export interface Insets { left: number; right: number }
+
 export class Viewport {
   onChange: (() => void) | null = null;
+  /** what "Fit" keeps clear; none by default */
+  insets: () => Insets = () => ({ left: 0, right: 0 });
 
   constructor(private r: Renderer) {}
 
@@ -22,8 +27,10 @@ export class Viewport {
     this.onChange?.();
   }
 
-  /** The scale "Fit" uses for this geometry in this canvas. */
+  /** The scale "Fit" uses for this geometry in this canvas (less the insets). */
   fitScale(g: Geometry, w: number, h: number): number {
+    const ins = this.insets();
+    w = Math.max(1, w - ins.left - ins.right);
     const all = Math.min(w / g.w, h / g.h, 1);
     if (all >= READABLE_K) return all;
     const across = Math.min(1, g.dir === 'TB' ? w / g.w : h / g.h);
@@ -37,7 +44,9 @@ export class Viewport {
     if (!g || w <= 0 || h <= 0) return false;
     const s = k ?? this.fitScale(g, w, h);
     const tb = g.dir === 'TB';
-    const x = g.w * s <= w ? (w - g.w * s) / 2 : tb ? (w - g.w * s) / 2 : 8;
+    const ins = this.insets();
+    const free = Math.max(1, w - ins.left - ins.right);
+    const x = ins.left + (g.w * s <= free ? (free - g.w * s) / 2 : tb ? (free - g.w * s) / 2 : 8);
     const y = g.h * s <= h ? (h - g.h * s) / 2 : tb ? 8 : (h - g.h * s) / 2;
     this.set(x, y, Math.max(MIN_ZOOM, s));
     return true;

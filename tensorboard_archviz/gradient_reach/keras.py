@@ -1,4 +1,4 @@
-"""Gradient reach of a Keras 3 model (see ``tensorboard_archviz.gradient_reach``).
+"""Gradient reach of a Keras 3 model (see the ``tensorboard_archviz.gradient_reach`` package).
 
 One forward pass with ``training=True`` on the example input (a random batch of two built from
 the model's input shapes when none is given) and one gradient of the scalar with respect to the
@@ -26,8 +26,8 @@ from typing import Any, Callable, Dict, List, Optional, Set
 import keras
 import numpy as np
 
-from tensorboard_archviz.gradient_reach import (FROZEN, GRAD, NONE, SCALAR_LOSS, SCALAR_SUM,
-                                                ParamReach, build_result, unavailable)
+from tensorboard_archviz.gradient_reach.core import (FROZEN, GRAD, NONE, SCALAR_LOSS, SCALAR_SUM,
+                                                     ParamReach, build_result, unavailable)
 from tensorboard_archviz.util import one_line
 
 _STOP = re.compile(r"stop_?gradient", re.I)
@@ -37,7 +37,7 @@ FREE_DIM = 32  # a dimension other than the batch that the model leaves open (im
 EXAMPLE_BATCH = 2
 
 
-def example_input(model: Any) -> Any:
+def example_batch(model: Any) -> Any:
     """A batch of two for `model` from its inputs (random floats, zero integers)."""
     rng = np.random.default_rng(0)
     specs = getattr(model, "_inputs_struct", None)
@@ -51,7 +51,7 @@ def example_input(model: Any) -> Any:
     if specs is None:
         shapes = getattr(model, "_build_shapes_dict", None) or {}
         if len(shapes) != 1:
-            raise ValueError("the model has no known input shape; pass example_input")
+            raise ValueError("the model has no known input shape; pass input_to_model")
         return _array(rng, list(shapes.values())[0], "float32")
     return keras.tree.map_structure(
         lambda t: _array(rng, t.shape, getattr(t, "dtype", "float32")), specs)
@@ -236,22 +236,24 @@ def _run(model, x, loss, layers):
     return {id(v): g for v, g in zip(train_vars, found)}, rec.called
 
 
-def gradient_reach_keras(model: Any, example: Any = None,
-                         loss: Optional[Callable[[Any], Any]] = None,
-                         arch: Any = None) -> Dict[str, Any]:
-    """The ``gradient_reach`` object of a Keras model (see the module doc); `arch` is its
-    extracted ``schema.Architecture`` (extracted here when not given)."""
-    from tensorboard_archviz.extract.keras import extract_keras, layer_node_ids
-
+def reach(model: Any, input_to_model: Any = None,
+          loss: Optional[Callable[[Any], Any]] = None, arch: Any = None,
+          layers: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The ``gradient_reach`` object of a Keras model (see the module doc). `arch` and `layers`:
+    the model's extraction (``extract.keras.extract_keras_layers``) when the caller has it;
+    extracted here (once) when either is missing."""
     if not getattr(model, "built", False):
         return unavailable("the model is not built yet")
     try:
-        x = example_input(model) if example is None else example
+        x = example_batch(model) if input_to_model is None else input_to_model
     except Exception as e:  # noqa: BLE001
         return unavailable("no example input: %s" % one_line(e))
-    layers = layer_node_ids(model)
-    if arch is None:
-        arch = extract_keras(model)
+    if arch is None or layers is None:
+        from tensorboard_archviz.extract.keras import extract_keras_layers
+
+        extracted, found = extract_keras_layers(model)
+        arch = extracted if arch is None else arch
+        layers = found if layers is None else layers
     try:
         grads, called = _run(model, x, loss, layers)
     except Exception as e:  # noqa: BLE001 - reported, the architecture is still written

@@ -1,36 +1,15 @@
-"""Gradient reach: which parameters the loss can reach, framework-neutral part.
+"""Gradient reach, the framework-neutral core: the result object and its summary sentence.
 
-One forward and one backward pass on the example input (``gradient_reach_torch`` /
-``gradient_reach_keras`` do the framework work, importing their framework inside) tell, for every
-parameter, whether it
-
-- ``grad``: receives a gradient,
-- ``none``: receives none although it is trainable (a branch cut by ``detach`` /
-  ``stop_gradient``, a module never called, an output that reaches nothing, ``torch.no_grad``), or
-- ``frozen``: is frozen on purpose (``requires_grad=False`` / ``trainable=False``).
-
-The result goes into the architecture JSON under the top-level key ``gradient_reach``::
-
-    {"status": "ok", "summary": "3 parameters of head.aux receive no gradient: ...",
-     "scalar": "...", "counts": {"grad": 10, "none": 3, "frozen": 2},
-     "nodes": {node_id: {"state": "grad"|"none"|"frozen"|"mixed", "reason"?: str,
-                         "params": {name: {"state", "size", "reason"?}}}}}
-
-or ``{"status": "unavailable", "reason": "..."}`` when the model's outputs hold no tensor or the
-backward pass fails (the architecture is written anyway). Container nodes get the combined state
-of their subtree (``mixed`` when it differs) and no ``params`` of their own unless they hold some.
-
-The scalar differentiated is the loss when one is given, else a weighted sum of every floating
-output (weights in [0.5, 1.5), fixed): a plain sum would have a zero gradient behind a softmax,
-whose outputs always sum to 1.
+``ParamReach`` is one parameter as one backward pass saw it; ``build_result`` turns the
+per-parameter findings of a framework module (``gradient_reach.torch``, ``gradient_reach.keras``)
+into the JSON-ready ``gradient_reach`` object (see the package docstring); ``unavailable`` is the
+object when it could not be computed. Imports no framework.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Dict, Iterable, List, Optional
-
-from tensorboard_archviz.util import one_line
+from typing import Any, Dict, Iterable, List, Optional
 
 GRAD, NONE, FROZEN, MIXED = "grad", "none", "frozen", "mixed"
 STATES = (GRAD, NONE, FROZEN)
@@ -38,8 +17,8 @@ SCALAR_SUM = "weighted sum of the model's outputs (weights in [0.5, 1.5))"
 SCALAR_LOSS = "the given loss"
 MAX_SUMMARY_GROUPS = 3
 
-__all__ = ["ParamReach", "build_result", "unavailable", "compute", "attach", "add_to", "GRAD", "NONE",
-           "FROZEN", "MIXED"]
+__all__ = ["ParamReach", "build_result", "unavailable", "GRAD", "NONE", "FROZEN", "MIXED",
+           "STATES", "SCALAR_SUM", "SCALAR_LOSS"]
 
 
 @dataclasses.dataclass
@@ -151,53 +130,3 @@ def build_result(params: List[ParamReach], parents: Dict[str, Optional[str]],
                            "counts": counts, "nodes": _node_entries(params, parents)}
     out.update(extra)
     return out
-
-
-def _framework_of(model: Any) -> Optional[str]:
-    for cls in type(model).__mro__:
-        root = cls.__module__.split(".")[0]
-        if root == "torch":
-            return "torch"
-        if root in ("keras", "tf_keras"):
-            return "keras"
-    return None
-
-
-def compute(model: Any, example_input: Any = None, *,
-            loss: Optional[Callable[[Any], Any]] = None, arch: Any = None) -> Dict[str, Any]:
-    """Gradient reach of a torch ``nn.Module`` or a Keras model; never raises.
-
-    `example_input`: as for ``add_architecture`` (torch); for Keras None makes a random batch of
-    one from the model's input shapes. `loss`: a callable ``loss(outputs) -> scalar`` used
-    instead of the weighted sum of the outputs. `arch`: the model's extracted
-    ``schema.Architecture`` when the caller has it (Keras uses its edges to find a
-    ``stop_gradient``; extracted when not given).
-    """
-    try:
-        fw = _framework_of(model)
-        if fw == "torch":
-            from tensorboard_archviz.gradient_reach_torch import gradient_reach_torch
-
-            return gradient_reach_torch(model, example_input, loss=loss)
-        if fw == "keras":
-            from tensorboard_archviz.gradient_reach_keras import gradient_reach_keras
-
-            return gradient_reach_keras(model, example_input, loss=loss, arch=arch)
-        return unavailable("not a torch.nn.Module or a Keras model: %s" % type(model).__name__)
-    except Exception as e:  # noqa: BLE001 - an analysis must never break the caller
-        return unavailable(one_line(e))
-
-
-def attach(arch: Any, result: Dict[str, Any]) -> Any:
-    """Put `result` into the architecture (``schema.Architecture``) under ``gradient_reach``."""
-    arch.extra["gradient_reach"] = result
-    return arch
-
-
-def add_to(arch: Any, model: Any, example_input: Any = None, option: Any = True) -> Any:
-    """The writers' hook: compute gradient reach and attach it to `arch` (never raises).
-
-    `option`: ``True`` (weighted sum of the outputs) or a callable ``loss(outputs) -> scalar``.
-    """
-    loss = option if callable(option) else None
-    return attach(arch, compute(model, example_input, loss=loss, arch=arch))

@@ -1,0 +1,147 @@
+"""Benchmark: extract_torch vs torchinfo.summary (the tool people would use instead), same model,
+same input, same process (issue 25 item 1: target ratio <= 1.0 for every model).
+
+    python bench/bench_extract_speed.py [--runs 3] [--threads 1] [--only NAME] [--no-profile]
+
+Models (bench/bench_models.py, random weights): ResNet-50 224², ConvNeXt-Tiny, ViT-B/16,
+MobileNetV3-Large, EfficientNet-B0 (torchvision layouts, batch 1 at 224²), a 48-block
+transformer encoder (d_model 512, 128 tokens) and a Hugging Face Llama (tiny config, 128 tokens).
+Per model, interleaved rounds after a warm-up, medians of --runs: the bare forward (eval,
+no_grad), ``torchinfo.summary(model, input_data=..., verbose=0)``, ``extract_torch(model,
+input)``; the ratio archviz / torchinfo. Then, unless --no-profile, where extract_torch's time
+goes (its phases timed by wrappers, one extraction per model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests"))   # torch_models.py
+sys.path.insert(1, HERE)                          # bench_models.py
+sys.path.insert(2, ROOT)
+
+# extract_torch's phases, timed by wrapping these functions (module, attribute, label)
+PHASES = [
+    ("extract.torch", "_plan", "plan"),
+    ("extract.torch_guard", "Guard.__enter__", "guard save"),
+    ("extract.torch", "_fx_trace", "fx trace"),
+    ("extract.torch_guard", "ModuleState.revert", "state revert"),
+    ("extract.torch", "_fx_interpret", "fx run"),
+    ("extract.torch", "_run_hooks", "hooks run"),
+    ("extract.torch", "_fx_containers", "containers"),
+    ("extract.torch_graph", "build_architecture", "build"),
+    ("extract.torch_graph", "_module_nodes", "(module nodes)"),
+    ("totals", "fill_totals", "(totals)"),
+    ("extract.torch_guard", "Guard.__exit__", "guard restore"),
+]
+def _call(model, inp):
+    return model(**inp) if isinstance(inp, dict) else model(inp)
+
+
+def _profile(extract, model, inp) -> None:
+    """One extraction with each phase wrapped by a timer: seconds per phase (the phases in
+    parentheses are inside "build"); the forward itself is inside "fx run" / "hooks run"."""
+    import importlib
+
+    spent = {}
+    saved = []
+
+    def wrap(owner, attr, label):
+        fn = getattr(owner, attr)
+
+        def timed(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                spent[label] = spent.get(label, 0.0) + time.perf_counter() - t0
+        setattr(owner, attr, timed)
+        saved.append((owner, attr, fn))
+
+    for mod, attr, label in PHASES:
+        owner = importlib.import_module("tensorboard_archviz." + mod)
+        *path, name = attr.split(".")
+        for p in path:
+            owner = getattr(owner, p)
+        wrap(owner, name, label)
+    try:
+        t0 = time.perf_counter()
+        extract(model, inp)
+        total = time.perf_counter() - t0
+    finally:
+        for owner, attr, fn in reversed(saved):
+            setattr(owner, attr, fn)
+    parts = ["%s %.3f" % (label, spent[label]) for _m, _a, label in PHASES if label in spent]
+    print("    where the time goes (s, total %.3f): %s" % (total, ", ".join(parts)))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--only", default=None, help="run the models whose name contains this")
+    parser.add_argument("--no-profile", action="store_true")
+    args = parser.parse_args(argv)
+
+    import torch
+    import torchinfo
+
+    import bench_models
+    from tensorboard_archviz.extract.torch import extract_torch
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    print("torch %s, torchinfo %s, %d thread(s), medians of %d interleaved rounds, "
+          "load average %.1f on %d CPUs" % (torch.__version__, torchinfo.__version__,
+                                             torch.get_num_threads(), args.runs,
+                                             os.getloadavg()[0], os.cpu_count() or 0))
+    print("%-22s %10s %10s %10s %7s %12s %6s" % ("model", "forward", "torchinfo", "archviz",
+                                               "ratio", "archviz/fwd", "nodes"))
+    ratios = []
+    for name, build, make in bench_models.speed_cases():
+        if args.only and args.only.lower() not in name.lower():
+            continue
+        torch.manual_seed(0)
+        model, inp = build().eval(), make()
+
+        def forward():
+            with torch.no_grad():
+                _call(model, inp)
+
+        cases = {
+            "forward": forward,
+            "torchinfo": lambda: torchinfo.summary(model, input_data=inp, verbose=0),
+            "archviz": lambda: extract_torch(model, inp),
+        }
+        for fn in cases.values():
+            fn()
+        times = {k: [] for k in cases}
+        for _ in range(args.runs):
+            for k, fn in cases.items():
+                t0 = time.perf_counter()
+                fn()
+                times[k].append(time.perf_counter() - t0)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        arch = extract_torch(model, inp)
+        ratio = med["archviz"] / med["torchinfo"]
+        ratios.append(ratio)
+        print("%-22s %9.3fs %9.3fs %9.3fs %6.2fx %11.2fx %6d   (%s)" % (
+            name, med["forward"], med["torchinfo"], med["archviz"], ratio,
+            med["archviz"] / med["forward"], len(arch.nodes), arch.extraction["method"]
+            if getattr(arch, "extraction", None) else arch.extraction["method"]))
+        if not args.no_profile:
+            _profile(extract_torch, model, inp)
+        del model
+    if ratios:
+        print("target ratio <= 1.0 for every model: %s (worst %.2fx)"
+              % ("met" if max(ratios) <= 1.0 else "NOT met", max(ratios)))
+
+
+if __name__ == "__main__":
+    main()

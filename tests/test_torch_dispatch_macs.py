@@ -1,0 +1,156 @@
+"""MACs counted at the level where nothing hides (issue 24 items 1-3): the ATen operations
+actually dispatched, attributed to the module or functional node that was running, on both
+paths; parameters as the forward left them; the example batch of a sequence-first input.
+
+The reference is ``torch.utils.flop_counter.FlopCounterMode`` (FLOPs / 2) on the same forward.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+import torch.fx
+from torch import nn
+
+from tensorboard_archviz import schema
+from tensorboard_archviz.extract.torch import extract_torch
+
+
+def reference_macs(model, x, batch):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    return counter.get_total_flops() // 2 // batch
+
+
+@torch.fx.wrap
+def mixing(x, w, proj: nn.Linear):
+    """fx does not step into this: one call_function node. It multiplies by a weight matrix
+    and calls a layer of the module that called it."""
+    return proj(x @ w)
+
+
+class Wrapped(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inp = nn.Linear(8, 16)
+        self.w = nn.Parameter(torch.randn(16, 32))
+        self.proj = nn.Linear(32, 4)
+
+    def forward(self, x):
+        return mixing(self.inp(x), self.w, self.proj)
+
+
+@pytest.mark.parametrize("method", ["auto", "hooks"])
+def test_fx_wrapped_function_is_counted(method):
+    torch.manual_seed(0)
+    model, x = Wrapped(), torch.randn(3, 5, 8)
+    arch = extract_torch(model, x, method=method)
+    assert arch.extraction["method"] == ("fx" if method == "auto" else "hooks")
+    ref = reference_macs(model, x, 3)
+    # per example: inp 5x8x16, x @ w 5x16x32, proj 5x32x4
+    assert ref == 5 * 8 * 16 + 5 * 16 * 32 + 5 * 32 * 4 == 3_840
+    assert arch.model.macs == ref and arch.model.macs_complete is True
+    proj = arch.node("proj")
+    assert proj.calls == 1 and proj.reason is None and proj.macs == 5 * 32 * 4
+    assert proj.input_shapes == [[3, 5, 32]] and proj.output_shapes == [[3, 5, 4]]
+    if method == "auto":  # the wrapped call is one functional node holding its own work
+        (op,) = [n for n in arch.nodes if n.class_name == "mixing"]
+        assert op.is_function and op.macs == 5 * 16 * 32
+        assert ("inp", op.id) in arch.edge_pairs()
+
+
+class Opaque(nn.Module):
+    def forward(self, x):
+        return torch.fft.rfft(x).abs()
+
+
+def test_an_operation_without_a_figure_is_unknown_never_zero():
+    model = nn.Sequential(nn.Linear(8, 8), Opaque())
+    arch = extract_torch(model, torch.randn(2, 8))
+    node = arch.node("1")
+    assert node.macs is None and "_fft_r2c" in node.macs_reason
+    assert "does not define" in node.macs_reason
+    assert arch.model.macs == 64 and arch.model.macs_complete is False
+    schema.from_json(arch.to_json())
+
+
+class MadeInForward(nn.Module):
+    """Materialises its weight by hand in its first forward (not a Lazy* layer)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.UninitializedParameter()
+        self.fc = nn.Linear(6, 2)
+
+    def forward(self, x):
+        if isinstance(self.weight, nn.UninitializedParameter):
+            self.weight = nn.Parameter(torch.ones(x.shape[-1], 6))
+        return self.fc(x @ self.weight)
+
+
+@pytest.mark.parametrize("method", ["auto", "hooks"])
+def test_parameter_made_in_forward_is_counted_after_the_call(method):
+    model = MadeInForward()
+    arch = extract_torch(model, torch.randn(2, 4), method=method)
+    assert arch.model.total_params == 4 * 6 + 6 * 2 + 2 == 38
+    assert arch.model.macs == 4 * 6 + 6 * 2
+    # the root holds the weight: the model's own weights list it
+    assert [w["name"] for w in arch.model.self_weights] == ["weight"]
+    # as a lazy layer: the model is left as the forward left it
+    assert model.weight.shape == (4, 6)
+
+
+class HandMaterialised(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.UninitializedParameter()
+
+    def forward(self, x):
+        if isinstance(self.weight, nn.UninitializedParameter):
+            self.weight = nn.Parameter(torch.ones(3, x.shape[-1]))
+        return x @ self.weight.t()
+
+
+def test_a_layers_parameter_made_in_forward_says_so():
+    model = nn.Sequential(HandMaterialised(), nn.ReLU())
+    arch = extract_torch(model, torch.randn(2, 5))
+    node = arch.node("0")
+    assert node.total_params == 15 and arch.model.total_params == 15
+    assert node.macs == 15 and arch.model.macs_complete is True
+    assert node.reason == ("parameters counted as the forward left them (weight materialised during "
+                           "the forward)")
+
+
+def test_sequence_first_lstm_warns_once_naming_the_module_and_batch_size():
+    model = nn.Sequential(nn.LSTM(10, 20))  # input [T, N, C]: the first dimension is time
+    x = torch.randn(7, 3, 10)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        arch = extract_torch(model, x)
+    ours = [w for w in seen if "tensorboard-archviz" in str(w.message)]
+    assert len(ours) == 1
+    text = str(ours[0].message)
+    assert "'0' (LSTM, batch_first=False) has 3 in its batch dimension" in text
+    assert "pass batch_size=3" in text
+    assert arch.model.batch_size == 7  # what the per-example figures were divided by
+    assert arch.extraction["batch"] in text
+    per_run = 7 * 3 * (4 * 20 * 10 + 4 * 20 * 20)
+    assert arch.node("0").macs == per_run // 7
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        given = extract_torch(model, x, batch_size=3)
+    assert not [w for w in seen if "tensorboard-archviz" in str(w.message)]
+    assert given.model.batch_size == 3 and "batch" not in given.extraction
+    assert given.node("0").macs == per_run // 3 == 7 * (4 * 20 * 10 + 4 * 20 * 20)
+
+
+def test_batch_first_lstm_needs_no_warning():
+    model = nn.Sequential(nn.LSTM(10, 20, batch_first=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        arch = extract_torch(model, torch.randn(3, 7, 10))
+    assert arch.model.batch_size == 3
