@@ -8,7 +8,7 @@ MobileNetV3-Large, EfficientNet-B0 (torchvision layouts, batch 1 at 224²), a 48
 transformer encoder (d_model 512, 128 tokens) and a Hugging Face Llama (tiny config, 128 tokens).
 Per model, interleaved rounds after a warm-up, medians of --runs: the bare forward (eval,
 no_grad), ``torchinfo.summary(model, input_data=..., verbose=0)``, ``extract_torch(model,
-input)``; the ratio archviz / torchinfo. Then, unless --no-profile, where extract_torch's time
+input)``; the ratio archviz / torchinfo (the median of the per-round ratios). Then, unless --no-profile, where extract_torch's time
 goes (its phases timed by wrappers, one extraction per model).
 """
 
@@ -129,7 +129,8 @@ def main(argv=None) -> None:
                 times[k].append(time.perf_counter() - t0)
         med = {k: statistics.median(v) for k, v in times.items()}
         arch = extract_torch(model, inp)
-        ratio = med["archviz"] / med["torchinfo"]
+        # the ratio of each interleaved round, then the median: load drift hits both alike
+        ratio = statistics.median(a / b for a, b in zip(times["archviz"], times["torchinfo"]))
         ratios.append(ratio)
         print("%-22s %9.3fs %9.3fs %9.3fs %6.2fx %11.2fx %6d   (%s)" % (
             name, med["forward"], med["torchinfo"], med["archviz"], ratio,

@@ -17,7 +17,8 @@ safe mode, saved programs on fake tensors with an operator allowlist, archives w
 refused). Every printed string is stripped of control characters, bidi controls, newlines and
 terminal escape sequences.
 
-Every error is one line on stderr (`archviz: error: ...`), exit code 1, and nothing is written.
+Every error is one line on stderr (`archviz: error: ...`), exit code 1, and nothing is written;
+an unforeseen exception too (`ARCHVIZ_DEBUG=1` re-raises it with its traceback).
 """
 
 from __future__ import annotations
@@ -285,6 +286,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except OSError:
             pass
         return 0
+    except (MemoryError, Exception) as e:  # noqa: BLE001 - anything unforeseen: still one line
+        print("archviz: error: unexpected %s (ARCHVIZ_DEBUG=1 shows the traceback)"
+              % util.one_line(e), file=sys.stderr)
+        if os.environ.get("ARCHVIZ_DEBUG"):
+            raise
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -47,22 +47,6 @@ class ConfigError(Exception):
     """A config that cannot become a model here; the message is one line for the user."""
 
 
-def is_hf_config(path: str) -> bool:
-    """Whether `path` is a JSON file that looks like a Hugging Face model configuration (read
-    only when it is a regular file of at most MAX_CONFIG_BYTES)."""
-    if not path.lower().endswith(".json"):
-        return False
-    try:
-        st = os.stat(path)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_CONFIG_BYTES:
-            return False
-        with open(path, "rb") as f:
-            data = json.loads(f.read(MAX_CONFIG_BYTES).decode("utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return False
-    return isinstance(data, dict) and ("model_type" in data or "architectures" in data)
-
-
 class _Number(float):
     """A JSON number that is not an integer, keeping its text (``1e400`` reads as inf)."""
     text = ""

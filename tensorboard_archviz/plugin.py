@@ -12,7 +12,6 @@ decoded. See ``http_api.md``.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import mimetypes
 import os
@@ -24,7 +23,6 @@ from werkzeug import wrappers
 
 from tensorboard import errors as tb_errors
 from tensorboard.backend import http_util
-from tensorboard.data import provider
 from tensorboard.plugins import base_plugin
 
 from tensorboard_archviz import metadata, reader, signal_series

@@ -400,7 +400,10 @@ class ArchitectureReader:
             raise ReadError(404, "run %r has no architecture" % run)
         mark = (getattr(series, "max_step", None), getattr(series, "max_wall_time", None))
         latest_key = ("latest", eid, run, mark) if mark[0] is not None else None
-        key = latest_key if step is None else self._step_key(eid, run, mark, step)
+        latest = self.documents.get(latest_key) if latest_key is not None else None
+        if latest is not None and (step is None or step == latest.step):
+            return latest
+        key = None if step is None else self._step_key(eid, run, mark, step)
         doc = self.documents.get(key) if key is not None else None
         if doc is not None:
             return doc
@@ -409,7 +412,7 @@ class ArchitectureReader:
         if doc is None:
             doc = Document.of(found, arch)
             self.documents.put((eid, run, found, wall_time), doc, doc.cost)
-        if step is None and latest_key is not None:
+        if latest_key is not None and step is None:
             self.documents.put(latest_key, doc, 64)  # an alias: the bytes are counted once
         return doc
 
@@ -524,6 +527,11 @@ class _TimelineBuilder:
             result: Tuple[str, Any] = ("ok", facts)
         except ReadError as e:
             result = ("error", e.message)
+        except Exception as e:  # noqa: BLE001 - one step's failure is that step's error
+            logger.warning("archviz: timeline of run %r step %s failed", self.run,
+                           step_string(datum.step), exc_info=True)
+            result = ("error", "step %s of run %r cannot be compared: %s"
+                      % (step_string(datum.step), self.run, util.one_line(e)))
         self.reader.pairs.put(key, result, len(json.dumps(result, default=str)) + 256)
         return result
 

@@ -275,6 +275,8 @@ def _null_is_value(cls: type, key: str) -> bool:
 
 def _lift_known(obj: Any) -> None:
     """Known keys handed over in `extra` go to their typed fields; `extra` keeps the rest."""
+    if not obj.extra:
+        return  # the usual case (typed fields given directly): nothing to look up
     known = set(optional_keys(type(obj)))
     if not known.intersection(obj.extra):
         return

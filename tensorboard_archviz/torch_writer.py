@@ -160,7 +160,8 @@ def add_filter_grids(writer: Any, model: Any, layers: Optional[List[str]] = None
                      **options)
     protos = [(r.node_id, summary.filter_grid_pb(r.node_id, r.png, r.tiles)) for r in run]
     # Layers that got no grid (time budget, not reached, failed) are recorded with the reason.
-    skipped = [summary.filter_grid_pb(s.node_id, *skipped_grid(s)) for s in run.skipped]
+    skipped = [summary.filter_grid_pb(s.node_id, *skipped_grid(s))
+               for s in getattr(run, "skipped", ())]
     for pb in [pb for _, pb in protos] + skipped:
         write_summary(writer, pb, global_step, walltime)
     return [node_id for node_id, _ in protos]

@@ -115,6 +115,10 @@ def test_transformer48_fit_folded_legible_and_attention_reads_qkv(server, page):
     assert "ModuleList · %s l" % format(len(layers), ",") in joined
     assert "ModuleList · %s l" % format(len(leaves), ",") not in joined
     assert frame.get_attribute(G, "data-folds") == "1"
+    # the overview: the 48 blocks are one box; one click on it shows a copy inside
+    assert frame.locator('[data-testid=graph-group-collapsed][data-id="fold:h.0"]').count() == 1
+    relayout(frame, lambda: frame.click('[data-testid=graph-expand][data-toggle="fold:h.0"]'))
+    assert frame.locator('[data-testid=graph-group][data-id="fold:h.0"]').count() == 1
     # shape-only ops merged: q/k projections feed the attention matmul directly
     es = frame.eval_on_selector_all("[data-testid=graph-edge]", "es => es.map(e => [e.dataset.source, e.dataset.target])")
     assert ["h.0.attn.q_proj", "matmul"] in es and ["h.0.attn.k_proj", "matmul"] in es
@@ -128,15 +132,22 @@ def test_transformer48_fit_folded_legible_and_attention_reads_qkv(server, page):
     assert ["h.0.attn.q_proj", "matmul"] not in es and ["h.0.attn.q_proj", "view"] in es
 
 
-def test_llama32_is_one_fold_with_a_copy_picker(server, page):
+def test_llama32_opens_on_one_fold_box_with_a_copy_picker_inside(server, page):
     frame = open_graph(page, server, "llama32")
     texts = fit(frame)
     assert min(size for size, _ in texts) >= 9
-    titles = [t for _, t in texts if "× 32" in t]
-    assert len(titles) == 1 and titles[0].startswith("layers.0 – layers.31 × 32")
+    # the overview: the 32 decoder layers are ONE box, named by its range, with its totals
+    shown = [t for _, t in texts]
+    assert [t for t in shown if t.startswith("layers.0 – layers.31 × 32")] == ["layers.0 – layers.31 × 32"], shown
+    assert any(t.startswith("× 32 · ") and t.endswith(" params") for t in shown), shown
     assert frame.get_attribute(G, "data-folds") == "1"
     fold = "fold:model.layers.0"
+    assert frame.locator('[data-testid=graph-group-collapsed][data-id="%s"]' % fold).count() == 1
+    assert not frame.locator("[data-testid=graph-node][data-id^='model.layers.0.']").count()
+    # one click looks inside: the first copy, with the picker
+    relayout(frame, lambda: frame.click('[data-testid=graph-expand][data-toggle="%s"]' % fold))
     assert frame.locator('[data-testid=graph-group][data-id="%s"]' % fold).count() == 1
+    assert frame.locator("[data-testid=graph-group][data-id='model.layers.0']").count() == 1
     groups = int(frame.get_attribute(G, "data-visible-groups"))
     # the picker: the next copy is drawn instead of the first
     relayout(frame, lambda: frame.click('[data-testid=graph-fold-next][data-fold="%s"]' % fold))

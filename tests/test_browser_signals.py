@@ -163,7 +163,7 @@ def test_colour_by_in_the_graph(url, page):
     frame.fill(g + " input[data-action=colour-step]", "0")
     frame.wait_for_selector(g + "[data-colour-step='0']")
     assert float(frame.get_attribute(g, "data-recolour-ms")) < 100
-    assert "colours from step 0 (chosen on the slider)" in legend_text(frame, g)
+    assert "colours from step 0 (the step picked on the slider" in legend_text(frame, g)
     assert fills(frame, ["head"])["head"] != HIGH   # 10.0 at step 0 is below the maximum, 10.9
 
     # each signal of the run: its legend and different fills for a low- and a high-valued layer

@@ -439,3 +439,19 @@ def test_keras_reach_reuses_the_callers_extraction(monkeypatch, tmp_path):
               callbacks=[cb])
     # one architecture written (a later call finds it unchanged): one extraction, reach included
     assert len(cb.written_steps) == 1 and per_write[0] == 1 and sum(per_write) == 1
+
+
+def test_torch_own_hooks_stay_for_the_pass():
+    """Pruning is a forward pre-hook of torch's: it stays (part of the computation), the
+    user's hooks beside it are set aside."""
+    from torch.nn.utils import prune
+    from tensorboard_archviz.gradient_reach import torch as reach_torch
+
+    model, fired = _busy_with_hooks()
+    prune.l1_unstructured(model.a, "weight", amount=0.5)
+    hooks = list(model.a._forward_pre_hooks.values())
+    assert [reach_torch.is_torch_hook(h) for h in hooks] == [False, True]
+    r = gradient_reach.compute(model, torch.randn(3, 4))
+    assert set(r["nodes"]["a"]["params"]) == {"bias", "weight_orig"}
+    assert r["nodes"]["a"]["params"]["weight_orig"]["state"] == "grad" and fired == []
+    assert list(model.a._forward_pre_hooks.values()) == hooks

@@ -206,6 +206,46 @@ def test_hf_trainer_only_the_main_process_writes(tmp_path):
     assert not model._forward_pre_hooks  # nothing left on the model
 
 
+def check_signals(run_dir, steps):
+    """Signals at `steps` on the architecture's node ids (read back from the event files)."""
+    from signals_fixtures import read_signals
+
+    r = read_signals(str(run_dir))
+    assert r["steps"] == steps and r["arch"] is not None
+    ids = {n["id"] for n in r["arch"]["nodes"]}
+    for step in steps:
+        sig = r["docs"][step]["signals"]
+        assert {"weights.rms", "gradients.rms", "activations.mean"} <= set(sig)
+        assert all(set(per) <= ids for per in sig.values())
+        assert all(v > 0 for v in sig["gradients.rms"].values())  # before the optimizer step
+    assert "updates.ratio" in r["docs"][steps[1]]["signals"]
+    return r
+
+
+def test_lightning_layer_signals_for_two_steps(tmp_path):
+    from tensorboard_archviz.integrations.lightning import ArchVizLightningCallback
+
+    cb = ArchVizLightningCallback(layer_signals_every=1)
+    trainer, _ = fit_lightning(tmp_path, cb)
+    assert trainer.global_step == 2 and cb.signals.written == [0, 1]
+    r = check_signals(trainer.logger.log_dir, [0, 1])
+    assert r["docs"][0]["meta"]["batch_size"] == 4  # the first batch, up to 32 rows
+    assert set(r["docs"][0]["signals"]["weights.rms"]) == {"conv", "fc"}
+    with pytest.raises(ValueError, match="layer_signals_every"):
+        ArchVizLightningCallback(layer_signals_every="sometimes")
+
+
+def test_hf_trainer_layer_signals_for_two_steps(tmp_path):
+    from tensorboard_archviz.integrations.hf_trainer import ArchVizTrainerCallback
+
+    cb = ArchVizTrainerCallback(layer_signals_every=1)
+    trainer, _ = fit_hf(tmp_path / "out", cb)
+    assert trainer.state.global_step == 2 and cb.signals.written == [0, 1]
+    r = check_signals(cb.written_dir, [0, 1])
+    assert "lm_head" in r["docs"][1]["signals"]["activations.mean"]
+    assert r["docs"][0]["meta"]["batch_size"] == 4
+
+
 def test_example_input_from_the_usual_batches():
     from tensorboard_archviz.integrations.batch import example_input, first_examples
 

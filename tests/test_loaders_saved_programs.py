@@ -220,3 +220,31 @@ def test_allowlist_refuses_file_operators_and_keeps_the_document():
     with torch_saved.without_real_storage():
         fake = torch_saved.extract_torchscript(scripted, x)
     assert fake.to_dict() == real.to_dict()
+
+
+class BranchOnValues(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        if bool(x.sum() > 0):
+            return self.fc(x)
+        return self.fc(x) * 2
+
+
+def test_a_branch_on_tensor_values_says_so(tmp_path):
+    """Fake tensors have no values: a program that branches on one stops with one line naming
+    the operator; with consent it runs on the real input."""
+    from tensorboard_archviz import loaders
+
+    path = str(tmp_path / "branch.pt")
+    torch.jit.save(torch.jit.script(BranchOnValues()), path)
+    with pytest.raises(loaders.LoadError) as info:
+        loaders.open_file(path, loaders.Options(input_shapes=[(2, 4)]))
+    assert str(info.value) == (
+        "%s: the TorchScript program needs tensor values to run (aten::_local_scalar_dense), "
+        "and without consent archviz runs a saved program on fake tensors only (shapes and "
+        "dtypes, no values). Pass --unsafe (alias --trust-file) if you trust the file" % path)
+    got = loaders.open_file(path, loaders.Options(input_shapes=[(2, 4)], unsafe=True))
+    assert got.arch.model.total_params == 15 and got.arch.node("fc").output_shapes == [[2, 3]]

@@ -178,3 +178,28 @@ def test_writer_refuses_deep_json(tmp_path, depth):
     with pytest.raises(ValueError, match="depth limit"):
         with summary.ArchVizWriter(str(tmp_path)) as w:
             w.add_architecture(a, step=0)
+
+
+def test_plugin_data_version_is_read():
+    """metadata.PROTO_VERSION is checked: equal is silent, newer is said with both versions,
+    unparseable content is said (issue 22 item 6)."""
+    from tensorboard.data import provider
+
+    from tensorboard_archviz import metadata
+
+    def series(content):
+        return provider.TensorTimeSeries(max_step=0, max_wall_time=0.0, plugin_content=content,
+                                         description="", display_name="")
+
+    current = metadata.create_architecture_metadata().plugin_data.content
+    assert reader.version_note(series(current), "r", "archviz/architecture") is None
+    newer = json.dumps({"version": metadata.PROTO_VERSION + 2, "kind": "signals"}).encode()
+    assert reader.version_note(series(newer), "r", "archviz/signals") == (
+        "run 'r' tag 'archviz/signals' was written by a newer tensorboard-archviz (plugin data "
+        "version %d; this plugin reads version %d): update tensorboard-archviz; what this "
+        "version can read is shown" % (metadata.PROTO_VERSION + 2, metadata.PROTO_VERSION))
+    assert reader.version_note(series(b"\xff{"), "r", "t").startswith(
+        "run 'r' tag 't': ValueError: archviz plugin metadata is not JSON")
+    assert reader.version_note(series(b'{"version": 1, "kind": "weird"}'), "r", "t") == (
+        "run 'r' tag 't': ValueError: archviz plugin metadata has no known kind: "
+        "{'version': 1, 'kind': 'weird'}")

@@ -92,6 +92,15 @@ def test_frozen_container_is_named_once():
                                 "(frozen or zero learning rate)")
 
 
+def test_frozen_then_unfrozen_is_one_run():
+    series = {"updates.ratio": {"base": [None, 0.0, 0.0, 2e-3, 1e-3], "head": [None] + [1e-3] * 4},
+              "gradients.rms": {"base": [0.1] * 5, "head": [0.1] * 5}}
+    found, _ = find(ARCH, [0, 1, 2, 3, 4], series)
+    assert [(f["kind"], f["nodes"], f["step"]) for f in found] == [("frozen", ["base"], 2)]
+    assert found[0]["text"] == ("`base` did not change between steps 0 and 2 "
+                                "(frozen or zero learning rate)")
+
+
 def test_dead_saturated_slowest_and_nonfinite():
     series = {"activations.zero_fraction": {"relu": [0.5, 0.92], "head": [0.0, 0.0]},
               "activations.saturated_fraction": {"head": [0.2, 0.95]},

@@ -95,10 +95,20 @@ class SignalsView {
     await this.renderAll();
   }
 
+  /** The folds: runs of repeated blocks (containers), outermost only — a run inside a copy of
+   * another stays unfolded, and so do runs of single layers (each a row of its own). */
   private findFolds(arch: Architecture): void {
     const byId = new Map(arch.nodes.map((n) => [n.id, n]));
-    for (const run of findRepeats(arch.nodes, Array.isArray(arch.edges) ? arch.edges : [])) {
-      if (run.members.length < 2 || run.members.some((m) => this.foldOf.has(m.id))) continue;
+    const parents = new Set(arch.nodes.map((n) => n.parent).filter((p): p is string => p != null));
+    const runs = findRepeats(arch.nodes, Array.isArray(arch.edges) ? arch.edges : [])
+      .filter((r) => r.members.length > 1 && parents.has(r.members[0].id));
+    const members = new Set(runs.flatMap((r) => r.members.map((m) => m.id)));
+    const nested = (n: ArchNode): boolean => {
+      for (let p = n.parent, guard = 0; p != null && guard < 1000; p = byId.get(p)?.parent ?? null, guard++) if (members.has(p)) return true;
+      return false;
+    };
+    for (const run of runs) {
+      if (nested(run.members[0]) || run.members.some((m) => this.foldOf.has(m.id))) continue;
       const parent = run.parent != null ? String(byId.get(run.parent)?.name ?? '') : '';
       const f: Fold = { id: run.members[0].id, label: foldLabel(run.members, parent) + ' × ' + run.members.length, members: run.members };
       this.folds.push(f);
@@ -212,7 +222,8 @@ class SignalsView {
     const parts = [`${layers} layers × ${n} steps`];
     if (r.downsampled) parts.push(`showing ${n} of ${r.total_steps} steps (downsampled to stay within the read limits)`);
     if (r.architecture_step != null) parts.push(`ids matched against the architecture at step ${r.architecture_step}`);
-    this.info.textContent = parts.join(' · ');
+    const notes = Array.isArray(r.notes) ? r.notes.filter((x): x is string => typeof x === 'string') : [];
+    this.info.textContent = parts.join(' · ') + (notes.length ? ' · ' + notes.join(' ') : '');
     this.info.dataset.downsampled = String(!!r.downsampled);
   }
 
@@ -241,7 +252,12 @@ class SignalsView {
   }
 
   private showFinding(f: SignalFinding): void {
-    if (this.choice.key !== f.signal) { this.choice.key = f.signal; this.choice.scale = null; this.save(); }
+    if (this.choice.key !== f.signal) { this.choice.key = f.signal; this.choice.scale = null; }
+    const first = f.nodes?.length ? this.ctx.arch!.nodes.find((n) => n.id === f.nodes[0]) : undefined;
+    const fc = first && this.choice.fold ? this.copyOf(first, new Map(this.ctx.arch!.nodes.map((n) => [n.id, n]))) : null;
+    const pick = fc ? this.choice.picks[fc.fold.id] ?? '0' : 'all';
+    if (fc && pick !== 'all' && Number(pick) !== fc.copy) this.choice.picks[fc.fold.id] = String(fc.copy);   // show its copy
+    this.save();
     void this.renderAll().then(() => { if (f.nodes?.length) this.heat?.reveal(f.nodes[0]); });
   }
 

@@ -25,15 +25,27 @@ records what flows where:
 * MACs (``schema.MACS_CONVENTION``) are multiply-accumulates PER EXAMPLE: the figure of the
   whole example batch divided by ``model.batch_size`` = the first dimension of the first input
   tensor of rank >= 2 (Hugging Face inputs by name first: ``input_ids``, ``inputs_embeds``,
-  ``pixel_values``, ...; 1 when every input has rank <= 1: an unbatched example).
-  A leaf module counts what its forward ran (``torch_macs``): Linear at every position of an
-  N-D input, convolutions (every rank, groups, transposed), matmul / bmm / baddbmm / einsum /
-  F.linear, the QK^T and AV of scaled-dot-product attention, MultiheadAttention (in-projection
-  + attention as its own figure, the out-projection on its ``out_proj`` child, shown as "used by
-  its parent"), recurrent layers per time step; elementwise work is 0. Functional op nodes
-  carry their own figure; containers (and ``model.macs``) are sums, computed by
-  ``totals.fill_totals``. A module whose figure cannot be determined (a weight matrix but no
-  operation with a rule) has ``macs`` null and ``macs_reason``; totals then say "at least".
+  ``pixel_values``, ...; 1 when every input has rank <= 1: an unbatched example), or
+  ``batch_size=``. When a recurrent layer or MultiheadAttention with ``batch_first=False`` ran
+  on a batched input whose batch dimension says otherwise, one warning names it and
+  ``batch_size=`` (``extraction["batch"]`` keeps the sentence).
+  What is counted is what was dispatched: a ``TorchDispatchMode`` (``torch_macs.op_counter``)
+  sees every ATen operation the forward runs, whatever Python wraps it (a ``torch.fx.wrap``-ed
+  function, a custom module), and adds its figure to the module or functional op that was
+  running (the fx graph and the hooks give the structure, never the arithmetic): Linear at
+  every position of an N-D input, convolutions (every rank, groups, transposed), mm / bmm /
+  baddbmm / einsum as run, the QK^T and AV of attention, recurrent layers per time step;
+  elementwise work is 0. MultiheadAttention's out-projection is shown on its ``out_proj``
+  child ("used by its parent"). Modules called inside a function fx did not step into are
+  nodes with their calls and figures (global module hooks while such a node runs). An
+  operation whose figure this convention does not define (an FFT, a decomposition, a custom
+  operator) makes its node's ``macs`` null with ``macs_reason``, and the totals say "at
+  least"; work outside every module and op (none in the usual model) is an ``unattributed``
+  op node. Functional op nodes carry their own figure; containers (and ``model.macs``) are
+  sums, computed by ``totals.fill_totals``. A module holding a weight matrix whose forward ran
+  no operation with a rule has ``macs`` null and ``macs_reason``.
+* Parameters are counted as the forward left them: a lazy layer, or a parameter created,
+  replaced or materialised by hand in ``forward``; such a node's ``reason`` says so.
 * Memory: per node ``memory`` = {"params_bytes" (dtype-aware), "output_bytes" (per example, all
   calls)}; ``model.memory`` = {"params_bytes", "buffers_bytes", "activations_bytes" (outputs of
   the leaf modules and ops, per example)}.
@@ -54,11 +66,13 @@ nodes.
 
 No side effects (``torch_guard``): the forward runs under ``torch.no_grad()`` in **eval mode**
 (so Dropout is off and BatchNorm running statistics are not updated); every module's
-``training`` flag, the buffers, the RNG state and the MHA fast-path flag are restored; parameters
-and the caller's input tensors written in place by the forward are copied just before the write
-and restored; nothing a torch.fx trace stored in a module (a ``Proxy``) stays there, and when fx
-fails the attributes it changed are put back before the real forward, which runs exactly once.
-No ``requires_grad`` or ``.grad`` is touched. ``DataParallel`` / ``DistributedDataParallel`` /
+``training`` flag, the RNG state and the MHA fast-path flag are restored; parameters, buffers
+and the caller's input tensors written in place by the forward are copied just before the
+write (by the same dispatch mode that counts) and restored; no torch.fx object a trace stored
+in a module stays there (attributes, lists, dicts, sets, nested objects); when fx fails, the
+attributes, containers and tensors the trace changed are put back before the real forward,
+which runs exactly once (a tensor attribute incremented in ``forward`` is +1). No
+``requires_grad`` or ``.grad`` is touched. ``DataParallel`` / ``DistributedDataParallel`` /
 ``torch.compile`` wrappers are unwrapped. An input that does not fit raises ``ExtractionError``
 naming the qualified name of the module whose forward failed.
 """
@@ -508,6 +522,7 @@ class _Plan:
     inputs: List[Tuple[str, torch.Tensor]]
     bare: bool
     params_before: Dict[str, tuple] = dataclasses.field(default_factory=dict)
+    root_counts: Optional[Tuple[int, int]] = None  # the whole model's, when known before
     batch_size: Optional[int] = None
 
     def _modules_now(self) -> Dict[str, tg.ModuleInfo]:
@@ -536,12 +551,17 @@ class _Plan:
         return rec
 
     def build(self, rec, containers, output, extraction, stopped=None) -> schema.Architecture:
+        modules = self._modules_now()
+        # the plan's counts hold unless the forward changed a parameter (then count again)
+        same = modules is self.modules and (self.bare or _params_state(self.model) ==
+                                            self.params_before.get(""))
+        counts = self.root_counts if same else None
         return tg.build_architecture(
-            type(self.model).__name__, self._modules_now(), self.inputs, rec, containers, output,
-            extraction, tg.param_counts(self.model.parameters()),
+            type(self.model).__name__, modules, self.inputs, rec, containers, output,
+            extraction, counts or tg.param_counts(self.model.parameters()),
             sum(b.numel() for b in self.model.buffers()), stopped=stopped,
             batch_size=self.batch_size,
-            own=None if self.bare else tg.module_info("", self.model))
+            own=None if self.bare else tg.module_info("", self.model, counts=counts))
 
 
 def _plan(model: nn.Module, args: tuple, kwargs: Dict[str, Any]) -> _Plan:
@@ -559,7 +579,8 @@ def _plan(model: nn.Module, args: tuple, kwargs: Dict[str, Any]) -> _Plan:
                for q, m in names.items()}
     leaf_ids = {id(names[q]) for q, info in modules.items() if info.leaf}
     return _Plan(model, names, modules, leaf_ids, _input_names(model, args, kwargs, set(names)),
-                 bare, {q: _params_state(m) for q, m in names.items()})
+                 bare, {q: _params_state(m) for q, m in [("", model)] + list(names.items())},
+                 counts.get("", (0, 0)) if counts else None)
 
 
 def _params_state(m: nn.Module) -> tuple:

@@ -28,6 +28,7 @@ failed fx trace may have run part of ``forward`` before the real run.
 
 from __future__ import annotations
 
+import operator
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
@@ -180,10 +181,20 @@ def _changed(container: Any, saved: Any) -> bool:
 _SLOTS = ("_parameters", "_buffers", "_modules")
 
 
-def _identities(d: Dict[str, Any], slots: Dict[str, Any]) -> tuple:
-    return (tuple(d), tuple(map(id, d.values())),
-            tuple((tuple(live), tuple(map(id, live.values()))) for live in
-                  (d.get(k) for k in slots) if isinstance(live, dict)))
+def _same(live: Dict[str, Any], saved: Dict[str, Any]) -> bool:
+    """The same keys holding the same objects (identity, compared in C)."""
+    return len(live) == len(saved) and live.keys() == saved.keys() and \
+        all(map(operator.is_, live.values(), saved.values()))
+
+
+def _unchanged(d: Dict[str, Any], attrs: Dict[str, Any], slots: Dict[str, Any]) -> bool:
+    if not _same(d, attrs):
+        return False
+    for k, content in slots.items():
+        live = d.get(k)
+        if isinstance(live, dict) and not _same(live, content):
+            return False
+    return True
 
 
 _INTERNALS: List[frozenset] = []
@@ -203,14 +214,12 @@ class ModuleState:
 
     def __init__(self, model: nn.Module):
         self.saved: List[Tuple[nn.Module, Dict[str, Any], Dict[str, Dict[str, Any]]]] = []
-        self.ids: List[tuple] = []  # per module: the identities of its attributes and slots
         self.containers: Dict[int, Tuple[Any, Any]] = {}
         internal = _module_internals()
         for m in model.modules():
             d = m.__dict__
             slots = {k: dict(d[k]) for k in _SLOTS if isinstance(d.get(k), dict)}
             self.saved.append((m, dict(d), slots))
-            self.ids.append(_identities(d, slots))
             for k, v in d.items():
                 if k not in internal and not isinstance(v, _SIMPLE):
                     _mutables(v, self.containers)
@@ -223,10 +232,10 @@ class ModuleState:
         for container, saved in self.containers.values():
             if _changed(container, saved) and (not only_proxies or _has_proxy(container)):
                 _put_back(container, saved)
-        for (m, attrs, slots), ids in zip(self.saved, self.ids):
+        for m, attrs, slots in self.saved:
             d = m.__dict__
-            if _identities(d, slots) == ids:
-                continue  # nothing changed (the usual case): one comparison in C
+            if _unchanged(d, attrs, slots):
+                continue  # nothing changed (the usual case): compared in C
             for k in list(d):
                 if k in slots or k.startswith("_forward") or k.startswith("_backward"):
                     continue

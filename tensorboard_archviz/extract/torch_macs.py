@@ -18,8 +18,12 @@ example batch. Two entry points:
   name and shapes only (saved programs, whose leaf internals may not show weights). Returns
   ``None`` for a class without a rule.
 
-``Counter`` accumulates the functions a leaf module's forward calls (live models), so any leaf,
-built-in or custom, is counted by what it actually runs.
+``op_counter()`` is the ``TorchDispatchMode`` live models run under: every ATen operation
+dispatched is counted (the rules above by ATen name, plus ``FlopCounterMode``'s registry for
+kernels without one: its FLOPs / 2) into the innermost open ``Counter`` (a leaf module call or a
+functional op), so any code, built-in, custom or ``torch.fx.wrap``-ed, is counted by what it
+actually runs; FFTs, decompositions and custom operators are unknown (null with the reason),
+never 0. The same callback lets ``torch_guard`` copy a tensor just before it is written.
 """
 
 from __future__ import annotations

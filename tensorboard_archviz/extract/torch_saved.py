@@ -813,7 +813,8 @@ def _ts_first_aten(n) -> Optional[str]:
 
 
 def _ts_gnodes(graph, args: tuple, observed: Dict[Tuple[int, int], Any],
-               modules: Dict[str, ModuleInfo]) -> Tuple[List[_GNode], Dict[Any, Any], List[Any]]:
+               modules: Dict[str, ModuleInfo],
+               root: Any = None) -> Tuple[List[_GNode], Dict[Any, Any], List[Any]]:
     """The graph's nodes as _GNodes, the observed values by key, the model's output keys."""
     key_of: Dict[int, Any] = {}
     values: Dict[Any, Any] = {}
@@ -842,7 +843,7 @@ def _ts_gnodes(graph, args: tuple, observed: Dict[Tuple[int, int], Any],
             real_args = tuple(values[k] for k in ins)
         else:
             real_args = tuple(values[key_of[v.unique()]] if v.unique() in key_of
-                              else _ts_const(v) for v in n.inputs())
+                              else _ts_const(v, root=root) for v in n.inputs())
         gnodes.append(_GNode(path=_ts_path(n, modules), name=name, group=None, ins=ins, outs=outs,
                              args=real_args, plumbing=plumbing, aten=name))
     out_keys, stack = [], list(graph.outputs())  # through the tuples / lists / dicts that pack them
@@ -882,7 +883,7 @@ def extract_torchscript(module: Any, input_to_model: Any) -> schema.Architecture
     finally:
         for m, flag in training:
             m.train(flag)
-    gnodes, values, out_keys = _ts_gnodes(graph, args, observed, modules)
+    gnodes, values, out_keys = _ts_gnodes(graph, args, observed, modules, module)
     extraction = {"method": "torchscript",
                   "reason": "a TorchScript module: its inlined graph run on the input, modules "
                             "from the graph's module hierarchy"}
@@ -900,14 +901,35 @@ def _ts_used(node) -> List[int]:
     return out
 
 
-def _ts_const(v, depth: int = 0) -> Any:
-    """The value of a constant input (lists of constants included), else None."""
+def _ts_attr(v, root: Any, depth: int = 0) -> Any:
+    """The object a ``prim::GetAttr`` chain from the graph's ``self`` reads (a parameter or a
+    buffer of `root`: the weights an operator's MACs rule needs), else None."""
     node = v.node()
+    if root is None or depth > 32:
+        return None
+    if node.kind() == "prim::Param":
+        return root
+    if node.kind() != "prim::GetAttr":
+        return None
+    owner = _ts_attr(node.input(), root, depth + 1)
+    try:
+        return getattr(owner, node.s("name")) if owner is not None else None
+    except Exception:  # noqa: BLE001 - an attribute TorchScript keeps but Python cannot read
+        return None
+
+
+def _ts_const(v, depth: int = 0, root: Any = None) -> Any:
+    """The value of a constant input (lists of constants included), a parameter or buffer read
+    through ``prim::GetAttr`` (tensors only), else None."""
+    node = v.node()
+    if node.kind() == "prim::GetAttr":
+        value = _ts_attr(v, root)
+        return value if isinstance(value, torch.Tensor) else None
     if node.kind() == "prim::Constant":
         try:
             return node.output().toIValue()
         except Exception:  # noqa: BLE001 - a constant Python cannot hold
             return None
     if node.kind() in ("prim::ListConstruct", "prim::TupleConstruct") and depth < 3:
-        return [_ts_const(i, depth + 1) for i in node.inputs()]
+        return [_ts_const(i, depth + 1, root) for i in node.inputs()]
     return None

@@ -367,6 +367,33 @@ def make_schedule(plan: Plan, steps: Optional[int] = None, seed_offset: int = 0)
     return Schedule(offsets=offsets.astype(np.int64), affines=affines)
 
 
+@dataclass
+class LoopInputs:
+    """The numpy inputs of one traced/compiled optimisation loop (TensorFlow, JAX)."""
+    z0: np.ndarray            # (B, C, Hc, Wc) float32 initial logits
+    indices: np.ndarray       # (B,) int32 filter of each image
+    offsets: np.ndarray       # (n, 2) int32 jitter crop origins
+    transforms: np.ndarray    # (n, 8) float32 projective transforms (``keras.ops.image``'s)
+    transformed: bool         # whether the transforms are used at all
+
+
+def loop_inputs(plan: Plan, indices: Sequence[int], steps: int, z0: Optional[np.ndarray],
+                seed_offset: int = 0, length: int = 0) -> LoopInputs:
+    """The schedule of ``steps`` steps (zero-padded to ``length`` rows, so one compiled loop
+    serves several step counts) and the initial logits (``z0``, else a fresh draw)."""
+    sched = make_schedule(plan, steps, seed_offset)
+    n = max(steps, length)
+    offsets = np.zeros((n, 2), np.int32)
+    offsets[:steps] = sched.offsets
+    trans = np.zeros((n, 8), np.float32)
+    if sched.affines is not None:
+        trans[:steps] = affine_to_projective(sched.affines, plan.crop_hw)
+    if z0 is None:
+        z0 = init_params(plan, len(indices), seed_offset)
+    return LoopInputs(np.array(z0, np.float32), np.asarray(indices, np.int32), offsets, trans,
+                      sched.affines is not None)
+
+
 def affine_to_projective(affines: np.ndarray, hw: Tuple[int, int]) -> np.ndarray:
     """(steps, 2, 3) normalised affines (``torch.nn.functional.affine_grid``'s convention, no
     translation) -> (steps, 8) pixel-space projective transforms (``keras.ops.image``'s), both

@@ -102,22 +102,13 @@ class JaxOptimizer:
         objective weighted by ``window``; returns numpy (final images NHWC, pre-activation maps,
         support (H, W))."""
         jnp = self.jnp
-        plan = self.plan
         # The schedule is padded to the plan's length and the step count is traced: one compiled
         # loop serves the 1-step probe and the full run.
-        sched = core.make_schedule(plan, steps, seed_offset)
-        n = max(steps, plan.steps)
-        offsets = np.zeros((n, 2), np.int32)
-        offsets[:steps] = sched.offsets
-        trans = np.zeros((n, 8), np.float32)
-        if sched.affines is not None:
-            trans[:steps] = core.affine_to_projective(sched.affines, plan.crop_hw)
-        if z0 is None:
-            z0 = core.init_params(plan, len(indices), seed_offset)
+        li = core.loop_inputs(self.plan, indices, steps, z0, seed_offset, self.plan.steps)
         values = [v.value for v in self.variables]
         final, pre, support = self._loop(
-            values, jnp.asarray(np.array(z0, np.float32)), jnp.asarray(np.asarray(indices, np.int32)),
-            jnp.asarray(offsets), jnp.asarray(trans), jnp.asarray(np.asarray(window, np.float32)),
-            jnp.asarray(steps, jnp.int32), sched.affines is not None)
+            values, jnp.asarray(li.z0), jnp.asarray(li.indices), jnp.asarray(li.offsets),
+            jnp.asarray(li.transforms), jnp.asarray(np.asarray(window, np.float32)),
+            jnp.asarray(steps, jnp.int32), li.transformed)
         to_np: Any = lambda a: np.asarray(a, np.float32)
         return to_np(final), to_np(pre), to_np(support)

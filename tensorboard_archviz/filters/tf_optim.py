@@ -129,15 +129,8 @@ class TFOptimizer:
         objective weighted by ``window``; returns numpy (final images NHWC, pre-activation maps,
         support (H, W))."""
         tf = self.tf
-        plan = self.plan
-        sched = core.make_schedule(plan, steps, seed_offset)
-        trans = np.zeros((steps, 8), np.float32)
-        if sched.affines is not None:
-            trans = core.affine_to_projective(sched.affines, plan.crop_hw)
-        if z0 is None:
-            z0 = core.init_params(plan, len(indices), seed_offset)
-        args = (tf.constant(np.array(z0, np.float32)), tf.constant(np.asarray(indices, np.int32)),
-                tf.constant(sched.offsets.astype(np.int32)), tf.constant(trans),
-                tf.constant(np.asarray(window, np.float32)))
+        li = core.loop_inputs(self.plan, indices, steps, z0, seed_offset)
+        args = (tf.constant(li.z0), tf.constant(li.indices), tf.constant(li.offsets),
+                tf.constant(li.transforms), tf.constant(np.asarray(window, np.float32)))
         final, pre, support = self._run(*args)
         return final.numpy(), pre.numpy(), support.numpy()

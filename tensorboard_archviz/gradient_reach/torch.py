@@ -90,33 +90,32 @@ _MODULE_HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_ba
 
 class QuietHooks:
     """The user's module and tensor hooks set aside while the pass runs (module docstring):
-    each hook dict is emptied (forward ones keep torch's own hooks) and filled again on exit,
-    so the hooks' handles stay valid."""
+    each hook dict keeps only torch's own hooks and is filled again on exit, so the hooks'
+    handles stay valid."""
 
     def __init__(self, model: nn.Module):
         self.model = model
         self.saved: List[Tuple[Any, "OrderedDict[int, Any]"]] = []
 
-    def _quiet(self, hooks: Any, keep_torch: bool) -> None:
+    def _quiet(self, hooks: Any) -> None:
         if not hooks:
             return
         saved = OrderedDict(hooks)
         self.saved.append((hooks, saved))
         hooks.clear()
-        if keep_torch:
-            hooks.update((k, h) for k, h in saved.items() if is_torch_hook(h))
+        hooks.update((k, h) for k, h in saved.items() if is_torch_hook(h))
 
     def __enter__(self) -> "QuietHooks":
         import torch.nn.modules.module as module_globals
 
         for name in _MODULE_HOOKS:
-            self._quiet(getattr(module_globals, "_global" + name, None), "forward" in name)
+            self._quiet(getattr(module_globals, "_global" + name, None))
         for m in self.model.modules():
             for name in _MODULE_HOOKS:
-                self._quiet(m.__dict__.get(name), "forward" in name)
+                self._quiet(m.__dict__.get(name))
         tensors = list(self.model.parameters()) + list(self.model.buffers())
         for t in tensors:
-            self._quiet(t._backward_hooks, False)
+            self._quiet(t._backward_hooks)
         return self
 
     def __exit__(self, *exc) -> bool:
@@ -221,7 +220,8 @@ class _Recorder(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         name = getattr(func, "__name__", "")
-        if name == "register_hook" and args and isinstance(args[0], torch.Tensor):
+        if name == "register_hook" and args and isinstance(args[0], torch.Tensor) \
+                and not is_torch_hook(args[1] if len(args) > 1 else (kwargs or {}).get("hook")):
             return RemovableHandle(OrderedDict())  # the user's tensor hook: not for this pass
         out = func(*args, **(kwargs or {}))
         if name == "__get__":

@@ -58,8 +58,8 @@ def load_keras(path: str, unsafe: bool = False):
             raise custom from None
         if "safe_mode" in text:
             raise LoadError("%s: the model holds a Lambda layer (Python code inside the file), "
-                            "which Keras loads only in unsafe mode: pass %s" % (path, UNSAFE_HELP)) \
-                from None
+                            "which Keras loads only in unsafe mode: pass %s"
+                            % (path, UNSAFE_HELP)) from None
         if isinstance(e, OSError):
             raise LoadError("%s: cannot read the Keras file (%s)" % (path, util.one_line(e))) \
                 from None

@@ -87,7 +87,8 @@ def _class_not_importable(path: str, e: BaseException) -> LoadError:
         how = ("it was defined in the script that saved the model: pass --import "
                "path/to/that_script.py")
     else:
-        how = "run archviz from the directory of the module that defines it, or pass --import MODULE"
+        how = ("run archviz from the directory of the module that defines it, or pass --import "
+               "MODULE")
     return LoadError(
         "%s pickles the model's class (%s), which cannot be imported here: %s, or save the "
         "model with torch.export (a .pt2 file needs no Python class)" % (path, what, how))

@@ -15,8 +15,9 @@ numbers, "NaN" / "Infinity" / "-Infinity", null) and ``steps`` its steps. Each f
 - ``saturated``: ``activations.saturated_fraction`` >= ``saturated_fraction`` (0.9);
 - ``update_high``: ``updates.ratio`` above ``update_high`` (1e-2: ten times the usual
   ``update_usual`` 1e-3);
-- ``frozen``: ``updates.ratio`` exactly ``frozen`` (0) at every step that has one (the
-  outermost unchanged container is named, not each of its layers); the text says "frozen or
+- ``frozen``: ``updates.ratio`` exactly ``frozen`` (0) over a run of written steps (one
+  finding per run: "did not change between steps 0 and 2"; the outermost unchanged container is
+  named, not each of its layers); the text says "frozen or
   zero learning rate", or "its gradient is zero or vanishing" when the layer's latest gradient
   RMS is 0 or below the vanishing limit (float32 weights then do not move either);
 - ``nonfinite``: any NaN / Inf value of any signal (the first step where one appears; the
@@ -258,6 +259,27 @@ def _last_known(vals: List[Any]) -> Optional[float]:
     return next((decode(v) for v in reversed(vals) if decode(v) is not None), None)
 
 
+def _zero_runs(vals: List[Any], zero: float) -> List[Tuple[int, int]]:
+    """(index of the step before, index of the last step) of each maximal run of written
+    ratios equal to `zero` (null steps are skipped over, not breaking a run)."""
+    runs, start, last, prev = [], None, None, None
+    for k, v in enumerate(vals):
+        d = decode(v)
+        if d is None:
+            continue
+        if d == zero:
+            if start is None:
+                start = prev if prev is not None else max(k - 1, 0)
+            last = k
+        elif start is not None:
+            runs.append((start, last))
+            start = None
+        prev = k
+    if start is not None:
+        runs.append((start, last))
+    return runs
+
+
 def _frozen(model: _Model, steps, per_node, grads, t) -> List[Dict[str, Any]]:
     """Nodes whose update ratio is exactly 0 at every step: frozen (no gradient, or a gradient
     that is not applied: zero learning rate) or starved (zero / vanishing gradient)."""
@@ -265,13 +287,11 @@ def _frozen(model: _Model, steps, per_node, grads, t) -> List[Dict[str, Any]]:
     head = _head_gradient(model, grads)
     zero = t["frozen"]
     for n, vals in per_node.items():
-        first = next((v for v in vals if v is not None), None)
-        if first is None or decode(first) != zero:  # most layers: decided by one value
+        if zero not in vals:  # most layers: one C-speed scan
             continue
-        idx = [k for k, v in enumerate(vals[:len(steps)]) if decode(v) is not None]
-        if idx and all(decode(vals[k]) == zero for k in idx):
-            starved = _starved(grads.get(n, []), t, head)
-            spans.setdefault((max(idx[0] - 1, 0), idx[-1], starved), []).append(n)
+        for a, b in _zero_runs(vals[:len(steps)], zero):
+            starved = _starved(grads.get(n, [])[:b + 1], t, head)
+            spans.setdefault((a, b, starved), []).append(n)
     layers = model.sort(per_node)
     out = []
     for (a, b, starved), ids in sorted(spans.items()):

@@ -47,6 +47,7 @@ export interface ColourByOptions {
 }
 
 const TYPE = 'type';
+const PICKED = 'the step picked on the slider or in Layers × steps';
 
 /** A value of an architecture figure as the tables print it. */
 function fmtFigure(m: Metric, v: number | null): string {
@@ -65,6 +66,7 @@ export class ColourBy {
   private stepIndex = -1;
   private why = '';
   private dead = false;
+  private failed = false;   // the run's signals could not be read
   private readonly status = h('span', { class: 'muted', attrs: { role: 'status' } });
 
   constructor(private readonly opts: ColourByOptions) {
@@ -74,7 +76,7 @@ export class ColourBy {
     if (opts.source.hasSignals) {
       this.status.textContent = 'loading signals…';
       loadRunSignals(opts.source.run).then((s) => { if (!this.dead) { this.signals = s; this.status.textContent = ''; this.apply(); } },
-        (e) => { if (!this.dead) { this.status.textContent = 'signals unavailable: ' + String((e as Error)?.message || e); this.apply(); } });
+        (e) => { if (!this.dead) { this.failed = true; this.status.textContent = 'signals unavailable: ' + String((e as Error)?.message || e); this.apply(); } });
     }
     this.apply();
   }
@@ -99,7 +101,8 @@ export class ColourBy {
   /** Rebuild the controls, the colouring and the legend from the choice; tell the view. */
   private apply(): void {
     const m = this.choice.key === TYPE ? null : this.metricOf(this.choice.key);
-    if (!m && this.choice.key !== TYPE && (this.signals || !this.opts.source.hasSignals || this.status.textContent?.startsWith('signals unavailable'))) {
+    const settled = this.signals != null || !this.opts.source.hasSignals || this.failed;   // else the signals are still loading
+    if (!m && this.choice.key !== TYPE && settled) {
       this.choice = { key: TYPE, scale: null, step: null };   // a signal this run does not have
     }
     this.pickStep(m);
@@ -113,7 +116,7 @@ export class ColourBy {
     const steps = this.signals?.steps || [];
     if (!m || !m.stepped || !steps.length) { this.stepIndex = -1; this.why = ''; return; }
     const chosen = this.choice.step != null ? steps.indexOf(this.choice.step) : -1;
-    if (chosen >= 0) { this.stepIndex = chosen; this.why = 'chosen on the slider'; return; }
+    if (chosen >= 0) { this.stepIndex = chosen; this.why = PICKED; return; }
     const r = stepFor(steps, this.opts.source.archStep, this.opts.source.latest);
     this.stepIndex = r.index;
     this.why = r.why;
@@ -165,7 +168,7 @@ export class ColourBy {
       this.choice = { ...this.choice, step: steps[i], forArch: this.archKey() };
       saveChoice(this.choice);
       this.stepIndex = i;
-      this.why = 'chosen on the slider';
+      this.why = PICKED;
       label.textContent = 'step ' + steps[i];
       label.dataset.colourStep = steps[i];
       this.colouring = this.build(this.colouring!.metric);

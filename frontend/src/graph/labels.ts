@@ -76,6 +76,7 @@ export function displayName(g: GNode): string {
  *  name ("conv2_block1_1_conv" inside the group "conv2_block1" reads "1_conv"), or the name. */
 export function distinctName(g: GNode): string {
   const n = displayName(g);
+  if (g.fold || g.raw.synthetic) return n;   // "layers.0 – layers.79" says it already
   const p = g.parent;
   const pn = p && p.raw.name != null ? String(p.raw.name) : '';
   if (pn.length >= 2 && n.length > pn.length + 1 && n.startsWith(pn) && /[_./:-]/.test(n[pn.length])) {

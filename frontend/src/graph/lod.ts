@@ -10,6 +10,7 @@ import { fmtShort, plural } from '../format';
 
 export const GROUP_FONT = 11;
 export const NODE_FONT = 10;
+const MIN_FONT = 9;   // never smaller on screen
 const MAX_LABELS = 700;
 
 type Rect = { x0: number; y0: number; x1: number; y1: number };
@@ -48,11 +49,14 @@ function labelsOf(b: NodeBox, sx: number, sy: number, sw: number, sh: number, k:
     return out;
   }
   if (b.g.isGroup) {
-    const t = fitName(b, name, sw - 8, GROUP_FONT, true);
-    if (!t || sh < GROUP_FONT + 3) return out;
+    // the whole name at the smallest legible size before a shortened one at the usual size
+    const small = fitText(name, sw - 8, MIN_FONT, true) === name;
+    const font = small && fitText(name, sw - 8, GROUP_FONT, true) !== name ? MIN_FONT : GROUP_FONT;
+    const t = small ? name : fitName(b, name, sw - 8, GROUP_FONT, true);
+    if (!t || sh < font + 3) return out;
     const two = sh >= 2 * GROUP_FONT + 8;
-    const y = two ? sy + sh / 2 - 2 : sy + sh / 2 + GROUP_FONT / 2 - 1;
-    out.push({ x: sx + 5, y, text: t, font: GROUP_FONT, bold: true, muted: false, area: area * 2 });
+    const y = two ? sy + sh / 2 - 2 : sy + sh / 2 + font / 2 - 1;
+    out.push({ x: sx + 5, y, text: t, font, bold: true, muted: false, area: area * 2 });
     const t2 = two ? fitText(groupLine2(b), sw - 8, NODE_FONT, false) : null;
     if (t2) out.push({ x: sx + 5, y: y + NODE_FONT + 3, text: t2, font: NODE_FONT, bold: false, muted: true, area: area * 2 });
     return out;

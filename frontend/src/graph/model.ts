@@ -80,6 +80,7 @@ export class GraphModel {
   readonly groupCount: number;
 
   readonly folds: Map<string, FoldInfo>;
+  private readonly cyclic = new Map<string, boolean>();   // wouldCycle's memo
 
   constructor(arch: Architecture, folds: Map<string, FoldInfo> = new Map()) {
     this.arch = arch;
@@ -147,16 +148,25 @@ export class GraphModel {
     });
   }
 
-  private wouldCycle(child: GNode, parent: GNode): boolean {
-    const seen = new Set<string>([child.id]);
-    let p: ArchNode | undefined = parent.raw;
-    let guard = 0;
-    while (p && guard++ < 10000) {
-      if (seen.has(p.id)) return true;
-      seen.add(p.id);
-      p = p.parent != null ? this.nodes.get(p.parent)?.raw : undefined;
+  /** True when following the parents from `child` comes back to a node already passed (a cycle
+   *  in the document's parent links): such a node is shown as a root. Memoised per node. */
+  private wouldCycle(child: GNode, _parent: GNode): boolean {
+    const memo = this.cyclic;
+    const path: string[] = [];
+    const onPath = new Set<string>();
+    let id: string | null | undefined = child.id;
+    let verdict = false;
+    while (id != null) {
+      const known = memo.get(id);
+      if (known !== undefined) { verdict = known; break; }
+      if (onPath.has(id)) { verdict = true; break; }
+      onPath.add(id);
+      path.push(id);
+      const raw: ArchNode | undefined = this.nodes.get(id)?.raw;
+      id = raw && raw.parent != null && this.nodes.has(raw.parent) ? raw.parent : null;
     }
-    return false;
+    for (const p of path) memo.set(p, verdict);
+    return verdict;
   }
 
   private isInput(g: GNode): boolean {
@@ -210,6 +220,23 @@ export class GraphModel {
       for (const g of level) exp.add(g.id);
       level = level.flatMap((g) => g.children.filter(named));
     }
+  }
+
+  /** What opens with a fold the user opens: its shown copy, then inside it level by level while
+   *  the boxes stay under `budget` (as the first view of a model is opened). */
+  openInside(g: GNode, pick: Map<string, number>, budget = 160): string[] {
+    const out: string[] = [];
+    const open = (c: GNode): boolean => c.isGroup && !c.fold && c.raw.synthetic !== 'name-group';
+    let level = this.shownChildren(g, pick).filter(open);
+    let visible = 1;
+    while (level.length) {
+      const add = level.reduce((n, c) => n + c.children.length - 1, 0);
+      if (visible + add > budget) break;
+      visible += add;
+      for (const c of level) out.push(c.id);
+      level = level.flatMap((c) => c.children.filter(open));
+    }
+    return out;
   }
 
   /** Which members of an open fold are shown: one (its index in `pick`, 0 by default) or all (-1). */

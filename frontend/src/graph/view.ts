@@ -479,7 +479,14 @@ export class GraphView {
   toggleGroup(id: string): void {
     const g = this.model.nodes.get(id);
     if (!g || !g.isGroup) return;
-    if (this.expanded.has(id)) this.expanded.delete(id); else this.expanded.add(id);
+    if (this.expanded.has(id)) this.expanded.delete(id);
+    else {
+      this.expanded.add(id);
+      // a fold opened from the overview shows its copy opened, not one more closed box
+      if (g.fold && !this.model.shownChildren(g, this.pick).some((c) => this.expanded.has(c.id))) {
+        for (const c of this.model.openInside(g, this.pick)) this.expanded.add(c);
+      }
+    }
     void this.relayout({ anchor: id });
     if (this.selected === id) this.showPanel();
   }
