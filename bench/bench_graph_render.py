@@ -33,6 +33,12 @@ Llama-3-70B and the 48-block transformer: show the next copy of the folded layer
 expand the fold, expand every copy (target <= 200 ms each, the view's own time); the longest gap
 between frames while dragging the fully expanded Llama (target <= 100 ms).
 
+Open in a second (issue 25): Llama-3-70B and the 48-block transformer drawn and usable <= 1.0 s
+from the tab's start, ResNet-152 <= 0.5 s, no main-thread task over 200 ms until drawn (Long
+Tasks API in the plugin's frame); every run is opened once first, not counted (the route's first
+read and its cache are measured by the route's own bench). Big models open on the overview: the
+fold of repeated blocks is one closed box ("fold(s) closed").
+
 Also runs ``node bench/bench_graph_layout.mjs`` on the same two architectures: elkjs vs dagre vs
 the view's own layout scheme. Screenshots and JSON go to bench/out/ (gitignored).
 """
@@ -246,10 +252,16 @@ def archviz_frame(page, timeout=60):
     raise AssertionError("no Arch Viz iframe")
 
 
+# Every main-thread task over 50 ms in the plugin's frame from its start (Long Tasks API).
+LONGTASKS = """window.__longtasks = []; try { new PerformanceObserver((l) => { for (const e of l.getEntries())
+  window.__longtasks.push([e.startTime, e.duration]); }).observe({type: 'longtask', buffered: true}); } catch (e) {}"""
+
+
 def measure_archviz(browser, url: str, run: str, shot: str = None, interact=None):
     state = urllib.parse.urlencode({"view": "graph", "run": run})
     ctx = browser.new_context(viewport=VIEWPORT)
-    ctx.add_init_script("try { sessionStorage.setItem('archviz.state', %s) } catch (e) {}" % json.dumps(state))
+    ctx.add_init_script("try { sessionStorage.setItem('archviz.state', %s) } catch (e) {}\n%s"
+                        % (json.dumps(state), LONGTASKS))
     page = ctx.new_page()
     try:
         page.goto(url + "/#archviz", wait_until="commit")
@@ -259,10 +271,15 @@ def measure_archviz(browser, url: str, run: str, shot: str = None, interact=None
         ifr = frame.evaluate("performance.timeOrigin")
         attrs = root.evaluate("e => Object.fromEntries([...e.attributes].filter(a => a.name.startsWith('data-')).map(a => [a.name, a.value]))")
         done = float(attrs["data-complete-at"])
+        frame.wait_for_timeout(300)   # tasks that end just after "drawn" are counted too
+        tasks = frame.evaluate("window.__longtasks || []")
+        upto = done - ifr + 300
         res = {"total_ms": done - nav, "in_tab_ms": done - ifr,
                "view_ms": float(attrs["data-render-ms"]), "layout_ms": float(attrs["data-layout-ms"]),
                "layout_where": attrs.get("data-layout-where"),
-               "visible": int(attrs["data-visible-nodes"]), "nodes": int(attrs["data-total-nodes"])}
+               "longest_task_ms": max([d for t, d in tasks if t <= upto] or [0.0]),
+               "visible": int(attrs["data-visible-nodes"]), "nodes": int(attrs["data-total-nodes"]),
+               "folds_closed": frame.locator("[data-testid=graph-group-collapsed][data-id^='fold:']").count()}
         if shot:
             page.screenshot(path=shot)
         if interact:
@@ -281,8 +298,10 @@ def _again(frame, action):
 
 
 def fold_interactions(frame, fold, prefix):
-    """Show the next copy of a fold, collapse it, expand it again, expand every copy."""
+    """Open the fold (it opens closed: the overview), show the next copy, collapse it, expand it
+    again, expand every copy."""
     out = {}
+    out[prefix + "open_fold_ms"], _ = _again(frame, lambda: frame.dispatch_event('[data-testid=graph-expand][data-toggle="%s"]' % fold, "click"))
     out[prefix + "next_copy_ms"], _ = _again(frame, lambda: frame.dispatch_event('[data-testid=graph-fold-next][data-fold="%s"]' % fold, "click"))
     out[prefix + "collapse_fold_ms"], _ = _again(frame, lambda: frame.dispatch_event('[data-testid=graph-collapse][data-toggle="%s"]' % fold, "click"))
     out[prefix + "expand_fold_ms"], _ = _again(frame, lambda: frame.dispatch_event('[data-testid=graph-expand][data-toggle="%s"]' % fold, "click"))
@@ -393,17 +412,17 @@ def report_overview(results, repeat):
     log("  MobileNetV2 Fit: zoom %.2f, %d texts drawn, smallest on screen %.1f px, block_1..block_16 named: %d / 16"
         % (m["fit_zoom"], m["fit_texts"], m["fit_min_font_px"], m["fit_blocks_named"]))
     g, l = ga[-1], ll[-1]
-    log("  GPT-48 (view's own time, ms): next copy %.0f, collapse fold %.0f, expand fold %.0f, all 48 copies %.0f, "
-        "one copy again %.0f, search + jump into copy 26 %.0f, expand all %.0f (layout in the %s; longest "
-        "main-thread task %.0f ms)" % (g["fold_next_copy_ms"], g["fold_collapse_fold_ms"], g["fold_expand_fold_ms"],
+    log("  GPT-48 (view's own time, ms): open the fold %.0f, next copy %.0f, collapse fold %.0f, expand fold %.0f, "
+        "all 48 copies %.0f, one copy again %.0f, search + jump into copy 26 %.0f, expand all %.0f (layout in the %s; "
+        "longest main-thread task %.0f ms)" % (g["fold_open_fold_ms"], g["fold_next_copy_ms"], g["fold_collapse_fold_ms"], g["fold_expand_fold_ms"],
                                        g["fold_all_copies_ms"], g["fold_one_copy_ms"], g["search_jump_ms"],
                                        g["expand_all_ms"], g["expand_all_where"], g["expand_all_longest_task_ms"]))
-    log("  Llama-3-70B (view's own time, ms): next layer copy %.0f, collapse fold %.0f, expand fold %.0f, "
-        "all 80 layers %.0f; dragging it: %d frames, longest gap %.0f ms"
-        % (l["next_copy_ms"], l["collapse_fold_ms"], l["expand_fold_ms"], l["all_copies_ms"], l["pan_frames"],
+    log("  Llama-3-70B (view's own time, ms): open the fold %.0f, next layer copy %.0f, collapse fold %.0f, "
+        "expand fold %.0f, all 80 layers %.0f; dragging it: %d frames, longest gap %.0f ms"
+        % (l["open_fold_ms"], l["next_copy_ms"], l["collapse_fold_ms"], l["expand_fold_ms"], l["all_copies_ms"], l["pan_frames"],
            l["pan_max_gap_ms"]))
     usable = max(med(r, "in_tab_ms") for r in (ra, ga, mb, ll))
-    folds = [g["fold_next_copy_ms"], g["fold_collapse_fold_ms"], g["fold_expand_fold_ms"], g["fold_one_copy_ms"],
+    folds = [g["fold_open_fold_ms"], l["open_fold_ms"], g["fold_next_copy_ms"], g["fold_collapse_fold_ms"], g["fold_expand_fold_ms"], g["fold_one_copy_ms"],
              l["next_copy_ms"], l["collapse_fold_ms"], l["expand_fold_ms"]]
     log("targets: first usable <= 1.5 s for every model (in tab, worst %.0f ms): %s; expand / collapse / fold "
         "<= 200 ms (worst %.0f ms, 'all copies' aside): %s; all copies (%.0f / %.0f ms): %s; frame gap <= 100 ms: %s; "
@@ -412,6 +431,22 @@ def report_overview(results, repeat):
            g["fold_all_copies_ms"], l["all_copies_ms"],
            "met" if max(g["fold_all_copies_ms"], l["all_copies_ms"]) <= 200 else "MISSED",
            "met" if l["pan_max_gap_ms"] <= 100 else "MISSED", "met" if m["fit_min_font_px"] >= 9 else "MISSED"))
+
+
+def report_open_in_a_second(results):
+    """Issue 25: drawn and usable from the tab's start, the longest main-thread task meanwhile."""
+    log("\n== open in a second (issue 25; median in tab, ms; longest main-thread task until drawn, ms) ==")
+    rows = [("Llama-3-70B", results["llama70b"], 1000), ("GPT 48 blocks", results["gpt_archviz"], 1000),
+            ("ResNet-152", results["resnet_archviz"], 500), ("MobileNetV2", results["mobilenet"], None)]
+    ok = True
+    for name, rs, target in rows:
+        t, task = med(rs, "in_tab_ms"), max(r["longest_task_ms"] for r in rs)
+        met = (target is None or t <= target) and task <= 200
+        ok = ok and met
+        log("  %-16s drawn %6.0f ms (target %s)   longest task %5.0f ms (target <= 200)   %d boxes, %d fold(s) closed   %s"
+            % (name, t, "<= %d ms" % target if target else "-", task, rs[-1]["visible"], rs[-1]["folds_closed"],
+               "met" if met else "MISSED"))
+    log("targets (issue 25): %s" % ("met" if ok else "MISSED"))
 
 
 def main() -> int:
@@ -440,8 +475,10 @@ def main() -> int:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             try:
-                # one warm-up of each, not counted (TensorBoard's own first-request costs)
-                measure_archviz(browser, url, RESNET_RUN)
+                # one warm-up of each, not counted (TensorBoard's own first-request costs; the
+                # route's cache is engineer R's, measured by its own bench)
+                for run in (RESNET_RUN, GPT_RUN, MOBILENET_RUN, LLAMA_RUN):
+                    measure_archviz(browser, url, run)
                 measure_graphs_tab(browser, url, layers)
                 for i in range(args.repeat):
                     last = i == args.repeat - 1
@@ -482,6 +519,7 @@ def main() -> int:
     log("targets: ResNet-152 <= 1 s and <= 0.3x Graphs (in tab): %s; 5,000 nodes <= 2 s: %s"
         % ("met" if ok_r else "MISSED", "met" if ok_g else "MISSED"))
     report_overview(results, args.repeat)
+    report_open_in_a_second(results)
     with open(os.path.join(OUT, "graph_render.json"), "w") as f:
         json.dump(results, f, indent=1)
     log("screenshots and JSON in", OUT)

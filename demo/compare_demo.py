@@ -5,7 +5,12 @@
 Writes:
 - ``finetune/train``: a classifier on top of a small convolutional base model that is frozen for
   the first ``--epochs`` epochs, then unfrozen (and recompiled) for ``--epochs`` more — the
-  timeline shows "base_model unfrozen, trainable params ... → ...".
+  timeline shows "base_model unfrozen, trainable params ... → ...". It trains at chance
+  accuracy (loss 2.30 throughout), and its layer signals (written by ``ArchVizCallback``'s
+  default, every epoch, on the first training batch) say why: "`base_model` did not change
+  between steps 0 and 2 (frozen ...)" — a random, not pretrained, base — and "`head`: the output
+  is nearly the same for every example and unit (...): the model's prediction barely depends on
+  its input" (see the Layers × steps view and the findings).
 - ``width_32/train`` and ``width_64_deep/train``: the same MLP family with a different width and
   one more hidden layer — compare them side by side.
 The data is scikit-learn's digits upsampled to 28x28 (no download).

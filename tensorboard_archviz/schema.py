@@ -257,11 +257,34 @@ CONTRACT_KEYS: Dict[type, Tuple[str, ...]] = {
 }
 
 
+class _Spec:
+    """What (de)serialisation needs to know of one dataclass, computed once: its optional
+    keys in field order, those where null is a value, and each one's JSON kind."""
+
+    def __init__(self, cls: type):
+        contract = CONTRACT_KEYS[cls]
+        fields = [f for f in dataclasses.fields(cls) if f.name not in contract
+                  and f.name != "extra"]
+        self.optional = tuple(f.name for f in fields)
+        self.known = frozenset(self.optional)
+        self.contract = frozenset(contract)
+        self.nullable = frozenset(f.name for f in fields if f.default is ABSENT)
+        self.kinds = {f.name: _kind(str(f.type)) for f in fields}
+
+
+_SPECS: Dict[type, _Spec] = {}
+
+
+def _spec(cls: type) -> _Spec:
+    spec = _SPECS.get(cls)
+    if spec is None:
+        spec = _SPECS[cls] = _Spec(cls)
+    return spec
+
+
 def optional_keys(cls: type) -> Tuple[str, ...]:
     """The optional typed keys of a schema dataclass, in field order."""
-    contract = CONTRACT_KEYS[cls]
-    return tuple(f.name for f in dataclasses.fields(cls)
-                 if f.name not in contract and f.name != "extra")
+    return _spec(cls).optional
 
 
 def json_keys(cls: type) -> Tuple[str, ...]:
@@ -269,15 +292,20 @@ def json_keys(cls: type) -> Tuple[str, ...]:
     return CONTRACT_KEYS[cls] + optional_keys(cls)
 
 
-def _null_is_value(cls: type, key: str) -> bool:
-    return any(f.name == key and f.default is ABSENT for f in dataclasses.fields(cls))
+def _kind(annotation: str) -> str:
+    """The JSON kind of an optional field from its annotation: str, bool, int, list or object."""
+    inner = annotation[len("Optional["):-1] if annotation.startswith("Optional[") else annotation
+    for prefix, kind in (("str", "str"), ("bool", "bool"), ("int", "int"), ("List", "list")):
+        if inner.startswith(prefix):
+            return kind
+    return "object"
 
 
 def _lift_known(obj: Any) -> None:
     """Known keys handed over in `extra` go to their typed fields; `extra` keeps the rest."""
     if not obj.extra:
         return  # the usual case (typed fields given directly): nothing to look up
-    known = set(optional_keys(type(obj)))
+    known = _spec(type(obj)).known
     if not known.intersection(obj.extra):
         return
     rest = {}
@@ -292,14 +320,16 @@ def _lift_known(obj: Any) -> None:
 def _write(obj: Any, contract: Dict[str, Any]) -> Dict[str, Any]:
     """Contract keys, then the optional keys that are set, then the unknown (`extra`) keys."""
     out = dict(contract)
-    known = optional_keys(type(obj))
-    for k in known:
+    spec = _spec(type(obj))
+    for k in spec.optional:
         v = getattr(obj, k)
-        if v is ABSENT or (v is None and not _null_is_value(type(obj), k)):
-            continue
-        out[k] = v
+        if v is None:
+            if k in spec.nullable:
+                out[k] = None
+        elif v is not ABSENT:
+            out[k] = v
     for k, v in obj.extra.items():
-        if k in known:
+        if k in spec.known:
             raise SchemaError("%s: set the typed field %s.%s, not extra[%r]"
                               % (k, type(obj).__name__, k, k))
         out.setdefault(k, v)
@@ -484,16 +514,6 @@ def _check_extraction(data: Dict[str, Any]) -> None:
     _str(ex, "method", "extraction")
 
 
-def _kind(cls: type, key: str) -> str:
-    """The JSON kind of an optional field from its annotation: str, bool, int, list or object."""
-    ann = str({f.name: f.type for f in dataclasses.fields(cls)}[key])
-    inner = ann[len("Optional["):-1] if ann.startswith("Optional[") else ann
-    for prefix, kind in (("str", "str"), ("bool", "bool"), ("int", "int"), ("List", "list")):
-        if inner.startswith(prefix):
-            return kind
-    return "object"
-
-
 _KIND_CHECKS: Dict[str, Tuple[Callable[[Any], bool], str]] = {
     "str": (lambda v: isinstance(v, str), "a string"),
     "bool": (lambda v: isinstance(v, bool), "true or false"),
@@ -507,24 +527,28 @@ def _typed(d: Dict[str, Any], cls: type, where: str) -> Dict[str, Any]:
     """Keyword arguments for `cls` from `d`: its optional typed keys (each checked against its
     type; null is a value for the ABSENT-default fields and means absent for the others) and
     `extra` = the keys the reader does not know."""
-    known = optional_keys(cls)
+    spec = _spec(cls)
     out: Dict[str, Any] = {}
-    for key in known:
-        if key not in d:
+    extra: Dict[str, Any] = {}
+    for key, v in d.items():
+        if key in spec.contract:
             continue
-        v = d[key]
-        nullable = _null_is_value(cls, key)
+        kind = spec.kinds.get(key)
+        if kind is None:
+            extra[key] = v
+            continue
+        nullable = key in spec.nullable
         if v is None:
             if nullable:
                 out[key] = None
             continue
-        check, text = _KIND_CHECKS[_kind(cls, key)]
-        field = key if where == "<root>" else "%s.%s" % (where, key)
-        _expect(check(v), field, "expected %s%s, got %r"
-                % (text, " or null" if nullable else "", v))
+        check, text = _KIND_CHECKS[kind]
+        if not check(v):
+            field = key if where == "<root>" else "%s.%s" % (where, key)
+            raise SchemaError("%s: expected %s%s, got %r"
+                              % (field, text, " or null" if nullable else "", v))
         out[key] = v
-    contract = CONTRACT_KEYS[cls]
-    out["extra"] = {k: v for k, v in d.items() if k not in contract and k not in known}
+    out["extra"] = extra
     return out
 
 

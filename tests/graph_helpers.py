@@ -7,6 +7,8 @@ subprocess (so neither TensorFlow nor torch loads into the test process):
   matmul attention, output projection, MLP) written with ``add_architecture``;
 - ``llama32``: ``transformers`` ``LlamaForCausalLM`` from a ``LlamaConfig`` with 32 tiny layers and
   random weights, written with ``add_architecture``;
+- ``gpt2tiny``: ``transformers`` ``GPT2LMHeadModel`` with 2 tiny layers (its projections are
+  Hugging Face ``Conv1D``: linear layers with a transposed weight), random weights;
 - ``llama70b``: Llama-3-70B's configuration (80 layers, hidden 8192, 64 heads, 8 key/value heads,
   vocabulary 128,256; 70.6B parameters) built on torch's meta device (no memory, no weights)
   and extracted on a meta input (bench only).
@@ -26,7 +28,7 @@ KERAS = {
     "mobilenetv2": "keras.applications.MobileNetV2(weights=None)",
     "resnet152": "keras.applications.ResNet152(weights=None)",
 }
-TORCH = ("gpt48", "llama32", "llama70b")
+TORCH = ("gpt48", "llama32", "llama70b", "gpt2tiny")
 
 
 def write_models(logdir: str, names, timeout: float = 600) -> None:
@@ -117,6 +119,10 @@ def _torch(logdir: str, names) -> None:
     for name in names:
         if name == "gpt48":
             model, x = _gpt()
+        elif name == "gpt2tiny":
+            from transformers import GPT2Config, GPT2LMHeadModel
+            model = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=16, n_head=2, vocab_size=64, n_positions=16)).eval()
+            x = torch.zeros(1, 8, dtype=torch.long)
         elif name == "llama32":
             model, x = _llama(32, vocab_size=128, hidden_size=32, intermediate_size=64,
                               num_attention_heads=4, num_key_value_heads=2)

@@ -88,6 +88,60 @@ def test_mobilenetv2_fit_shows_blocks_1_to_16_legibly(server, page):
     assert frame.get_attribute(G, "data-visible-nodes") == "156"
 
 
+# The screen rectangles of the legend and of every box (layer or collapsed group) in view.
+RECTS = """() => {
+  const r = (e) => { const b = e.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; };
+  const root = document.querySelector('[data-testid=graph-view]');
+  return { legend: r(root.querySelector('[data-testid=graph-legend]')),
+           boxes: [...root.querySelectorAll('[data-testid=graph-node] rect.avg-bg, [data-testid=graph-group-collapsed] rect.avg-bg')]
+             .map((e) => [e.closest('g[data-id]').dataset.id, ...r(e)]) };
+}"""
+
+
+# Each label drawn over a layer box in view, with the id of that box.
+LABELLED = """() => {
+  const root = document.querySelector('[data-testid=graph-view]');
+  const boxes = [...root.querySelectorAll('[data-testid=graph-node] rect.avg-bg')].map((e) => [e.closest('g[data-id]').dataset.id, e.getBoundingClientRect()]);
+  const out = [];
+  for (const t of root.querySelectorAll('.avg-lod-labels text')) {
+    const r = t.getBoundingClientRect(); const x = r.left + 2; const y = r.top + r.height / 2;
+    const hit = boxes.find(([, b]) => b.left <= x && x <= b.right && b.top <= y && y <= b.bottom);
+    if (hit) out.push([t.textContent, hit[0]]);
+  }
+  return out;
+}"""
+
+
+def overlaps(a, b):
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def test_mobilenetv2_legend_covers_no_box_and_expanded_boxes_read_apart(server, page):
+    frame = open_graph(page, server, "mobilenetv2")
+    for expand in (False, True):
+        if expand:
+            relayout(frame, lambda: frame.click("[data-testid=graph-expand-all]"))
+        texts = fit(frame)
+        rects = frame.evaluate(RECTS)
+        assert len(rects["boxes"]) >= (100 if expand else 16)
+        assert rects["legend"][2] > rects["legend"][0] + 50            # the legend is shown
+        assert [b[0] for b in rects["boxes"] if overlaps(rects["legend"], b[1:])] == []
+    # every layer of a block drawn with its own name: the part after the block's name when the
+    # box is too narrow for all of it ("expand_BN" inside block_1), never "block_1_e…" for all
+    labels = frame.evaluate(LABELLED)
+    assert len(labels) >= 50
+    by_block = {}
+    for text, box in labels:
+        if box.startswith("block_"):
+            by_block.setdefault("_".join(box.split("_")[:2]), []).append((text, box))
+    assert len(by_block) >= 10
+    for block, items in by_block.items():
+        texts_of = [t for t, _ in items]
+        assert len(set(texts_of)) == len(texts_of), (block, items)      # no two read the same
+        assert not [t for t in texts_of if t.startswith(block) and t.endswith("…")], (block, items)
+    assert any(t == "depthwise_BN" for t, _ in labels) or any(t.endswith("e_BN") for t, _ in labels), labels
+
+
 def test_transformer48_fit_folded_legible_and_attention_reads_qkv(server, page):
     frame = open_graph(page, server, "gpt48")
     texts = fit(frame)
@@ -119,6 +173,7 @@ def test_transformer48_fit_folded_legible_and_attention_reads_qkv(server, page):
     assert frame.locator('[data-testid=graph-group-collapsed][data-id="fold:h.0"]').count() == 1
     relayout(frame, lambda: frame.click('[data-testid=graph-expand][data-toggle="fold:h.0"]'))
     assert frame.locator('[data-testid=graph-group][data-id="fold:h.0"]').count() == 1
+    fit(frame)
     # shape-only ops merged: q/k projections feed the attention matmul directly
     es = frame.eval_on_selector_all("[data-testid=graph-edge]", "es => es.map(e => [e.dataset.source, e.dataset.target])")
     assert ["h.0.attn.q_proj", "matmul"] in es and ["h.0.attn.k_proj", "matmul"] in es

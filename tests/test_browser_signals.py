@@ -268,3 +268,36 @@ def test_800_layers_by_1000_steps_without_long_tasks(url, page):
         seen.add(frame.get_attribute(g, "data-colour-step"))
     print("recolour to the next frame, ms:", [round(x, 1) for x in times])
     assert len(seen) == 4 and statistics.median(times) < 100, (seen, times)
+
+
+# ------------------------------------------------------------------------- a real PyTorch run
+
+def test_a_real_pytorch_run(tmp_path, page):
+    """SignalsNet written by the real writers (tests/signals_fixtures.py): the dead ReLU is the
+    top of the dead-units scale, the slow layer the top of the forward-time scale in the graph."""
+    from signals_fixtures import write_torch_signals_run
+
+    facts = write_torch_signals_run(str(tmp_path), run="signals", steps=4)
+    with run_tensorboard(tmp_path) as base:
+        wait_for_run(base, "signals", steps=1)
+        v = "[data-testid=signals-view]"
+        frame = open_view(page, base, "view=signals&run=signals", v + "[data-render-complete='1']")
+        kinds = frame.eval_on_selector_all("[data-testid=signals-findings] li", "ls => ls.map(l => l.dataset.kind)")
+        assert {"vanishing", "dead", "frozen", "slowest"} <= set(kinds), kinds
+        assert "values.quant_error: " + facts["unknown_id"] in frame.inner_text("[data-testid=signals-unmatched]")
+        frame.evaluate("document.querySelector('[data-testid=signals-view]').dataset.renderComplete = '0'")
+        frame.select_option("select[data-action=signal]", "activations.zero_fraction")
+        frame.wait_for_selector(v + "[data-render-complete='1']")
+        assert tuple(frame.evaluate(CELL, [facts["dead_id"], 3])["rgb"]) == rgb(HIGH)   # 100 % dead
+
+        g = "[data-testid=graph-view]"   # opened on the slow layer, so that its box is drawn
+        frame = open_view(page, base, "view=graph&run=signals&sel=" + facts["slow_id"], g + "[data-render-complete='1']")
+        choose_colour(frame, g, "time.forward_ms")
+        frame.wait_for_selector(g + "[data-colour-by='time.forward_ms']")
+        assert "Forward time [ms]" in legend_text(frame, g)
+        slow = g + " [data-testid=graph-node][data-id='%s'] rect.avg-bg" % facts["slow_id"]
+        # the sleeping layer (30 ms): the top of the scale (which spans every step: near, not at, its end)
+        mine = frame.get_attribute(slow, "data-fill")
+        assert sum(rgb(mine)) > 480, mine
+        fills_ = frame.eval_on_selector_all(g + " rect.avg-bg[data-paint=value]", "rs => rs.map(r => r.dataset.fill)")
+        assert min(sum(rgb(f)) for f in fills_) < 300, fills_   # the small layers beside it: ~0.02-0.1 ms

@@ -455,3 +455,23 @@ def test_torch_own_hooks_stay_for_the_pass():
     assert set(r["nodes"]["a"]["params"]) == {"bias", "weight_orig"}
     assert r["nodes"]["a"]["params"]["weight_orig"]["state"] == "grad" and fired == []
     assert list(model.a._forward_pre_hooks.values()) == hooks
+
+
+def test_keras_weight_assigned_in_call_is_put_back():
+    import keras
+    import numpy as np
+
+    class Drift(keras.layers.Layer):
+        def build(self, shape):
+            self.w = self.add_weight(shape=(shape[-1],), initializer="ones", name="w")
+
+        def call(self, x):
+            self.w.assign_add(keras.ops.ones_like(self.w))  # a weight written in call
+            return x * self.w
+
+    model = keras.Sequential([keras.Input((3,)), Drift(), keras.layers.Dense(2)])
+    before = [np.array(keras.ops.convert_to_numpy(v.value)) for v in model.variables]
+    r = gradient_reach.compute(model)
+    assert r["status"] == "ok" and r["counts"] == {"grad": 3, "none": 0, "frozen": 0}, r
+    after = [keras.ops.convert_to_numpy(v.value) for v in model.variables]
+    assert all(np.array_equal(a, b) for a, b in zip(before, after))

@@ -252,3 +252,29 @@ def test_torch_summary_writer_and_wrappers(tmp_path):
     assert "activations" not in " ".join(doc["meta"]["notes"])
     r = read_signals(str(tmp_path))
     assert r["steps"] == [5] and r["docs"][5] == doc
+
+
+def test_signals_through_the_real_route(tmp_path):
+    """The fixture run (real writers) served by a real TensorBoard: the `signals` route."""
+    from conftest import PLUGIN, get_json, run_tensorboard, wait_for_run
+    from signals_fixtures import write_torch_signals_run
+
+    facts = write_torch_signals_run(str(tmp_path), run="signals", steps=3)
+    with run_tensorboard(str(tmp_path)) as url:
+        runs = wait_for_run(url, "signals")
+        assert runs["signals"].get("signals") is True
+        status, doc = get_json(url + PLUGIN + "/signals?run=signals")
+    assert status == 200, doc
+    assert doc["steps"] == [0, 1, 2] and doc["architecture_step"] == 0
+    s = doc["series"]
+    assert s["activations.zero_fraction"][facts["dead_id"]] == [1.0, 1.0, 1.0]
+    assert s["updates.ratio"][facts["frozen_id"]] == [None, 0.0, 0.0]
+    assert doc["unmatched"] == {"values.quant_error": [facts["unknown_id"]]}
+    by_kind = {}
+    for f in doc["findings"]:
+        by_kind.setdefault(f["kind"], []).append(f)
+    assert by_kind["vanishing"][0]["nodes"][0] == "deep.0"
+    assert by_kind["dead"][0]["nodes"] == [facts["dead_id"]]
+    assert [facts["frozen_id"]] in [f["nodes"] for f in by_kind["frozen"]]
+    assert by_kind["slowest"][0]["nodes"] == [facts["slow_id"]]
+    assert doc["thresholds"]["vanishing_ratio"] == 1e-4 and doc["thresholds"]["frozen"] == 0.0

@@ -154,3 +154,26 @@ def test_batch_first_lstm_needs_no_warning():
         warnings.simplefilter("error")
         arch = extract_torch(model, torch.randn(3, 7, 10))
     assert arch.model.batch_size == 3
+
+
+class Hidden(nn.Module):
+    """A product no torch-function hook sees (torch functions disabled around it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(8, 4))
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        with torch._C.DisableTorchFunction():
+            y = torch.mm(x, self.w)
+        return self.fc(y)
+
+
+def test_work_outside_every_module_and_op_is_still_counted():
+    torch.manual_seed(0)
+    model, x = Hidden(), torch.randn(3, 8)
+    arch = extract_torch(model, x)
+    assert arch.model.macs == reference_macs(model, x, 3) == 8 * 4 + 4 * 2
+    (stray,) = [n for n in arch.nodes if n.class_name == "unattributed"]
+    assert stray.macs == 8 * 4 and arch.model.macs_complete is True

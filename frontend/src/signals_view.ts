@@ -198,7 +198,10 @@ class SignalsView {
       parts.push(h('label', { title: 'show one copy of each run of repeated blocks (pick which)' }, box, ' Fold repeats'));
       if (this.choice.fold) for (const f of this.folds) parts.push(this.foldPicker(f));
     }
+    const a = this.bar.contains(document.activeElement) ? document.activeElement as HTMLElement : null;
+    const again = a?.dataset.action ? `[data-action="${a.dataset.action}"]` : a?.dataset.foldPick ? `[data-fold-pick="${CSS.escape(a.dataset.foldPick)}"]` : null;
     this.bar.replaceChildren(...parts);
+    if (again) this.bar.querySelector<HTMLElement>(again)?.focus();   // keyboard users keep their place
   }
 
   private foldPicker(f: Fold): HTMLElement {

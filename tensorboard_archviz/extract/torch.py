@@ -75,11 +75,17 @@ which runs exactly once (a tensor attribute incremented in ``forward`` is +1). N
 ``requires_grad`` or ``.grad`` is touched. ``DataParallel`` / ``DistributedDataParallel`` /
 ``torch.compile`` wrappers are unwrapped. An input that does not fit raises ``ExtractionError``
 naming the qualified name of the module whose forward failed.
+
+Cost (``bench/bench_extract_speed.py`` prints it phase by phase): the fx trace (about half a
+forward of a small network), the one real forward under the dispatch mode (one Python call per
+ATen operation) and Python work per module and op; the cyclic garbage collector is paused for
+the duration of ``extract_torch`` (and resumed, also on error).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import inspect
 import itertools
 import operator
@@ -631,8 +637,8 @@ def extract_torch(model: nn.Module, input_to_model: Any, *, method: str = "auto"
     ``"fx"`` or ``"hooks"``. `batch_size`: how many examples the input holds, when it is not
     the first dimension of the first input (e.g. ``nn.LSTM``/``nn.Transformer`` with
     sequence-first inputs); MACs and output bytes are divided by it. Raises
-    ``ExtractionError`` when the model cannot run on the input. A model on the meta device whose forward calls an op without a meta kernel gives a partial
-    graph instead (``extraction["partial"]``, a warning names the op). See the module docstring
+    ``ExtractionError`` when the model cannot run on the input. A model on the meta device
+    whose forward calls an op without a meta kernel gives a partial graph instead (``extraction["partial"]``, a warning names the op). See the module docstring
     for the conventions (MACs per example, memory, side effects).
     """
     if method not in METHODS:
@@ -641,6 +647,17 @@ def extract_torch(model: nn.Module, input_to_model: Any, *, method: str = "auto"
                                    or batch_size < 1):
         raise ValueError("batch_size must be a positive integer or None, got %r" % (batch_size,))
     model, args, kwargs = _checked_call(model, input_to_model)
+    collecting = gc.isenabled()
+    gc.disable()  # no cyclic collection in the middle of the run (it costs up to a third)
+    try:
+        return _extract(model, args, kwargs, method, batch_size)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _extract(model: nn.Module, args: tuple, kwargs: Dict[str, Any], method: str,
+             batch_size: Optional[int]) -> schema.Architecture:
     plan = _plan(model, args, kwargs)
     plan.batch_size = batch_size
     try:

@@ -210,7 +210,12 @@ def dtype(t: torch.Tensor) -> str:
 
 def json_safe(v: Any, depth: int = 0) -> Any:
     """A JSON-safe copy of a simple config value, or ``SKIP``."""
-    if v is None or isinstance(v, bool):
+    t = type(v)
+    if t is int or t is bool or v is None:  # the usual values first (no ABC checks)
+        return v
+    if t is tuple and depth < 2 and len(v) <= 32 and all(type(x) is int for x in v):
+        return list(v)
+    if isinstance(v, bool):
         return v
     if isinstance(v, enum.Enum):
         return str(v.name)

@@ -13,8 +13,11 @@ A variable created trainable whose layer (or an enclosing layer) has ``trainable
 state, not parameters, and are not listed. Why a trainable variable gets no gradient is told
 from which layers ran (their ``call`` is wrapped for the pass and unwrapped afterwards) and from
 the architecture's edges (a ``stop_gradient`` between the layer and the outputs). The values of
-every non-trainable variable (moving statistics, dropout seed states) are restored afterwards,
-and the variables' gradients are not stored anywhere.
+every variable (moving statistics, dropout seed states, a weight a ``call`` assigns to) are
+restored afterwards, and the variables' gradients are not stored anywhere. The pass reuses the
+caller's extraction (``arch`` and ``layers`` from ``extract.keras.extract_keras_layers``) when
+given: the model is walked once. Python attributes a layer's ``call`` changes (a counter) are
+not restored: Keras layers keep their own tracking state there.
 """
 
 from __future__ import annotations
@@ -224,8 +227,7 @@ def _run(model, x, loss, layers):
     if fn is None:
         raise RuntimeError("the %s backend is not supported" % backend)
     train_vars = list(model.trainable_variables)
-    state = [(v, np.array(keras.ops.convert_to_numpy(v.value))) for v in
-             model.non_trainable_variables]
+    state = [(v, np.array(keras.ops.convert_to_numpy(v.value))) for v in model.variables]
     try:
         with _CallRecorder(layers) as rec:
             found = fn(model, x, train_vars, loss)

@@ -14,7 +14,10 @@ numbers, "NaN" / "Infinity" / "-Infinity", null) and ``steps`` its steps. Each f
   example of the example batch;
 - ``saturated``: ``activations.saturated_fraction`` >= ``saturated_fraction`` (0.9);
 - ``update_high``: ``updates.ratio`` above ``update_high`` (1e-2: ten times the usual
-  ``update_usual`` 1e-3);
+  ``update_usual`` 1e-3), at each layer's peak step;
+- ``collapsed``: the output layer's (the last layer with activations, in model order)
+  activation std is at most ``collapsed_ratio`` (0.05) x its |mean|: the prediction is nearly
+  the same for every example (a softmax stuck at the uniform distribution);
 - ``frozen``: ``updates.ratio`` exactly ``frozen`` (0) over a run of written steps (one
   finding per run: "did not change between steps 0 and 2"; the outermost unchanged container is
   named, not each of its layers); the text says "frozen or
@@ -49,6 +52,7 @@ THRESHOLDS: Dict[str, float] = {
     "update_high": 1e-2,
     "update_usual": 1e-3,
     "frozen": 0.0,
+    "collapsed_ratio": 0.05,
 }
 MAX_LISTED = 10  # findings of one kind listed one by one; the rest in one more finding
 
@@ -221,21 +225,50 @@ def _fraction_findings(model: _Model, steps, per_node, key: str, t) -> List[Dict
                    "are dead" if dead else "are saturated")
 
 
+def _peak(vals: List[Any], n_steps: int) -> Optional[Tuple[float, int]]:
+    """(largest finite value, its step index) of one node's series, or None."""
+    best = None
+    for k, v in enumerate(vals[:n_steps]):
+        d = decode(v)
+        if d is not None and math.isfinite(d) and (best is None or d > best[0]):
+            best = (d, k)
+    return best
+
+
 def _update_findings(model: _Model, steps, series, t) -> List[Dict[str, Any]]:
+    """Update ratios far above the usual at their peak step; then frozen runs."""
     out: List[Dict[str, Any]] = []
     per_node = series["updates.ratio"]
-    i = _latest(steps, per_node)
-    if i is None:
-        return out
-    values = {n: v for n, v in _at(per_node, i).items() if n not in model.containers}
-    high = sorted((n for n, v in values.items() if math.isfinite(v) and v > t["update_high"]),
-                  key=lambda n: -values[n])
-    for n in high:
+    peaks = {n: p for n, p in ((n, _peak(v, len(steps))) for n, v in per_node.items()
+                               if n not in model.containers) if p and p[0] > t["update_high"]}
+    for n in sorted(peaks, key=lambda n: -peaks[n][0]):
+        v, i = peaks[n]
         out.append(_finding("update_high", "updates.ratio", steps, i, [n], (
             "%s update ratio %s at step %d, far above the usual %s (learning rate too high?)"
-            % (_q(n), fmt(values[n]), steps[i], fmt(t["update_usual"])))))
+            % (_q(n), fmt(v), steps[i], fmt(t["update_usual"])))))
     out = _listed(out, "update_high", "have update ratios far above the usual")
     return out + _frozen(model, steps, per_node, series.get("gradients.rms") or {}, t)
+
+
+def _collapsed(model: _Model, steps, series, t) -> List[Dict[str, Any]]:
+    """Model outputs (layers without successors... the last layers in model order that have
+    activations) whose values are nearly the same everywhere: std <= collapsed_ratio x |mean|."""
+    means, stds = series["activations.mean"], series["activations.std"]
+    i = _latest(steps, stds)
+    if i is None:
+        return []
+    m, sd = _at(means, i), _at(stds, i)
+    layers = [n for n in model.sort(sd) if n not in model.containers and n in m]
+    out = []
+    for n in layers[-1:]:  # the output layer
+        mean, std = m[n], sd[n]
+        if math.isfinite(mean) and math.isfinite(std) and mean != 0 and \
+                std <= t["collapsed_ratio"] * abs(mean):
+            out.append(_finding("collapsed", "activations.std", steps, i, [n], (
+                "%s: the output is nearly the same for every example and unit (std %s around "
+                "%s at step %d): the model's prediction barely depends on its input"
+                % (_q(n), fmt(std), fmt(mean), steps[i]))))
+    return out
 
 
 def _starved(grads: List[Any], t, head: Optional[float]) -> bool:
@@ -376,6 +409,8 @@ def find(arch: Any, steps: Sequence[int], series: Dict[str, Dict[str, List[Any]]
             found += _fraction_findings(model, steps, series[key], key, t)
     if "updates.ratio" in series:
         found += _update_findings(model, steps, series, t)
+    if "activations.std" in series and "activations.mean" in series:
+        found += _collapsed(model, steps, series, t)
     if "time.forward_ms" in series:
         found += _slowest(model, steps, series["time.forward_ms"])
     return found, t

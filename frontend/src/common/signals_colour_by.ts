@@ -153,7 +153,9 @@ export class ColourBy {
     }
     if (m?.stepped && this.signals && this.stepIndex >= 0) parts.push(this.stepSlider());
     parts.push(this.status);
+    const focused = this.el.contains(document.activeElement) ? (document.activeElement as HTMLElement).dataset.action : undefined;
     this.el.replaceChildren(...parts);
+    if (focused) this.el.querySelector<HTMLElement>(`[data-action="${focused}"]`)?.focus();   // keyboard users keep their place
   }
 
   private stepSlider(): HTMLElement {
