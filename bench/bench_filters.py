@@ -486,7 +486,7 @@ def run_resnet(model, label, calls):
                                  progress=False, **extra)
             wall, cpu = time.perf_counter() - t, time.process_time() - c
         images = grids_written(d)
-    print("   %-44s %6.1f s wall, %6.1f s CPU, %2d layers (load average %.1f)"
+    print("   %-66s %6.1f s wall, %6.1f s CPU, %2d layers (load average %.1f)"
           % (label, wall, cpu, len(images), os.getloadavg()[0]))
     return wall, cpu, images
 
@@ -508,10 +508,12 @@ def section_torch(fast_only):
              time.perf_counter() - t, torch.get_num_threads()))
     # On a shared machine the wall time mostly measures the other processes: the CPU time of
     # this process is printed beside it (with one thread, what a free core would take).
-    runs = {"now": run_resnet(model, "defaults (128 steps, channels-last)", [{}])}
+    runs = {"now": run_resnet(model, "defaults (128 steps, channels-last, threads "
+                                     "by load)", [{}])}
     if not fast_only:
-        old = {"time_budget": None, "channels_last": False}
-        runs["before"] = run_resnet(model, "previous defaults (128 / 256 steps, NCHW)",
+        old = {"time_budget": None, "channels_last": False, "threads": torch.get_num_threads()}
+        runs["before"] = run_resnet(model, "previous defaults (128 / 256 steps, NCHW, %d "
+                                    "threads), no budget" % torch.get_num_threads(),
                                     [dict(old, layers=nodes[:1], steps=128),
                                      dict(old, layers=nodes[1:], steps=256)])
     quality = {k: resnet_quality(model, x_train, v[2]) for k, v in runs.items()}

@@ -121,7 +121,7 @@ def _torch(logdir: str, names) -> None:
             model, x = _gpt()
         elif name == "gpt2tiny":
             from transformers import GPT2Config, GPT2LMHeadModel
-            model = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=16, n_head=2, vocab_size=64, n_positions=16)).eval()
+            model = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=16, n_head=2, vocab_size=64, n_positions=16, bos_token_id=0, eos_token_id=0)).eval()
             x = torch.zeros(1, 8, dtype=torch.long)
         elif name == "llama32":
             model, x = _llama(32, vocab_size=128, hidden_size=32, intermediate_size=64,

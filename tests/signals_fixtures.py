@@ -6,7 +6,7 @@
   The model (``SignalsNet``) has known answers: ``deep.0`` … ``deep.11`` a 12-layer sigmoid
   stack (vanishing gradients toward the input), ``dead`` a Linear with bias -100 before the ReLU
   ``dead_relu`` (100 % dead), ``frozen`` a Linear with ``requires_grad=False`` (update ratio 0),
-  ``slow`` a module sleeping 30 ms in ``forward`` (the slowest layer), ``head`` the output.
+  ``slow`` a module sleeping 100 ms in ``forward`` (the slowest layer), ``head`` the output.
   User values ``values.quant_error`` for a few layers plus the unknown id ``no_such_layer``.
   Returns a dict of these facts (``FACTS``).
 - ``write_synthetic_signals_run(logdir, run="big", layers=80, steps=1000, every=100)``: no
@@ -46,7 +46,7 @@ from tensorboard_archviz.summary import ArchVizWriter
 
 class Slow(nn.Module):
     def forward(self, x):
-        time.sleep(0.03)
+        time.sleep(0.1)
         return x
 
 class SignalsNet(nn.Module):

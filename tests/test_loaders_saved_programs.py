@@ -248,3 +248,31 @@ def test_a_branch_on_tensor_values_says_so(tmp_path):
         "dtypes, no values). Pass --unsafe (alias --trust-file) if you trust the file" % path)
     got = loaders.open_file(path, loaders.Options(input_shapes=[(2, 4)], unsafe=True))
     assert got.arch.model.total_params == 15 and got.arch.node("fc").output_shapes == [[2, 3]]
+
+
+class Allocates(nn.Module):
+    """forward asks for a 1 TiB tensor (2^38 floats)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        pad = torch.zeros(1 << 38)
+        return self.fc(x) + pad[:3].sum()
+
+
+def test_a_program_allocates_nothing_without_consent(tmp_path):
+    """On fake tensors a 1 TiB request costs nothing (peak memory stays far below it); on real
+    tensors (--unsafe) the allocator refuses it, so the test can fail."""
+    import resource
+
+    from tensorboard_archviz import loaders
+
+    path = str(tmp_path / "allocates.pt")
+    torch.jit.save(torch.jit.script(Allocates()), path)
+    got = loaders.open_file(path, loaders.Options(input_shapes=[(2, 4)]))
+    assert got.arch.model.total_params == 15
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 4 * 1024 ** 2  # KiB: < 4 GiB
+    with pytest.raises(loaders.LoadError, match="can't allocate memory|DefaultCPUAllocator"):
+        loaders.open_file(path, loaders.Options(input_shapes=[(2, 4)], unsafe=True))

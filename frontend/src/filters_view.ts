@@ -247,18 +247,59 @@ function skippedNote(resp: FiltersResponse, reason: string): HTMLElement {
 
 interface Loaded { resp: FiltersResponse; image: HTMLImageElement | null; layout: GridLayout | null; entries: CheckedTile[] }
 
+interface Drawing { cancel: (() => void) | null; closeDetail: (() => void) | null }
+
+/** The tiles of a loaded grid into `body`, a page (TILE_PAGE) at a time in time slices. */
+function renderTiles(body: HTMLElement, run: string, loaded: Loaded, layout: GridLayout,
+                     image: HTMLImageElement, drawing: Drawing): void {
+  const resp = loaded.resp;
+  const note = layoutNote(layout);
+  if (note) body.appendChild(note);
+  const tiles = ordered(loaded.entries);
+  const ts = layout.tileSize;
+  const side = ts * (ts >= 96 ? 1 : Math.max(1, Math.floor(96 / ts)));
+  const tilesEl = h('div', { class: 'av-tiles', dataset: { state: 'drawing' } });
+  const more = h('div', { class: 'av-tiles-more' });
+  append(body, tilesEl, more);
+  tilesEl.addEventListener('click', (ev) => {
+    const el = (ev.target as HTMLElement).closest<HTMLElement>('.av-tile');
+    const c = el && tiles.find((x) => x.readable && String(x.tile.index) === el.dataset.index);
+    if (c && c.readable) {
+      drawing.closeDetail = openDetail({ run, layer: resp.layer, resp, layout, image, load: loadImage }, c.tile,
+        () => { drawing.closeDetail = null; });
+    }
+  });
+  tilesEl.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter' && (ev.target as HTMLElement).classList.contains('av-tile')) (ev.target as HTMLElement).click();
+  });
+  let shown = 0;
+  const page = () => {
+    const next = tiles.slice(shown, shown + TILE_PAGE);
+    shown += next.length;
+    tilesEl.dataset.state = 'drawing';
+    clear(more);
+    drawing.cancel = drawTiles(tilesEl, next, (c) => entryElement(c, layout, image, side), () => {
+      tilesEl.dataset.state = 'done';
+      if (shown < tiles.length) {
+        append(more, h('span', { class: 'count' }, `${fmtInt(shown)} of ${fmtInt(tiles.length)} filters shown`),
+          button(`Show ${fmtInt(Math.min(TILE_PAGE, tiles.length - shown))} more`, page, { dataset: { action: 'more-tiles' } }));
+      }
+    });
+  };
+  page();
+}
+
 function createGrid(run: string, head: HTMLElement, body: HTMLElement, life: Life, layerOf: () => string): Grid {
   let current: Loaded | null = null;
   let token = 0;
-  let cancelDraw: (() => void) | null = null;
-  let closeDetail: (() => void) | null = null;
-  life.cleanup.push(() => { token++; cancelDraw?.(); closeDetail?.(); });
+  const drawing: Drawing = { cancel: null, closeDetail: null };
+  life.cleanup.push(() => { token++; drawing.cancel?.(); drawing.closeDetail?.(); });
 
   const grid: Grid = {
     onLoaded: () => undefined,
     render() {
       if (!current) return;
-      cancelDraw?.();
+      drawing.cancel?.();
       clear(head);
       clear(body);
       const { resp, image, layout } = current;
@@ -268,44 +309,12 @@ function createGrid(run: string, head: HTMLElement, body: HTMLElement, life: Lif
         return;
       }
       append(head, ...summary(resp, current.entries));
-      const note = layoutNote(layout);
-      if (note) body.appendChild(note);
-      const tiles = ordered(current.entries);
-      const ts = layout.tileSize;
-      const side = ts * (ts >= 96 ? 1 : Math.max(1, Math.floor(96 / ts)));
-      const tilesEl = h('div', { class: 'av-tiles', dataset: { state: 'drawing' } });
-      const more = h('div', { class: 'av-tiles-more' });
-      append(body, tilesEl, more);
-      tilesEl.addEventListener('click', (ev) => {
-        const el = (ev.target as HTMLElement).closest<HTMLElement>('.av-tile');
-        const c = el && tiles.find((x) => x.readable && String(x.tile.index) === el.dataset.index);
-        if (c && c.readable) {
-          closeDetail = openDetail({ run, layer: resp.layer, resp, layout, image, load: loadImage }, c.tile, () => { closeDetail = null; });
-        }
-      });
-      tilesEl.addEventListener('keydown', (ev) => {
-        if (ev.key === 'Enter' && (ev.target as HTMLElement).classList.contains('av-tile')) (ev.target as HTMLElement).click();
-      });
-      let shown = 0;
-      const page = () => {
-        const next = tiles.slice(shown, shown + TILE_PAGE);
-        shown += next.length;
-        tilesEl.dataset.state = 'drawing';
-        clear(more);
-        cancelDraw = drawTiles(tilesEl, next, (c) => entryElement(c, layout, image, side), () => {
-          tilesEl.dataset.state = 'done';
-          if (shown < tiles.length) {
-            append(more, h('span', { class: 'count' }, `${fmtInt(shown)} of ${fmtInt(tiles.length)} filters shown`),
-              button(`Show ${fmtInt(Math.min(TILE_PAGE, tiles.length - shown))} more`, page, { dataset: { action: 'more-tiles' } }));
-          }
-        });
-      };
-      page();
+      renderTiles(body, run, current, layout, image, drawing);
     },
     async load(step: Step | null) {
       const my = ++token;
       const layer = layerOf();
-      cancelDraw?.();
+      drawing.cancel?.();
       clear(head);
       clear(body);
       body.appendChild(loading('Loading the filters of “' + layer + '”…'));

@@ -431,7 +431,8 @@ class _Extractor:
                     call_kwargs["training"] = False
             except (TypeError, ValueError):
                 pass
-            outputs = model.call(*args, **call_kwargs)
+            with keras.StatelessScope():  # a weight the call assigns to keeps its value
+                outputs = model.call(*args, **call_kwargs)
             from keras import tree
             flat_outputs = [o for o in tree.flatten(outputs)
                             if isinstance(o, keras.KerasTensor)]

@@ -359,8 +359,9 @@ def _traced_ops(layer: Any, args: dict) -> List[Tuple[Any, list, list, dict]]:
     touched = [(l, len(l._inbound_nodes), len(l._outbound_nodes))
                for l in layer._flatten_layers(include_self=False, recursive=True)]
     try:
-        outputs = [o for o in tree.flatten(layer.call(*call_args, **call_kwargs))
-                   if isinstance(o, keras.KerasTensor)]
+        with keras.StatelessScope():  # a weight the call assigns to keeps its value
+            returned = layer.call(*call_args, **call_kwargs)
+        outputs = [o for o in tree.flatten(returned) if isinstance(o, keras.KerasTensor)]
         keys, _, operations, _ = map_graph(made, outputs)
         found = []
         for op in operations:

@@ -91,6 +91,7 @@ import itertools
 import operator
 import re
 import warnings
+import weakref
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
@@ -112,9 +113,28 @@ METHODS = ("auto", "fx", "hooks")
 # ---------------------------------------------------------------------------------------------
 # inputs
 
+_SIGNATURES: "weakref.WeakKeyDictionary[Any, inspect.Signature]" = weakref.WeakKeyDictionary()
+
+
+def _signature(model: nn.Module) -> inspect.Signature:
+    """``inspect.signature(model.forward)``, computed once per forward function (a Hugging
+    Face forward's takes milliseconds)."""
+    fwd = model.forward
+    fn = getattr(fwd, "__func__", None)
+    if fn is None or getattr(fwd, "__self__", None) is not model:
+        return inspect.signature(fwd)
+    try:
+        sig = _SIGNATURES.get(fn)
+        if sig is None:
+            sig = _SIGNATURES[fn] = inspect.signature(fwd)
+        return sig
+    except TypeError:  # not weak-referenceable
+        return inspect.signature(fwd)
+
+
 def _bind(model: nn.Module, args: tuple, kwargs: Dict[str, Any]):
     try:
-        sig = inspect.signature(model.forward)
+        sig = _signature(model)
         bound = sig.bind(*args, **kwargs)
     except (TypeError, ValueError):
         return None, None
@@ -422,7 +442,7 @@ def _missing_inputs_hint(model: nn.Module, args: tuple, kwargs: Dict[str, Any]) 
     of which neither form was passed — the usual cause of a failure such as T5 without
     ``decoder_input_ids``."""
     try:
-        params = list(inspect.signature(model.forward).parameters)
+        params = list(_signature(model).parameters)
     except (TypeError, ValueError):
         return ""
     given = set(kwargs) | set(params[:len(args)])
@@ -451,7 +471,7 @@ def _checked_call(model: Any, input_to_model: Any) -> Tuple[nn.Module, tuple, Di
                               "was scripted")
     args, kwargs = tg.call_args(input_to_model)
     try:
-        sig = inspect.signature(model.forward)
+        sig = _signature(model)
     except (TypeError, ValueError):
         sig = None
     if sig is not None:

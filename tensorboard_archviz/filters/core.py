@@ -110,6 +110,9 @@ class Options:
     init_sd: float = 0.01
     channels_last: bool = True           # PyTorch on CPU: feed the model channels-last images
                                          # (same numbers, less time); False: contiguous NCHW
+    threads: Optional[int] = None        # PyTorch intra-op threads during the optimisation;
+                                         # None: torch's setting, fewer when the load average
+                                         # leaves fewer cores free (torch_optim.choose_threads)
 
     @property
     def n_steps(self) -> int:
@@ -168,6 +171,9 @@ def resolve_options(options: Dict[str, Any]) -> Options:
     if opts.chunk_size is not None and (not isinstance(opts.chunk_size, (int, np.integer))
                                         or opts.chunk_size < 1):
         raise ValueError("chunk_size must be a positive int or None, got %r" % (opts.chunk_size,))
+    if opts.threads is not None and (not isinstance(opts.threads, (int, np.integer))
+                                     or isinstance(opts.threads, bool) or opts.threads < 1):
+        raise ValueError("threads must be a positive int or None, got %r" % (opts.threads,))
     if opts.jitter is not None and (not isinstance(opts.jitter, (int, np.integer)) or opts.jitter < 0):
         raise ValueError("jitter must be an int >= 0 or None, got %r" % (opts.jitter,))
     return opts

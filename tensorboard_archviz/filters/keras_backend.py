@@ -530,9 +530,24 @@ def _grids(skipped: List[core.Skipped], model, layers, time_budget, log, progres
                               {id(layer): nid for nid, layer in targets})
     steps = KerasSteps(model=model, keras=keras, backend=backend, fmt=fmt, channels=c,
                        image_hw=(h, w), value_range=_value_range(model, opts, keras),
-                       first_conv=first_conv)
+                       first_conv=first_conv, threads=_torch_threads(backend, opts, budget))
     yield from core.drive(steps, [core.Target(n, l, info[n]) for n, l in targets], opts, budget,
                           skipped)
+
+
+def _torch_threads(backend: str, opts: core.Options, budget: core.Budget) -> Optional[int]:
+    """On the torch backend, the intra-op threads of the loops (``torch_optim.choose_threads``);
+    None on TensorFlow and JAX (their thread pools are fixed once started)."""
+    if backend != "torch":
+        return None
+    import torch
+    from tensorboard_archviz.filters.torch_optim import choose_threads
+
+    threads, why = choose_threads(opts.threads, torch)
+    if threads != torch.get_num_threads():
+        budget.log("archviz filters: %d torch thread(s) instead of %d (%s)"
+                   % (threads, torch.get_num_threads(), why))
+    return threads
 
 
 @dataclasses.dataclass
@@ -546,6 +561,7 @@ class KerasSteps:
     image_hw: Tuple[int, int]
     value_range: Tuple[float, float]
     first_conv: Any                     # id() of the first 2-D conv layer that runs
+    threads: Optional[int] = None       # torch backend: intra-op threads while a layer runs
 
     def plan(self, target: core.Target, opts: core.Options) -> core.Plan:
         _, n_total = make_head(target.layer, self.keras, self.keras.ops)
@@ -555,7 +571,13 @@ class KerasSteps:
 
     def run(self, target: core.Target, plan: core.Plan, opts: core.Options,
             log: Callable[[str], None]) -> core.GridResult:
-        return _run_layer(self, target, plan, opts, log)
+        if self.threads is None:
+            return _run_layer(self, target, plan, opts, log)
+        import torch
+        from tensorboard_archviz.filters.torch_optim import num_threads
+
+        with num_threads(self.threads, torch):
+            return _run_layer(self, target, plan, opts, log)
 
 
 def forward_to(model, layer, fmt: str, nchw_input: bool):

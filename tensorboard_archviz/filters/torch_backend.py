@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 
 from tensorboard_archviz.filters import core
-from tensorboard_archviz.filters.torch_optim import TorchOptimizer
+from tensorboard_archviz.filters.torch_optim import TorchOptimizer, choose_threads, num_threads
 from tensorboard_archviz.util import one_line
 
 class _Stop(Exception):
@@ -380,8 +380,12 @@ def _grids(skipped: List[core.Skipped], model, layers, input_shape, input_to_mod
     with inference_mode(model):
         info, first_conv = _probe(model, torch.zeros((1, c, h, w), dtype=dtype, device=device),
                                   dict(targets))
+    threads, why = choose_threads(opts.threads, torch)
+    if threads != torch.get_num_threads():
+        budget.log("archviz filters: %d torch thread(s) instead of %d (%s)"
+                   % (threads, torch.get_num_threads(), why))
     steps = TorchSteps(model=model, device=device, dtype=dtype, channels=c, image_hw=(h, w),
-                       value_range=value_range, first_conv=first_conv)
+                       value_range=value_range, first_conv=first_conv, threads=threads)
     yield from core.drive(steps, [core.Target(n, m, info[n]) for n, m in targets], opts, budget,
                           skipped)
 
@@ -396,6 +400,7 @@ class TorchSteps:
     image_hw: Tuple[int, int]
     value_range: Tuple[float, float]
     first_conv: Optional[str]          # qualified name of the first 2-D conv that runs
+    threads: int = 1                   # torch intra-op threads while a layer runs
 
     def plan(self, target: core.Target, opts: core.Options) -> core.Plan:
         return core.make_plan(target.node_id, type(target.layer).__name__,
@@ -406,7 +411,7 @@ class TorchSteps:
             log: Callable[[str], None]) -> core.GridResult:
         import torch
 
-        with inference_mode(self.model):
+        with inference_mode(self.model), num_threads(self.threads, torch):
             return _run_layer(self, target, plan, opts, torch, log)
 
 

@@ -3,11 +3,57 @@ Keras on its torch backend. The method is described in ``core``."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence, Tuple
+import contextlib
+from typing import Any, Callable, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
 from tensorboard_archviz.filters import core
+
+def free_cores() -> Tuple[int, float]:
+    """(cores this process may use, the 1-minute load average; -1 when unknown)."""
+    import os
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        load = -1.0
+    return cores, load
+
+
+def choose_threads(requested: Optional[int], torch) -> Tuple[int, str]:
+    """The intra-op threads for the optimisation and why: ``requested`` (the ``threads``
+    option), else torch's own setting, lowered to the cores the load average leaves free (at
+    least 1). The loops run many small operations; OpenMP threads waiting for a core another
+    process holds make them several times slower (8x measured at load 14 on 2 cores)."""
+    own = int(torch.get_num_threads())
+    if requested is not None:
+        return int(requested), "threads=%d" % int(requested)
+    cores, load = free_cores()
+    if load < 0:
+        return own, "torch's setting"
+    free = max(1, int(round(cores - load)))
+    if free >= own:
+        return own, "torch's setting"
+    return free, "load average %.1f on %d cores" % (load, cores)
+
+
+@contextlib.contextmanager
+def num_threads(n: int, torch) -> Iterator[None]:
+    """torch's intra-op thread count set to ``n`` for the duration, then restored."""
+    saved = int(torch.get_num_threads())
+    if saved != n:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        if saved != n:
+            torch.set_num_threads(saved)
+
 
 # head(model input of the layer, idx) -> pre-activation maps (B, Ho, Wo);
 # post(pre, idx) -> (normalised linear output, post-activation), both (B, Ho, Wo).

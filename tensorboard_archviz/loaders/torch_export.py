@@ -47,6 +47,23 @@ def native_members(names: List[str]) -> List[str]:
             or n.lower().endswith(NATIVE_SUFFIXES) or ".so." in n.lower().rsplit("/", 1)[-1]]
 
 
+def _all_members(path: str) -> List[List[str]]:
+    """The members as Python's zipfile lists them, then as PyTorch's own reader (the one
+    torch.export.load uses) does: a file the two parsers read differently cannot hide a library
+    from one. LoadError when neither can list it (nothing could then be checked)."""
+    import torch
+
+    names = zip_names(path)
+    try:
+        records = list(torch._C.PyTorchFileReader(path).get_all_records())
+    except Exception:  # noqa: BLE001 - not an archive PyTorch can read
+        records = None
+    if names is None and records is None:
+        raise LoadError("%s: not a torch.export archive (neither Python's zip reader nor "
+                        "PyTorch's can list its members)" % path)
+    return [names or [], records or []]
+
+
 @contextlib.contextmanager
 def _quiet_torch_export():
     """torch.export.load logs a traceback as a warning before it raises: the CLI says one line."""
@@ -66,8 +83,9 @@ def _load(path: str, unsafe: bool) -> Any:
 
     from tensorboard_archviz.extract import torch_saved
 
-    native = native_members(zip_names(path) or [])
-    if native and not unsafe:
+    native = [] if unsafe else next(
+        (found for found in map(native_members, _all_members(path)) if found), [])
+    if native:
         raise LoadError("%s: the %s holds native code (%s%s), which loading it would run; archviz "
                         "refuses without --unsafe. Pass %s"
                         % (path, WHAT, native[0], " and %d more" % (len(native) - 1)

@@ -131,21 +131,18 @@ export class RunSignals {
   }
 }
 
-const runCache = new Map<string, Promise<RunSignals>>();
+// one decoded RunSignals per answer of api.fetchSignals (which caches per run until "Reload")
+const decodedCache = new WeakMap<Promise<SignalsResponse>, Promise<RunSignals>>();
 
 /** The signals of a run (one request per run, every signal; the route's default step limit). */
 export function loadRunSignals(run: string): Promise<RunSignals> {
-  let p = runCache.get(run);
+  const raw = fetchSignals(run);
+  let p = decodedCache.get(raw);
   if (!p) {
-    p = fetchSignals(run).then((r) => new RunSignals(r));
-    p.catch(() => runCache.delete(run));
-    runCache.set(run, p);
+    p = raw.then((r) => new RunSignals(r));
+    decodedCache.set(raw, p);
   }
   return p;
-}
-
-export function forgetRunSignals(): void {
-  runCache.clear();
 }
 
 /** Whether the runs listing says this run holds signals (the route decides when the flag is absent). */
