@@ -143,8 +143,8 @@ def main(argv=None) -> None:
         ratios.append(ratio)
         print("%-22s %9.3fs %9.3fs %9.3fs %6.2fx %11.2fx %6d   (%s)" % (
             name, med["forward"], med["torchinfo"], med["archviz"], ratio,
-            med["archviz"] / med["forward"], len(arch.nodes), arch.extraction["method"]
-            if getattr(arch, "extraction", None) else arch.extraction["method"]))
+            med["archviz"] / med["forward"], len(arch.nodes),
+            (getattr(arch, "extraction", None) or arch.extra.get("extraction", {}))["method"]))
         if not args.no_profile:
             _profile(extract_torch, model, inp)
         del model

@@ -1,17 +1,20 @@
 """Benchmark: training-time overhead of the layer signals' defaults, Keras and PyTorch, one run.
 
-    python bench/bench_signals.py [--repeats 3] [--samples 6000] [--epochs 3]
-                                  [--torch-steps 300] [--every 100]
+    python bench/bench_signals.py [--repeats 2] [--samples 6000] [--epochs 3]
+                                  [--torch-steps 200] [--every 100]
 
 1. Keras: the demo's LeNet (1,256,080 params) fit for ``--epochs`` epochs on ``--samples``
    digits (scikit-learn's, upsampled to 28x28; no download), batch 32, with
    ``ArchVizCallback(layer_signals_every=None)`` (architecture only) against the default
-   ``ArchVizCallback()`` (signals at on_train_begin and every epoch end: weights, update ratios,
-   and gradients + activations on the first training batch, held by the train-function hook).
+   ``ArchVizCallback()`` (signals at on_train_begin and every epoch end: weight RMS and update
+   ratios).
 2. PyTorch: a ResNet-18-style network (BasicBlocks [2, 2, 2, 2], widths 16-32-64-128, 3x32x32
-   inputs, batch 32, SGD) for ``--torch-steps`` steps, without signals against
+   inputs, batch 16, SGD) for ``--torch-steps`` steps, without signals against
    ``add_layer_signals(writer, model, step, input_to_model=x[:8])`` every ``--every`` steps
    (the defaults: weights, updates, gradients, activations on 8 examples), after backward().
+3. The cost of ONE write of each signal group (opt-ins included), median of 3, on both models
+   (Keras: the LeNet with a batch of 32; PyTorch: the ResNet-18-style net with 8 examples),
+   beside the time of one training step: what each opt-in costs.
 
 The arms alternate (first order flipped every repeat); each prints the median of the per-pair
 wall-time ratios (signals / none; target <= 1.01) and the time spent inside the signals calls
@@ -53,7 +56,8 @@ def keras_fit(x, y, logdir: str, signals: bool, epochs: int):
     from tensorboard_archviz import ArchVizCallback
 
     model = compile_classifier(build_lenet())
-    cb = ArchVizCallback(log_dir=logdir, layer_signals_every="epoch" if signals else None)
+    cb = ArchVizCallback(log_dir=logdir) if signals else \
+        ArchVizCallback(log_dir=logdir, layer_signals_every=None)
     inside = [0.0]
     original = cb._write_signals
 
@@ -131,8 +135,8 @@ def torch_loop(logdir: str, signals: bool, steps: int, every: int):
     model = resnet18_style()
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     g = torch.Generator().manual_seed(0)
-    xs = torch.randn(8, 32, 3, 32, 32, generator=g)
-    ys = torch.randint(0, 10, (8, 32), generator=g)
+    xs = torch.randn(8, 16, 3, 32, 32, generator=g)
+    ys = torch.randint(0, 10, (8, 16), generator=g)
     inside = 0.0
     with ArchVizWriter(logdir) as writer:
         add_architecture(writer, model, xs[0][:2])
@@ -177,12 +181,56 @@ def report(name: str, results) -> None:
              1 + inside / base))
 
 
+def median_seconds(fn, repeats: int = 3) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def per_write_costs(x, y) -> None:
+    """One write of each group on both models, beside one training step."""
+    import torch
+    from torch import nn
+
+    from keras_models import build_lenet, compile_classifier
+    from tensorboard_archviz.signals import keras as sk
+    from tensorboard_archviz.signals import torch as stt
+
+    groups = ("weights", "updates", "gradients", "activations", "time", "backward_time")
+    model = compile_classifier(build_lenet())
+    batch = (x[:32], y[:32])
+    step = median_seconds(lambda: model.train_on_batch(*batch))
+    state = sk.KerasSignalState()
+    cells = ["%s %.1f ms" % (g, 1e3 * median_seconds(
+        lambda g=g: sk.compute_keras(model, batch, (g,), state))) for g in groups[:5]]
+    print("  Keras LeNet, one write per group (batch 32; one train step %.1f ms): %s"
+          % (1e3 * step, ", ".join(cells)))
+    net = resnet18_style()
+    opt = torch.optim.SGD(net.parameters(), lr=0.05)
+    xb, yb = torch.randn(16, 3, 32, 32), torch.randint(0, 10, (16,))
+
+    def train_step():
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(xb), yb).backward()
+        opt.step()
+    step = median_seconds(train_step)
+    tstate = stt.TorchSignalState()
+    cells = ["%s %.1f ms" % (g, 1e3 * median_seconds(
+        lambda g=g: stt.compute_torch(net, xb[:8], (g,), tstate))) for g in groups]
+    print("  PyTorch ResNet-18-style, one write per group (8 examples; one train step of 16 "
+          "%.1f ms): %s" % (1e3 * step, ", ".join(cells)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--samples", type=int, default=6000)
     ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--torch-steps", type=int, default=300)
+    ap.add_argument("--torch-steps", type=int, default=200)
     ap.add_argument("--every", type=int, default=100)
     args = ap.parse_args()
     x, y = keras_data(args.samples)
@@ -199,6 +247,9 @@ def main() -> None:
            % (args.epochs, args.samples), k)
     report("PyTorch ResNet-18-style loop, %d steps, add_layer_signals every %d steps"
            % (args.torch_steps, args.every), t)
+    print("What each signal group costs per write (opt-ins: gradients and activations on Keras, "
+          "time, backward_time):")
+    per_write_costs(x, y)
 
 
 if __name__ == "__main__":

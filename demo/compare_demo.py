@@ -6,8 +6,8 @@ Writes:
 - ``finetune/train``: a classifier on top of a small convolutional base model that is frozen for
   the first ``--epochs`` epochs, then unfrozen (and recompiled) for ``--epochs`` more — the
   timeline shows "base_model unfrozen, trainable params ... → ...". It trains at chance
-  accuracy (loss 2.30 throughout), and its layer signals (written by ``ArchVizCallback``'s
-  default, every epoch, on the first training batch) say why: "`base_model` did not change
+  accuracy (loss 2.30 throughout), and its layer signals (written by ``ArchVizCallback`` every
+  epoch: weights, update ratios, gradients and activations on the first training batch) say why: "`base_model` did not change
   between steps 0 and 2 (frozen ...)" — a random, not pretrained, base — and "`head`: the output
   is nearly the same for every example and unit (...): the model's prediction barely depends on
   its input" (see the Layers × steps view and the findings).
@@ -73,7 +73,10 @@ def run_finetune(logdir: str, data, epochs: int, verbose: int = 2):
     x, y, xt, yt = data
     model, base = build_finetune_model()
     run_dir = os.path.join(logdir, "finetune")
-    archviz = ArchVizCallback(log_dir=run_dir)
+    # layer signals every epoch: weights, update ratios, and gradients + activations on the
+    # first training batch (held by the callback) so that the findings can say why it fails
+    archviz = ArchVizCallback(log_dir=run_dir, layer_signals=["weights", "updates", "gradients",
+                                                              "activations"])
     tensorboard = keras.callbacks.TensorBoard(log_dir=run_dir)
     base.trainable = False
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])

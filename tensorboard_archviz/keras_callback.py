@@ -15,18 +15,19 @@ Writes into ``<log_dir>/<run>`` (``<log_dir>/train`` by default: the run Keras' 
   ``on_train_end`` and every ``filters_every`` epochs (TensorFlow, torch and JAX backends), each
   from the weights of that moment.
 
-- with ``layer_signals_every`` (default ``"epoch"``): layer signals (``archviz/signals``: weight
-  RMS, update ratio, gradient RMS, activations; see ``tensorboard_archviz.signals``) at
-  ``on_train_begin`` (step = epochs done: the baseline of the update ratios) and at every epoch
-  end (step = epoch + 1, the architecture's steps); an integer N writes every N training
-  batches instead, at step = training batches seen by this callback (Keras' ``TensorBoard``
-  callback's batch steps). ``None`` writes none. Gradients and activations need a batch:
-  ``example_input`` (``x``, or ``(x, y[, sample_weight])`` as ``fit()`` takes data; gradients
-  need ``y``), else the callback holds the first training batch of each ``fit()``
-  (``signals.keras_capture``; on TensorFlow this costs one extra trace of the one-step function
-  once per fit). Without a batch (e.g. under a distribution strategy) only weights and update
-  ratios are written. Cost per write: one forward + backward pass on that batch (gradients),
-  one inference pass (activations), ``1 + 3`` inference passes for the opt-in ``"time"``.
+- with ``layer_signals_every`` (default ``"epoch"``): layer signals (``archviz/signals``; see
+  ``tensorboard_archviz.signals``) at ``on_train_begin`` (step = epochs done: the baseline of
+  the update ratios) and at every epoch end (step = epoch + 1, the architecture's steps); an
+  integer N writes every N training batches instead, at step = training batches seen by this
+  callback (Keras' ``TensorBoard`` callback's batch steps). ``None`` writes none.
+  Default signals: weight RMS and update ratios (no batch needed: one pass over the weights and
+  a gather of at most 4096 values per variable per write), plus gradients and activations when
+  ``example_input`` is given (``x``, or ``(x, y[, sample_weight])`` as ``fit()`` takes data;
+  gradients need ``y``). Asking for ``layer_signals=[..., "gradients", "activations"]`` without
+  ``example_input`` makes the callback hold the first training batch of each ``fit()``
+  (``signals.keras_capture``; on TensorFlow one extra trace of the one-step function per fit).
+  Cost per write: one forward + backward pass on the batch (gradients, eager), one inference
+  pass (activations), ``1 + 3`` inference passes (the opt-in ``"time"``).
 
 Never stops training: any failure inside the callback is logged as exactly one warning through
 python ``logging`` (logger ``tensorboard_archviz.keras_callback``), and the part that failed
@@ -119,10 +120,11 @@ class ArchVizCallback(keras.callbacks.Callback):
         layer_signals_every: ``"epoch"`` (default), an integer N (every N training batches) or
             None (no layer signals); see the module doc.
         layer_signals: which signals (``tensorboard_archviz.signals.catalog.GROUPS``): None for
-            the defaults (weights, updates, gradients, activations), ``"all"``, or a list
-            (``"time"``: per-layer forward time, opt-in).
+            the defaults (weights and updates; with ``example_input`` also gradients and
+            activations), ``"all"``, or a list (``"time"``: per-layer forward time).
         example_input: the batch for gradients / activations / time: ``x`` or ``(x, y)`` /
-            ``(x, y, sample_weight)``; None holds the first training batch of each fit.
+            ``(x, y, sample_weight)``; None: the first training batch of each fit is held when
+            ``layer_signals`` asks for any of them.
     """
 
     def __init__(self, log_dir: Union[str, os.PathLike] = "logs", run: str = "train",
@@ -134,8 +136,8 @@ class ArchVizCallback(keras.callbacks.Callback):
                  layer_signals: Union[None, str, Sequence[str]] = None,
                  example_input: Any = None):
         super().__init__()
-        self.layer_signals_every, self.layer_signals = _signals_options(layer_signals_every,
-                                                                        layer_signals)
+        self.layer_signals_every, self.layer_signals = _signals_options(
+            layer_signals_every, layer_signals, example_input)
         self.example_input = example_input
         self._signals_state: Any = None
         self._capture: Any = None
@@ -235,6 +237,8 @@ class ArchVizCallback(keras.callbacks.Callback):
             from tensorboard_archviz.gradient_reach import add_to
             add_to(arch, model, None, self.gradient_reach, layers=layers)
         self._write("add_architecture", arch, step=step)
+        if self.layer_signals_every is not None:  # the signals' node ids: this extraction's
+            self._signals().use(model, layers)
         self._fingerprint = fp
         self.written_steps.append(step)
         logger.info("ArchVizCallback: architecture of %r written to %s at step %d",
@@ -305,6 +309,8 @@ class ArchVizCallback(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         if self._pending_start is not None and self.model is not None and self.model.built:
             self._write_pending_start()
+        self._batches_done()
+        self._train_batches += 1
 
     def _write_pending_start(self) -> None:
         step, self._pending_start = self._pending_start, None
@@ -314,6 +320,7 @@ class ArchVizCallback(keras.callbacks.Callback):
         if self._pending_start is not None:
             self._write_pending_start()
         self._epochs_done = int(epoch) + 1
+        self._batches_done()
         self._check_vanished()
         self._guarded(_ARCH, "writing the architecture", self._write_architecture,
                       self._epochs_done, True)
@@ -329,11 +336,8 @@ class ArchVizCallback(keras.callbacks.Callback):
         """At on_train_begin: hold the first batch (when needed) and write the baseline."""
         if self.layer_signals_every is None or not self._chief:
             return
-        from tensorboard_archviz.signals.keras import KerasSignalState
         from tensorboard_archviz.signals.keras_capture import BatchCapture
 
-        if self._signals_state is None:
-            self._signals_state = KerasSignalState()
         needs_batch = {"gradients", "activations", "time"} & set(self.layer_signals)
         if self.example_input is None and needs_batch and self.model is not None:
             self._capture = BatchCapture()
@@ -344,12 +348,22 @@ class ArchVizCallback(keras.callbacks.Callback):
                           self._epochs_done if self.layer_signals_every == "epoch"
                           else self._train_batches)
 
-    def on_train_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
-        self._train_batches += 1
-        every = self.layer_signals_every
-        if isinstance(every, int) and self._train_batches % every == 0:
-            self._guarded(_SIGNALS, "writing layer signals", self._write_signals,
-                          self._train_batches)
+    def _signals(self) -> Any:
+        """The signals' state of this callback (update samples, node ids), made on first use."""
+        if self._signals_state is None:
+            from tensorboard_archviz.signals.keras import KerasSignalState
+
+            self._signals_state = KerasSignalState()
+        return self._signals_state
+
+    def _batches_done(self) -> None:
+        """Every N completed training batches (``layer_signals_every=N``): write the signals.
+
+        Checked at the next batch's begin and at the epoch end, not in ``on_train_batch_end``:
+        a callback with a batch-end hook switches off Keras' asynchronous batch callbacks."""
+        every, done = self.layer_signals_every, self._train_batches
+        if isinstance(every, int) and done > 0 and done % every == 0:
+            self._guarded(_SIGNALS, "writing layer signals", self._write_signals, done)
 
     def _write_signals(self, step: int) -> None:
         model = self.model
@@ -362,7 +376,7 @@ class ArchVizCallback(keras.callbacks.Callback):
         batch = self.example_input
         if batch is None and self._capture is not None:
             batch = self._capture.batch
-        values, meta = compute_keras(model, batch, self.layer_signals, self._signals_state)
+        values, meta = compute_keras(model, batch, self.layer_signals, self._signals())
         if batch is None and self._capture is not None and self._capture.reason:
             meta["notes"].append(self._capture.reason)
         self._write("add_summary", signals_pb(signals_doc(values, **meta)), step)
@@ -418,9 +432,18 @@ def _filters_log(message: Any, *args: Any) -> None:
     logger.info("ArchVizCallback filters: %s", text)
 
 
-def _signals_options(every: Any, signals: Any):
+# Keras' defaults: what needs no batch. Gradients cost one extra forward + backward per write
+# (eager) and activations one inference pass: on by default only with `example_input`.
+KERAS_DEFAULT_SIGNALS = ("weights", "updates")
+
+
+def _signals_options(every: Any, signals: Any, example_input: Any = None):
     """Checked ``(layer_signals_every, layer signal groups)``; ValueError names the bad one."""
     from tensorboard_archviz.signals.catalog import groups_of
+
+    if signals is None:
+        signals = KERAS_DEFAULT_SIGNALS + (("gradients", "activations")
+                                           if example_input is not None else ())
 
     if every is not None and every != "epoch" and (isinstance(every, bool) or not isinstance(
             every, int) or every < 1):

@@ -7,7 +7,9 @@ validates every field and names the bad one in a `SchemaError`; unknown keys are
 
 Every key the project writes is a typed field of the dataclasses (validated on read, written
 when set: None means absent, except the few fields where null is a value of its own, whose
-"absent" is `ABSENT`); `extra` holds only the keys this reader does not know, kept as they are.
+"absent" is `ABSENT`); `extra` holds only the keys this reader does not know, kept as they are
+(a known key given in `extra` to a constructor goes to its field; one put into `extra` later is
+refused with a `SchemaError` when the document is written, so a misspelt writer fails loudly).
 `json_keys(cls)` lists a dataclass's keys (a test checks them against frontend/src/types.ts).
 schema_version 2 adds these optional keys:
 

@@ -282,9 +282,10 @@ def test_gpt2_conv1d_is_dense_linear_in_legend_colours_and_layered_view(server, 
     frame.fill("[data-testid=graph-search]", conv1d[0])
     frame.press("[data-testid=graph-search]", "Enter")
     frame.wait_for_selector('[data-testid=graph-node][data-id="%s"] rect[width="3"]' % conv1d[0])
-    frame.wait_for_selector('[data-testid=graph-node][data-id="%s"] rect[width="3"]' % linear[0])
-    fill = 'document.querySelector(\'[data-testid=graph-node][data-id="%s"] rect[width="3"]\').getAttribute("fill")'
-    assert frame.evaluate(fill % conv1d[0]) == frame.evaluate(fill % linear[0])
+    fill = frame.get_attribute('[data-testid=graph-node][data-id="%s"] rect[width="3"]' % conv1d[0], "fill")
+    swatch = frame.evaluate("getComputedStyle(document.querySelector('[data-testid=graph-legend] "
+                            ".avg-li[data-cat=linear] .avg-sw')).backgroundColor")
+    assert swatch == "rgb(%d, %d, %d)" % tuple(int(fill[i:i + 2], 16) for i in (1, 3, 5)), (fill, swatch)
     # the layered view, every group open: Conv1D boxes are in the linear category
     frame.click("button[data-view=layered]")
     frame.wait_for_selector("[data-testid=layered-depth]")

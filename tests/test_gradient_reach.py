@@ -477,3 +477,26 @@ def test_keras_weight_assigned_in_call_is_put_back():
     assert r["status"] == "ok" and r["counts"] == {"grad": 3, "none": 0, "frozen": 0}, r
     after = [keras.ops.convert_to_numpy(v.value) for v in model.variables]
     assert all(np.array_equal(a, b) for a, b in zip(before, after))
+
+
+def test_torch_failing_forward_leaves_nothing_either():
+    class Flaky(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(2, 2)
+            self.counter, self.log = 1, []
+
+        def forward(self, x):
+            self.counter += 1
+            self.log.append(float(torch.rand(())))  # consumes the RNG
+            with torch.no_grad():
+                self.fc.weight.mul_(0)
+            raise RuntimeError("boom")
+
+    model, x = Flaky(), torch.randn(1, 2)
+    weight = model.fc.weight.clone()
+    rng = torch.random.get_rng_state()
+    r = gradient_reach.compute(model, x)
+    assert r == gradient_reach.unavailable("the forward pass failed: RuntimeError: boom")
+    assert model.counter == 1 and model.log == [] and torch.equal(model.fc.weight, weight)
+    assert torch.equal(torch.random.get_rng_state(), rng) and model.training

@@ -9,7 +9,7 @@ import { nodeReach, reachOf, REACH_STATES } from './gradient_overlay';
 import type { GradientReach } from './gradient_overlay';
 import type { ArchNode, Architecture } from './types';
 import { numCell } from './common/cells';
-import { isOldMacs } from './common/schema_flags';
+import { isOldMacs, macsLabel } from './common/schema_flags';
 
 export interface CellEnv {
   idx: ArchIndex;
@@ -94,7 +94,7 @@ function shapeCell(lines: string[], reason?: unknown): HTMLElement {
 function macsColumn(arch: Architecture): Column {
   const old = isOldMacs(arch);
   return {
-    key: 'macs', label: old ? 'MACs (old convention)' : 'MACs', num: true,
+    key: 'macs', label: macsLabel(arch), num: true,
     title: old ? String(arch.model.macs_convention) : 'multiply-accumulates per example (batch 1); — when unknown (hover for why)',
     sortValue: (n) => n.macs,
     text: (n) => fmtNodeMacs(n).text,

@@ -412,11 +412,12 @@ def _run_hooks(model, args, kwargs, names, leaf_ids, rec: tg.Recorder, write_gua
                 seen.busy = False
             return out
 
+    from torch.nn.modules import module as module_mod
+
     handles = []
-    try:
-        for m in names.values():
-            handles.append(m.register_forward_pre_hook(seen.pre, with_kwargs=True))
-            handles.append(m.register_forward_hook(seen.post, with_kwargs=True))
+    try:  # two global hooks (they ignore modules outside the model) instead of two per module
+        handles = [module_mod.register_module_forward_pre_hook(seen.pre),
+                   module_mod.register_module_forward_hook(seen.post, with_kwargs=True)]
         try:
             with counter, Mode():
                 return model(*args, **kwargs), counter.stray

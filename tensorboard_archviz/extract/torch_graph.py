@@ -201,7 +201,7 @@ def _holds_tensor(v: Any) -> bool:
 
 
 def shape(t: torch.Tensor) -> List[int]:
-    return [int(d) for d in t.shape]
+    return list(map(int, t.shape))
 
 
 def dtype(t: torch.Tensor) -> str:
@@ -458,10 +458,10 @@ class Recorder:
                 output: Any, macs: Any = "count") -> None:
         """Record a functional op; `macs` (whole batch): "count" = from the function's rule,
         else (int | None, reason)."""
-        ins = tensors((args, kwargs))
         outs = tensors(output)
         if not outs:
             return  # size(), dim(), shape, item(), ...
+        ins = tensors((args, kwargs))
         name = op_name(func)
         figure, reason = op_macs(name, args, kwargs, output) if macs == "count" else macs
         if figure == 0 and (not ins or all(self.producer(t) is None for t in ins)):
@@ -776,7 +776,8 @@ def _module_nodes(modules: Dict[str, ModuleInfo], rec: Recorder,
     below = _descendants(modules)
     for q, m in modules.items():
         calls = rec.calls.get(q) or containers.get(q) or []
-        sub = _subtree_params(modules, q, below[q])
+        # a leaf's figures and a count without `m.counts` need its subtree's parameters
+        sub = _subtree_params(modules, q, below[q]) if m.leaf or m.counts is None else []
         counts = m.counts or (sum(product(p.shape) for p in sub if p.trainable),
                               sum(product(p.shape) for p in sub if not p.trainable))
         node = out[q] = _module_node(m, calls, counts)

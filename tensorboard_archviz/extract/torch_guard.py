@@ -171,11 +171,10 @@ def _put_back(container: Any, saved: Any) -> None:
 
 def _changed(container: Any, saved: Any) -> bool:
     if isinstance(container, dict):
-        return container.keys() != saved.keys() or any(
-            container[k] is not v for k, v in saved.items())
+        return not _same(container, saved)
     if isinstance(container, set):
         return container != saved
-    return len(container) != len(saved) or any(a is not b for a, b in zip(container, saved))
+    return len(container) != len(saved) or not all(map(operator.is_, container, saved))
 
 
 _SLOTS = ("_parameters", "_buffers", "_modules")

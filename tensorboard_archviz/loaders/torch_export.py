@@ -4,7 +4,8 @@ Without ``--unsafe`` nothing in the file runs for real:
 
 * an archive holding native code (``data/aotinductor/...`` or any ``.so`` / ``.dll`` /
   ``.dylib`` / ``.pyd`` member, which ``torch.export.load`` would ``dlopen``, running its
-  constructors) is refused from its member list, before ``torch.export.load`` is called;
+  constructors) is refused from its member list (as Python's zip reader and as PyTorch's own
+  reader list it), before ``torch.export.load`` is called;
 * pickled parts (example inputs, constants) are read with ``weights_only`` (tensors only);
 * every call target of the graph must be an allowlisted tensor operator
   (``torch_saved.program_refusal``), and the graph is interpreted on fake tensors

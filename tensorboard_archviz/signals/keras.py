@@ -50,6 +50,11 @@ class KerasSignalState:
         self.tracker = st.UpdateTracker()
         self._ids: Optional[Tuple[Tuple[int, ...], Dict[str, Any]]] = None
 
+    def use(self, model: Any, layers: Dict[str, Any]) -> None:
+        """Take ``{node id: layer}`` from the caller's own extraction (no second walk)."""
+        key = tuple(id(l) for l in model._flatten_layers(include_self=False, recursive=True))
+        self._ids = (key, dict(layers))
+
     def node_layers(self, model: Any) -> Dict[str, Any]:
         """``{node id: layer}`` (cached while the model's layers stay the same)."""
         key = tuple(id(l) for l in model._flatten_layers(include_self=False, recursive=True))

@@ -3,14 +3,11 @@
 import type { Architecture } from '../types';
 
 /** The MACs convention of the document's figures: 'current' (schema 2: per example, one rule for
- *  every framework), 'old' (a migrated schema 1 document) or 'unknown' (no convention stated).
- *  Reads the integer field `model.macs_convention_version` (1 = old) when the reader sets it; a
- *  document without it is judged by the convention text the schema 1 migration writes. */
+ *  every framework), 'old' (a migrated schema 1 document: the reader's migration sets
+ *  `model.macs_convention` to `schema.MACS_CONVENTION_V1`, "old convention (schema 1): ...") or
+ *  'unknown' (no convention stated). The one place the dashboard reads it. */
 export function macsConvention(arch: Architecture): 'current' | 'old' | 'unknown' {
-  const m = arch.model || ({} as Architecture['model']);
-  const v = m.macs_convention_version;
-  if (typeof v === 'number') return v < 2 ? 'old' : 'current';
-  const c = m.macs_convention;
+  const c = arch.model?.macs_convention;
   if (typeof c !== 'string' || !c) return 'unknown';
   return c.startsWith('old convention') ? 'old' : 'current';
 }

@@ -194,15 +194,7 @@ export class GraphModel {
     // a big model opens on its overview: a fold of repeated blocks stays one box (with its
     // totals; one click opens it), the containers around it open while the budget allows
     const open = (g: GNode): boolean => auto(g) && !g.fold;
-    let visible = this.roots.length;
-    let level = this.roots.filter(open);
-    while (level.length) {
-      const add = level.reduce((s, g) => s + g.children.length - 1, 0);
-      if (visible + add > budget) break;
-      visible += add;
-      for (const g of level) exp.add(g.id);
-      level = level.flatMap((g) => g.children.filter(open));
-    }
+    openLevels(this.roots.filter(open), this.roots.length, budget, open, exp);
     this.openNameGroups(exp);
     return exp;
   }
@@ -210,33 +202,17 @@ export class GraphModel {
   /** Name groups open level by level (stages, then blocks) while the overview stays small. */
   private openNameGroups(exp: Set<string>, budget = 40): void {
     const named = (g: GNode): boolean => g.raw.synthetic === 'name-group' && !exp.has(g.id);
-    let level = this.list.filter((g) => named(g) && (!g.parent || (exp.has(g.parent.id) && g.parent.raw.synthetic !== 'name-group')));
-    if (!level.length) return;
-    let visible = this.visible(exp).items.length;
-    while (level.length) {
-      const add = level.reduce((s, g) => s + g.children.length - 1, 0);
-      if (visible + add > budget) break;
-      visible += add;
-      for (const g of level) exp.add(g.id);
-      level = level.flatMap((g) => g.children.filter(named));
-    }
+    const level = this.list.filter((g) => named(g) && (!g.parent || (exp.has(g.parent.id) && g.parent.raw.synthetic !== 'name-group')));
+    if (level.length) openLevels(level, this.visible(exp).items.length, budget, named, exp);
   }
 
   /** What opens with a fold the user opens: its shown copy, then inside it level by level while
    *  the boxes stay under `budget` (as the first view of a model is opened). */
   openInside(g: GNode, pick: Map<string, number>, budget = 160): string[] {
-    const out: string[] = [];
     const open = (c: GNode): boolean => c.isGroup && !c.fold && c.raw.synthetic !== 'name-group';
-    let level = this.shownChildren(g, pick).filter(open);
-    let visible = 1;
-    while (level.length) {
-      const add = level.reduce((n, c) => n + c.children.length - 1, 0);
-      if (visible + add > budget) break;
-      visible += add;
-      for (const c of level) out.push(c.id);
-      level = level.flatMap((c) => c.children.filter(open));
-    }
-    return out;
+    const exp = new Set<string>();
+    openLevels(this.shownChildren(g, pick).filter(open), 1, budget, open, exp);
+    return [...exp];
   }
 
   /** Which members of an open fold are shown: one (its index in `pick`, 0 by default) or all (-1). */
@@ -365,4 +341,16 @@ function num(v: unknown): number {
 function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
   const a = m.get(k);
   if (a) a.push(v); else m.set(k, [v]);
+}
+
+/** Open `level`, then the level below it (the children `open` accepts), and so on while the boxes
+ *  shown (`visible` at first) stay under `budget`. */
+function openLevels(level: GNode[], visible: number, budget: number, open: (g: GNode) => boolean, exp: Set<string>): void {
+  while (level.length) {
+    const add = level.reduce((n, g) => n + g.children.length - 1, 0);
+    if (visible + add > budget) break;
+    visible += add;
+    for (const g of level) exp.add(g.id);
+    level = level.flatMap((g) => g.children.filter(open));
+  }
 }
