@@ -12,8 +12,9 @@ named by its class), after looking through ``DataParallel`` / ``DistributedDataP
 - ``gradients.rms``: what ``.grad`` holds when called (call after ``backward()``); parameters
   without ``.grad`` are left out, a layer with none gets no value.
 - ``activations.*``: one forward pass on the example input in eval mode under ``no_grad``
-  (forward hooks on every module, removed afterwards); a module called several times counts
-  every call. Functional operations (``F.relu`` inside a block) have no hook: their effect shows
+  (forward hooks on every module, removed afterwards, keep the outputs until the statistics are
+  taken right after the pass: memory of one example batch's activations); a module called
+  several times counts every call. Functional operations (``F.relu`` inside a block) have no hook: their effect shows
   on the enclosing block. Dead units: positions (every dimension but the first, the batch) that
   are exactly zero on every example.
 - ``time.forward_ms``: one untimed pass, then ``catalog.TIME_REPEATS`` timed passes with
@@ -194,18 +195,26 @@ def _activation_row(t: torch.Tensor, kind: Optional[str], dim: Optional[int]) ->
                                                    device=t.device)])
 
 
-def _activation_hooks(names: Dict[str, nn.Module], rows: Dict[str, List[torch.Tensor]]):
+def _activation_hooks(names: Dict[str, nn.Module], outputs: List[Tuple[str, torch.Tensor]]):
+    """Hooks keeping each module's floating-point outputs (detached) for the statistics, which
+    are computed after the pass (outside the write guard's function mode: one pass of small ops
+    instead of one per call inside the forward)."""
     handles = []
     for nid, m in names.items():
-        kind = BOUNDED.get(type(m).__name__)
-        dim = getattr(m, "dim", None) if kind == "softmax" else None
-
-        def hook(module, args, output, nid=nid, kind=kind, dim=dim):
-            for t in _float_tensors(output):
-                if t.numel():
-                    rows.setdefault(nid, []).append(_activation_row(t, kind, dim))
+        def hook(module, args, output, nid=nid):
+            outputs.extend((nid, t.detach()) for t in _float_tensors(output) if t.numel())
         handles.append(m.register_forward_hook(hook))
     return handles
+
+
+def _activation_rows(names: Dict[str, nn.Module], outputs: List[Tuple[str, torch.Tensor]]):
+    rows: Dict[str, List[torch.Tensor]] = {}
+    for nid, t in outputs:
+        m = names[nid]
+        kind = BOUNDED.get(type(m).__name__)
+        dim = getattr(m, "dim", None) if kind == "softmax" else None
+        rows.setdefault(nid, []).append(_activation_row(t, kind, dim))
+    return rows
 
 
 def _activation_signals(rows: Dict[str, List[torch.Tensor]],
@@ -283,17 +292,19 @@ def _device(model: nn.Module, inputs: List[torch.Tensor]) -> Optional[torch.devi
 
 def _forward_passes(model, names, args, kwargs, inputs, groups, repeats, notes):
     """The activations pass (or an untimed warm-up) and the timed forward passes."""
-    rows: Dict[str, List[torch.Tensor]] = {}
+    outputs: List[Tuple[str, torch.Tensor]] = []
     passes: List[Dict[str, float]] = []
     device = _device(model, inputs)
     with Guard(model, inputs) as guard:
-        handles = _activation_hooks(names, rows) if "activations" in groups else []
+        handles = _activation_hooks(names, outputs) if "activations" in groups else []
         try:
             with guard.write_guard:
                 model(*args, **kwargs)
             writes = bool(guard.write_guard.copies)
         finally:
             _remove(handles)
+        rows = _activation_rows(names, outputs)
+        outputs.clear()
         if "time" in groups and writes:
             notes.append("forward time not measured: the forward writes its inputs or "
                          "parameters in place")
