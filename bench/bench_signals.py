@@ -232,7 +232,14 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--torch-steps", type=int, default=200)
     ap.add_argument("--every", type=int, default=100)
+    ap.add_argument("--torch-threads", type=int, default=1,
+                    help="torch intra-op threads (1: no spinning threads fighting the other "
+                         "processes of a shared machine; 0 keeps torch's default)")
     args = ap.parse_args()
+    if args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
     x, y = keras_data(args.samples)
     with tempfile.TemporaryDirectory() as tmp:
         keras_fit(x[:256], y[:256], os.path.join(tmp, "warm_k"), True, 1)  # imports, tracing

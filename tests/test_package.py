@@ -44,7 +44,8 @@ def test_lazy_public_names():
 
     assert sorted(tensorboard_archviz.__all__) == ["ArchVizCallback", "ArchVizLightningCallback",
                                                    "ArchVizTrainerCallback", "__version__",
-                                                   "add_architecture", "add_filter_grids"]
+                                                   "add_architecture", "add_filter_grids",
+                                                   "add_layer_signals", "add_layer_values"]
     with pytest.raises(AttributeError):
         tensorboard_archviz.nope  # noqa: B018
 

@@ -109,7 +109,8 @@ def check_killed_run(url):
     """What a TensorBoard must serve for the killed run."""
     runs = wait_for_run(url, "train", steps=2, filter_layers=1, timeout=60)
     assert runs["train"] == {"steps": [0, 2], "step_strings": ["0", "2"],
-                             "filter_layers": ["conv2d"], "errors": []}
+                             "filter_layers": ["conv2d"], "errors": [],
+                             "signals": True}  # ArchVizCallback's default layer signals
     status, arch0 = get_json(url + PLUGIN + "/architecture?" + q(run="train", step=0))
     assert status == 200 and arch0["model"]["name"] == "killed"
     assert arch0["model"]["total_params"] == 40 + 13 * 13 * 4 * 10 + 10
@@ -160,8 +161,10 @@ def test_training_killed_after_second_epoch_loses_nothing(tmp_path):
     (path,) = event_files(logdir / "train")
     events = read_records(path)  # strict: whole records only
     assert [(ev.step, v.tag) for ev in events for v in ev.summary.value] == [
-        (0, metadata.ARCHITECTURE_TAG), (1, metadata.filters_tag("conv2d")),
-        (2, metadata.ARCHITECTURE_TAG), (2, metadata.filters_tag("conv2d"))]
+        (0, metadata.ARCHITECTURE_TAG), (0, metadata.SIGNALS_TAG),
+        (1, metadata.filters_tag("conv2d")), (1, metadata.SIGNALS_TAG),
+        (2, metadata.ARCHITECTURE_TAG), (2, metadata.filters_tag("conv2d")),
+        (2, metadata.SIGNALS_TAG)]  # layer signals: ArchVizCallback's default
     with run_tensorboard(logdir, load_fast=False) as url:
         check_killed_run(url)
 

@@ -4,6 +4,7 @@
 // below 1 (default), a log, or linearly up to a cap, so 2048 channels do not dwarf 3. Pure.
 
 import type { Shape } from './types';
+import { fmtShape } from './format';
 import type { Branch, LayeredModel, Unit } from './layered_model';
 
 export type ScaleMode = 'power' | 'log' | 'linear';
@@ -103,8 +104,7 @@ export function boxSize(dims: Dims, o: DrawOptions): [number, number, number] {
 }
 
 function shapeText(shape: Shape | null): string {
-  if (!shape) return '?';
-  return '(' + shape.map((d) => (d == null ? 'None' : String(d))).join(', ') + ')';
+  return fmtShape(shape, 'keras');
 }
 
 export function labelOf(u: Unit, o: DrawOptions): string {

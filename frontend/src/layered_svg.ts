@@ -5,7 +5,7 @@
 import { CATEGORY_LABELS } from './common/categories';
 import type { Category } from './common/categories';
 import { xmlSafe } from './common/export';
-import { fmtInt } from './format';
+import { fmtInt, fmtShape } from './format';
 import { FONT_FAMILY } from './common/palette';
 import type { Palette } from './common/palette';
 import type { GradientReach } from './gradient_overlay';
@@ -49,7 +49,7 @@ function pts(list: [number, number][]): string {
 }
 
 function boxTitle(u: Unit, b: BoxGeom, reachText: string | null): string {
-  const shape = u.shape ? '(' + u.shape.map((d) => (d == null ? 'None' : d)).join(', ') + ')' : '?';
+  const shape = fmtShape(u.shape, 'keras');
   const lines = [u.id + ' (' + u.className + (u.isGroup ? ', collapsed group' : '') + ')',
     'output ' + shape, 'params ' + fmtInt(u.params)];
   if (reachText) lines.push(reachText);

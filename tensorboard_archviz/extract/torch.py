@@ -271,7 +271,8 @@ class _Calls:
         tally = self.counter.pop() if leaf else None
         self.busy = True
         try:
-            self.rec.module_call(q, args, kwargs, out, leaf=leaf, counter=tally)
+            with torch._C.DisableTorchFunction():  # recording's tensor reads: no mode call each
+                self.rec.module_call(q, args, kwargs, out, leaf=leaf, counter=tally)
         finally:
             self.busy = False
         return None
@@ -281,7 +282,8 @@ def _op_figure(tally: torch_macs.Counter):
     return (None, tally.unknown) if tally.unknown else (tally.macs, None)
 
 
-def _fx_interpret(model, graph, values, rec: tg.Recorder, counter, names, leaf_ids):
+def _fx_interpret(model, graph, values, rec: tg.Recorder, counter, names, leaf_ids,
+                  write_guard):
     """Run the traced graph on the real input, recording calls and ops (their MACs from the
     operations dispatched while each ran); returns (output, {fx node: (shapes, dtype)})."""
     import torch.fx as fx
@@ -290,6 +292,12 @@ def _fx_interpret(model, graph, values, rec: tg.Recorder, counter, names, leaf_i
     shapes: Dict[Any, Tuple[List[List[int]], Optional[str], int]] = {}
     calls = ("call_module", "call_function", "call_method")
     inner = _Calls(names, leaf_ids, rec, counter) if _user_functions(graph) else None
+    plain = {q for q, m in names.items() if id(m) in leaf_ids and torch_macs.plain_leaf(m)}
+
+    def plain_call(a, kw) -> bool:
+        """Plain tensors in, none of them watched by the guard (an in-place layer)."""
+        ts = tg.tensors((a, kw))
+        return all(type(t) is torch.Tensor for t in ts) and not write_guard.watches(ts)
 
     class Run(fx.Interpreter):
         def call_module(self, target, args, kwargs):
@@ -306,7 +314,11 @@ def _fx_interpret(model, graph, values, rec: tg.Recorder, counter, names, leaf_i
                 if inner is not None:
                     inner.active = n.op == "call_function"
                 try:
-                    out = getattr(self, n.op)(n.target, a, kw)
+                    if n.op == "call_module" and n.target in plain and plain_call(a, kw):
+                        with torch._C._DisableTorchDispatch():  # no Python call per operation
+                            out = self.call_module(n.target, a, kw)
+                    else:
+                        out = getattr(self, n.op)(n.target, a, kw)
                 except Exception as e:
                     raise ForwardFailed(_innermost(n), e) from e
                 finally:
@@ -377,7 +389,7 @@ def _run_fx(model, args, kwargs, names, leaf_ids, rec: tg.Recorder, guard: Guard
     counter = torch_macs.op_counter(guard.write_guard.before)
     with counter:
         output, shapes = _fx_interpret(model, graph, list(bound.arguments.values()), rec,
-                                       counter, names, leaf_ids)
+                                       counter, names, leaf_ids, guard.write_guard)
     return output, _fx_containers(graph, names, leaf_ids, shapes), counter.stray
 
 
@@ -406,8 +418,9 @@ def _run_hooks(model, args, kwargs, names, leaf_ids, rec: tg.Recorder, write_gua
                 counter.pop()
             seen.busy = True
             try:
-                rec.op_call(func, seen.stack[-1] if seen.stack else None, args, kwargs or {},
-                            out, macs=_op_figure(tally))
+                with torch._C.DisableTorchFunction():
+                        rec.op_call(func, seen.stack[-1] if seen.stack else None, args,
+                                kwargs or {}, out, macs=_op_figure(tally))
             finally:
                 seen.busy = False
             return out

@@ -86,6 +86,12 @@ class WriteGuard:
                 if id(o) not in self.copies:
                     self.copies[id(o)] = (o, o.detach().clone())
 
+    def watches(self, tensors: List[torch.Tensor]) -> bool:
+        """Whether a write to one of `tensors` could need a copy (shares a watched storage)."""
+        if self.watch_all:
+            return bool(tensors)
+        return any(_storage_key(t) in self.watched for t in tensors)
+
     def __enter__(self) -> "WriteGuard":
         from tensorboard_archviz.extract import torch_macs
 

@@ -35,7 +35,8 @@ import torch
 
 from tensorboard_archviz.util import product
 
-__all__ = ["Counter", "MacsUnknown", "function_macs", "mha_macs", "module_macs", "op_counter"]
+__all__ = ["Counter", "MacsUnknown", "function_macs", "mha_macs", "module_macs", "op_counter",
+           "plain_leaf"]
 
 
 class MacsUnknown(Exception):
@@ -466,3 +467,34 @@ def module_macs(class_name: str, params: Dict[str, List[int]], inputs: List[List
         v = inputs[2] if len(inputs) > 2 and len(inputs[2]) == len(q) else k
         return mha_macs(q, k, v, embed, outputs[0])
     return None
+
+
+# ---------------------------------------------------------------------------------------------
+# plain layers: run without the dispatch mode (its Python call per operation is most of the cost)
+
+_PLAIN_RULE = {"Linear", "Conv1d", "Conv2d", "Conv3d"}  # module_macs gives the figure exactly
+_PLAIN_ZERO = {  # run no operation with a rule or registry entry: 0 MACs, as counted
+    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm", "ReLU", "ReLU6",
+    "Hardswish", "Hardsigmoid", "SiLU", "GELU", "Sigmoid", "Tanh", "LeakyReLU", "Softmax",
+    "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "Identity", "Flatten", "MaxPool1d",
+    "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d", "AdaptiveAvgPool1d",
+    "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d"}
+
+
+def plain_leaf(m: torch.nn.Module) -> bool:
+    """Whether the call of `m` may run outside ``op_counter`` with the same figures: exactly a
+    torch.nn layer (not a subclass) in eval mode, with no hooks or replaced forward, plain
+    tensors as parameters and buffers, whose operations either have no MACs rule (norms,
+    activations, pooling: 0) or add up to ``module_macs``'s figure (Linear, ConvNd: the builder
+    uses that rule for a call whose operations were not counted)."""
+    cls = type(m)
+    if cls.__module__.split(".")[:3] != ["torch", "nn", "modules"] or m.training:
+        return False
+    if cls.__name__ not in _PLAIN_RULE and cls.__name__ not in _PLAIN_ZERO:
+        return False
+    if m._forward_hooks or m._forward_pre_hooks or "forward" in m.__dict__ or m._modules:
+        return False
+    if cls.__name__ in _PLAIN_RULE and getattr(m, "padding_mode", "zeros") != "zeros":
+        return False
+    return all(type(t) in (torch.Tensor, torch.nn.Parameter) for t in
+               list(m._parameters.values()) + list(m._buffers.values()) if t is not None)

@@ -105,7 +105,7 @@ export class GraphModel {
       const pid = g.raw.parent;
       const p = pid != null ? this.nodes.get(pid) : undefined;
       if (pid != null && !p) this.problems.push(`node ${g.id}: unknown parent ${pid}`);
-      if (p && !this.wouldCycle(g, p)) { g.parent = p; p.children.push(g); }
+      if (p && !this.wouldCycle(g)) { g.parent = p; p.children.push(g); }
       else this.roots.push(g);
     }
     // depth, counts, totals (bottom-up over a post-order)
@@ -150,7 +150,7 @@ export class GraphModel {
 
   /** True when following the parents from `child` comes back to a node already passed (a cycle
    *  in the document's parent links): such a node is shown as a root. Memoised per node. */
-  private wouldCycle(child: GNode, _parent: GNode): boolean {
+  private wouldCycle(child: GNode): boolean {
     const memo = this.cyclic;
     const path: string[] = [];
     const onPath = new Set<string>();
