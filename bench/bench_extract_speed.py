@@ -2,6 +2,7 @@
 same input, same process (issue 25 item 1: target ratio <= 1.0 for every model).
 
     python bench/bench_extract_speed.py [--runs 3] [--threads 1] [--only NAME] [--no-profile]
+                                        [--cpu] [--baseline DIR]
 
 Models (bench/bench_models.py, random weights): ResNet-50 224², ConvNeXt-Tiny, ViT-B/16,
 MobileNetV3-Large, EfficientNet-B0 (torchvision layouts, batch 1 at 224²), a 48-block
@@ -12,6 +13,15 @@ input)``; the ratio archviz / torchinfo (the median of the per-round ratios). Th
 --no-profile, where extract_torch's time goes: its phases timed by wrappers, the least of 3
 extractions per phase (the real forward is inside "fx run" / "hooks run"; on the fx path the
 trace is the price of the graph's structure).
+
+--cpu times with the process's CPU clock instead of the wall clock (on a loaded machine the
+wall clock mostly measures the other processes). --baseline DIR adds an "archviz before" column
+(and its ratio) from an older copy of the package, imported as ``tensorboard_archviz_old`` from
+DIR, made e.g. with::
+
+    mkdir -p /tmp/old && git archive HEAD tensorboard_archviz | tar -x -C /tmp/old
+    cd /tmp/old && mv tensorboard_archviz tensorboard_archviz_old && grep -rl tensorboard_archviz \
+        tensorboard_archviz_old | xargs sed -i 's/\btensorboard_archviz\b/tensorboard_archviz_old/g'
 """
 
 from __future__ import annotations
@@ -42,6 +52,9 @@ PHASES = [
     ("totals", "fill_totals", "(totals)"),
     ("extract.torch_guard", "Guard.__exit__", "guard restore"),
 ]
+_clock = time.perf_counter
+
+
 def _call(model, inp):
     return model(**inp) if isinstance(inp, dict) else model(inp)
 
@@ -59,11 +72,11 @@ def _profile(extract, model, inp) -> None:
         fn = getattr(owner, attr)
 
         def timed(*a, **k):
-            t0 = time.perf_counter()
+            t0 = _clock()
             try:
                 return fn(*a, **k)
             finally:
-                spent[label] = spent.get(label, 0.0) + time.perf_counter() - t0
+                spent[label] = spent.get(label, 0.0) + _clock() - t0
         setattr(owner, attr, timed)
         saved.append((owner, attr, fn))
 
@@ -77,9 +90,9 @@ def _profile(extract, model, inp) -> None:
     try:
         for _ in range(3):
             spent.clear()
-            t0 = time.perf_counter()
+            t0 = _clock()
             extract(model, inp)
-            spent["total"] = time.perf_counter() - t0
+            spent["total"] = _clock() - t0
             for k, v in spent.items():
                 best[k] = min(best.get(k, v), v)
     finally:
@@ -96,7 +109,11 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--only", default=None, help="run the models whose name contains this")
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--cpu", action="store_true", help="time with the process CPU clock")
+    parser.add_argument("--baseline", default=None, help="dir holding tensorboard_archviz_old")
     args = parser.parse_args(argv)
+    global _clock
+    _clock = time.process_time if args.cpu else time.perf_counter
 
     import torch
     import torchinfo
@@ -104,53 +121,71 @@ def main(argv=None) -> None:
     import bench_models
     from tensorboard_archviz.extract.torch import extract_torch
 
+    before = None
+    if args.baseline:
+        sys.path.insert(0, args.baseline)
+        from tensorboard_archviz_old.extract.torch import extract_torch as before
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    print("torch %s, torchinfo %s, %d thread(s), medians of %d interleaved rounds, "
+    print("torch %s, torchinfo %s, %d thread(s), medians of %d interleaved rounds (%s clock), "
           "load average %.1f on %d CPUs" % (torch.__version__, torchinfo.__version__,
                                              torch.get_num_threads(), args.runs,
+                                             "CPU" if args.cpu else "wall",
                                              os.getloadavg()[0], os.cpu_count() or 0))
-    print("%-22s %10s %10s %10s %7s %12s %6s" % ("model", "forward", "torchinfo", "archviz",
-                                               "ratio", "archviz/fwd", "nodes"))
+    print("%-22s %10s %10s %10s %7s %12s %6s%s" % (
+        "model", "forward", "torchinfo", "archviz", "ratio", "archviz/fwd", "nodes",
+        "   archviz before (ratio)" if before else ""))
     ratios = []
     for name, build, make in bench_models.speed_cases():
         if args.only and args.only.lower() not in name.lower():
             continue
         torch.manual_seed(0)
         model, inp = build().eval(), make()
-
-        def forward():
-            with torch.no_grad():
-                _call(model, inp)
-
-        cases = {
-            "forward": forward,
-            "torchinfo": lambda: torchinfo.summary(model, input_data=inp, verbose=0),
-            "archviz": lambda: extract_torch(model, inp),
-        }
-        for fn in cases.values():
-            fn()
-        times = {k: [] for k in cases}
-        for _ in range(args.runs):
-            for k, fn in cases.items():
-                t0 = time.perf_counter()
-                fn()
-                times[k].append(time.perf_counter() - t0)
-        med = {k: statistics.median(v) for k, v in times.items()}
-        arch = extract_torch(model, inp)
-        # the ratio of each interleaved round, then the median: load drift hits both alike
-        ratio = statistics.median(a / b for a, b in zip(times["archviz"], times["torchinfo"]))
-        ratios.append(ratio)
-        print("%-22s %9.3fs %9.3fs %9.3fs %6.2fx %11.2fx %6d   (%s)" % (
-            name, med["forward"], med["torchinfo"], med["archviz"], ratio,
-            med["archviz"] / med["forward"], len(arch.nodes),
-            (getattr(arch, "extraction", None) or arch.extra.get("extraction", {}))["method"]))
+        ratios.append(_compare(name, model, inp, torchinfo, extract_torch, before, args.runs))
         if not args.no_profile:
             _profile(extract_torch, model, inp)
         del model
     if ratios:
         print("target ratio <= 1.0 for every model: %s (worst %.2fx)"
               % ("met" if max(ratios) <= 1.0 else "NOT met", max(ratios)))
+
+
+def _compare(name, model, inp, torchinfo, extract_torch, before, runs) -> float:
+    """One model's row: interleaved rounds of the forward, torchinfo and extract_torch (and the
+    baseline's); returns the ratio archviz / torchinfo."""
+    import torch
+
+    def forward():
+        with torch.no_grad():
+            _call(model, inp)
+
+    cases = {
+        "forward": forward,
+        "torchinfo": lambda: torchinfo.summary(model, input_data=inp, verbose=0),
+        "archviz": lambda: extract_torch(model, inp),
+    }
+    if before is not None:
+        cases["before"] = lambda: before(model, inp)
+    for fn in cases.values():
+        fn()
+    times = {k: [] for k in cases}
+    for _ in range(runs):
+        for k, fn in cases.items():
+            t0 = _clock()
+            fn()
+            times[k].append(_clock() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    arch = extract_torch(model, inp)
+
+    def ratio(k):  # the ratio of each interleaved round, then the median: load hits both alike
+        return statistics.median(a / b for a, b in zip(times[k], times["torchinfo"]))
+
+    extra = "   %9.3fs (%.2fx)" % (med["before"], ratio("before")) if before else ""
+    print("%-22s %9.3fs %9.3fs %9.3fs %6.2fx %11.2fx %6d   (%s)%s" % (
+        name, med["forward"], med["torchinfo"], med["archviz"], ratio("archviz"),
+        med["archviz"] / med["forward"], len(arch.nodes),
+        (getattr(arch, "extraction", None) or arch.extra.get("extraction", {}))["method"], extra))
+    return ratio("archviz")
 
 
 if __name__ == "__main__":

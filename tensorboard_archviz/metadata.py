@@ -47,11 +47,16 @@ def filters_tag(node_id: str) -> str:
     return FILTERS_TAG_PREFIX + node_id
 
 
+def _after_prefix(tag: str, prefix: str) -> Optional[str]:
+    """What follows `prefix` in `tag` (None when `tag` is not `prefix` + something)."""
+    if tag.startswith(prefix) and len(tag) > len(prefix):
+        return tag[len(prefix):]
+    return None
+
+
 def layer_from_filters_tag(tag: str) -> Optional[str]:
     """The node id encoded in a filter-grid tag, or None for any other tag."""
-    if tag.startswith(FILTERS_TAG_PREFIX) and len(tag) > len(FILTERS_TAG_PREFIX):
-        return tag[len(FILTERS_TAG_PREFIX):]
-    return None
+    return _after_prefix(tag, FILTERS_TAG_PREFIX)
 
 
 def values_tag(name: str) -> str:
@@ -61,9 +66,7 @@ def values_tag(name: str) -> str:
 
 def name_from_values_tag(tag: str) -> Optional[str]:
     """The values name encoded in a values tag, or None for any other tag."""
-    if tag.startswith(VALUES_TAG_PREFIX) and len(tag) > len(VALUES_TAG_PREFIX):
-        return tag[len(VALUES_TAG_PREFIX):]
-    return None
+    return _after_prefix(tag, VALUES_TAG_PREFIX)
 
 
 def _metadata(content: Dict[str, Any], data_class: int, description: str) -> summary_pb2.SummaryMetadata:

@@ -17,7 +17,8 @@ schema_version 2 adds these optional keys:
   node `macs_reason` (str): why `macs` is null (or, on a container, that it is a lower bound);
   node `memory`: {"params_bytes": int, "output_bytes": int | null} (output per example; optional
   "buffers_bytes": int, and on containers "activations_bytes": int | null).
-- model `macs` (int), `macs_complete` (bool), `macs_convention` (str), `batch_size` (int | null),
+- model `macs` (int), `macs_complete` (bool), `macs_convention` (str), `macs_comparable` (false only
+  on a migrated schema 1 document: its MACs are in the old convention), `batch_size` (int | null),
   `memory`: {"params_bytes": int, "buffers_bytes": int, "activations_bytes": int | null}.
 - `extraction`: an object {"method": str, ...} (schema 1 Keras documents had a string).
 
@@ -110,6 +111,7 @@ class ModelInfo:
     macs: Optional[int] = None
     macs_complete: Optional[bool] = None
     macs_convention: Optional[str] = None
+    macs_comparable: Optional[bool] = None
     batch_size: Optional[int] = ABSENT
     memory: Optional[ModelMemory] = None
     optimizer_params: Optional[int] = None
@@ -387,6 +389,7 @@ def _migrate_1_to_2(data: Dict[str, Any]) -> Dict[str, Any]:
     if isinstance(model, dict):
         model = dict(model)
         model["macs_convention"] = MACS_CONVENTION_V1
+        model["macs_comparable"] = False
         data["model"] = model
     extraction = data.get("extraction")
     if isinstance(extraction, str):
@@ -495,9 +498,10 @@ def _check_node_v2(d: Dict[str, Any], where: str) -> None:
 def _check_model_v2(model: Dict[str, Any]) -> None:
     """The optional schema 2 keys of the model: MACs totals, convention, batch size, memory."""
     _opt_count(model, "macs", "model", nullable=True)
-    if "macs_complete" in model:
-        _expect(isinstance(model["macs_complete"], bool), "model.macs_complete",
-                "expected true or false, got %r" % (model["macs_complete"],))
+    for key in ("macs_complete", "macs_comparable"):
+        if key in model:
+            _expect(isinstance(model[key], bool), "model." + key,
+                    "expected true or false, got %r" % (model[key],))
     if "macs_convention" in model:
         _str(model, "macs_convention", "model")
     if model.get("batch_size") is not None:

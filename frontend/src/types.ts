@@ -74,6 +74,8 @@ export interface ModelInfo {
   macs?: number | null;
   macs_complete?: boolean;
   macs_convention?: string;
+  /** false only on a migrated schema 1 document: its MACs are in the old convention */
+  macs_comparable?: boolean;
   batch_size?: number | null;
   memory?: { params_bytes?: number; buffers_bytes?: number; activations_bytes?: number };
   optimizer_params?: number;  // Keras: optimizer variables (not counted in the totals)

@@ -85,6 +85,7 @@ the duration of ``extract_torch`` (and resumed, also on error).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import inspect
 import itertools
@@ -245,6 +246,11 @@ class _Calls:
         self.leaf_depth = 0
         self.busy = False
         self.active = True
+        # plain leaves that write nothing (torch_macs.plain_leaf, not in place): while one runs,
+        # the hooks path's function mode runs its calls outside the dispatch mode
+        self.plain_ids = {id(m) for m in names.values() if id(m) in leaf_ids and not getattr(
+            m, "inplace", False) and torch_macs.plain_leaf(m)}
+        self.plain = False
 
     def pre(self, module, args, kwargs=None):
         q = self.qualname_of.get(id(module))
@@ -255,6 +261,7 @@ class _Calls:
             self.leaf_depth += 1
             if self.leaf_depth == 1:
                 self.counter.push()
+                self.plain = id(module) in self.plain_ids
         return None
 
     def post(self, module, args, kwargs, out):
@@ -266,6 +273,7 @@ class _Calls:
         leaf = id(module) in self.leaf_ids
         if leaf:
             self.leaf_depth -= 1
+            self.plain = False
         if self.leaf_depth:
             return None  # a module called from inside a leaf: its internals are hidden too
         tally = self.counter.pop() if leaf else None
@@ -292,7 +300,9 @@ def _fx_interpret(model, graph, values, rec: tg.Recorder, counter, names, leaf_i
     shapes: Dict[Any, Tuple[List[List[int]], Optional[str], int]] = {}
     calls = ("call_module", "call_function", "call_method")
     inner = _Calls(names, leaf_ids, rec, counter) if _user_functions(graph) else None
-    plain = {q for q, m in names.items() if id(m) in leaf_ids and torch_macs.plain_leaf(m)}
+    # plain layers run outside the dispatch mode, unless another mode (the caller's) is active
+    plain = {q for q, m in names.items() if id(m) in leaf_ids and torch_macs.plain_leaf(m)} \
+        if torch._C._len_torch_dispatch_stack() <= 1 else set()
 
     def plain_call(a, kw) -> bool:
         """Plain tensors in, none of them watched by the guard (an in-place layer)."""
@@ -396,21 +406,33 @@ def _run_fx(model, args, kwargs, names, leaf_ids, rec: tg.Recorder, guard: Guard
 # ---------------------------------------------------------------------------------------------
 # the hooks path
 
+def _undispatched(func, *args, **kwargs):
+    """`func` run outside the Python dispatch modes (``op_counter``)."""
+    with torch._C._DisableTorchDispatch():
+        return func(*args, **kwargs)
+
+
 def _run_hooks(model, args, kwargs, names, leaf_ids, rec: tg.Recorder, write_guard):
     """The real forward with hooks on every module and a TorchFunctionMode for the functional
     ops outside leaves; MACs from a dispatch mode (which also lets `write_guard` copy what an
     in-place op is about to write). Returns (output, stray counter)."""
     counter = torch_macs.op_counter(write_guard.before)
     seen = _Calls(names, leaf_ids, rec, counter)
+    alone = torch._C._len_torch_dispatch_stack() == 0  # no caller's mode that must see all ops
     state: Dict[str, Any] = {}
 
     class Mode(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
+            run = func
+            if alone and (seen.plain or torch_macs.zero_macs_call(func, args, kwargs)) and all(
+                    t is torch.Tensor or t is nn.Parameter for t in types):
+                # 0 MACs and no write, or a plain layer's call (its figure by its class rule)
+                run = functools.partial(_undispatched, func)
             if seen.busy or seen.leaf_depth:
-                return func(*args, **(kwargs or {}))
+                return run(*args, **(kwargs or {}))
             tally = counter.push()
             try:
-                out = func(*args, **(kwargs or {}))
+                out = run(*args, **(kwargs or {}))
             except Exception:
                 state.setdefault("failed_op", tg.op_name(func))
                 raise
@@ -419,7 +441,7 @@ def _run_hooks(model, args, kwargs, names, leaf_ids, rec: tg.Recorder, write_gua
             seen.busy = True
             try:
                 with torch._C.DisableTorchFunction():
-                        rec.op_call(func, seen.stack[-1] if seen.stack else None, args,
+                    rec.op_call(func, seen.stack[-1] if seen.stack else None, args,
                                 kwargs or {}, out, macs=_op_figure(tally))
             finally:
                 seen.busy = False

@@ -36,7 +36,7 @@ import torch
 from tensorboard_archviz.util import product
 
 __all__ = ["Counter", "MacsUnknown", "function_macs", "mha_macs", "module_macs", "op_counter",
-           "plain_leaf"]
+           "plain_leaf", "zero_macs_call"]
 
 
 class MacsUnknown(Exception):
@@ -498,3 +498,40 @@ def plain_leaf(m: torch.nn.Module) -> bool:
         return False
     return all(type(t) in (torch.Tensor, torch.nn.Parameter) for t in
                list(m._parameters.values()) + list(m._buffers.values()) if t is not None)
+
+
+def _zero_functions() -> frozenset:
+    """torch functions / Tensor methods that dispatch only operations without a MACs rule or
+    registry entry and write nothing in place (``out=`` / ``inplace=True`` calls excluded)."""
+    import torch.nn.functional as F
+
+    T = torch.Tensor
+    names = ["add", "sub", "mul", "div", "neg", "pow", "rsqrt", "sqrt", "exp", "cos", "sin",
+             "mean", "sum", "cat", "stack", "transpose", "permute", "reshape", "view",
+             "unsqueeze", "squeeze", "flatten", "expand", "contiguous", "float", "to",
+             "sigmoid", "tanh", "softmax", "chunk", "split", "clone", "type_as", "masked_fill"]
+    funcs = {getattr(T, n) for n in names if hasattr(T, n)}
+    funcs |= {getattr(torch, n) for n in names if hasattr(torch, n)}
+    funcs |= {getattr(T, "__%s__" % n) for n in ("add", "radd", "sub", "rsub", "mul", "rmul",
+                                                 "truediv", "rtruediv", "neg", "pow",
+                                                 "getitem")}
+    funcs |= {F.silu, F.relu, F.gelu, F.softmax, F.dropout}
+    return frozenset(funcs)
+
+
+_ZERO: List[frozenset] = []
+
+
+def zero_macs_call(func: Any, args: Sequence[Any], kwargs: Optional[Dict[str, Any]]) -> bool:
+    """Whether a torch-level call (seen by a ``TorchFunctionMode``) runs only operations this
+    convention counts as 0 MACs and writes nothing: it may run outside ``op_counter``."""
+    if not _ZERO:
+        _ZERO.append(_zero_functions())
+    try:
+        if func not in _ZERO[0]:
+            return False
+    except TypeError:  # unhashable
+        return False
+    if kwargs and ("out" in kwargs or kwargs.get("inplace")):
+        return False
+    return not (len(args) > 1 and args[-1] is True)  # F.relu(x, True): in place

@@ -146,5 +146,23 @@ def sandbox_refusal(path: str, what: str, guard) -> Optional[LoadError]:
     return None
 
 
+def run_program(path: str, what: str, extract: Any, unsafe: bool) -> Any:
+    """``extract()`` a saved program: on real tensors with consent (`unsafe`), otherwise on fake
+    tensors with the operator allowlist (``torch_saved.without_real_storage``), a failure that
+    the sandbox caused becoming its one-line refusal."""
+    from tensorboard_archviz.extract import torch_saved
+
+    if unsafe:
+        return extract()
+    with torch_saved.without_real_storage() as guard:
+        try:
+            return extract()
+        except Exception:  # noqa: BLE001 - sorted out below
+            refusal = sandbox_refusal(path, what, guard)
+            if refusal is not None:
+                raise refusal from None
+            raise
+
+
 def extraction_failed(path: str, e: BaseException) -> LoadError:
     return LoadError("%s: extraction failed: %s" % (path, util.one_line(e)))

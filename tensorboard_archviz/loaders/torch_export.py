@@ -23,7 +23,7 @@ from typing import Any, List, Optional
 from tensorboard_archviz import util
 from tensorboard_archviz.loaders.common import (UNSAFE_HELP, LoadError, Loaded, Options,
                                                 example_input, extraction_failed, pickled_global,
-                                                refused_operator, refused_pickle, sandbox_refusal,
+                                                refused_operator, refused_pickle, run_program,
                                                 weights_only_loads, zip_names)
 
 WHAT = "torch.export program"
@@ -111,20 +111,12 @@ def _load(path: str, unsafe: bool) -> Any:
 def _extract(path: str, program: Any, example: Any, unsafe: bool):
     from tensorboard_archviz.extract import torch_saved
 
-    if unsafe:
-        return torch_saved.extract_exported_program(program, example)
-    refused = torch_saved.program_refusal(program)
-    if refused:
-        raise refused_operator(path, WHAT, refused)
-    with torch_saved.without_real_storage() as guard:
-        try:
-            return torch_saved.extract_exported_program(program, example)
-        except Exception:  # noqa: BLE001 - sorted out below
-            refusal = sandbox_refusal(path, WHAT, guard)
-            if refusal is not None:
-                raise refusal from None
-            raise
-
+    if not unsafe:
+        refused = torch_saved.program_refusal(program)
+        if refused:
+            raise refused_operator(path, WHAT, refused)
+    return run_program(path, WHAT, lambda: torch_saved.extract_exported_program(program, example),
+                       unsafe)
 
 def open(path: str, options: Options) -> Loaded:  # noqa: A001 - the loaders' contract
     from tensorboard_archviz.extract.torch import ExtractionError

@@ -16,7 +16,7 @@ from typing import Any
 from tensorboard_archviz import util
 from tensorboard_archviz.loaders.common import (LoadError, Loaded, Options, example_input,
                                                 extraction_failed, refused_operator,
-                                                sandbox_refusal, zip_names)
+                                                run_program, zip_names)
 
 WHAT = "TorchScript program"
 FILTERS_NOTE = ("--filters needs the model's layers: a Keras file or a full PyTorch model "
@@ -50,17 +50,7 @@ def _load(path: str, unsafe: bool) -> Any:
 def _extract(path: str, module: Any, example: Any, unsafe: bool):
     from tensorboard_archviz.extract import torch_saved
 
-    if unsafe:
-        return torch_saved.extract_torchscript(module, example)
-    with torch_saved.without_real_storage() as guard:
-        try:
-            return torch_saved.extract_torchscript(module, example)
-        except Exception:  # noqa: BLE001 - sorted out below
-            refusal = sandbox_refusal(path, WHAT, guard)
-            if refusal is not None:
-                raise refusal from None
-            raise
-
+    return run_program(path, WHAT, lambda: torch_saved.extract_torchscript(module, example), unsafe)
 
 def open(path: str, options: Options) -> Loaded:  # noqa: A001 - the loaders' contract
     from tensorboard_archviz.extract.torch import ExtractionError
