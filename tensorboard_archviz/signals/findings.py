@@ -88,10 +88,9 @@ class _Model:
                     self.order[nid] = len(self.order)
                     ids.append(nid)
         self.containers = {p for p in self.parent.values() if p}
-        for nid in ids:  # ids the architecture does not know: containment from their spelling
-            if any(o != nid and (o.startswith(nid + ".") or o.startswith(nid + "/"))
-                   for o in self.order):
-                self.containers.add(nid)
+        if ids:  # ids the architecture does not know: containment from their spelling
+            prefixes = {o[:i] for o in self.order for i, ch in enumerate(o) if ch in "./"}
+            self.containers.update(nid for nid in ids if nid in prefixes)
 
     def sort(self, ids: Iterable[str]) -> List[str]:
         return sorted(ids, key=lambda n: self.order.get(n, 1 << 30))
