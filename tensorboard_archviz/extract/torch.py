@@ -78,7 +78,12 @@ naming the qualified name of the module whose forward failed.
 
 Cost (``bench/bench_extract_speed.py`` prints it phase by phase): the fx trace (about half a
 forward of a small network), the one real forward under the dispatch mode (one Python call per
-ATen operation) and Python work per module and op; the cyclic garbage collector is paused for
+ATen operation) and Python work per module and op. To spare that Python call, exact torch.nn
+layers whose figure is known without it (``torch_macs.plain_leaf``: Linear / ConvNd by their
+class rule, norms, activations, pooling: 0) and, on the hooks path, torch functions that only
+run 0-MAC operations and write nothing (``torch_macs.zero_macs_call``: elementwise, views,
+``cat``, ...) run outside the dispatch mode, with the same figures (not when another dispatch
+mode is active, a tensor subclass is involved, or the call could write a guarded tensor); the cyclic garbage collector is paused for
 the duration of ``extract_torch`` (and resumed, also on error).
 """
 

@@ -34,6 +34,7 @@ import keras
 import numpy as np
 
 from tensorboard_archviz.signals import state as st
+from tensorboard_archviz.signals.activations import activation_signals
 from tensorboard_archviz.signals.catalog import DEFAULT_GROUPS, SATURATION_MARGIN, TIME_REPEATS
 from tensorboard_archviz.util import one_line
 
@@ -340,23 +341,6 @@ def _timed_passes(model, layers, x, repeats) -> Dict[str, float]:
     return {k: statistics.median([p.get(k, 0.0) for p in passes]) for k in keys}
 
 
-def _activation_signals(rows: Dict[str, np.ndarray], layers) -> Dict[str, Dict[str, float]]:
-    out: Dict[str, Dict[str, float]] = {k: {} for k in (
-        "activations.mean", "activations.std", "activations.zero_fraction",
-        "activations.saturated_fraction")}
-    for nid, row in rows.items():
-        n, s, ss, dead, units, sat, sat_n = (float(v) for v in row)
-        mean = s / n
-        var = ss / n - mean * mean
-        out["activations.mean"][nid] = mean
-        out["activations.std"][nid] = float(np.sqrt(max(var, 0.0))) if np.isfinite(var) \
-            else float("nan")
-        out["activations.zero_fraction"][nid] = dead / units if units else float("nan")
-        if _bounded(layers[nid])[0] and sat_n:
-            out["activations.saturated_fraction"][nid] = sat / sat_n
-    return out
-
-
 def _input_signals(model, layers, x, groups, repeats, notes) -> Dict[str, Any]:
     restore = _restoring(list(model.non_trainable_variables))
     out: Dict[str, Any] = {}
@@ -364,7 +348,7 @@ def _input_signals(model, layers, x, groups, repeats, notes) -> Dict[str, Any]:
         x = _convert(x)
         rows = _activation_pass(model, layers, x)  # also the untimed warm-up
         if "activations" in groups:
-            out.update(_activation_signals(rows, layers))
+            out.update(activation_signals(rows, {nid: _bounded(layers[nid])[0] for nid in rows}))
         if "time" in groups:
             out["time.forward_ms"] = _timed_passes(model, layers, x, repeats)
     finally:

@@ -34,13 +34,13 @@ import time
 import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 from torch import nn
 
 from tensorboard_archviz.extract import torch_graph as tg
 from tensorboard_archviz.extract.torch_guard import Guard
 from tensorboard_archviz.signals import state as st
+from tensorboard_archviz.signals.activations import activation_signals
 from tensorboard_archviz.signals.catalog import (DEFAULT_GROUPS, SATURATION_MARGIN, TIME_REPEATS)
 from tensorboard_archviz.util import one_line
 
@@ -217,25 +217,6 @@ def _activation_rows(names: Dict[str, nn.Module], outputs: List[Tuple[str, torch
     return rows
 
 
-def _activation_signals(rows: Dict[str, List[torch.Tensor]],
-                        bounded: Dict[str, bool]) -> Dict[str, Dict[str, float]]:
-    out: Dict[str, Dict[str, float]] = {k: {} for k in (
-        "activations.mean", "activations.std", "activations.zero_fraction",
-        "activations.saturated_fraction")}
-    for nid, parts in rows.items():
-        a = torch.stack(parts).sum(dim=0).cpu().numpy()
-        n, s, ss, dead, units, sat, sat_n = (float(x) for x in a)
-        mean = s / n
-        var = ss / n - mean * mean
-        out["activations.mean"][nid] = mean
-        out["activations.std"][nid] = float(np.sqrt(max(var, 0.0))) if np.isfinite(var) \
-            else float("nan")
-        out["activations.zero_fraction"][nid] = dead / units if units else float("nan")
-        if bounded.get(nid) and sat_n:
-            out["activations.saturated_fraction"][nid] = sat / sat_n
-    return out
-
-
 # ---------------------------------------------------------------------------------------------
 # time
 
@@ -354,7 +335,9 @@ def _input_signals(model, names, input_to_model, groups, repeats, notes) -> Dict
     out: Dict[str, Any] = {}
     if "activations" in groups:
         bounded = {nid: type(m).__name__ in BOUNDED for nid, m in names.items()}
-        out.update(_activation_signals(rows, bounded))
+        out.update(activation_signals(
+            {nid: torch.stack(parts).sum(dim=0).cpu().numpy() for nid, parts in rows.items()},
+            bounded))
     if passes:
         out["time.forward_ms"] = _median_times(passes)
     if "backward_time" in groups:
