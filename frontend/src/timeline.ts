@@ -6,7 +6,7 @@
 import { errorMessage, fetchTimeline } from './api';
 import { notesBox } from './app_header';
 import { append, button, clear, errorBox, h, loading } from './dom';
-import type { TimelineEntry } from './types';
+import type { TimelineEntry, TimelineResponse } from './types';
 import { nextTask } from './common/slices';
 import type { View, ViewContext } from './view';
 
@@ -79,31 +79,49 @@ async function fillList(list: HTMLElement, run: string, entries: unknown[], ctx:
   list.setAttribute('data-complete', '1');
 }
 
+/** The timeline's answer laid out in `root` (`reload` asks the route again: a partial answer,
+ *  cut by the route's time budget, continues where it stopped). */
+function showTimeline(root: HTMLElement, run: string, t: TimelineResponse, ctx: ViewContext,
+  signal: AbortSignal, reload: () => void): void {
+  const entries: unknown = t && t.entries;
+  if (!Array.isArray(entries)) {
+    root.appendChild(errorBox(`Could not read the timeline of “${run}”.`, 'The answer is malformed: its entries are not a list.'));
+    return;
+  }
+  if (Array.isArray(t.errors) && t.errors.length) root.appendChild(notesBox('Some data of run “' + run + '” could not be read:', t.errors.map(String), 'warn', 'timeline-errors'));
+  if (t.partial === true) {
+    root.appendChild(notesBox('The timeline is not complete yet:', [typeof t.notice === 'string' ? t.notice : 'some steps were not compared within the time budget.'], 'info', 'timeline-partial'));
+    root.appendChild(button('Continue', reload, { dataset: { action: 'timeline-continue' } }));
+  }
+  append(root, h('p', { class: 'count' },
+    `Run “${run}”: the architecture was written at ${entries.length} step${entries.length === 1 ? '' : 's'}. ` +
+    'Each entry says what changed since the previous one.'));
+  const list = h('ol', { class: 'av-timeline' });
+  root.appendChild(list);
+  void fillList(list, run, entries, ctx, () => !signal.aborted);
+}
+
 export function mountTimeline(container: HTMLElement, ctx: ViewContext): View {
   const run = ctx.state.run!;
   const root = h('div', { class: 'av-timeline-view' });
   container.appendChild(root);
-  const abort = new AbortController();
-  root.appendChild(loading(`Reading the steps of “${run}”…`));
-  fetchTimeline(run, abort.signal).then((t) => {
-    if (abort.signal.aborted) return;
+  let abort = new AbortController();
+  const load = (): void => {
+    abort.abort();
+    abort = new AbortController();
+    const signal = abort.signal;
     clear(root);
-    const entries: unknown = t && t.entries;
-    if (!Array.isArray(entries)) {
-      root.appendChild(errorBox(`Could not read the timeline of “${run}”.`, 'The answer is malformed: its entries are not a list.'));
-      return;
-    }
-    if (Array.isArray(t.errors) && t.errors.length) root.appendChild(notesBox('Some data of run “' + run + '” could not be read:', t.errors.map(String), 'warn', 'timeline-errors'));
-    append(root, h('p', { class: 'count' },
-      `Run “${run}”: the architecture was written at ${entries.length} step${entries.length === 1 ? '' : 's'}. ` +
-      'Each entry says what changed since the previous one.'));
-    const list = h('ol', { class: 'av-timeline' });
-    root.appendChild(list);
-    void fillList(list, run, entries, ctx, () => !abort.signal.aborted);
-  }, (e) => {
-    if (abort.signal.aborted) return;
-    clear(root);
-    root.appendChild(errorBox(`Could not read the timeline of “${run}”.`, errorMessage(e)));
-  });
+    root.appendChild(loading(`Reading the steps of “${run}”…`));
+    fetchTimeline(run, signal).then((t) => {
+      if (signal.aborted) return;
+      clear(root);
+      showTimeline(root, run, t, ctx, signal, load);
+    }, (e) => {
+      if (signal.aborted) return;
+      clear(root);
+      root.appendChild(errorBox(`Could not read the timeline of “${run}”.`, errorMessage(e)));
+    });
+  };
+  load();
   return { destroy() { abort.abort(); root.remove(); } };
 }

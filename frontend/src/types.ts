@@ -196,6 +196,9 @@ export interface TimelineResponse {
   run: string;
   errors?: string[];
   entries: TimelineEntry[];
+  /** true when the route's time budget ran out: `notice` says so, `pending` entries follow */
+  partial?: boolean;
+  notice?: string;
 }
 
 // GET ./signals?run=[&signal=][&max_steps=]  (layer signals over steps; see http_api.md)

@@ -34,7 +34,7 @@ from torch import nn
 
 from tensorboard_archviz import schema, totals
 from tensorboard_archviz.extract import torch_macs
-from tensorboard_archviz.util import one_line, product
+from tensorboard_archviz.util import product
 
 __all__ = [
     "ACTIVATIONS", "FUNCTIONAL_ACTIVATIONS", "Call", "ExtractionError", "ForwardFailed",
