@@ -53,10 +53,12 @@ def get_json(url: str, timeout: float = 30):
 
 
 @contextlib.contextmanager
-def run_tensorboard(logdir, load_fast=True, extra_args=(), timeout=90, path_prefix=""):
-    """Start a real TensorBoard; yields its base URL (with `path_prefix`, no trailing slash)."""
+def run_tensorboard(logdir, load_fast=True, extra_args=(), timeout=90, path_prefix="",
+                    python=sys.executable):
+    """Start a real TensorBoard (of the environment of `python`); yields its base URL (with
+    `path_prefix`, no trailing slash)."""
     port = free_port()
-    cmd = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir),
+    cmd = [python, "-m", "tensorboard.main", "--logdir", str(logdir),
            "--host", "127.0.0.1", "--port", str(port),
            "--load_fast=%s" % ("true" if load_fast else "false"),
            "--reload_interval", "1"] + list(extra_args)

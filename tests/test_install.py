@@ -11,20 +11,18 @@ take `tensorboard` at the main environment's version from the package index.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tarfile
-import time
 import zipfile
 from importlib.metadata import version as dist_version
 
 import pytest
 
-from conftest import PLUGIN, free_port, get_json, http_get, open_archviz
+from conftest import PLUGIN, get_json, http_get, open_archviz, run_tensorboard, wait_for_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FRAMEWORKS = ("tensorflow", "keras", "torch", "jax")
@@ -159,36 +157,6 @@ def test_sdist_installs_without_node(tmp_path, dist):
     assert got["license_expression"] == "Apache-2.0" and got["license_file"]
 
 
-@contextlib.contextmanager
-def _tensorboard(python, logdir, timeout=120):
-    port = free_port()
-    proc = subprocess.Popen([python, "-m", "tensorboard.main", "--logdir", str(logdir),
-                             "--host", "127.0.0.1", "--port", str(port), "--reload_interval", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = "http://127.0.0.1:%d" % port
-    try:
-        deadline = time.time() + timeout
-        while True:
-            assert proc.poll() is None, proc.stdout.read().decode("utf-8", "replace")[-3000:]
-            try:
-                status, runs = get_json(url + PLUGIN + "/runs", timeout=5)
-                if status == 200 and {"keras/train", "torch"} <= set(runs):
-                    break
-            except OSError:
-                pass
-            assert time.time() < deadline, "tensorboard did not serve both runs in time"
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-
-
 def _documents(url):
     """Every route's answer a viewer needs, as comparable values."""
     _, runs = get_json(url + PLUGIN + "/runs")
@@ -210,9 +178,13 @@ def test_viewer_only_install_serves_logs_written_elsewhere(tmp_path, viewer, bro
     logdir = tmp_path / "logs"
     _run([sys.executable, "-c", WRITE_LOGS, str(logdir)], timeout=600,
          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-    with _tensorboard(sys.executable, logdir) as main_url:
+    with run_tensorboard(logdir) as main_url:
+        wait_for_run(main_url, "keras/train")
+        wait_for_run(main_url, "torch")
         expected = _documents(main_url)
-    with _tensorboard(viewer, logdir) as url:
+    with run_tensorboard(logdir, python=viewer) as url:
+        wait_for_run(url, "keras/train")
+        wait_for_run(url, "torch")
         got = _documents(url)
         assert got == expected
         assert got["architecture torch"][0] == 200 and got["filters"] == 200
