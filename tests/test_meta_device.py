@@ -47,16 +47,17 @@ def test_meta_llama_gives_the_real_models_document():
     assert ("model.layers.0.self_attn.o_proj", "add_2") in edges
 
 
-def test_meta_resnet_fx_path_and_side_effects():
+@pytest.mark.parametrize("method", ["auto", "fx"])
+def test_meta_resnet_fx_path_and_side_effects(method):
     real = tm.ResNet((1, 1, 1, 1), num_classes=7)
     meta = _meta(lambda: tm.ResNet((1, 1, 1, 1), num_classes=7))
     meta.train()
     buffers = {k: b for k, b in meta.named_buffers()}
     x = torch.randn(2, 3, 32, 32)
-    b = extract_torch(meta, x.to("meta"))
+    b = extract_torch(meta, x.to("meta"), method=method)
     real.train()
-    a = extract_torch(real, x)
-    assert b.extraction["method"] == "fx"
+    a = extract_torch(real, x, method=method)
+    assert b.extraction["method"] == ("fx" if method == "fx" else "hooks")
     assert b.to_dict() == a.to_dict()
     assert all(m.training for m in meta.modules())  # modes restored
     assert {k: v for k, v in meta.named_buffers()} == buffers  # same objects, still on meta

@@ -11,7 +11,7 @@ from torch import nn
 
 import torch_models as tm
 from tensorboard_archviz import schema, summary
-from tensorboard_archviz.extract.torch import ExtractionError, extract_torch
+from tensorboard_archviz.extract.torch import HOOKS_REASON, ExtractionError, extract_torch
 
 BOTH = pytest.mark.parametrize("method", ["fx", "hooks"])
 
@@ -200,9 +200,10 @@ def test_transformer_encoder_totals():
     assert {n.id for n in arch.nodes if n.class_name != "Input" and not n.is_function} == {q for q, _ in model.named_modules() if q}
     assert arch.node("layers").total_params == total
     assert arch.node("layers.1").total_params == total // 2
-    # fx cannot trace TransformerEncoder's checks: the hooks path says why
-    assert arch.extraction["method"] == "hooks"
-    assert "torch.fx could not trace" in arch.extraction["reason"]
+    # one real forward with hooks (torch.fx could not trace TransformerEncoder's checks anyway)
+    assert (arch.extraction["method"], arch.extraction["reason"]) == ("hooks", HOOKS_REASON)
+    with pytest.raises(ExtractionError, match="torch.fx could not trace"):
+        extract_torch(model, torch.randn(6, 2, 32), method="fx")
     assert arch.node("layers.0.linear1").output_shapes == [[6, 2, 64]]
     assert arch.node("layers.0.self_attn").input_shapes == [[6, 2, 32]] * 3
     assert arch.node("layers.0.self_attn.out_proj").calls == 0  # MHA uses its weights
@@ -277,10 +278,8 @@ def test_shared_parameters_counted_once():
 @pytest.mark.parametrize("sign,branch", [(1.0, "a"), (-1.0, "b")])
 def test_data_dependent_control_flow_falls_back_to_hooks(sign, branch):
     arch = roundtrip(extract_torch(tm.DataDependent(), torch.full((2, 4), sign)))
-    ex = arch.extraction
-    assert ex["method"] == "hooks"
-    assert "torch.fx could not trace DataDependent" in ex["reason"]
-    assert "control flow" in ex["reason"]
+    assert (arch.extraction["method"], arch.extraction["reason"]) == ("hooks", HOOKS_REASON)
+    assert arch.extraction["dropped_ops"] == 2  # sum, gt
     assert set(arch.edge_pairs()) == {("x", branch), (branch, "relu"), ("relu", "fc"),
                                       ("fc", "add"), (branch, "add")}
     assert len(arch.edges) == 5  # the `x.sum() > 0` feeding the `if` is not data flow
@@ -289,6 +288,66 @@ def test_data_dependent_control_flow_falls_back_to_hooks(sign, branch):
     assert arch.outputs == ["add"]
     with pytest.raises(ExtractionError, match="control flow"):
         extract_torch(tm.DataDependent(), torch.ones(2, 4), method="fx")
+
+
+@pytest.mark.parametrize("sign,branch", [(1.0, "a"), (-1.0, "b")])
+def test_auto_tries_fx_for_wrapped_functions_and_falls_back(sign, branch):
+    """A model calling a torch.fx.wrap-ed function: "auto" traces with fx first (which shows
+    the function as one op); fx fails at the `if`, the one real forward runs with hooks."""
+    arch = roundtrip(extract_torch(tm.WrappedDataDependent(), torch.full((2, 4), sign)))
+    ex = arch.extraction
+    assert ex["method"] == "hooks"
+    assert "torch.fx could not trace WrappedDataDependent" in ex["reason"]
+    assert "control flow" in ex["reason"]
+    # the real forward, seen by hooks: the wrapped function's own ops
+    assert set(arch.edge_pairs()) == {("x", "mul"), ("mul", branch), (branch, "fc")}
+    tm.WRAPPED_CALLS.clear()
+    arch = extract_torch(tm.WrappedOnly(), torch.ones(2, 4))
+    assert arch.extraction["method"] == "fx"
+    assert "torch.fx.wrap-ed wrapped_scale" in arch.extraction["reason"]
+    assert [n.class_name for n in arch.nodes if n.is_function] == ["wrapped_scale"]
+    assert len(tm.WRAPPED_CALLS) == 1  # the trace kept it whole: only the real run called it
+
+
+def test_auto_is_one_real_forward():
+    """No torch.fx trace unless a wrapped function needs one: "auto" runs the model once, with
+    hooks, and gives what the fx path gives."""
+    model, x = tm.ResNet((1, 1, 1, 1), num_classes=7), torch.randn(2, 3, 32, 32)
+    auto = extract_torch(model, x).to_dict()
+    fx = extract_torch(model, x, method="fx").to_dict()
+    assert auto.pop("extraction") == {"method": "hooks", "reason": HOOKS_REASON}
+    assert fx.pop("extraction")["method"] == "fx"
+    assert auto == fx
+
+
+class Unpack(nn.Module):
+    def __init__(self, iterate: bool = False):
+        super().__init__()
+        self.qkv = nn.Linear(4, 12)
+        self.iterate = iterate
+
+    def forward(self, x):
+        q, k, v = self.qkv(x).view(2, 3, 4).transpose(0, 1)
+        if self.iterate:
+            k = [r for r in k][0]  # iteration that is not an unpacking: one unbind
+        return q * v + k
+
+
+def test_tuple_unpacking_of_a_tensor_is_getitem_on_both_paths():
+    docs = {m: extract_torch(Unpack(), torch.randn(2, 4), method=m).to_dict()
+            for m in ("fx", "hooks")}
+    assert docs["fx"].pop("extraction")["method"] == "fx"
+    assert docs["hooks"].pop("extraction")["method"] == "hooks"
+    assert docs["fx"] == docs["hooks"]
+    ops = [(n["id"], n.get("config")) for n in docs["hooks"]["nodes"] if n.get("is_function")]
+    assert ops[:5] == [("view", {"args": ["<tensor>", 2, 3, 4]}),
+                       ("transpose", {"args": ["<tensor>", 0, 1]}),
+                       ("getitem", {"args": ["<tensor>", 0]}),
+                       ("getitem_1", {"args": ["<tensor>", 1]}),
+                       ("getitem_2", {"args": ["<tensor>", 2]})]
+    arch = extract_torch(Unpack(iterate=True), torch.randn(2, 4))
+    assert ("getitem_1", "unbind") in arch.edge_pairs()
+    assert arch.node("unbind").output_shapes == [[4], [4]]
 
 
 def test_fx_and_hooks_agree():
@@ -302,9 +361,11 @@ def test_fx_and_hooks_agree():
         assert a == b
 
 
-def test_bottleneck_resnet_inplace_add():
-    arch = extract_torch(tm.ResNet((1, 1, 1, 1), num_classes=5), torch.randn(1, 3, 64, 64))
-    assert arch.extraction["method"] == "fx"
+@BOTH
+def test_bottleneck_resnet_inplace_add(method):
+    arch = extract_torch(tm.ResNet((1, 1, 1, 1), num_classes=5), torch.randn(1, 3, 64, 64),
+                         method=method)
+    assert arch.extraction["method"] == method
     # `out += identity`: the downsample branch feeds the in-place add of block layer1.0
     assert ("layer1.0.downsample.1", "add") in arch.edge_pairs()
     assert ("layer1.0.bn3", "add") in arch.edge_pairs()
@@ -477,10 +538,15 @@ def test_hooks_on_a_block_make_fx_step_aside():
         arch = extract_torch(model, torch.randn(1, 1, 28, 28))
     finally:
         handle.remove()
-    assert arch.extraction["method"] == "hooks"
-    assert "module 'block' has forward hooks" in arch.extraction["reason"]
+    assert arch.extraction == {"method": "hooks", "reason": HOOKS_REASON}
     assert seen == [(1, 8, 28, 28)]  # the user's hook ran, on the real forward
     assert set(arch.edge_pairs()) == RESNET_EDGES
+    handle = model.block.register_forward_hook(lambda m, a, out: None)
+    try:
+        with pytest.raises(ExtractionError, match="module 'block' has forward hooks"):
+            extract_torch(model, torch.randn(1, 1, 28, 28), method="fx")
+    finally:
+        handle.remove()
 
 
 def test_module_list_and_unused_modules_are_nodes_without_shapes():
@@ -523,7 +589,9 @@ def test_a_dict_argument_is_traced_by_the_real_forward(method):
     arch = roundtrip(extract_torch(Batch(), inp, method=method))
     assert arch.extraction["method"] == "hooks"
     if method == "auto":
-        assert "argument 'batch' is a dict" in arch.extraction["reason"]
+        assert arch.extraction["reason"] == HOOKS_REASON
+        with pytest.raises(ExtractionError, match="argument 'batch' is a dict"):
+            extract_torch(Batch(), inp, method="fx")
     assert arch.inputs == ["batch.image", "batch.text"]
     assert set(arch.edge_pairs()) == {("batch.image", "img"), ("batch.text", "txt"),
                                       ("img", "mul"), ("txt", "mul")}

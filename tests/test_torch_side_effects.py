@@ -10,6 +10,8 @@ import pytest
 import torch
 from torch import nn
 
+import torch_models as tm
+
 from tensorboard_archviz import add_architecture
 from tensorboard_archviz.summary import ArchVizWriter
 from tensorboard_archviz.extract.torch import extract_torch
@@ -37,7 +39,7 @@ def test_no_proxy_left_and_the_model_can_be_saved(method, tmp_path):
     model = Stateful()
     with ArchVizWriter(str(tmp_path)) as writer:
         arch = add_architecture(writer, model, torch.randn(2, 4), method=method)
-    assert arch.extraction["method"] == ("hooks" if method == "hooks" else "fx")
+    assert arch.extraction["method"] == ("fx" if method == "fx" else "hooks")
     last = getattr(model, "last", None)
     assert last is None or isinstance(last, torch.Tensor)  # never a torch.fx Proxy
     torch.save(model, io.BytesIO())  # failed with "Can't pickle local object ... Tracer"
@@ -55,6 +57,7 @@ class DataDependentCounter(nn.Module):
     def forward(self, x):
         self.calls += 1
         self.seen = x.detach()
+        x = tm.wrapped_scale(x)  # a torch.fx.wrap-ed function: "auto" tries torch.fx first
         if x.sum() > 0:
             return self.lin(x)
         return -self.lin(x)
@@ -66,6 +69,7 @@ def test_forward_runs_once_when_fx_fails(tmp_path):
     with ArchVizWriter(str(tmp_path)) as writer:
         arch = add_architecture(writer, model, x)
     assert arch.extraction["method"] == "hooks"
+    assert "torch.fx could not trace" in arch.extraction["reason"]
     assert model.calls == 1  # +1, not +2
     assert model.seen is not None and isinstance(model.seen, torch.Tensor)
     torch.save(model, io.BytesIO())
@@ -161,6 +165,7 @@ class Logs(nn.Module):
         self.shapes.add(y.shape)
         self.holder.last = y
         self.holder.history["runs"].append(y.sum())
+        y = tm.wrapped_scale(y)  # a torch.fx.wrap-ed function: "auto" tries torch.fx first
         if self.data_dependent and x.sum() > 0:  # torch.fx fails here: the hooks path runs
             y = -y
         return y

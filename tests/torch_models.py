@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
@@ -162,6 +163,44 @@ class DataDependent(nn.Module):
     def forward(self, x):
         h = self.a(x) if x.sum() > 0 else self.b(x)
         return self.fc(torch.relu(h)) + h
+
+
+WRAPPED_CALLS = []
+
+
+def wrapped_scale(x):
+    """A function torch.fx keeps whole (``torch.fx.wrap`` below): one op in the fx graph."""
+    WRAPPED_CALLS.append(tuple(x.shape))
+    return x * 2.0
+
+
+torch.fx.wrap("wrapped_scale")
+
+
+class WrappedOnly(nn.Module):
+    """Calls a torch.fx.wrap-ed function: extract_torch's "auto" uses the fx path."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.fc(wrapped_scale(x))
+
+
+class WrappedDataDependent(nn.Module):
+    """A torch.fx.wrap-ed function and data-dependent control flow: "auto" tries fx, which
+    fails at the `if`, and falls back to the hooks path."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(4, 4)
+        self.b = nn.Linear(4, 4)
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        h = wrapped_scale(x)
+        return self.fc(self.a(h) if h.sum() > 0 else self.b(h))
 
 
 class SideEffects(nn.Module):

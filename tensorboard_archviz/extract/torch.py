@@ -90,12 +90,14 @@ the duration of ``extract_torch`` (and resumed, also on error).
 from __future__ import annotations
 
 import dataclasses
+import dis
 import functools
 import gc
 import inspect
 import itertools
 import operator
 import re
+import sys
 import warnings
 import weakref
 from typing import Any, Dict, List, Optional, Tuple
@@ -411,6 +413,74 @@ def _run_fx(model, args, kwargs, names, leaf_ids, rec: tg.Recorder, guard: Guard
 # ---------------------------------------------------------------------------------------------
 # the hooks path
 
+_UNBIND = torch.Tensor.unbind
+_UNPACK = dis.opmap["UNPACK_SEQUENCE"]
+
+
+def _unpacked(frame) -> bool:
+    """Whether this ``unbind`` is ``Tensor.__iter__`` serving a tuple unpacking (``q, k, v =
+    qkv``): torch.fx traces that as one ``getitem`` per item, and so is it recorded."""
+    if frame is None or frame.f_code is not torch.Tensor.__iter__.__code__:
+        return False
+    caller = frame.f_back
+    try:
+        return caller is not None and caller.f_code.co_code[caller.f_lasti] == _UNPACK
+    except (IndexError, AttributeError):
+        return False
+
+
+def _code_names(fn: Any, depth: int = 0, seen: Optional[set] = None) -> set:
+    """The global and attribute names the code of `fn` (its nested code, and the functions of
+    its own namespace it calls by name, 3 levels deep) refers to."""
+    seen = seen if seen is not None else set()
+    code = getattr(fn, "__code__", None)
+    if code is None or code in seen:
+        return set()
+    seen.add(code)
+    names, stack = set(), [code]
+    while stack:
+        c = stack.pop()
+        names.update(c.co_names)
+        stack.extend(k for k in c.co_consts if hasattr(k, "co_names"))
+    space = getattr(fn, "__globals__", None) or {}
+    if depth < 3:
+        for n in list(names):
+            g = space.get(n)
+            if inspect.isfunction(g):
+                names |= _code_names(g, depth + 1, seen)
+    return names
+
+
+def _fx_wrapped(model: nn.Module, names: Dict[str, nn.Module], leaf_ids: set) -> List[str]:
+    """The ``torch.fx.wrap``-ed functions a trace of `model` would keep whole: torch.fx shows
+    each call of one as a single op, which only the fx path can do. Those whose name the
+    forward of the model or of one of its containers refers to (a leaf's forward is never
+    traced), directly or through functions of its module; torch's own registrations are not
+    the model's."""
+    import torch.fx._symbolic_trace as st
+
+    if getattr(st, "_wrapped_methods_to_patch", None):
+        return ["a wrapped Tensor method"]
+    try:
+        wrapped = {name for (_gid, name), g in getattr(st, "_wrapped_fns_to_patch", {}).items()
+                   if not str(g.get("__name__", "")).startswith("torch.")}
+    except (AttributeError, TypeError, ValueError):
+        return []
+    if not wrapped:
+        return []
+    used: set = set()
+    classes = {type(m) for m in itertools.chain(
+        [model], (m for m in names.values() if id(m) not in leaf_ids))}
+    for cls in classes:
+        fn = getattr(cls.forward, "__func__", cls.forward)
+        try:
+            fn = inspect.unwrap(fn)  # a decorated forward: the code that was written
+        except ValueError:
+            pass
+        used |= _code_names(fn)
+    return sorted(wrapped & used)
+
+
 def _undispatched(func, *args, **kwargs):
     """`func` run outside the Python dispatch modes (``op_counter``)."""
     with torch._C._DisableTorchDispatch():
@@ -446,8 +516,14 @@ def _run_hooks(model, args, kwargs, names, leaf_ids, rec: tg.Recorder, write_gua
             seen.busy = True
             try:
                 with torch._C.DisableTorchFunction():
-                    rec.op_call(func, seen.stack[-1] if seen.stack else None, args,
-                                kwargs or {}, out, macs=_op_figure(tally))
+                    parent = seen.stack[-1] if seen.stack else None
+                    if func is _UNBIND and _unpacked(sys._getframe(1)):
+                        for i, item in enumerate(out):  # `q, k, v = qkv`, as torch.fx shows it
+                            rec.op_call(operator.getitem, parent, (args[0], i), {}, item,
+                                        macs=(0, None))
+                    else:
+                        rec.op_call(func, parent, args, kwargs or {}, out,
+                                    macs=_op_figure(tally))
             finally:
                 seen.busy = False
             return out
@@ -532,19 +608,26 @@ def _unattributed(rec: tg.Recorder, stray: torch_macs.Counter) -> None:
                              None, None if stray.unknown else stray.macs, stray.unknown))
 
 
+HOOKS_REASON = "the forward run once with module hooks and a function mode"
+
+
 def _trace(model, args, kwargs, names, leaf_ids, new_recorder, method: str, guard: Guard):
     """Run the model once (fx, else hooks): (recorder, output, containers, extraction)."""
-    if method == "hooks":
+    wrapped = _fx_wrapped(model, names, leaf_ids) if method == "auto" else []
+    if method == "hooks" or (method == "auto" and not wrapped):
         rec = new_recorder()
         output, stray = _run_hooks(model, args, kwargs, names, leaf_ids, rec, guard.write_guard)
         _unattributed(rec, stray)
-        return rec, output, {}, {"method": "hooks", "reason": "requested (method='hooks')"}
+        return rec, output, {}, {"method": "hooks", "reason": "requested (method='hooks')"
+                                 if method == "hooks" else HOOKS_REASON}
     rec = new_recorder()
     try:
         output, containers, stray = _run_fx(model, args, kwargs, names, leaf_ids, rec, guard)
         guard.trace_writes.copies.clear()  # the trace's in-place writes were the one forward
         _unattributed(rec, stray)
-        return rec, output, containers, {"method": "fx", "reason": "torch.fx symbolic trace"}
+        return rec, output, containers, {"method": "fx", "reason": "torch.fx symbolic trace" + (
+            " (the model calls torch.fx.wrap-ed %s, each call shown as one op)"
+            % ", ".join(wrapped) if wrapped else "")}
     except _FxUnsupported as e:
         if method == "fx":
             raise ExtractionError(str(e)) from None
