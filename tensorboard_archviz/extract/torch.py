@@ -414,6 +414,16 @@ def _run_fx(model, args, kwargs, names, leaf_ids, rec: tg.Recorder, guard: Guard
 # the hooks path
 
 _UNBIND = torch.Tensor.unbind
+_PLAIN_TYPES = frozenset((torch.Tensor, nn.Parameter))
+_NOT_TENSORS = frozenset((bool, int, float, str, torch.Size, torch.dtype, torch.device))
+_GETTERS = frozenset(
+    [getattr(torch.Tensor, n).__get__ for n in (
+        "shape", "dtype", "device", "ndim", "requires_grad", "is_cuda", "layout", "is_meta",
+        "is_sparse", "is_quantized", "is_leaf") if hasattr(torch.Tensor, n)]
+    + [getattr(torch.Tensor, n) for n in (
+        "size", "dim", "numel", "nelement", "is_floating_point", "is_complex", "stride",
+        "is_contiguous", "data_ptr", "element_size", "storage_offset", "get_device",
+        "__len__") if hasattr(torch.Tensor, n)])  # they read a tensor's metadata, nothing else
 _UNPACK = dis.opmap["UNPACK_SEQUENCE"]
 
 
@@ -496,23 +506,40 @@ def _run_hooks(model, args, kwargs, names, leaf_ids, rec: tg.Recorder, write_gua
     alone = torch._C._len_torch_dispatch_stack() == 0  # no caller's mode that must see all ops
     state: Dict[str, Any] = {}
 
+    zero_macs_call, no_dispatch = torch_macs.zero_macs_call, torch._C._DisableTorchDispatch
+
     class Mode(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
-            run = func
-            if alone and (seen.plain or torch_macs.zero_macs_call(func, args, kwargs)) and all(
-                    t is torch.Tensor or t is nn.Parameter for t in types):
-                # 0 MACs and no write, or a plain layer's call (its figure by its class rule)
-                run = functools.partial(_undispatched, func)
+            if kwargs is None:
+                kwargs = {}
+            try:
+                if func in _GETTERS:  # x.shape, x.size(), x.dim(), ...: no tensor, no operation
+                    return func(*args, **kwargs)
+            except TypeError:  # unhashable
+                pass
+            # 0 MACs and no write, or a plain layer's call (its figure by its class rule): run
+            # outside the dispatch mode (no Python call per operation)
+            free = alone and (seen.plain or zero_macs_call(func, args, kwargs)) and \
+                _PLAIN_TYPES.issuperset(types)
             if seen.busy or seen.leaf_depth:
-                return run(*args, **(kwargs or {}))
+                if free:
+                    with no_dispatch():
+                        return func(*args, **kwargs)
+                return func(*args, **kwargs)
             tally = counter.push()
             try:
-                out = run(*args, **(kwargs or {}))
+                if free:
+                    with no_dispatch():
+                        out = func(*args, **kwargs)
+                else:
+                    out = func(*args, **kwargs)
             except Exception:
                 state.setdefault("failed_op", tg.op_name(func))
                 raise
             finally:
                 counter.pop()
+            if out is None or type(out) in _NOT_TENSORS:
+                return out
             seen.busy = True
             try:
                 with torch._C.DisableTorchFunction():
@@ -522,8 +549,7 @@ def _run_hooks(model, args, kwargs, names, leaf_ids, rec: tg.Recorder, write_gua
                             rec.op_call(operator.getitem, parent, (args[0], i), {}, item,
                                         macs=(0, None))
                     else:
-                        rec.op_call(func, parent, args, kwargs or {}, out,
-                                    macs=_op_figure(tally))
+                        rec.op_call(func, parent, args, kwargs, out, macs=_op_figure(tally))
             finally:
                 seen.busy = False
             return out
@@ -611,9 +637,10 @@ def _unattributed(rec: tg.Recorder, stray: torch_macs.Counter) -> None:
 HOOKS_REASON = "the forward run once with module hooks and a function mode"
 
 
-def _trace(model, args, kwargs, names, leaf_ids, new_recorder, method: str, guard: Guard):
-    """Run the model once (fx, else hooks): (recorder, output, containers, extraction)."""
-    wrapped = _fx_wrapped(model, names, leaf_ids) if method == "auto" else []
+def _trace(model, args, kwargs, names, leaf_ids, new_recorder, method: str, guard: Guard,
+           wrapped: List[str]):
+    """Run the model once (fx, else hooks): (recorder, output, containers, extraction);
+    `wrapped`: the torch.fx.wrap-ed functions the model calls (``_fx_wrapped``)."""
     if method == "hooks" or (method == "auto" and not wrapped):
         rec = new_recorder()
         output, stray = _run_hooks(model, args, kwargs, names, leaf_ids, rec, guard.write_guard)
@@ -804,11 +831,14 @@ def _extract(model: nn.Module, args: tuple, kwargs: Dict[str, Any], method: str,
              batch_size: Optional[int]) -> schema.Architecture:
     plan = _plan(model, args, kwargs)
     plan.batch_size = batch_size
-    try:
-        with Guard(model, [t for _, t in plan.inputs]) as guard:
+    method = "hooks" if plan.bare else method
+    wrapped = _fx_wrapped(model, plan.names, plan.leaf_ids) if method == "auto" else []
+    try:  # module attributes are snapshotted only when a torch.fx trace may run
+        with Guard(model, [t for _, t in plan.inputs],
+                   trace=method == "fx" or bool(wrapped)) as guard:
             rec, output, containers, extraction = _trace(
-                model, args, kwargs, plan.names, plan.leaf_ids, plan.recorder,
-                "hooks" if plan.bare else method, guard)
+                model, args, kwargs, plan.names, plan.leaf_ids, plan.recorder, method, guard,
+                wrapped)
             if plan.bare:
                 extraction["reason"] = "the model is a single layer: its call recorded by hooks"
             return plan.build(rec, containers, output, extraction)

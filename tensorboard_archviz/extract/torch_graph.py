@@ -204,8 +204,15 @@ def shape(t: torch.Tensor) -> List[int]:
     return list(map(int, t.shape))
 
 
+_DTYPE_NAMES: Dict[Any, str] = {}
+
+
 def dtype(t: torch.Tensor) -> str:
-    return str(t.dtype).replace("torch.", "")
+    d = t.dtype
+    name = _DTYPE_NAMES.get(d)
+    if name is None:
+        name = _DTYPE_NAMES[d] = str(d).replace("torch.", "")
+    return name
 
 
 def json_safe(v: Any, depth: int = 0) -> Any:
@@ -215,6 +222,12 @@ def json_safe(v: Any, depth: int = 0) -> Any:
         return v
     if t is tuple and depth < 2 and len(v) <= 32 and all(type(x) is int for x in v):
         return list(v)
+    if t is float:
+        return v if math.isfinite(v) else str(v)
+    if t is slice or v is Ellipsis:
+        return SKIP
+    if t is torch.dtype:
+        return str(v)
     if isinstance(v, bool):
         return v
     if isinstance(v, enum.Enum):
@@ -420,11 +433,16 @@ class Recorder:
             return e[1]
         return None
 
-    def link(self, ins: List[torch.Tensor], target: str) -> None:
-        for t in ins:
-            src = self.producer(t)
-            if src is not None and (src, target) not in self.edges:
-                self.edges[(src, target)] = shape(t)
+    def link(self, ins: List[torch.Tensor], target: str,
+             shapes: Optional[List[List[int]]] = None,
+             sources: Optional[List[Optional[str]]] = None) -> None:
+        """An edge from the producer of each of `ins` to `target` (their `shapes` and
+        `sources`, when the caller has them already)."""
+        edges = self.edges
+        for i, t in enumerate(ins):
+            src = self.producer(t) if sources is None else sources[i]
+            if src is not None and (src, target) not in edges:
+                edges[(src, target)] = shape(t) if shapes is None else list(shapes[i])
 
     def new_id(self, base: str) -> str:
         n = self.counters.get(base, 0)
@@ -439,9 +457,12 @@ class Recorder:
 
     def module_call(self, name: str, args: Any, kwargs: Any, output: Any, leaf: bool,
                     counter: Optional[torch_macs.Counter] = None) -> None:
-        ins = tensors((args, kwargs))
-        outs = tensors(output)
-        call = Call([shape(t) for t in ins], [shape(t) for t in outs],
+        ins = tensors(args)
+        if kwargs:
+            tensors(kwargs, ins)
+        outs = [output] if type(output) is torch.Tensor else tensors(output)
+        in_shapes = [shape(t) for t in ins]
+        call = Call(in_shapes, [shape(t) for t in outs],
                     dtype(outs[0]) if outs else None, nbytes(outs))
         if counter is not None:
             call.recognized = counter.recognized
@@ -450,7 +471,7 @@ class Recorder:
         self.calls.setdefault(name, []).append(call)
         if leaf:
             self.order.setdefault(name, len(self.order))
-            self.link(ins, name)
+            self.link(ins, name, in_shapes)
             for t in outs:
                 self.track(t, name)
 
@@ -458,13 +479,16 @@ class Recorder:
                 output: Any, macs: Any = "count") -> None:
         """Record a functional op; `macs` (whole batch): "count" = from the function's rule,
         else (int | None, reason)."""
-        outs = tensors(output)
+        outs = [output] if type(output) is torch.Tensor else tensors(output)
         if not outs:
             return  # size(), dim(), shape, item(), ...
-        ins = tensors((args, kwargs))
+        ins = tensors(args)
+        if kwargs:
+            tensors(kwargs, ins)
         name = op_name(func)
         figure, reason = op_macs(name, args, kwargs, output) if macs == "count" else macs
-        if figure == 0 and (not ins or all(self.producer(t) is None for t in ins)):
+        sources = [self.producer(t) for t in ins]
+        if figure == 0 and not any(src is not None for src in sources):
             return  # not part of the data flow from the inputs (e.g. torch.arange, a param)
         if figure == 0 and not isinstance(output, torch.Tensor):
             in_ids = {id(t) for t in ins}
@@ -472,10 +496,11 @@ class Recorder:
                 return  # packs its inputs into a tuple/dict/dataclass: plumbing, not an op
         node_id = self.new_id(name)
         self.order[node_id] = len(self.order)
-        self.ops.append(Op(node_id, name, parent, [shape(t) for t in ins],
+        in_shapes = [shape(t) for t in ins]
+        self.ops.append(Op(node_id, name, parent, in_shapes,
                            [shape(t) for t in outs], dtype(outs[0]), op_config(args, kwargs),
                            nbytes(outs), figure, reason))
-        self.link(ins, node_id)
+        self.link(ins, node_id, in_shapes, sources)
         for t in outs:
             self.track(t, node_id)
 

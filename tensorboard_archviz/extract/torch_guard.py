@@ -193,8 +193,10 @@ def _same(live: Dict[str, Any], saved: Dict[str, Any]) -> bool:
 
 
 def _unchanged(d: Dict[str, Any], attrs: Dict[str, Any], slots: Dict[str, Any]) -> bool:
-    if not _same(d, attrs):
-        return False
+    return _same(d, attrs) and _slots_unchanged(d, slots)
+
+
+def _slots_unchanged(d: Dict[str, Any], slots: Dict[str, Any]) -> bool:
     for k, content in slots.items():
         live = d.get(k)
         if isinstance(live, dict) and not _same(live, content):
@@ -217,17 +219,22 @@ class ModuleState:
     plus a shallow copy of every mutable container reachable from them (lists, dicts, sets,
     plain objects' attributes), to put back what a run changed."""
 
-    def __init__(self, model: nn.Module):
-        self.saved: List[Tuple[nn.Module, Dict[str, Any], Dict[str, Dict[str, Any]]]] = []
+    def __init__(self, model: nn.Module, attributes: bool = True):
+        """`attributes` False: only the parameter / buffer / submodule slots (no torch.fx trace
+        will run, so no attribute can hold a Proxy, and what the one real forward does to the
+        attributes is the model's own business)."""
+        self.saved: List[Tuple[nn.Module, Optional[Dict[str, Any]], Dict[str, Dict[str, Any]]]]
+        self.saved = []
         self.containers: Dict[int, Tuple[Any, Any]] = {}
         internal = _module_internals()
         for m in model.modules():
             d = m.__dict__
             slots = {k: dict(d[k]) for k in _SLOTS if isinstance(d.get(k), dict)}
-            self.saved.append((m, dict(d), slots))
-            for k, v in d.items():
-                if k not in internal and not isinstance(v, _SIMPLE):
-                    _mutables(v, self.containers)
+            self.saved.append((m, dict(d) if attributes else None, slots))
+            if attributes:
+                for k, v in d.items():
+                    if k not in internal and not isinstance(v, _SIMPLE):
+                        _mutables(v, self.containers)
 
     def revert(self, only_proxies: bool = False) -> None:
         """Put back changed attributes and edited containers (``only_proxies``: those that now
@@ -239,7 +246,11 @@ class ModuleState:
                 _put_back(container, saved)
         for m, attrs, slots in self.saved:
             d = m.__dict__
-            if _unchanged(d, attrs, slots):
+            if attrs is None:  # slots only
+                if _slots_unchanged(d, slots):
+                    continue
+                attrs = d
+            elif _unchanged(d, attrs, slots):
                 continue  # nothing changed (the usual case): compared in C
             for k in list(d):
                 if k in slots or k.startswith("_forward") or k.startswith("_backward"):
@@ -269,14 +280,24 @@ class ModuleState:
 class Guard:
     """Eval mode + no_grad for the run, and everything restored afterwards (module docstring)."""
 
-    def __init__(self, model: nn.Module, inputs: List[torch.Tensor]):
+    def __init__(self, model: nn.Module, inputs: List[torch.Tensor], trace: bool = True):
+        """`trace` False: no torch.fx trace will run (module attributes are not snapshotted,
+        see ``ModuleState``)."""
         self.model = model
         self.inputs = inputs
+        self.trace = trace
 
     def __enter__(self) -> "Guard":
         modules = list(self.model.modules())
         self.modes = [(m, m.training) for m in modules]
-        watched = list(self.model.parameters()) + list(self.model.buffers()) + list(self.inputs)
+        watched, seen = [], set()
+        for m in modules:  # parameters and buffers, each once (as parameters() / buffers())
+            for slot in (m._parameters, m._buffers):
+                for t in slot.values():
+                    if t is not None and id(t) not in seen:
+                        seen.add(id(t))
+                        watched.append(t)
+        watched.extend(self.inputs)
         self.write_guard = WriteGuard(watched)
         self.trace_writes = WriteGuard([], watch_all=True)
         self.rng = torch.random.get_rng_state()
@@ -288,7 +309,8 @@ class Guard:
         self.no_grad = torch.no_grad()
         self.no_grad.__enter__()
         self.model.eval()
-        self.state = ModuleState(self.model)  # after eval(): a revert keeps eval mode
+        self.state = ModuleState(self.model, attributes=self.trace)  # after eval(): a revert
+        # keeps eval mode
         return self
 
     def __exit__(self, *exc) -> bool:
