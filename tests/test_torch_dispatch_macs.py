@@ -177,3 +177,60 @@ def test_work_outside_every_module_and_op_is_still_counted():
     assert arch.model.macs == reference_macs(model, x, 3) == 8 * 4 + 4 * 2
     (stray,) = [n for n in arch.nodes if n.class_name == "unattributed"]
     assert stray.macs == 8 * 4 and arch.model.macs_complete is True
+
+
+class Attend(nn.Module):
+    def __init__(self, mha: nn.MultiheadAttention, need_weights: bool, mask: bool):
+        super().__init__()
+        self.mha, self.need_weights, self.mask = mha, need_weights, mask
+
+    def forward(self, q, kv):
+        mask = torch.zeros(q.shape[-2] if self.mha.batch_first or q.dim() == 2 else q.shape[0],
+                           kv.shape[-2] if self.mha.batch_first or kv.dim() == 2
+                           else kv.shape[0]) if self.mask else None
+        return self.mha(q, kv, kv, need_weights=self.need_weights, attn_mask=mask)[0]
+
+
+MHA_CASES = [  # (MultiheadAttention, query shape, key/value shape)
+    (dict(embed_dim=16, num_heads=4, batch_first=True), (3, 5, 16), (3, 7, 16)),
+    (dict(embed_dim=16, num_heads=4, batch_first=False), (5, 3, 16), (7, 3, 16)),
+    (dict(embed_dim=16, num_heads=2, batch_first=False), (6, 2, 16), (6, 2, 16)),  # L != N
+    (dict(embed_dim=16, num_heads=4, kdim=8, vdim=8, batch_first=True), (2, 5, 16), (2, 9, 8)),
+    (dict(embed_dim=16, num_heads=4), (5, 16), (7, 16)),  # unbatched
+    (dict(embed_dim=16, num_heads=4, add_bias_kv=True, batch_first=True), (2, 5, 16),
+     (2, 7, 16)),  # one more key position: counted by what is dispatched
+    (dict(embed_dim=16, num_heads=4, add_zero_attn=True), (5, 2, 16), (7, 2, 16)),
+]
+
+
+@pytest.mark.parametrize("need_weights", [True, False])
+@pytest.mark.parametrize("case", range(len(MHA_CASES)))
+def test_multihead_attention_figure_without_dispatch_equals_the_dispatched_one(case,
+                                                                                need_weights):
+    """A plain nn.MultiheadAttention runs outside the dispatch mode, its figure from
+    torch_macs.plain_call_macs: the same as counting what it dispatches (forced here by a hook,
+    which makes the layer not plain) and, with need_weights (bmm path), FlopCounterMode / 2."""
+    from tensorboard_archviz.extract import torch_macs
+
+    cfg, qs, ks = MHA_CASES[case]
+    torch.manual_seed(0)
+    model = Attend(nn.MultiheadAttention(**cfg), need_weights, mask=case % 2 == 0).eval()
+    x = (torch.randn(*qs), torch.randn(*ks))
+    plain = torch_macs.plain_leaf(model.mha)
+    assert plain == ("add_bias_kv" not in cfg and "add_zero_attn" not in cfg)
+    fast = extract_torch(model, x, batch_size=1)
+    handle = model.mha.register_forward_hook(lambda m, a, o: None)
+    try:
+        assert not torch_macs.plain_leaf(model.mha)
+        counted = extract_torch(model, x, batch_size=1)
+    finally:
+        handle.remove()
+    assert fast.node("mha").macs == counted.node("mha").macs > 0
+    assert fast.node("mha.out_proj").macs == counted.node("mha.out_proj").macs > 0
+    assert fast.model.macs == counted.model.macs
+    if need_weights:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with torch.no_grad(), FlopCounterMode(display=False) as reference:
+            model(*x)
+        assert fast.model.macs == reference.get_total_flops() // 2

@@ -246,7 +246,7 @@ class _Calls:
     fx did not step into): the calls of leaves (whose internals are hidden, their dispatched
     operations counted on their own counter) and of containers, recorded in `rec`."""
 
-    def __init__(self, names, leaf_ids, rec: tg.Recorder, counter):
+    def __init__(self, names, leaf_ids, rec: tg.Recorder, counter, undispatched: bool = False):
         self.qualname_of = {id(m): q for q, m in names.items()}
         self.leaf_ids, self.rec, self.counter = leaf_ids, rec, counter
         self.stack: List[str] = []
@@ -255,9 +255,14 @@ class _Calls:
         self.active = True
         # plain leaves that write nothing (torch_macs.plain_leaf, not in place): while one runs,
         # the hooks path's function mode runs its calls outside the dispatch mode
+        # (`undispatched`); those whose figure needs the call (MultiheadAttention) get it from
+        # torch_macs.plain_call_macs
         self.plain_ids = {id(m) for m in names.values() if id(m) in leaf_ids and not getattr(
             m, "inplace", False) and torch_macs.plain_leaf(m)}
+        self.call_rule_ids = {id(m) for m in names.values() if id(m) in self.plain_ids and type(
+            m) is nn.MultiheadAttention} if undispatched else set()
         self.plain = False
+        self.plain_call = None  # the plain leaf running whose figure is added at its end
 
     def pre(self, module, args, kwargs=None):
         q = self.qualname_of.get(id(module))
@@ -269,6 +274,10 @@ class _Calls:
             if self.leaf_depth == 1:
                 self.counter.push()
                 self.plain = id(module) in self.plain_ids
+                if id(module) in self.call_rule_ids:
+                    # every operation of the call runs outside the dispatch mode, or none does
+                    self.plain = all(type(t) in _PLAIN_TYPES for t in tg.tensors(args))
+                    self.plain_call = module if self.plain else None
         return None
 
     def post(self, module, args, kwargs, out):
@@ -287,10 +296,27 @@ class _Calls:
         self.busy = True
         try:
             with torch._C.DisableTorchFunction():  # recording's tensor reads: no mode call each
+                if leaf and self.plain_call is module:
+                    self.plain_call = None
+                    _add_plain_call(tally, module, args, kwargs)
                 self.rec.module_call(q, args, kwargs, out, leaf=leaf, counter=tally)
         finally:
             self.busy = False
         return None
+
+
+def _add_plain_call(tally: torch_macs.Counter, module, args, kwargs) -> None:
+    """Add the figure of a plain leaf's call that ran outside the dispatch mode and whose
+    class rule needs the call (``torch_macs.plain_call_macs``); a tensor subclass among the
+    keyword arguments (whose operations were dispatched) makes it unknown, never counted
+    twice."""
+    if kwargs and not all(type(t) in _PLAIN_TYPES for t in tg.tensors(kwargs)):
+        tally.add(None, True, "%s: called with a tensor subclass" % type(module).__name__)
+        return
+    try:
+        tally.add(torch_macs.plain_call_macs(module, args, kwargs or {}), True, None)
+    except torch_macs.MacsUnknown as e:
+        tally.add(None, True, str(e))
 
 
 def _op_figure(tally: torch_macs.Counter):
@@ -334,6 +360,8 @@ def _fx_interpret(model, graph, values, rec: tg.Recorder, counter, names, leaf_i
                     if n.op == "call_module" and n.target in plain and plain_call(a, kw):
                         with torch._C._DisableTorchDispatch():  # no Python call per operation
                             out = self.call_module(n.target, a, kw)
+                        if type(names[n.target]) is nn.MultiheadAttention:
+                            _add_plain_call(tally, names[n.target], a, kw)
                     else:
                         out = getattr(self, n.op)(n.target, a, kw)
                 except Exception as e:
@@ -502,8 +530,8 @@ def _run_hooks(model, args, kwargs, names, leaf_ids, rec: tg.Recorder, write_gua
     ops outside leaves; MACs from a dispatch mode (which also lets `write_guard` copy what an
     in-place op is about to write). Returns (output, stray counter)."""
     counter = torch_macs.op_counter(write_guard.before)
-    seen = _Calls(names, leaf_ids, rec, counter)
     alone = torch._C._len_torch_dispatch_stack() == 0  # no caller's mode that must see all ops
+    seen = _Calls(names, leaf_ids, rec, counter, undispatched=alone)
     state: Dict[str, Any] = {}
 
     zero_macs_call, no_dispatch = torch_macs.zero_macs_call, torch._C._DisableTorchDispatch

@@ -581,22 +581,30 @@ def is_leaf(m: nn.Module) -> bool:
 
 
 def subtree_counts(model: nn.Module) -> Optional[Dict[str, Tuple[int, int]]]:
-    """{qualified name: (trainable, non_trainable)} of every module's subtree in one pass over
-    the parameters, or None when a parameter or module is shared (then each module's own
-    ``parameters()``, which counts a shared one once, is the rule)."""
+    """{qualified name: (trainable, non_trainable)} of every module's subtree (modules holding
+    no parameter may be absent), each module's own parameters summed into its ancestors, or
+    None when a parameter or module is shared (then each module's own ``parameters()``, which
+    counts a shared one once, is the rule)."""
     every = list(model.named_parameters(remove_duplicate=False))
     if len({id(p) for _, p in every}) != len(every):
         return None
     out: Dict[str, List[int]] = {}
-    for path, p in every:
-        if isinstance(p, nn.parameter.UninitializedParameter):
-            continue
-        slot = 0 if p.requires_grad else 1
-        n = p.numel()
-        parts = path.split(".")[:-1]
-        for i in range(len(parts) + 1):
-            c = out.setdefault(".".join(parts[:i]), [0, 0])
-            c[slot] += n
+    # a module reached by two names holds no parameter (checked above): it adds 0 twice
+    for q, m in reversed(list(model.named_modules(remove_duplicate=False))):  # children first
+        c = out.get(q)
+        if c is None:
+            c = out[q] = [0, 0]
+        for p in m._parameters.values():
+            if p is None or isinstance(p, nn.parameter.UninitializedParameter):
+                continue
+            c[0 if p.requires_grad else 1] += p.numel()
+        if q:
+            parent = q.rpartition(".")[0]
+            pc = out.get(parent)
+            if pc is None:
+                pc = out[parent] = [0, 0]
+            pc[0] += c[0]
+            pc[1] += c[1]
     return {q: (int(c[0]), int(c[1])) for q, c in out.items()}
 
 

@@ -36,7 +36,7 @@ import torch
 from tensorboard_archviz.util import product
 
 __all__ = ["Counter", "MacsUnknown", "function_macs", "mha_macs", "module_macs", "op_counter",
-           "plain_leaf", "zero_macs_call"]
+           "plain_call_macs", "plain_leaf", "zero_macs_call"]
 
 
 class MacsUnknown(Exception):
@@ -488,6 +488,8 @@ def plain_leaf(m: torch.nn.Module) -> bool:
     activations, pooling: 0) or add up to ``module_macs``'s figure (Linear, ConvNd: the builder
     uses that rule for a call whose operations were not counted)."""
     cls = type(m)
+    if cls is torch.nn.MultiheadAttention:
+        return _plain_mha(m)
     if cls.__module__.split(".")[:3] != ["torch", "nn", "modules"] or m.training:
         return False
     if cls.__name__ not in _PLAIN_RULE and cls.__name__ not in _PLAIN_ZERO:
@@ -496,8 +498,49 @@ def plain_leaf(m: torch.nn.Module) -> bool:
         return False
     if cls.__name__ in _PLAIN_RULE and getattr(m, "padding_mode", "zeros") != "zeros":
         return False
+    return _plain_tensors(m)
+
+
+def _plain_tensors(m: torch.nn.Module) -> bool:
     return all(type(t) in (torch.Tensor, torch.nn.Parameter) for t in
                list(m._parameters.values()) + list(m._buffers.values()) if t is not None)
+
+
+def _plain_mha(m: torch.nn.Module) -> bool:
+    """nn.MultiheadAttention whose call's figure ``plain_call_macs`` gives exactly: eval mode,
+    no hooks or replaced forward, no bias_k / bias_v / zero attention (they add a key
+    position), its ``out_proj`` only used through its weight."""
+    if m.training or m._forward_hooks or m._forward_pre_hooks or "forward" in m.__dict__:
+        return False
+    if getattr(m, "bias_k", None) is not None or getattr(m, "bias_v", None) is not None or \
+            getattr(m, "add_zero_attn", True):
+        return False
+    out = m._modules.get("out_proj")
+    if list(m._modules) != ["out_proj"] or out is None or out._modules:
+        return False
+    return _plain_tensors(m) and _plain_tensors(out)
+
+
+def plain_call_macs(m: torch.nn.Module, args: Sequence[Any],
+                    kwargs: Dict[str, Any]) -> Optional[int]:
+    """The MACs of one call of a plain leaf whose figure its class rule cannot give from
+    shapes alone, whole batch: nn.MultiheadAttention (``batch_first`` says where the batch is):
+    the in-projections of query, key and value, QK^T and AV over every head, and the
+    out-projection — what the operations it dispatches add up to. None for other layers."""
+    if type(m) is not torch.nn.MultiheadAttention:
+        return None
+    q = _t(args, 0, kwargs, "query")
+    k = _t(args, 1, kwargs, "key")
+    v = _t(args, 2, kwargs, "value")
+    _need(q, k, v)
+    embed = int(m.embed_dim)
+    if q.dim() == 3:
+        b, l = (0, 1) if m.batch_first else (1, 0)
+        n, lq, s = int(q.shape[b]), int(q.shape[l]), int(k.shape[l])
+    else:
+        n, lq, s = 1, int(q.shape[0]), int(k.shape[0])
+    in_proj = (q.numel() + k.numel() + v.numel()) * embed
+    return in_proj + 2 * n * lq * s * embed + n * lq * embed * embed
 
 
 def _zero_functions() -> frozenset:
