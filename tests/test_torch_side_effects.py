@@ -217,3 +217,20 @@ def test_no_fx_object_anywhere_and_state_as_after_one_forward(data_dependent, me
     # a second extraction and a real call still work on the restored model
     extract_torch(model, x, method=method)
     model(x)
+
+
+@pytest.mark.parametrize("method", ["auto", "fx", "hooks"])
+def test_inplace_relu_on_the_callers_input_is_restored(method):
+    """ReLU(inplace=True) runs outside the dispatch mode only when what it writes is not
+    watched: on the caller's input (first layer) it is guarded and restored; after a Linear
+    (an intermediate tensor) nothing needs a copy."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.ReLU(inplace=True), nn.Linear(4, 4), nn.ReLU(inplace=True))
+    x = torch.randn(3, 4)
+    assert (x < 0).any()
+    before = x.clone()
+    arch = extract_torch(model, x, method=method)
+    assert torch.equal(x, before)  # the caller's tensor, written in place by the forward
+    assert arch.node("0").output_shapes == [[3, 4]] and arch.node("2").macs == 0
+    assert arch.model.macs == 16
+    assert set(arch.edge_pairs()) == {("input", "0"), ("0", "1"), ("1", "2")}

@@ -246,7 +246,8 @@ class _Calls:
     fx did not step into): the calls of leaves (whose internals are hidden, their dispatched
     operations counted on their own counter) and of containers, recorded in `rec`."""
 
-    def __init__(self, names, leaf_ids, rec: tg.Recorder, counter, undispatched: bool = False):
+    def __init__(self, names, leaf_ids, rec: tg.Recorder, counter, undispatched: bool = False,
+                 write_guard=None):
         self.qualname_of = {id(m): q for q, m in names.items()}
         self.leaf_ids, self.rec, self.counter = leaf_ids, rec, counter
         self.stack: List[str] = []
@@ -261,8 +262,18 @@ class _Calls:
             m, "inplace", False) and torch_macs.plain_leaf(m)}
         self.call_rule_ids = {id(m) for m in names.values() if id(m) in self.plain_ids and type(
             m) is nn.MultiheadAttention} if undispatched else set()
+        # plain leaves that write their input in place (ReLU(inplace=True)): plain for a call
+        # whose input is not a tensor the guard watches (a parameter, buffer, the caller's input)
+        self.write_guard = write_guard
+        self.inplace_ids = {id(m) for m in names.values() if id(m) in leaf_ids and getattr(
+            m, "inplace", False) is True and torch_macs.plain_leaf(m)} \
+            if undispatched and write_guard is not None else set()
         self.plain = False
         self.plain_call = None  # the plain leaf running whose figure is added at its end
+        # the hooks path's function mode: set aside while a plain leaf runs on plain tensors
+        # (no Python call per function inside it, none per operation: `set_aside`)
+        self.mode = None
+        self.set_aside = None
 
     def pre(self, module, args, kwargs=None):
         q = self.qualname_of.get(id(module))
@@ -274,11 +285,35 @@ class _Calls:
             if self.leaf_depth == 1:
                 self.counter.push()
                 self.plain = id(module) in self.plain_ids
-                if id(module) in self.call_rule_ids:
-                    # every operation of the call runs outside the dispatch mode, or none does
-                    self.plain = all(type(t) in _PLAIN_TYPES for t in tg.tensors(args))
-                    self.plain_call = module if self.plain else None
+                if id(module) in self.inplace_ids and self.mode is not None:
+                    self.plain = not self.write_guard.watches(tg.tensors(args))
+                if self.plain and self.mode is not None:
+                    plain_args = all(type(t) in _PLAIN_TYPES for t in tg.tensors(args))
+                    if id(module) in self.call_rule_ids:
+                        # every operation of the call runs outside the dispatch mode, or none
+                        self.plain = plain_args
+                        self.plain_call = module if plain_args else None
+                    if plain_args:
+                        self._set_aside()
         return None
+
+    def _set_aside(self) -> None:
+        """While a plain leaf runs on plain tensors: no function mode (nothing inside it is
+        recorded), no dispatch mode (its figure is its class rule's)."""
+        top = torch._C._pop_torch_function_stack()
+        if top is not self.mode:
+            torch._C._push_on_torch_function_stack(top)
+            return
+        guard = torch._C._DisableTorchDispatch()
+        guard.__enter__()
+        self.set_aside = guard
+
+    def put_back(self) -> None:
+        """The modes as they were before the plain leaf (also when it raised)."""
+        guard, self.set_aside = self.set_aside, None
+        if guard is not None:
+            guard.__exit__(None, None, None)
+            torch._C._push_on_torch_function_stack(self.mode)
 
     def post(self, module, args, kwargs, out):
         q = self.qualname_of.get(id(module))
@@ -292,6 +327,8 @@ class _Calls:
             self.plain = False
         if self.leaf_depth:
             return None  # a module called from inside a leaf: its internals are hidden too
+        if self.set_aside is not None:
+            self.put_back()
         tally = self.counter.pop() if leaf else None
         self.busy = True
         try:
@@ -531,7 +568,7 @@ def _run_hooks(model, args, kwargs, names, leaf_ids, rec: tg.Recorder, write_gua
     in-place op is about to write). Returns (output, stray counter)."""
     counter = torch_macs.op_counter(write_guard.before)
     alone = torch._C._len_torch_dispatch_stack() == 0  # no caller's mode that must see all ops
-    seen = _Calls(names, leaf_ids, rec, counter, undispatched=alone)
+    seen = _Calls(names, leaf_ids, rec, counter, undispatched=alone, write_guard=write_guard)
     state: Dict[str, Any] = {}
 
     zero_macs_call, no_dispatch = torch_macs.zero_macs_call, torch._C._DisableTorchDispatch
@@ -589,8 +626,12 @@ def _run_hooks(model, args, kwargs, names, leaf_ids, rec: tg.Recorder, write_gua
         handles = [module_mod.register_module_forward_pre_hook(seen.pre),
                    module_mod.register_module_forward_hook(seen.post, with_kwargs=True)]
         try:
-            with counter, Mode():
-                return model(*args, **kwargs), counter.stray
+            with counter, Mode() as mode:
+                seen.mode = mode
+                try:
+                    return model(*args, **kwargs), counter.stray
+                finally:
+                    seen.put_back()  # a plain leaf that raised
         except Exception as e:
             failed = ForwardFailed(seen.stack[-1] if seen.stack else None, e)
             failed.partial, failed.op = rec, state.get("failed_op")
