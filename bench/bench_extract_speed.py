@@ -11,8 +11,9 @@ Per model, interleaved rounds after a warm-up, medians of --runs: the bare forwa
 no_grad), ``torchinfo.summary(model, input_data=..., verbose=0)``, ``extract_torch(model,
 input)``; the ratio archviz / torchinfo (the median of the per-round ratios). Then, unless
 --no-profile, where extract_torch's time goes: its phases timed by wrappers, the least of 3
-extractions per phase (the real forward is inside "fx run" / "hooks run"; on the fx path the
-trace is the price of the graph's structure).
+extractions per phase (the real forward is inside "hooks run", or "fx run" for a model traced
+with torch.fx; "(module records)" and "(op records)" are the recording of module calls and
+functional ops inside it, timed by wrappers that add their own cost).
 
 --cpu times with the process's CPU clock instead of the wall clock (on a loaded machine the
 wall clock mostly measures the other processes). --baseline DIR adds an "archviz before" column
@@ -46,6 +47,8 @@ PHASES = [
     ("extract.torch_guard", "ModuleState.revert", "state revert"),
     ("extract.torch", "_fx_interpret", "fx run"),
     ("extract.torch", "_run_hooks", "hooks run"),
+    ("extract.torch", "_Calls.post", "(module records)"),
+    ("extract.torch_graph", "Recorder.op_call", "(op records)"),
     ("extract.torch", "_fx_containers", "containers"),
     ("extract.torch_graph", "build_architecture", "build"),
     ("extract.torch_graph", "_module_nodes", "(module nodes)"),

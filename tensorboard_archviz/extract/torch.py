@@ -52,17 +52,21 @@ records what flows where:
 * A bare ``torch.nn`` layer used as the model (``nn.Linear(8, 64)``) is one node named by its
   class, with its params, shapes and MACs.
 
-Two ways to trace, recorded in ``arch.extraction = {"method", "reason"}``:
-``"fx"`` — ``torch.fx`` symbolic tracing (leaf = a module without children, or
-``nn.MultiheadAttention``), then the graph is run on the real input by an ``fx.Interpreter`` that
-records shapes (containers' shapes come from the nodes they enclose); ``"hooks"`` — the
-fallback when fx cannot trace (data-dependent control flow, ``*args`` forwards, hooks on
-non-leaf modules, ...): forward hooks on every module plus a ``TorchFunctionMode`` that sees the
-functional operations, with tensors followed by identity. Both give the same document for a
-traceable model. Functional ops that only feed Python control flow (the ``x.sum() > 0`` of an
-``if``) reach no other node and are dropped (counted in ``extraction["dropped_ops"]``); ops
-that touch no tensor derived from the inputs (``torch.arange``, parameter reshapes) are not
-nodes.
+Two ways to record, said in ``arch.extraction = {"method", "reason"}``. ``"hooks"`` (what
+``method="auto"`` does): the ONE real forward, with two global module hooks (pre and post: every
+module's calls and shapes) and a ``TorchFunctionMode`` that sees the functional operations,
+tensors followed by identity; a tuple unpacking of a tensor (``q, k, v = qkv``) is one
+``getitem`` per item, as torch.fx shows it. ``"fx"`` — ``torch.fx`` symbolic tracing (leaf = a
+module without children, or ``nn.MultiheadAttention``), then the graph run on the real input by
+an ``fx.Interpreter`` that records shapes (containers' shapes come from the nodes they
+enclose): "auto" uses it only for a model whose forward (or a container's) calls a
+``torch.fx.wrap``-ed function, which only a trace can show as one op (``_fx_wrapped``), and
+falls back to hooks when fx cannot trace (data-dependent control flow, ``*args`` forwards,
+hooks on non-leaf modules, ...); ``method="fx"`` asks for it. Both give the same document
+otherwise (``tests/test_torch_extract.py``, ``bench/bench_macs_agreement.py``). Functional ops
+that only feed Python control flow (the ``x.sum() > 0`` of an ``if``) reach no other node and
+are dropped (counted in ``extraction["dropped_ops"]``); ops that touch no tensor derived from the
+inputs (``torch.arange``, parameter reshapes) are not nodes.
 
 No side effects (``torch_guard``): the forward runs under ``torch.no_grad()`` in **eval mode**
 (so Dropout is off and BatchNorm running statistics are not updated); every module's
@@ -76,15 +80,18 @@ which runs exactly once (a tensor attribute incremented in ``forward`` is +1). N
 ``torch.compile`` wrappers are unwrapped. An input that does not fit raises ``ExtractionError``
 naming the qualified name of the module whose forward failed.
 
-Cost (``bench/bench_extract_speed.py`` prints it phase by phase): the fx trace (about half a
-forward of a small network), the one real forward under the dispatch mode (one Python call per
-ATen operation) and Python work per module and op. To spare that Python call, exact torch.nn
-layers whose figure is known without it (``torch_macs.plain_leaf``: Linear / ConvNd by their
-class rule, norms, activations, pooling: 0) and, on the hooks path, torch functions that only
-run 0-MAC operations and write nothing (``torch_macs.zero_macs_call``: elementwise, views,
-``cat``, ...) run outside the dispatch mode, with the same figures (not when another dispatch
-mode is active, a tensor subclass is involved, or the call could write a guarded tensor); the cyclic garbage collector is paused for
-the duration of ``extract_torch`` (and resumed, also on error).
+Cost (``bench/bench_extract_speed.py`` prints it phase by phase, next to torchinfo): the one
+real forward, plus Python work per module call (the hooks), per functional op outside the leaves
+(the function mode) and per ATen operation dispatched under the counting mode. To spare the
+last two, an exact torch.nn layer whose figure is known without them (``torch_macs.plain_leaf``:
+Linear / ConvNd by their class rule, norms, activations, pooling: 0; ``nn.MultiheadAttention``
+by ``torch_macs.plain_call_macs``) runs on plain tensors with both modes set aside, and torch
+functions that only run 0-MAC operations and write nothing (``torch_macs.zero_macs_call``:
+elementwise, views, ``cat``, ...) run outside the dispatch mode, with the same figures (not when
+another dispatch mode is active, a tensor subclass is involved, or the call could write a
+guarded tensor: an in-place layer whose input is a parameter, buffer or the caller's input).
+Module attributes are snapshotted only when a torch.fx trace may run. The cyclic garbage
+collector is paused for the duration of ``extract_torch`` (and resumed, also on error).
 """
 
 from __future__ import annotations
@@ -873,8 +880,8 @@ def extract_torch(model: nn.Module, input_to_model: Any, *, method: str = "auto"
 
     `input_to_model` is passed like ``SummaryWriter.add_graph`` / torchinfo do: a tensor as
     ``model(x)``, a tuple/list as ``model(*x)``, a dict as ``model(**x)`` (wrap a dict argument
-    in a tuple: ``(batch_dict,)``). `method` is ``"auto"`` (torch.fx, falling back to hooks),
-    ``"fx"`` or ``"hooks"``. `batch_size`: how many examples the input holds, when it is not
+    in a tuple: ``(batch_dict,)``). `method` is ``"auto"`` (one real forward with hooks; torch.fx
+    first only for a model calling a ``torch.fx.wrap``-ed function), ``"fx"`` or ``"hooks"``. `batch_size`: how many examples the input holds, when it is not
     the first dimension of the first input (e.g. ``nn.LSTM``/``nn.Transformer`` with
     sequence-first inputs); MACs and output bytes are divided by it. Raises
     ``ExtractionError`` when the model cannot run on the input. A model on the meta device
