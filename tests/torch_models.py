@@ -188,15 +188,9 @@ class WrappedOnly(nn.Module):
         return self.fc(wrapped_scale(x))
 
 
-class WrappedDataDependent(nn.Module):
+class WrappedDataDependent(DataDependent):
     """A torch.fx.wrap-ed function and data-dependent control flow: "auto" tries fx, which
     fails at the `if`, and falls back to the hooks path."""
-
-    def __init__(self):
-        super().__init__()
-        self.a = nn.Linear(4, 4)
-        self.b = nn.Linear(4, 4)
-        self.fc = nn.Linear(4, 4)
 
     def forward(self, x):
         h = wrapped_scale(x)
