@@ -234,3 +234,24 @@ def test_multihead_attention_figure_without_dispatch_equals_the_dispatched_one(c
         with torch.no_grad(), FlopCounterMode(display=False) as reference:
             model(*x)
         assert fast.model.macs == reference.get_total_flops() // 2
+
+
+def test_a_callers_dispatch_mode_still_sees_every_operation():
+    """Plain layers run with the modes set aside only when no other dispatch mode is active: a
+    caller's FlopCounterMode around extract_torch counts the convolutions and matrix products
+    of the real forward (its figure is twice the document's), the document is unchanged."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    cases = [(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(inplace=True), nn.Flatten(),
+                            nn.Linear(8 * 6 * 6, 10)), (torch.randn(2, 3, 8, 8),)),
+             (Attend(nn.MultiheadAttention(16, 4, batch_first=True), True, mask=False),
+              (torch.randn(2, 5, 16), torch.randn(2, 7, 16)))]
+    for model, x in cases:
+        model.eval()
+        alone = extract_torch(model, x).to_dict()
+        with FlopCounterMode(display=False) as outer:
+            watched = extract_torch(model, x).to_dict()
+        assert watched == alone
+        batch = alone["model"]["batch_size"]
+        assert outer.get_total_flops() == 2 * batch * alone["model"]["macs"] > 0

@@ -281,6 +281,7 @@ class _Calls:
         # (no Python call per function inside it, none per operation: `set_aside`)
         self.mode = None
         self.set_aside = None
+        self.undispatched = undispatched  # no caller's dispatch mode that must see every op
 
     def pre(self, module, args, kwargs=None):
         q = self.qualname_of.get(id(module))
@@ -294,7 +295,7 @@ class _Calls:
                 self.plain = id(module) in self.plain_ids
                 if id(module) in self.inplace_ids and self.mode is not None:
                     self.plain = not self.write_guard.watches(tg.tensors(args))
-                if self.plain and self.mode is not None:
+                if self.plain and self.mode is not None and self.undispatched:
                     plain_args = all(type(t) in _PLAIN_TYPES for t in tg.tensors(args))
                     if id(module) in self.call_rule_ids:
                         # every operation of the call runs outside the dispatch mode, or none
