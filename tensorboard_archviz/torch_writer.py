@@ -105,8 +105,9 @@ def add_architecture(writer: Any, model: Any, input_to_model: Any,
     (``model(**x)``); one real forward pass runs on it in eval mode under ``no_grad`` and the
     model and the input are left as they were: modes, buffers, RNG, module attributes, and
     parameters or input tensors the forward writes in place (copied just before the write and
-    restored; see ``tensorboard_archviz.extract.torch_guard``). `method`: ``"auto"``
-    (torch.fx, else hooks), ``"fx"`` or ``"hooks"``. `batch_size`: the number of examples in
+    restored; see ``tensorboard_archviz.extract.torch_guard``). `method`: ``"auto"`` (that
+    one forward recorded with hooks; torch.fx first only for a model calling a
+    ``torch.fx.wrap``-ed function), ``"fx"`` or ``"hooks"``. `batch_size`: the number of examples in
     the input when it is not its first dimension (MACs and memory are per example). Returns
     the written ``Architecture`` (None on a non-zero distributed rank). Raises
     ``ExtractionError`` when the model cannot run on the input, with nothing written.
