@@ -507,7 +507,8 @@ def _unpacked(frame) -> bool:
         return False
     caller = frame.f_back
     try:
-        return caller is not None and caller.f_code.co_code[caller.f_lasti] == _UNPACK
+        return caller is not None and caller.f_lasti >= 0 and \
+            caller.f_code.co_code[caller.f_lasti] == _UNPACK
     except (IndexError, AttributeError):
         return False
 
