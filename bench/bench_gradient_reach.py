@@ -5,9 +5,7 @@ it is recording which modules ran, the copy-on-write guard, setting hooks aside 
     python bench/bench_gradient_reach.py [runs]
 """
 import os
-import statistics
 import sys
-import time
 
 import torch
 
@@ -15,6 +13,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from torch_models import resnet50  # noqa: E402
 
 from tensorboard_archviz import gradient_reach  # noqa: E402
+import timing  # noqa: E402  (bench/)
 
 
 def plain(model, x):
@@ -26,13 +25,7 @@ def plain(model, x):
     model.eval()
 
 
-def timed(f, runs):
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t)
-    return min(times), statistics.median(times)
+timed = timing.min_and_median  # (least, median) seconds of `runs` calls
 
 
 def main():

@@ -5,11 +5,10 @@ floor: everything above it is validation and building the typed dataclasses).
     python bench/bench_schema.py [nodes]
 """
 import json
-import statistics
 import sys
-import time
 
 from tensorboard_archviz import schema
+import timing  # noqa: E402  (bench/)
 
 
 def document(n):
@@ -29,13 +28,7 @@ def document(n):
             "extraction": {"method": "fx"}}
 
 
-def best(f, runs=3):
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t)
-    return min(times), statistics.median(times)
+best = timing.min_and_median  # (least, median) seconds of `runs` calls
 
 
 def main():

@@ -98,7 +98,6 @@ from __future__ import annotations
 
 import dataclasses
 import dis
-import functools
 import gc
 import inspect
 import itertools
@@ -253,35 +252,35 @@ class _Calls:
     fx did not step into): the calls of leaves (whose internals are hidden, their dispatched
     operations counted on their own counter) and of containers, recorded in `rec`."""
 
-    def __init__(self, names, leaf_ids, rec: tg.Recorder, counter, undispatched: bool = False,
-                 write_guard=None):
+    def __init__(self, names, leaf_ids, rec: tg.Recorder, counter, write_guard=None):
         self.qualname_of = {id(m): q for q, m in names.items()}
         self.leaf_ids, self.rec, self.counter = leaf_ids, rec, counter
         self.stack: List[str] = []
         self.leaf_depth = 0
         self.busy = False
         self.active = True
-        # plain leaves that write nothing (torch_macs.plain_leaf, not in place): while one runs,
-        # the hooks path's function mode runs its calls outside the dispatch mode
-        # (`undispatched`); those whose figure needs the call (MultiheadAttention) get it from
-        # torch_macs.plain_call_macs
-        self.plain_ids = {id(m) for m in names.values() if id(m) in leaf_ids and not getattr(
-            m, "inplace", False) and torch_macs.plain_leaf(m)}
-        self.call_rule_ids = {id(m) for m in names.values() if id(m) in self.plain_ids and type(
-            m) is nn.MultiheadAttention} if undispatched else set()
-        # plain leaves that write their input in place (ReLU(inplace=True)): plain for a call
-        # whose input is not a tensor the guard watches (a parameter, buffer, the caller's input)
+        # plain leaves (torch_macs.plain_leaf): while one runs, the hooks path's function mode
+        # runs its calls outside the dispatch mode. One that writes its input in place
+        # (ReLU(inplace=True)) is plain for a call whose input the guard does not watch (a
+        # parameter, buffer, the caller's input); one whose figure needs the call
+        # (MultiheadAttention) gets it from torch_macs.plain_call_macs.
+        self.plain_ids, self.inplace_ids, self.call_rule_ids = set(), set(), set()
+        for m in names.values():
+            if id(m) in leaf_ids and torch_macs.plain_leaf(m):
+                if getattr(m, "inplace", False) is True:
+                    self.inplace_ids.add(id(m))
+                elif not getattr(m, "inplace", False):
+                    self.plain_ids.add(id(m))
+                    if type(m) is nn.MultiheadAttention:
+                        self.call_rule_ids.add(id(m))
         self.write_guard = write_guard
-        self.inplace_ids = {id(m) for m in names.values() if id(m) in leaf_ids and getattr(
-            m, "inplace", False) is True and torch_macs.plain_leaf(m)} \
-            if undispatched and write_guard is not None else set()
         self.plain = False
         self.plain_call = None  # the plain leaf running whose figure is added at its end
-        # the hooks path's function mode: set aside while a plain leaf runs on plain tensors
-        # (no Python call per function inside it, none per operation: `set_aside`)
+        # the hooks path's function mode, set only when no caller's dispatch mode must see
+        # every operation: set aside while a plain leaf runs on plain tensors (no Python call
+        # per function inside it, none per operation: `set_aside`)
         self.mode = None
         self.set_aside = None
-        self.undispatched = undispatched  # no caller's dispatch mode that must see every op
 
     def pre(self, module, args, kwargs=None):
         q = self.qualname_of.get(id(module))
@@ -293,17 +292,23 @@ class _Calls:
             if self.leaf_depth == 1:
                 self.counter.push()
                 self.plain = id(module) in self.plain_ids
-                if id(module) in self.inplace_ids and self.mode is not None:
-                    self.plain = not self.write_guard.watches(tg.tensors(args))
-                if self.plain and self.mode is not None and self.undispatched:
-                    plain_args = all(type(t) in _PLAIN_TYPES for t in tg.tensors(args))
-                    if id(module) in self.call_rule_ids:
-                        # every operation of the call runs outside the dispatch mode, or none
-                        self.plain = plain_args
-                        self.plain_call = module if plain_args else None
-                    if plain_args:
-                        self._set_aside()
+                if self.mode is not None:
+                    self._plain_call(module, args)
         return None
+
+    def _plain_call(self, module, args) -> None:
+        """Whether this call of a leaf runs without the modes (hooks path, no caller's mode)."""
+        if id(module) in self.inplace_ids:
+            self.plain = not self.write_guard.watches(tg.tensors(args))
+        if not self.plain:
+            return
+        plain_args = all(type(t) in _PLAIN_TYPES for t in tg.tensors(args))
+        if id(module) in self.call_rule_ids:
+            # every operation of the call runs outside the dispatch mode, or none does
+            self.plain = plain_args
+            self.plain_call = module if plain_args else None
+        if plain_args:
+            self._set_aside()
 
     def _set_aside(self) -> None:
         """While a plain leaf runs on plain tensors: no function mode (nothing inside it is
@@ -565,19 +570,13 @@ def _fx_wrapped(model: nn.Module, names: Dict[str, nn.Module], leaf_ids: set) ->
     return sorted(wrapped & used)
 
 
-def _undispatched(func, *args, **kwargs):
-    """`func` run outside the Python dispatch modes (``op_counter``)."""
-    with torch._C._DisableTorchDispatch():
-        return func(*args, **kwargs)
-
-
 def _run_hooks(model, args, kwargs, names, leaf_ids, rec: tg.Recorder, write_guard):
     """The real forward with hooks on every module and a TorchFunctionMode for the functional
     ops outside leaves; MACs from a dispatch mode (which also lets `write_guard` copy what an
     in-place op is about to write). Returns (output, stray counter)."""
     counter = torch_macs.op_counter(write_guard.before)
     alone = torch._C._len_torch_dispatch_stack() == 0  # no caller's mode that must see all ops
-    seen = _Calls(names, leaf_ids, rec, counter, undispatched=alone, write_guard=write_guard)
+    seen = _Calls(names, leaf_ids, rec, counter, write_guard=write_guard)
     state: Dict[str, Any] = {}
 
     zero_macs_call, no_dispatch = torch_macs.zero_macs_call, torch._C._DisableTorchDispatch
@@ -636,7 +635,7 @@ def _run_hooks(model, args, kwargs, names, leaf_ids, rec: tg.Recorder, write_gua
                    module_mod.register_module_forward_hook(seen.post, with_kwargs=True)]
         try:
             with counter, Mode() as mode:
-                seen.mode = mode
+                seen.mode = mode if alone else None
                 try:
                     return model(*args, **kwargs), counter.stray
                 finally:
