@@ -408,6 +408,37 @@ def test_no_side_effects(method):
     assert arch.node("drop").output_shapes == [[4, 8, 7, 7]]
 
 
+def test_eval_model_is_not_switched_and_flags_a_forward_flips_come_back():
+    """A model already in eval mode is run as it is (its ``train`` is not called); a flag
+    its forward flips is put back, and only then is a module's flag written."""
+    class FlipsDropout(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 3)
+            self.drop = nn.Dropout(0.5)
+            self.train_calls = 0
+
+        def train(self, mode=True):
+            self.train_calls += 1
+            return super().train(mode)
+
+        def forward(self, x):
+            self.drop.train()  # the forward itself changes a mode
+            return self.drop(self.lin(x))
+
+    model = FlipsDropout().eval()
+    model.train_calls = 0
+    arch = extract_torch(model, torch.randn(2, 3))
+    assert model.train_calls == 0  # already in eval: no eval() call
+    assert [m.training for m in model.modules()] == [False, False, False]
+    assert arch.node("drop").output_shapes == [[2, 3]]
+    model.train()
+    model.train_calls = 0
+    extract_torch(model, torch.randn(2, 3))
+    assert model.train_calls == 1  # eval() for the run
+    assert [m.training for m in model.modules()] == [True, True, True]
+
+
 def test_forward_that_changes_buffers_is_undone():
     class Counter(nn.Module):
         def __init__(self):

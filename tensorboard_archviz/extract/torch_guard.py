@@ -308,7 +308,8 @@ class Guard:
             mha.set_fastpath_enabled(False)
         self.no_grad = torch.no_grad()
         self.no_grad.__enter__()
-        self.model.eval()
+        if any(training for _, training in self.modes):  # already in eval mode: no call
+            self.model.eval()
         self.state = ModuleState(self.model, attributes=self.trace)  # after eval(): a revert
         # keeps eval mode
         return self
@@ -317,7 +318,8 @@ class Guard:
         self.no_grad.__exit__(*exc)
         self.state.revert(only_proxies=True)
         for m, training in self.modes:
-            m.training = training
+            if m.training is not training:  # only the flags eval() (or the run) changed
+                m.training = training
         self.write_guard.restore()
         torch.random.set_rng_state(self.rng)
         if self.fastpath is not None:
