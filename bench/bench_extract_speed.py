@@ -6,7 +6,9 @@ same input, same process (issue 25 item 1: target ratio <= 1.0 for every model).
 
 Models (bench/bench_models.py, random weights): ResNet-50 224², ConvNeXt-Tiny, ViT-B/16,
 MobileNetV3-Large, EfficientNet-B0 (torchvision layouts, batch 1 at 224²), a 48-block
-transformer encoder (d_model 512, 128 tokens) and a Hugging Face Llama (tiny config, 128 tokens).
+transformer encoder (d_model 512, 128 tokens) and a Hugging Face Llama twice, 128 tokens each: a
+tiny config (4 layers, hidden 128: a 5 ms forward, where the per-operation cost shows most) and
+the published Llama-3.2-1B shapes (a 4 s forward on one thread; 5 GB, 30 s to build).
 Per model, interleaved rounds after a warm-up, medians of --runs: the bare forward (eval,
 no_grad), ``torchinfo.summary(model, input_data=..., verbose=0)``, ``extract_torch(model,
 input)``; the ratio archviz / torchinfo (the median of the per-round ratios). Then, unless

@@ -345,6 +345,18 @@ def hf_llama_tiny():
     return LlamaForCausalLM(cfg).eval()
 
 
+def hf_llama_1b():
+    """A Hugging Face Llama at the published Llama-3.2-1B shapes (16 layers, hidden 2048, 32
+    query / 8 key-value heads, MLP 8192, vocabulary 128,256, tied embeddings; 1.24 B parameters,
+    random weights: about 5 GB and 30 s to build)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(vocab_size=128256, hidden_size=2048, intermediate_size=8192,
+                      num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8,
+                      head_dim=64, tie_word_embeddings=True, rope_theta=500000.0)
+    return LlamaForCausalLM(cfg).eval()
+
+
 def speed_cases():
     """(name, build, make input) of the issue's speed comparison."""
     import torch_models as tm
@@ -359,5 +371,7 @@ def speed_cases():
         ("transformer 48 blocks", transformer48, lambda: torch.randn(1, 128, 512)),
         ("HF Llama (tiny)", hf_llama_tiny,
          lambda: {"input_ids": torch.randint(0, 1024, (1, 128))}),
+        ("HF Llama-3.2-1B shapes", hf_llama_1b,
+         lambda: {"input_ids": torch.randint(0, 128256, (1, 128))}),
     ]
 
