@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 
 import pytest
 import torch
@@ -406,6 +407,32 @@ def test_no_side_effects(method):
     assert arch.node("frozen").params == {"trainable": 0, "non_trainable": 36}
     assert arch.model.non_trainable_params == 36
     assert arch.node("drop").output_shapes == [[4, 8, 7, 7]]
+
+
+@pytest.mark.parametrize("build,make,method", [
+    (tm.SmallResNet, lambda: torch.randn(1, 1, 28, 28), "auto"),
+    (tm.SmallResNet, lambda: torch.randn(1, 1, 28, 28), "hooks"),
+    (tm.transformer_encoder, lambda: torch.randn(6, 1, 32), "auto"),
+    (tm.DataDependent, lambda: torch.ones(1, 4), "auto"),
+])
+def test_extraction_leaves_no_reference_cycle(build, make, method):
+    """What a run recorded is freed when the document is dropped (reference counting), not
+    left for the cyclic collector: no object of the run is unreachable garbage afterwards (the
+    one-forward path; a torch.fx trace leaves torch.fx's own cycles)."""
+    torch.manual_seed(0)
+    model, x = build().eval(), make()
+    extract_torch(model, x, method=method)
+    collecting = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        arch = extract_torch(model, x, method=method)
+        assert arch.nodes
+        del arch
+        assert gc.collect() == 0
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def test_eval_model_is_not_switched_and_flags_a_forward_flips_come_back():

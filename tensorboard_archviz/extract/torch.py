@@ -504,6 +504,20 @@ _GETTERS = frozenset(
         "__len__") if hasattr(torch.Tensor, n)])  # they read a tensor's metadata, nothing else
 _UNPACK = dis.opmap["UNPACK_SEQUENCE"]
 
+# what the hooks path's function mode does with a function, decided once per function
+_GETTER, _ZERO_MACS, _OTHER = "getter", "zero MACs", "other"
+_FUNCTION_KINDS: Dict[Any, str] = {}
+
+
+def _function_kind(func: Any) -> str:
+    """_GETTER (reads metadata only), _ZERO_MACS (``torch_macs.zero_macs_function``) or
+    _OTHER; remembered in ``_FUNCTION_KINDS`` (bounded, like ``op_name``'s names)."""
+    kind = _GETTER if func in _GETTERS else _ZERO_MACS if torch_macs.zero_macs_function(func) \
+        else _OTHER
+    if len(_FUNCTION_KINDS) < 10000:
+        _FUNCTION_KINDS[func] = kind
+    return kind
+
 
 def _unpacked(frame) -> bool:
     """Whether this ``unbind`` is ``Tensor.__iter__`` serving a tuple unpacking (``q, k, v =
@@ -570,6 +584,76 @@ def _fx_wrapped(model: nn.Module, names: Dict[str, nn.Module], leaf_ids: set) ->
     return sorted(wrapped & used)
 
 
+class _FunctionMode(TorchFunctionMode):
+    """The hooks path's function mode: records each functional op called outside leaves (its
+    figure from the dispatch mode `counter`, or 0 for a function that only runs 0-MAC
+    operations), runs the metadata getters and the calls inside leaves untouched. One class
+    for every run (its state on the instance): a run leaves no reference cycle behind, so its
+    records are freed as soon as the document is built."""
+
+    def __init__(self, seen: "_Calls", rec: tg.Recorder, counter, alone: bool):
+        super().__init__()
+        self.seen, self.rec, self.counter, self.alone = seen, rec, counter, alone
+        self.failed_op: Optional[str] = None
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        try:
+            kind = _FUNCTION_KINDS[func]
+        except KeyError:
+            kind = _function_kind(func)
+        except TypeError:  # unhashable
+            kind = _OTHER
+        if kind is _GETTER:  # x.shape, x.size(), x.dim(), ...: no tensor, no operation
+            return func(*args, **kwargs) if kwargs else func(*args)
+        if kwargs is None:
+            kwargs = {}
+        seen = self.seen
+        # 0 MACs and no write, or a plain layer's call (its figure by its class rule): run
+        # outside the dispatch mode (no Python call per operation)
+        free = self.alone and (seen.plain or (kind is _ZERO_MACS and _zero_macs_args(args, kwargs))) \
+            and _PLAIN_TYPES.issuperset(types)
+        if seen.busy or seen.leaf_depth:
+            if free:
+                with _no_dispatch():
+                    return func(*args, **kwargs)
+            return func(*args, **kwargs)
+        try:
+            if free:  # nothing dispatched is counted: its figure is 0
+                with _no_dispatch():
+                    out = func(*args, **kwargs)
+                figure = _ZERO_FIGURE
+            else:
+                counter = self.counter
+                tally = counter.push()
+                try:
+                    out = func(*args, **kwargs)
+                finally:
+                    counter.pop()
+                figure = _op_figure(tally)
+        except Exception:
+            self.failed_op = self.failed_op or tg.op_name(func)
+            raise
+        if out is None or type(out) in _NOT_TENSORS:
+            return out
+        seen.busy = True
+        try:
+            with torch._C.DisableTorchFunction():
+                parent = seen.stack[-1] if seen.stack else None
+                if func is _UNBIND and _unpacked(sys._getframe(1)):
+                    for i, item in enumerate(out):  # `q, k, v = qkv`, as torch.fx shows it
+                        self.rec.op_call(operator.getitem, parent, (args[0], i), {}, item,
+                                         macs=_ZERO_FIGURE)
+                else:
+                    self.rec.op_call(func, parent, args, kwargs, out, macs=figure)
+        finally:
+            seen.busy = False
+        return out
+
+
+_zero_macs_args, _no_dispatch = torch_macs.zero_macs_args, torch._C._DisableTorchDispatch
+_ZERO_FIGURE = (0, None)
+
+
 def _run_hooks(model, args, kwargs, names, leaf_ids, rec: tg.Recorder, write_guard):
     """The real forward with hooks on every module and a TorchFunctionMode for the functional
     ops outside leaves; MACs from a dispatch mode (which also lets `write_guard` copy what an
@@ -577,56 +661,7 @@ def _run_hooks(model, args, kwargs, names, leaf_ids, rec: tg.Recorder, write_gua
     counter = torch_macs.op_counter(write_guard.before)
     alone = torch._C._len_torch_dispatch_stack() == 0  # no caller's mode that must see all ops
     seen = _Calls(names, leaf_ids, rec, counter, write_guard=write_guard)
-    state: Dict[str, Any] = {}
-
-    zero_macs_call, no_dispatch = torch_macs.zero_macs_call, torch._C._DisableTorchDispatch
-
-    class Mode(TorchFunctionMode):
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            if kwargs is None:
-                kwargs = {}
-            try:
-                if func in _GETTERS:  # x.shape, x.size(), x.dim(), ...: no tensor, no operation
-                    return func(*args, **kwargs)
-            except TypeError:  # unhashable
-                pass
-            # 0 MACs and no write, or a plain layer's call (its figure by its class rule): run
-            # outside the dispatch mode (no Python call per operation)
-            free = alone and (seen.plain or zero_macs_call(func, args, kwargs)) and \
-                _PLAIN_TYPES.issuperset(types)
-            if seen.busy or seen.leaf_depth:
-                if free:
-                    with no_dispatch():
-                        return func(*args, **kwargs)
-                return func(*args, **kwargs)
-            tally = counter.push()
-            try:
-                if free:
-                    with no_dispatch():
-                        out = func(*args, **kwargs)
-                else:
-                    out = func(*args, **kwargs)
-            except Exception:
-                state.setdefault("failed_op", tg.op_name(func))
-                raise
-            finally:
-                counter.pop()
-            if out is None or type(out) in _NOT_TENSORS:
-                return out
-            seen.busy = True
-            try:
-                with torch._C.DisableTorchFunction():
-                    parent = seen.stack[-1] if seen.stack else None
-                    if func is _UNBIND and _unpacked(sys._getframe(1)):
-                        for i, item in enumerate(out):  # `q, k, v = qkv`, as torch.fx shows it
-                            rec.op_call(operator.getitem, parent, (args[0], i), {}, item,
-                                        macs=(0, None))
-                    else:
-                        rec.op_call(func, parent, args, kwargs, out, macs=_op_figure(tally))
-            finally:
-                seen.busy = False
-            return out
-
+    mode = _FunctionMode(seen, rec, counter, alone)
     from torch.nn.modules import module as module_mod
 
     handles = []
@@ -634,15 +669,16 @@ def _run_hooks(model, args, kwargs, names, leaf_ids, rec: tg.Recorder, write_gua
         handles = [module_mod.register_module_forward_pre_hook(seen.pre),
                    module_mod.register_module_forward_hook(seen.post, with_kwargs=True)]
         try:
-            with counter, Mode() as mode:
+            with counter, mode:
                 seen.mode = mode if alone else None
                 try:
                     return model(*args, **kwargs), counter.stray
                 finally:
                     seen.put_back()  # a plain leaf that raised
+                    seen.mode = None  # no cycle between the mode and the hooks' state
         except Exception as e:
             failed = ForwardFailed(seen.stack[-1] if seen.stack else None, e)
-            failed.partial, failed.op = rec, state.get("failed_op")
+            failed.partial, failed.op = rec, mode.failed_op
             raise failed from e
     finally:
         for h in handles:

@@ -478,31 +478,65 @@ class Recorder:
     def op_call(self, func: Any, parent: Optional[str], args: Any, kwargs: Any,
                 output: Any, macs: Any = "count") -> None:
         """Record a functional op; `macs` (whole batch): "count" = from the function's rule,
-        else (int | None, reason)."""
-        outs = [output] if type(output) is torch.Tensor else tensors(output)
-        if not outs:
-            return  # size(), dim(), shape, item(), ...
+        else (int | None, reason). Called once per functional op of the run: the producer
+        lookups, shapes and edges are written out here rather than through ``producer`` /
+        ``shape`` / ``link`` (same results, fewer Python calls)."""
+        if type(output) is torch.Tensor:
+            outs = [output]
+        else:
+            outs = tensors(output)
+            if not outs:
+                return  # size(), dim(), shape, item(), ...
         ins = tensors(args)
         if kwargs:
             tensors(kwargs, ins)
         name = op_name(func)
         figure, reason = op_macs(name, args, kwargs, output) if macs == "count" else macs
-        sources = [self.producer(t) for t in ins]
-        if figure == 0 and not any(src is not None for src in sources):
-            return  # not part of the data flow from the inputs (e.g. torch.arange, a param)
-        if figure == 0 and not isinstance(output, torch.Tensor):
-            in_ids = {id(t) for t in ins}
-            if all(id(t) in in_ids for t in outs):
-                return  # packs its inputs into a tuple/dict/dataclass: plumbing, not an op
+        producers = self.producers
+        sources: List[Optional[str]] = []
+        fed = False
+        for t in ins:
+            e = producers.get(id(t))
+            if e is not None and e[0]() is t:
+                sources.append(e[1])
+                fed = True
+            else:
+                sources.append(None)
+        if figure == 0:
+            if not fed:
+                return  # not part of the data flow from the inputs (e.g. torch.arange, a param)
+            if not isinstance(output, torch.Tensor):
+                in_ids = {id(t) for t in ins}
+                if all(id(t) in in_ids for t in outs):
+                    return  # packs its inputs into a tuple/dict/dataclass: plumbing, not an op
         node_id = self.new_id(name)
         self.order[node_id] = len(self.order)
-        in_shapes = [shape(t) for t in ins]
+        in_shapes = [list(map(int, t.shape)) for t in ins]
         self.ops.append(Op(node_id, name, parent, in_shapes,
-                           [shape(t) for t in outs], dtype(outs[0]), op_config(args, kwargs),
+                           [list(map(int, t.shape)) for t in outs], dtype(outs[0]),
+                           op_config(args, kwargs) if _configured(args, kwargs) else {},
                            nbytes(outs), figure, reason))
-        self.link(ins, node_id, in_shapes, sources)
+        edges = self.edges
+        for i, src in enumerate(sources):
+            if src is not None and (src, node_id) not in edges:
+                edges[(src, node_id)] = list(in_shapes[i])
+        ref = weakref.ref
         for t in outs:
-            self.track(t, node_id)
+            producers[id(t)] = (ref(t), node_id)
+
+
+def _configured(args: Sequence[Any], kwargs: Optional[Dict[str, Any]]) -> bool:
+    """Whether an op's call has anything for ``op_config`` besides tensors (``x + y``,
+    ``torch.cat([a, b])`` have not: their config is ``{}``)."""
+    if kwargs:
+        return True
+    for a in args:
+        if type(a) is torch.Tensor or type(a) is nn.Parameter:
+            continue
+        if type(a) in (list, tuple) and a and all(type(x) is torch.Tensor for x in a):
+            continue
+        return True
+    return False
 
 
 def prune_dead_ops(rec: Recorder, outputs: List[str]) -> int:
@@ -856,6 +890,17 @@ def _op_node(op: Op, batch: int) -> schema.Node:
     return node
 
 
+def _first_run(n: schema.Node, kids: Dict[Optional[str], List[schema.Node]],
+               ran: Dict[str, int], first: Dict[str, Optional[int]]) -> Optional[int]:
+    """When `n` or the first node inside it ran (into `first`; recursion depth = module
+    nesting). A module-level function, not a closure: a recursive closure is a reference cycle
+    that would keep every node alive until the cyclic collector runs."""
+    keys = [_first_run(c, kids, ran, first) for c in kids.get(n.id, [])]
+    keys = [k for k in keys if k is not None] + ([ran[n.id]] if n.id in ran else [])
+    first[n.id] = min(keys) if keys else None
+    return first[n.id]
+
+
 def execution_order(nodes: List[schema.Node], ran: Dict[str, int]) -> List[schema.Node]:
     """Module and op nodes in the order they ran: a leaf or op where it first ran, a container
     right before the first node inside it, a module that never ran right after the modules
@@ -864,15 +909,8 @@ def execution_order(nodes: List[schema.Node], ran: Dict[str, int]) -> List[schem
     for n in nodes:
         kids.setdefault(n.parent, []).append(n)
     first: Dict[str, Optional[int]] = {}
-
-    def visit(n: schema.Node) -> Optional[int]:  # iterative enough: depth = module nesting
-        keys = [visit(c) for c in kids.get(n.id, [])]
-        keys = [k for k in keys if k is not None] + ([ran[n.id]] if n.id in ran else [])
-        first[n.id] = min(keys) if keys else None
-        return first[n.id]
-
     for n in kids.get(None, []):
-        visit(n)
+        _first_run(n, kids, ran, first)
     depth = {n.id: n.id.count(".") for n in nodes}
     keyed, latest = [], -1
     for idx, n in enumerate(nodes):

@@ -565,16 +565,26 @@ def _zero_functions() -> frozenset:
 _ZERO: List[frozenset] = []
 
 
-def zero_macs_call(func: Any, args: Sequence[Any], kwargs: Optional[Dict[str, Any]]) -> bool:
-    """Whether a torch-level call (seen by a ``TorchFunctionMode``) runs only operations this
-    convention counts as 0 MACs and writes nothing: it may run outside ``op_counter``."""
+def zero_macs_function(func: Any) -> bool:
+    """Whether `func` is one of the torch functions / Tensor methods that dispatch only
+    operations this convention counts as 0 MACs (``zero_macs_call`` adds the call's check)."""
     if not _ZERO:
         _ZERO.append(_zero_functions())
     try:
-        if func not in _ZERO[0]:
-            return False
+        return func in _ZERO[0]
     except TypeError:  # unhashable
         return False
+
+
+def zero_macs_args(args: Sequence[Any], kwargs: Optional[Dict[str, Any]]) -> bool:
+    """Whether a call of a ``zero_macs_function`` writes nothing (no ``out=``, no
+    ``inplace=True``, not ``F.relu(x, True)``)."""
     if kwargs and ("out" in kwargs or kwargs.get("inplace")):
         return False
     return not (len(args) > 1 and args[-1] is True)  # F.relu(x, True): in place
+
+
+def zero_macs_call(func: Any, args: Sequence[Any], kwargs: Optional[Dict[str, Any]]) -> bool:
+    """Whether a torch-level call (seen by a ``TorchFunctionMode``) runs only operations this
+    convention counts as 0 MACs and writes nothing: it may run outside ``op_counter``."""
+    return zero_macs_function(func) and zero_macs_args(args, kwargs)
