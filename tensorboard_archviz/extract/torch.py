@@ -862,10 +862,13 @@ def _plan(model: nn.Module, args: tuple, kwargs: Dict[str, Any]) -> _Plan:
     if bare:
         root = type(model).__name__
         names = {root + ("." + q if q else ""): m for q, m in model.named_modules()}
-    paths = {id(p): k for k, p in model.named_parameters()}
-    counts = tg.subtree_counts(model) or {}
+    every = list(model.named_parameters(remove_duplicate=False))  # one walk for both
+    paths = tg.parameter_paths(every)
+    counts = tg.subtree_counts(model, every) or {}
     prefix = len(root) + 1 if bare else 0
-    modules = {q: tg.module_info(q, m, paths, counts.get(q[prefix:], (0, 0)) if counts else None)
+    hf_memo: Dict[Any, Any] = {}
+    modules = {q: tg.module_info(q, m, paths, counts.get(q[prefix:], (0, 0)) if counts else None,
+                                 hf_memo)
                for q, m in names.items()}
     leaf_ids = {id(names[q]) for q, info in modules.items() if info.leaf}
     return _Plan(model, names, modules, leaf_ids, _input_names(model, args, kwargs, set(names)),

@@ -41,7 +41,7 @@ __all__ = [
     "MethodName", "ModuleInfo", "Op", "Recorder", "SKIP", "build_architecture", "call_args",
     "dtype", "example_batch", "execution_order", "flatten", "is_leaf", "json_safe", "module_config", "module_info", "model_outputs",
     "nbytes", "op_macs", "op_name", "Param", "param_counts", "prune_dead_ops", "shape",
-    "subtree_counts", "tensors", "unique_inputs", "unwrap",
+    "parameter_paths", "subtree_counts", "tensors", "unique_inputs", "unwrap",
 ]
 
 
@@ -224,7 +224,7 @@ def json_safe(v: Any, depth: int = 0) -> Any:
         return list(v)
     if t is float:
         return v if math.isfinite(v) else str(v)
-    if t is slice or v is Ellipsis:
+    if t is slice or v is Ellipsis or t in _SKIPPED_TYPES:
         return SKIP
     if t is torch.dtype:
         return str(v)
@@ -253,11 +253,20 @@ def json_safe(v: Any, depth: int = 0) -> Any:
         return SKIP if any(x is SKIP for x in items.values()) else items
     if inspect.isfunction(v) or inspect.isbuiltin(v):
         return getattr(v, "__name__", SKIP)
+    if len(_SKIPPED_TYPES) < 1000 and getattr(v, "__class__", None) is t:
+        _SKIPPED_TYPES.add(t)  # every check above depends on the type alone: skip it at once
     return SKIP
 
 
-def module_config(m: nn.Module) -> Dict[str, Any]:
-    """Public simple attributes (in/out channels or features, kernel_size, stride, padding, ...)."""
+# types json_safe skipped (a model config object, a module, ...): answered without the checks
+_SKIPPED_TYPES: set = set()
+
+
+def module_config(m: nn.Module, hf_memo: Optional[Dict[Any, Dict[str, Any]]] = None
+                  ) -> Dict[str, Any]:
+    """Public simple attributes (in/out channels or features, kernel_size, stride, padding, ...);
+    `hf_memo`: ``_hf_config``'s answers for one pass over a model's modules (the layers of a
+    Hugging Face model share one config object)."""
     cfg: Dict[str, Any] = {}
     for k, v in vars(m).items():
         if k.startswith("_") or k in ("training", "dump_patches") or isinstance(v, torch.Tensor):
@@ -270,7 +279,7 @@ def module_config(m: nn.Module) -> Dict[str, Any]:
     params = m._parameters
     if "bias" in params and "bias" not in cfg:
         cfg["bias"] = params["bias"] is not None
-    cfg.update({k: v for k, v in _hf_config(m).items() if k not in cfg})
+    cfg.update({k: v for k, v in _hf_config(m, hf_memo).items() if k not in cfg})
     return cfg
 
 
@@ -284,16 +293,30 @@ _HF_KEYS = {
 }
 
 
-def _hf_config(m: nn.Module) -> Dict[str, Any]:
+def _hf_config(m: nn.Module, memo: Optional[Dict[Any, Dict[str, Any]]] = None
+               ) -> Dict[str, Any]:
     """Constructor arguments of a Hugging Face attention or MLP module that live in its model
     ``config`` rather than its attributes (``LlamaAttention``: num_heads, num_key_value_heads,
-    head_dim, ...)."""
+    head_dim, ...). `memo`: answers by (config object, kind) within one pass over a model."""
     config = vars(m).get("config")
-    if config is None or not hasattr(config, "to_dict"):
+    if config is None:
         return {}
     cls = type(m).__name__.lower()
     kind = "attention" if "attention" in cls else "mlp" if (
         "mlp" in cls or "feedforward" in cls) else None
+    if memo is None:
+        return _hf_config_values(config, kind)
+    key = (id(config), kind)
+    found = memo.get(key)
+    if found is None or found[0] is not config:
+        found = memo[key] = (config, _hf_config_values(config, kind))
+    return found[1]
+
+
+def _hf_config_values(config: Any, kind: Optional[str]) -> Dict[str, Any]:
+    """The `kind` ("attention" / "mlp") keys of ``_HF_KEYS`` a Hugging Face config holds."""
+    if not hasattr(config, "to_dict"):
+        return {}
     out: Dict[str, Any] = {}
     for key, name in _HF_KEYS.get(kind, ()):
         v = json_safe(getattr(config, key, None))
@@ -614,12 +637,25 @@ def is_leaf(m: nn.Module) -> bool:
     return next(m.children(), None) is None or isinstance(m, nn.MultiheadAttention)
 
 
-def subtree_counts(model: nn.Module) -> Optional[Dict[str, Tuple[int, int]]]:
+def parameter_paths(every: List[Tuple[str, nn.Parameter]]) -> Dict[int, str]:
+    """{id(parameter): its model-wide name} from ``named_parameters(remove_duplicate=False)``:
+    a shared parameter keeps its first name, as ``named_parameters()`` gives it."""
+    paths: Dict[int, str] = {}
+    for k, p in every:
+        if id(p) not in paths:
+            paths[id(p)] = k
+    return paths
+
+
+def subtree_counts(model: nn.Module, every: Optional[List[Tuple[str, nn.Parameter]]] = None
+                   ) -> Optional[Dict[str, Tuple[int, int]]]:
     """{qualified name: (trainable, non_trainable)} of every module's subtree (modules holding
     no parameter may be absent), each module's own parameters summed into its ancestors, or
     None when a parameter or module is shared (then each module's own ``parameters()``, which
-    counts a shared one once, is the rule)."""
-    every = list(model.named_parameters(remove_duplicate=False))
+    counts a shared one once, is the rule). `every`: the model's
+    ``named_parameters(remove_duplicate=False)``, when the caller has it."""
+    if every is None:
+        every = list(model.named_parameters(remove_duplicate=False))
     if len({id(p) for _, p in every}) != len(every):
         return None
     out: Dict[str, List[int]] = {}
@@ -643,9 +679,11 @@ def subtree_counts(model: nn.Module) -> Optional[Dict[str, Tuple[int, int]]]:
 
 
 def module_info(q: str, m: nn.Module, paths: Optional[Dict[int, str]] = None,
-                counts: Optional[Tuple[int, int]] = None) -> ModuleInfo:
+                counts: Optional[Tuple[int, int]] = None,
+                hf_memo: Optional[Dict[Any, Any]] = None) -> ModuleInfo:
     """The ModuleInfo of a live module (`paths`: id(parameter) -> its model-wide name;
-    `counts`: its subtree's parameter counts when known, see ``subtree_counts``)."""
+    `counts`: its subtree's parameter counts when known, see ``subtree_counts``; `hf_memo`: see
+    ``module_config``)."""
     cls = type(m).__name__
     prefix = q + "." if q else ""
     return ModuleInfo(
@@ -657,7 +695,7 @@ def module_info(q: str, m: nn.Module, paths: Optional[Dict[int, str]] = None,
         buffers=[{"name": k, "shape": shape(b), "dtype": dtype(b),
                   "persistent": k not in m._non_persistent_buffers_set}
                  for k, b in m._buffers.items() if b is not None],
-        config=module_config(m), leaf=is_leaf(m),
+        config=module_config(m, hf_memo), leaf=is_leaf(m),
         counts=counts if counts is not None else param_counts(m.parameters()),
         activation=ACTIVATIONS.get(cls) if isinstance(m, ACTIVATION_CLASSES) else None,
         holder=isinstance(m, (nn.ModuleList, nn.ModuleDict)))
