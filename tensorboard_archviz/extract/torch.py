@@ -610,8 +610,9 @@ class _FunctionMode(TorchFunctionMode):
         seen = self.seen
         # 0 MACs and no write, or a plain layer's call (its figure by its class rule): run
         # outside the dispatch mode (no Python call per operation)
-        free = self.alone and (seen.plain or (kind is _ZERO_MACS and _zero_macs_args(args, kwargs))) \
-            and _PLAIN_TYPES.issuperset(types)
+        free = self.alone and (
+            seen.plain or (kind is _ZERO_MACS and _zero_macs_args(args, kwargs))
+        ) and _PLAIN_TYPES.issuperset(types)
         if seen.busy or seen.leaf_depth:
             if free:
                 with _no_dispatch():
