@@ -435,6 +435,27 @@ def test_extraction_leaves_no_reference_cycle(build, make, method):
             gc.enable()
 
 
+def test_function_mode_sees_only_the_models_own_calls(monkeypatch):
+    """The hooks' own tensor reads (the write guard's check before an in-place ReLU) do not go
+    through the function mode: a Sequential of layers, whose forward calls no torch function
+    itself, costs no function-mode call at all."""
+    import tensorboard_archviz.extract.torch as et
+
+    calls = []
+    original = et._FunctionMode.__torch_function__
+
+    def counted(self, func, types, args=(), kwargs=None):
+        calls.append(func)
+        return original(self, func, types, args, kwargs)
+
+    monkeypatch.setattr(et._FunctionMode, "__torch_function__", counted)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(inplace=True),
+                          nn.Conv2d(8, 8, 3), nn.ReLU(inplace=True)).eval()
+    arch = extract_torch(model, torch.randn(1, 3, 10, 10))
+    assert calls == []
+    assert arch.node("2").macs == 0 and arch.node("3").output_shapes == [[1, 8, 6, 6]]
+
+
 def test_eval_model_is_not_switched_and_flags_a_forward_flips_come_back():
     """A model already in eval mode is run as it is (its ``train`` is not called); a flag
     its forward flips is put back, and only then is a module's flag written."""

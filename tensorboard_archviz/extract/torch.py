@@ -299,7 +299,8 @@ class _Calls:
     def _plain_call(self, module, args) -> None:
         """Whether this call of a leaf runs without the modes (hooks path, no caller's mode)."""
         if id(module) in self.inplace_ids:
-            self.plain = not self.write_guard.watches(tg.tensors(args))
+            with torch._C.DisableTorchFunction():  # its tensor reads: no function-mode call each
+                self.plain = not self.write_guard.watches(tg.tensors(args))
         if not self.plain:
             return
         plain_args = all(type(t) in _PLAIN_TYPES for t in tg.tensors(args))
