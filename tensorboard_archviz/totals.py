@@ -164,7 +164,7 @@ def _model_own(model: schema.ModelInfo) -> "_Sub":
     if isinstance(weights, list):
         counts = [product(w.get("shape") or []) or 0 for w in weights]
         for key, n, tr, nbytes in _listed("<model>", weights, counts, None):
-            sub.weights[key] = (n, tr, nbytes)
+            sub.put(key, (n, tr, nbytes))
     buffers = model.self_buffers
     if isinstance(buffers, list):
         sub.buffers = _listed_buffer_bytes(buffers)
@@ -172,18 +172,45 @@ def _model_own(model: schema.ModelInfo) -> "_Sub":
 
 
 class _Sub:
-    """Running sums over one subtree."""
+    """Running sums over one subtree. `weights` maps each parameter's identity to (elements,
+    trainable, bytes), so a parameter shared by two nodes counts once; its sums are kept as
+    entries come and go (``put``), not recomputed for every container."""
 
     def __init__(self) -> None:
         self.weights: Dict[Any, Tuple[int, bool, Optional[int]]] = {}
+        self.trainable = 0
+        self.non_trainable = 0
+        self.weight_bytes = 0
         self.buffers = 0
         self.activations = 0
         self.macs = 0
         self.known = 0
         self.unknown = 0
 
+    def _count(self, entry: Tuple[int, bool, Optional[int]], sign: int) -> None:
+        n, tr, nbytes = entry
+        if tr:
+            self.trainable += sign * n
+        else:
+            self.non_trainable += sign * n
+        self.weight_bytes += sign * (nbytes or 0)
+
+    def put(self, key: Any, entry: Tuple[int, bool, Optional[int]]) -> None:
+        """Set one parameter's entry (a later entry for the same identity replaces it)."""
+        old = self.weights.get(key)
+        if old is not None:
+            self._count(old, -1)
+        self.weights[key] = entry
+        self._count(entry, 1)
+
     def merge(self, other: "_Sub") -> None:
-        self.weights.update(other.weights)
+        if not self.weights:  # the usual first child: its sums as they are
+            self.weights.update(other.weights)
+            self.trainable, self.non_trainable = other.trainable, other.non_trainable
+            self.weight_bytes = other.weight_bytes
+        else:
+            for key, entry in other.weights.items():
+                self.put(key, entry)
         self.buffers += other.buffers
         self.activations += other.activations
         self.macs += other.macs
@@ -191,10 +218,7 @@ class _Sub:
         self.unknown += other.unknown
 
     def params(self) -> Tuple[int, int, int]:
-        tr = sum(n for n, t, _ in self.weights.values() if t)
-        ntr = sum(n for n, t, _ in self.weights.values() if not t)
-        nbytes = sum(b or 0 for _, _, b in self.weights.values())
-        return tr, ntr, nbytes
+        return self.trainable, self.non_trainable, self.weight_bytes
 
 
 def _not_called(node: schema.Node) -> bool:
@@ -205,7 +229,7 @@ def _own(node: schema.Node, leaf: bool, inputs: set) -> _Sub:
     """A node's own contribution (leaf: everything it says; container: self_* figures)."""
     sub = _Sub()
     for key, n, tr, nbytes in _weight_items(node, leaf):
-        sub.weights[key] = (n, tr, nbytes)
+        sub.put(key, (n, tr, nbytes))
     sub.buffers = _buffer_bytes(node, leaf)
     is_input = node.id in inputs or bool(node.is_input)
     if leaf or node.self_macs is not schema.ABSENT:

@@ -484,19 +484,24 @@ class Recorder:
         if kwargs:
             tensors(kwargs, ins)
         outs = [output] if type(output) is torch.Tensor else tensors(output)
-        in_shapes = [shape(t) for t in ins]
-        call = Call(in_shapes, [shape(t) for t in outs],
+        in_shapes = [list(map(int, t.shape)) for t in ins]
+        call = Call(in_shapes, [list(map(int, t.shape)) for t in outs],
                     dtype(outs[0]) if outs else None, nbytes(outs))
         if counter is not None:
             call.recognized = counter.recognized
             call.macs = None if counter.unknown else counter.macs
             call.macs_reason = counter.unknown
         self.calls.setdefault(name, []).append(call)
-        if leaf:
+        if leaf:  # once per leaf call: ``link`` and ``track`` written out
             self.order.setdefault(name, len(self.order))
-            self.link(ins, name, in_shapes)
+            producers, edges = self.producers, self.edges
+            for i, t in enumerate(ins):
+                e = producers.get(id(t))
+                if e is not None and e[0]() is t and (e[1], name) not in edges:
+                    edges[(e[1], name)] = list(in_shapes[i])
+            ref = weakref.ref
             for t in outs:
-                self.track(t, name)
+                producers[id(t)] = (ref(t), name)
 
     def op_call(self, func: Any, parent: Optional[str], args: Any, kwargs: Any,
                 output: Any, macs: Any = "count") -> None:
@@ -924,7 +929,9 @@ def _op_node(op: Op, batch: int) -> schema.Node:
         activation=op.class_name if op.class_name in FUNCTIONAL_ACTIVATIONS else None,
         config=op.config, macs=None, is_function=True)
     _set_macs(node, op.macs, op.macs_reason, batch)
-    node.memory = _memory([], op.out_bytes, batch)
+    node.memory = {"params_bytes": 0,  # _memory([], ...), written out: one per op node
+                   "output_bytes": None if op.out_bytes is None
+                   else _per_example(op.out_bytes, batch)}
     return node
 
 
