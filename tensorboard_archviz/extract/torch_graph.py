@@ -260,6 +260,8 @@ def json_safe(v: Any, depth: int = 0) -> Any:
 
 # types json_safe skipped (a model config object, a module, ...): answered without the checks
 _SKIPPED_TYPES: set = set()
+# what every nn.Module holds (hook dicts, slots, `training`): never a constructor argument
+_MODULE_ATTRS = frozenset(vars(nn.Module())) | {"training", "dump_patches"}
 
 
 def module_config(m: nn.Module, hf_memo: Optional[Dict[Any, Dict[str, Any]]] = None
@@ -269,7 +271,7 @@ def module_config(m: nn.Module, hf_memo: Optional[Dict[Any, Dict[str, Any]]] = N
     Hugging Face model share one config object)."""
     cfg: Dict[str, Any] = {}
     for k, v in vars(m).items():
-        if k.startswith("_") or k in ("training", "dump_patches") or isinstance(v, torch.Tensor):
+        if k in _MODULE_ATTRS or k.startswith("_") or isinstance(v, torch.Tensor):
             continue
         sv = json_safe(v)
         if sv is not SKIP:
