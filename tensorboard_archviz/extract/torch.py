@@ -86,10 +86,11 @@ real forward, plus Python work per module call (the hooks), per functional op ou
 last two, an exact torch.nn layer whose figure is known without them (``torch_macs.plain_leaf``:
 Linear / ConvNd by their class rule, norms, activations, pooling: 0; ``nn.MultiheadAttention``
 by ``torch_macs.plain_call_macs``) runs on plain tensors with both modes set aside, and torch
-functions that only run 0-MAC operations and write nothing (``torch_macs.zero_macs_call``:
-elementwise, views, ``cat``, ...) run outside the dispatch mode, with the same figures (not when
-another dispatch mode is active, a tensor subclass is involved, or the call could write a
-guarded tensor: an in-place layer whose input is a parameter, buffer or the caller's input).
+functions that only run 0-MAC operations and write nothing (``torch_macs.zero_macs_function``
+and ``zero_macs_args``: elementwise, views, ``cat``, ...) run outside the dispatch mode, with
+the same figures (not when another dispatch mode is active, a tensor subclass is involved, or
+the call could write a guarded tensor: an in-place layer whose input is a parameter, buffer or
+the caller's input).
 Module attributes are snapshotted only when a torch.fx trace may run. The cyclic garbage
 collector is paused for the duration of ``extract_torch`` (and resumed, also on error).
 """

@@ -331,7 +331,12 @@ def _hf_config_values(config: Any, kind: Optional[str]) -> Dict[str, Any]:
 
 
 def op_config(args: Sequence[Any], kwargs: Dict[str, Any]) -> Dict[str, Any]:
-    """Non-tensor arguments of a functional op (e.g. ``flatten``'s start_dim)."""
+    """Non-tensor arguments of a functional op (e.g. ``flatten``'s start_dim); ``{}`` at once
+    for a call of tensors only (``x + y``, ``torch.cat([a, b])``)."""
+    if not kwargs and all(type(a) is torch.Tensor or type(a) is nn.Parameter or (
+            type(a) in (list, tuple) and a and all(type(x) is torch.Tensor for x in a))
+            for a in args):
+        return {}
     cfg: Dict[str, Any] = {}
     pos = []
     for a in args:
@@ -486,31 +491,24 @@ class Recorder:
         if kwargs:
             tensors(kwargs, ins)
         outs = [output] if type(output) is torch.Tensor else tensors(output)
-        in_shapes = [list(map(int, t.shape)) for t in ins]
-        call = Call(in_shapes, [list(map(int, t.shape)) for t in outs],
+        in_shapes = [shape(t) for t in ins]
+        call = Call(in_shapes, [shape(t) for t in outs],
                     dtype(outs[0]) if outs else None, nbytes(outs))
         if counter is not None:
             call.recognized = counter.recognized
             call.macs = None if counter.unknown else counter.macs
             call.macs_reason = counter.unknown
         self.calls.setdefault(name, []).append(call)
-        if leaf:  # once per leaf call: ``link`` and ``track`` written out
+        if leaf:
             self.order.setdefault(name, len(self.order))
-            producers, edges = self.producers, self.edges
-            for i, t in enumerate(ins):
-                e = producers.get(id(t))
-                if e is not None and e[0]() is t and (e[1], name) not in edges:
-                    edges[(e[1], name)] = list(in_shapes[i])
-            ref = weakref.ref
+            self.link(ins, name, in_shapes)
             for t in outs:
-                producers[id(t)] = (ref(t), name)
+                self.track(t, name)
 
     def op_call(self, func: Any, parent: Optional[str], args: Any, kwargs: Any,
                 output: Any, macs: Any = "count") -> None:
         """Record a functional op; `macs` (whole batch): "count" = from the function's rule,
-        else (int | None, reason). Called once per functional op of the run: the producer
-        lookups, shapes and edges are written out here rather than through ``producer`` /
-        ``shape`` / ``link`` (same results, fewer Python calls)."""
+        else (int | None, reason)."""
         if type(output) is torch.Tensor:
             outs = [output]
         else:
@@ -522,51 +520,22 @@ class Recorder:
             tensors(kwargs, ins)
         name = op_name(func)
         figure, reason = op_macs(name, args, kwargs, output) if macs == "count" else macs
-        producers = self.producers
-        sources: List[Optional[str]] = []
-        fed = False
-        for t in ins:
-            e = producers.get(id(t))
-            if e is not None and e[0]() is t:
-                sources.append(e[1])
-                fed = True
-            else:
-                sources.append(None)
-        if figure == 0:
-            if not fed:
-                return  # not part of the data flow from the inputs (e.g. torch.arange, a param)
-            if not isinstance(output, torch.Tensor):
-                in_ids = {id(t) for t in ins}
-                if all(id(t) in in_ids for t in outs):
-                    return  # packs its inputs into a tuple/dict/dataclass: plumbing, not an op
+        sources = [self.producer(t) for t in ins]
+        if figure == 0 and not any(src is not None for src in sources):
+            return  # not part of the data flow from the inputs (e.g. torch.arange, a param)
+        if figure == 0 and not isinstance(output, torch.Tensor):
+            in_ids = {id(t) for t in ins}
+            if all(id(t) in in_ids for t in outs):
+                return  # packs its inputs into a tuple/dict/dataclass: plumbing, not an op
         node_id = self.new_id(name)
         self.order[node_id] = len(self.order)
-        in_shapes = [list(map(int, t.shape)) for t in ins]
+        in_shapes = [shape(t) for t in ins]
         self.ops.append(Op(node_id, name, parent, in_shapes,
-                           [list(map(int, t.shape)) for t in outs], dtype(outs[0]),
-                           op_config(args, kwargs) if _configured(args, kwargs) else {},
+                           [shape(t) for t in outs], dtype(outs[0]), op_config(args, kwargs),
                            nbytes(outs), figure, reason))
-        edges = self.edges
-        for i, src in enumerate(sources):
-            if src is not None and (src, node_id) not in edges:
-                edges[(src, node_id)] = list(in_shapes[i])
-        ref = weakref.ref
+        self.link(ins, node_id, in_shapes, sources)
         for t in outs:
-            producers[id(t)] = (ref(t), node_id)
-
-
-def _configured(args: Sequence[Any], kwargs: Optional[Dict[str, Any]]) -> bool:
-    """Whether an op's call has anything for ``op_config`` besides tensors (``x + y``,
-    ``torch.cat([a, b])`` have not: their config is ``{}``)."""
-    if kwargs:
-        return True
-    for a in args:
-        if type(a) is torch.Tensor or type(a) is nn.Parameter:
-            continue
-        if type(a) in (list, tuple) and a and all(type(x) is torch.Tensor for x in a):
-            continue
-        return True
-    return False
+            self.track(t, node_id)
 
 
 def prune_dead_ops(rec: Recorder, outputs: List[str]) -> int:
@@ -931,9 +900,7 @@ def _op_node(op: Op, batch: int) -> schema.Node:
         activation=op.class_name if op.class_name in FUNCTIONAL_ACTIVATIONS else None,
         config=op.config, macs=None, is_function=True)
     _set_macs(node, op.macs, op.macs_reason, batch)
-    node.memory = {"params_bytes": 0,  # _memory([], ...), written out: one per op node
-                   "output_bytes": None if op.out_bytes is None
-                   else _per_example(op.out_bytes, batch)}
+    node.memory = _memory([], op.out_bytes, batch)
     return node
 
 

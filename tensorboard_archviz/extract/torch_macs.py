@@ -36,7 +36,7 @@ import torch
 from tensorboard_archviz.util import product
 
 __all__ = ["Counter", "MacsUnknown", "function_macs", "mha_macs", "module_macs", "op_counter",
-           "plain_call_macs", "plain_leaf", "zero_macs_call"]
+           "plain_call_macs", "plain_leaf", "zero_macs_args", "zero_macs_function"]
 
 
 class MacsUnknown(Exception):
@@ -567,7 +567,8 @@ _ZERO: List[frozenset] = []
 
 def zero_macs_function(func: Any) -> bool:
     """Whether `func` is one of the torch functions / Tensor methods that dispatch only
-    operations this convention counts as 0 MACs (``zero_macs_call`` adds the call's check)."""
+    operations this convention counts as 0 MACs (``zero_macs_args`` adds the call's check: a
+    call of both may run outside ``op_counter``)."""
     if not _ZERO:
         _ZERO.append(_zero_functions())
     try:
@@ -582,9 +583,3 @@ def zero_macs_args(args: Sequence[Any], kwargs: Optional[Dict[str, Any]]) -> boo
     if kwargs and ("out" in kwargs or kwargs.get("inplace")):
         return False
     return not (len(args) > 1 and args[-1] is True)  # F.relu(x, True): in place
-
-
-def zero_macs_call(func: Any, args: Sequence[Any], kwargs: Optional[Dict[str, Any]]) -> bool:
-    """Whether a torch-level call (seen by a ``TorchFunctionMode``) runs only operations this
-    convention counts as 0 MACs and writes nothing: it may run outside ``op_counter``."""
-    return zero_macs_function(func) and zero_macs_args(args, kwargs)
