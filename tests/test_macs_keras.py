@@ -267,6 +267,75 @@ def test_custom_layers_elementwise_zero_and_untraceable_null():
         "no MACs rule for Scaled, and its call() takes arguments that are not tensors")
 
 
+class TransformerBlock(layers.Layer):
+    """keras.io's text-classification block: its feed-forward part is a keras.Sequential."""
+
+    def __init__(self, embed_dim, num_heads, ff_dim, **kwargs):
+        super().__init__(**kwargs)
+        self.att = layers.MultiHeadAttention(num_heads=num_heads, key_dim=embed_dim)
+        self.ffn = keras.Sequential([layers.Dense(ff_dim, activation="relu"),
+                                     layers.Dense(embed_dim)])
+        self.norm1 = layers.LayerNormalization(epsilon=1e-6)
+        self.norm2 = layers.LayerNormalization(epsilon=1e-6)
+
+    def call(self, x):
+        h = self.norm1(x + self.att(x, x))
+        return self.norm2(h + self.ffn(h))
+
+
+class PairScores(layers.Layer):
+    """A Sequential and a Lambda inside a custom layer; the Lambda takes a list of tensors."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.ffn = keras.Sequential([layers.Dense(24, activation="relu"), layers.Dense(8)])
+        self.pair = layers.Lambda(
+            lambda xs: keras.ops.matmul(xs[0], keras.ops.transpose(xs[1], (0, 2, 1))))
+
+    def call(self, x):
+        return self.pair([self.ffn(x), x])
+
+
+class ScaledSum(layers.Layer):
+    """Like InceptionResNetV2's CustomScaleLayer: called on a list of two tensors."""
+
+    def call(self, inputs):
+        return inputs[0] + inputs[1] * 0.17
+
+
+def test_models_lambdas_and_list_arguments_inside_custom_layers_are_traced():
+    # the sums were checked against FlopCounterMode / 2 on the torch backend (math attention)
+    x = keras.Input((5, 8))  # T = 5, C = 8
+    arch = extract(x, ScaledSum(name="sum")([x, PairScores(name="pairs")(x)[:, :, :1] * x]))
+    pairs = arch.node("pairs")
+    assert pairs.macs == 5 * 8 * 24 + 5 * 24 * 8 + 5 * 5 * 8, pairs.macs_reason  # 2,120
+    assert arch.node("sum").macs == 0  # an add and a scale: elementwise, a true 0
+    assert arch.model.macs == 2120 and arch.model.macs_complete is True
+
+    tokens = keras.Input((200, 32))  # T = 200, E = 32, 2 heads of key_dim 32, ff 32
+    arch = extract(tokens, TransformerBlock(32, 2, 32, name="block")(tokens))
+    qkv = 3 * 200 * 32 * (2 * 32)
+    scores_and_mix = 2 * (2 * 200 * 200 * 32)
+    out = 200 * (2 * 32) * 32
+    ffn = 2 * 200 * 32 * 32
+    block = arch.node("block")
+    assert block.macs == qkv + scores_and_mix + out + ffn == 7_168_000, block.macs_reason
+    assert arch.model.macs_complete is True
+
+
+def test_inception_resnet_v2_is_complete():
+    """keras.applications' own helper layer (CustomScaleLayer, defined outside keras.layers and
+    called on a list of two tensors) is traced: a true 0, so the model's figure is complete. At
+    224 x 224 with 10 classes, 6,467,440,480 equals FlopCounterMode / 2 on the torch backend."""
+    model = keras.applications.InceptionResNetV2(weights=None, input_shape=(224, 224, 3),
+                                                 classes=10)
+    arch = extract_keras(model)
+    scales = [n for n in arch.nodes if n.class_name == "CustomScaleLayer"]
+    assert len(scales) == 40 and all(n.macs == 0 for n in scales)
+    assert [n.id for n in arch.nodes if n.macs is None] == []
+    assert arch.model.macs == 6_467_440_480 and arch.model.macs_complete is True
+
+
 def test_conv_and_attention_ops():
     import numpy as np
 

@@ -8,11 +8,15 @@ of every rank (grouped, depthwise, separable, transposed), attention (``MultiHea
 ``Attention``: QK^T and AV) and recurrent cells once per time step (``LSTM``: 4 gates,
 ``GRU``: 3, ``SimpleRNN``: 1; ``Bidirectional`` both directions). Biases, activations,
 normalisation, pooling, merging by adds, reshapes, dropout, preprocessing and ``Embedding``
-lookups are elementwise or data movement: a true 0. A custom ``Layer`` without a rule is counted
-by running its ``call()`` once on symbolic inputs of the call's shapes and adding up the layers and
-ops it runs (the graph nodes this records are removed again). Anything else (``Lambda``, a custom
-``Operation``, ConvLSTM, an unknown dimension, a call with non-tensor arguments that cannot be
-replayed) has no figure: ``(None, reason)``.
+lookups are elementwise or data movement: a true 0. Any other layer (a custom ``Layer``, a
+``Sequential``, functional or subclassed model called inside one, a ``Lambda``, an RNN cell called
+on its own, a helper layer of ``keras.applications`` such as InceptionResNetV2's
+``CustomScaleLayer``) is counted by running its ``call()`` once on symbolic inputs of the call's
+shapes and adding up the layers and ops it runs (the graph nodes this records are removed again).
+Anything else (a custom ``Operation``, ConvLSTM, a layer wrapping another framework's code
+(``JaxLayer``, ``TFSMLayer``, ``TorchModuleWrapper``), a call whose trace fails, an unknown
+dimension, a call with non-tensor arguments that cannot be replayed) has no figure:
+``(None, reason)``.
 
 ``call_macs`` receives the shapes of the call: ``ins`` / ``outs`` (lists of shapes, batch first)
 and ``args`` (``{"args": [...], "kwargs": {...}}`` with tensors replaced by their shapes), so
@@ -153,9 +157,9 @@ def _named(args: Optional[dict], index: int, name: str, default: Shape = None) -
     if not args:
         return default
     pos, kw = args.get("args") or [], args.get("kwargs") or {}
-    if name in kw and isinstance(kw[name], list):
+    if name in kw and isinstance(kw[name], ShapeSpec):
         return kw[name]
-    if index < len(pos) and isinstance(pos[index], list):
+    if index < len(pos) and isinstance(pos[index], ShapeSpec):
         return pos[index]
     return default
 
@@ -300,7 +304,7 @@ def call_macs(op: Any, ins: list, outs: list, args: Optional[dict], depth: int =
 
     if not isinstance(op, keras.layers.Layer):
         # operands in call order, constants (e.g. keras.ops.ones((6, 3))) included
-        operands = [a for a in (args or {}).get("args") or [] if isinstance(a, list)]
+        operands = [a for a in (args or {}).get("args") or [] if isinstance(a, ShapeSpec)]
         return _op_macs(op, operands if len(operands) >= len(ins) else ins, outs)
     rules = _rules()
     if isinstance(op, (keras.layers.MultiHeadAttention, keras.layers.GroupQueryAttention)):
@@ -320,9 +324,15 @@ def call_macs(op: Any, ins: list, outs: list, args: Optional[dict], depth: int =
     if keras_zero or base.__name__ == "ReversibleEmbedding" or (
             len(package) > 3 and package[2] == "layers" and package[3] in _ZERO_PACKAGES):
         return 0, None
-    if base is keras.layers.Layer and args is not None and depth < MAX_TRACE_DEPTH:
+    if base.__name__ not in _FOREIGN_CODE and args is not None and depth < MAX_TRACE_DEPTH:
         return traced_macs(op, args, depth + 1)
     return None, "no MACs rule for %s (a custom or unsupported layer)" % type(op).__name__
+
+
+# Keras layers that run code of another framework (a JAX function, a SavedModel, a torch
+# module): their call() cannot run on symbolic inputs, so they are never traced.
+_FOREIGN_CODE = frozenset({"JaxLayer", "FlaxLayer", "TFSMLayer", "TorchModuleWrapper",
+                           "Wrapper"})
 
 
 MAX_TRACE_DEPTH = 8
@@ -338,7 +348,11 @@ class ShapeSpec(list):
 
 
 def _symbolic(value: Any, made: List[Any]) -> Any:
-    """A symbolic stand-in for a tensor argument (constants too: nothing is allocated)."""
+    """A symbolic stand-in for a tensor argument (constants too: nothing is allocated), also
+    inside a list or tuple of them (``Add()([a, b])``, InceptionResNetV2's scale layer)."""
+    if isinstance(value, ArgList):
+        items = [_symbolic(v, made) for v in value]
+        return tuple(items) if value.kind is tuple else items
     if isinstance(value, ShapeSpec):
         # a name of our own: Keras' automatic names (input_layer_N) stay as the user expects
         t = keras.Input(batch_shape=tuple(value), dtype=value.dtype or "float32",
@@ -378,7 +392,7 @@ def _traced_ops(layer: Any, args: dict) -> List[Tuple[Any, list, list, dict]]:
 
 def traced_macs(layer: Any, args: dict, depth: int) -> Macs:
     """A custom layer (no rule of its own): the sum over the layers and ops its call() runs."""
-    if any(v == "<value>" for v in list(args.get("args") or []) +
+    if any(_opaque(v) for v in list(args.get("args") or []) +
            list((args.get("kwargs") or {}).values())):
         return None, ("no MACs rule for %s, and its call() takes arguments that are not "
                       "tensors" % type(layer).__name__)
@@ -404,9 +418,25 @@ def _shape_of(t: Any) -> Optional[List[Optional[int]]]:
         return None
 
 
+class ArgList(list):
+    """A call argument that was a list or tuple (``kind``) holding tensors: its items as
+    ``arg_shapes`` gives them."""
+
+    def __init__(self, items: List[Any], kind: type):
+        super().__init__(items)
+        self.kind = kind
+
+
+def _opaque(v: Any) -> bool:
+    """Whether a call argument (as ``arg_shapes`` gives it) cannot be replayed."""
+    return v == "<value>" if isinstance(v, str) else (
+        isinstance(v, ArgList) and any(_opaque(x) for x in v))
+
+
 def arg_shapes(kn: Any) -> Optional[Dict[str, Any]]:
-    """A call's arguments with tensors replaced by ``ShapeSpec`` (other simple values kept,
-    anything else ``"<value>"``)."""
+    """A call's arguments with tensors replaced by ``ShapeSpec`` (a list or tuple holding
+    tensors by an ``ArgList`` of its items; other simple values kept, anything else
+    ``"<value>"``)."""
     arguments = getattr(kn, "arguments", None)
     if arguments is None:
         return None
@@ -420,6 +450,9 @@ def arg_shapes(kn: Any) -> Optional[Dict[str, Any]]:
         if hasattr(v, "shape") and hasattr(v, "dtype"):  # a constant array: no batch dim
             shape = _shape_of(v)
             return "<value>" if shape is None else ShapeSpec(shape, str(v.dtype), constant=True)
+        if type(v) in (list, tuple) and 0 < len(v) <= 64 and any(
+                isinstance(x, keras.KerasTensor) for x in v):
+            return ArgList([conv(x) for x in v], type(v))
         return "<value>"
 
     return {"args": [conv(a) for a in getattr(arguments, "args", ())],
