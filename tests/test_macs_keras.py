@@ -336,6 +336,30 @@ def test_inception_resnet_v2_is_complete():
     assert arch.model.macs == 6_467_440_480 and arch.model.macs_complete is True
 
 
+def test_conv_lstm_counts_both_kernels_at_every_position_and_step():
+    # FlopCounterMode / 2 on the torch backend gives (T + 1) / T of these: that backend runs the
+    # first step once more to learn the output shape
+    x = keras.Input((4, 8, 3))  # T = 4, width 8, 3 channels; valid padding -> 6 positions
+    arch = extract(x, layers.ConvLSTM1D(2, 3, name="cl")(x))
+    assert arch.node("cl").macs == 4 * 6 * (3 * 3 * 4 * 2 + 3 * 2 * 4 * 2)  # 2,880
+    y = keras.Input((3, 9, 9, 2))  # T = 3; stride 2, same padding -> 5 x 5 positions
+    arch = extract(y, layers.ConvLSTM2D(3, 3, strides=2, padding="same",
+                                        return_sequences=True, name="cl2")(y))
+    assert arch.node("cl2").macs == 3 * 25 * (9 * 2 * 12 + 9 * 3 * 12)  # 40,500
+    assert arch.model.macs_complete is True
+
+
+def test_dot_and_tensordot_ops():
+    a = keras.Input((6, 8))
+    arch = extract(a, [keras.ops.dot(a, keras.ops.ones((8, 3))),
+                       keras.ops.tensordot(a, keras.ops.ones((8, 3)), axes=1),
+                       keras.ops.tensordot(a, keras.ops.ones((6, 8, 3)), axes=([1, 2], [0, 1]))])
+    assert arch.node("dot").macs == 6 * 3 * 8
+    assert arch.node("tensordot").macs == 6 * 3 * 8
+    assert arch.node("tensordot_1").macs == 3 * 6 * 8  # 3 outputs, each a sum over 6 x 8
+    assert arch.model.macs_complete is True
+
+
 def test_conv_and_attention_ops():
     import numpy as np
 

@@ -2,18 +2,19 @@
 
 The convention is ``schema.MACS_CONVENTION``: multiply-accumulates for one example (batch 1).
 Counted: every matrix product (Dense and EinsumDense at every position of an N-D input,
-``keras.ops.matmul`` / ``einsum`` / ``dot_product_attention``, the ``Dot`` layer), convolutions
+``keras.ops.matmul`` / ``einsum`` / ``dot`` / ``tensordot`` / ``dot_product_attention``, the ``Dot`` layer), convolutions
 of every rank (grouped, depthwise, separable, transposed), attention (``MultiHeadAttention`` and
 ``GroupedQueryAttention``: the q/k/v projections, QK^T, AV and the output projection;
 ``Attention``: QK^T and AV) and recurrent cells once per time step (``LSTM``: 4 gates,
-``GRU``: 3, ``SimpleRNN``: 1; ``Bidirectional`` both directions). Biases, activations,
+``GRU``: 3, ``SimpleRNN``: 1; ``Bidirectional`` both directions; ``ConvLSTM1D/2D/3D``: the
+input and the recurrent kernel at every output position, 4 gates). Biases, activations,
 normalisation, pooling, merging by adds, reshapes, dropout, preprocessing and ``Embedding``
 lookups are elementwise or data movement: a true 0. Any other layer (a custom ``Layer``, a
 ``Sequential``, functional or subclassed model called inside one, a ``Lambda``, an RNN cell called
 on its own, a helper layer of ``keras.applications`` such as InceptionResNetV2's
 ``CustomScaleLayer``) is counted by running its ``call()`` once on symbolic inputs of the call's
 shapes and adding up the layers and ops it runs (the graph nodes this records are removed again).
-Anything else (a custom ``Operation``, ConvLSTM, a layer wrapping another framework's code
+Anything else (a custom ``Operation``, a layer wrapping another framework's code
 (``JaxLayer``, ``TFSMLayer``, ``TorchModuleWrapper``), a call whose trace fails, an unknown
 dimension, a call with non-tensor arguments that cannot be replayed) has no figure:
 ``(None, reason)``.
@@ -51,7 +52,7 @@ _ZERO_CORE = ("Embedding", "InputLayer", "Identity", "Masking",
               # elementwise layers of keras.applications (ConvNeXt, EfficientNetV2, ...)
               "LayerScale", "StochasticDepth")
 # keras.ops products without a rule here: null with a reason instead of a silent 0.
-_PRODUCT_OPS = ("Dot", "Tensordot", "Inner", "Outer", "Vdot", "Kron", "Correlate", "Convolve",
+_PRODUCT_OPS = ("Inner", "Outer", "Vdot", "Kron", "Correlate", "Convolve",
                 "SeparableConv", "Fft", "Fft2", "Rfft", "Irfft", "Stft", "Istft", "Lstsq",
                 "Solve", "Inv", "Cholesky", "Qr", "Svd", "Eig", "Eigh", "Det", "Lu")
 
@@ -217,7 +218,7 @@ def _cell_step(cell: Any) -> Optional[int]:
 def _rnn(op: Any, ins: list, outs: list) -> Macs:
 
     if isinstance(op, ConvLSTM):
-        return None, "ConvLSTM: no MACs rule"
+        return _conv_lstm(op, ins, outs)
     x = ins[0] if ins else None
     if x is None or len(x) < 3 or x[1] is None:
         return _unknown("number of time steps")
@@ -225,6 +226,25 @@ def _rnn(op: Any, ins: list, outs: list) -> Macs:
     if step is None:
         return None, "recurrent cell without kernel/recurrent_kernel (custom cell)"
     return x[1] * step, None
+
+
+def _conv_lstm(op: Any, ins: list, outs: list) -> Macs:
+    """ConvLSTM1D/2D/3D: at each time step, at every output position, the input kernel and the
+    recurrent kernel ('same' padding, stride 1, over the output grid), all four gates."""
+    x, y = (ins[0] if ins else None), (outs[0] if outs else None)
+    cell = getattr(op, "cell", None)
+    kernel, recurrent = getattr(cell, "kernel", None), getattr(cell, "recurrent_kernel", None)
+    if x is None or len(x) < 3 or x[1] is None:
+        return _unknown("number of time steps")
+    if y is None or kernel is None or recurrent is None:
+        return _unknown("output shape")
+    rank = len(_kshape(kernel)) - 2
+    grid = y[2:] if getattr(op, "return_sequences", False) else y[1:]  # without the batch
+    fmt = getattr(cell, "data_format", None)
+    grid = grid[1:] if fmt == "channels_first" else grid[:-1]
+    if len(grid) != rank or product(grid) is None:
+        return _unknown("output shape")
+    return x[1] * product(grid) * _kernel_elems(kernel, recurrent), None
 
 
 def _bidirectional(op: Any, ins: list, outs: list) -> Macs:
@@ -277,14 +297,40 @@ def _op_macs(op: Any, ins: list, outs: list) -> Macs:
         pos = product(_spatial(ref, fmt)) if ref else None
         k = product(ins[1]) if ins[1] is not None else None
         return (pos * k, None) if None not in (pos, k) else _unknown("shape")
+    if name in ("Dot", "Tensordot") and len(ins) >= 2 and None not in ins[:2] and out is not None:
+        a, b = ins[:2]
+        if name == "Dot":  # numpy's dot: the last axis of a with the second-to-last of b
+            contracted = [a[-1]] if a and b else None
+        else:
+            contracted = _tensordot_axes(op, a)
+        per_out = product(out[1:] if out and out[0] is None else out)
+        k = None if contracted is None else product(contracted)
+        return (per_out * k, None) if None not in (per_out, k) else _unknown("dimension")
     if name == "DotProductAttention" and len(ins) >= 3 and None not in ins[:3]:
         q, k, v = ins[:3]  # [B, T, H, D], [B, S, K, D], [B, S, K, Dv]
         n = product([q[1], k[1], q[2]])
         return (n * (q[3] + v[3]), None) if None not in (n, q[3], v[3]) \
             else _unknown("sequence length")
-    if name in _PRODUCT_OPS or name in ("Matmul", "Einsum", "Conv", "DotProductAttention"):
+    if name in _PRODUCT_OPS or name in ("Matmul", "Einsum", "Conv", "DotProductAttention",
+                                         "Dot", "Tensordot"):
         return None, "keras.ops.%s: no MACs rule" % name.lower()
     return 0, None  # elementwise / shape ops
+
+
+def _tensordot_axes(op: Any, a: list) -> Optional[list]:
+    """The dimensions of operand `a` that ``keras.ops.tensordot`` contracts (its ``axes``: the
+    last n, or the listed ones)."""
+    axes = getattr(op, "axes", None)
+    if isinstance(axes, int):
+        return list(a[len(a) - axes:]) if 0 <= axes <= len(a) else None
+    if isinstance(axes, (list, tuple)) and len(axes) == 2:
+        first = axes[0]
+        first = [first] if isinstance(first, int) else list(first)
+        try:
+            return [a[i] for i in first]
+        except (IndexError, TypeError):
+            return None
+    return None
 
 
 @functools.lru_cache(maxsize=1)
