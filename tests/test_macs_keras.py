@@ -349,6 +349,38 @@ def test_conv_lstm_counts_both_kernels_at_every_position_and_step():
     assert arch.model.macs_complete is True
 
 
+class MinimalRNNCell(layers.Layer):
+    """keras.io's custom cell ("Working with RNNs"): no kernel / recurrent_kernel attributes."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.state_size = units, units
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1], self.units))
+        self.u = self.add_weight(shape=(self.units, self.units))
+
+    def call(self, inputs, states):
+        out = keras.ops.matmul(inputs, self.w) + keras.ops.matmul(states[0], self.u)
+        return out, [out]
+
+
+def test_custom_rnn_cell_is_traced_for_one_step_times_the_steps():
+    x = keras.Input((6, 5))  # T = 6, 5 features
+    arch = extract(x, layers.RNN(MinimalRNNCell(7), name="rnn")(x))
+    assert arch.node("rnn").macs == 6 * (5 * 7 + 7 * 7)  # 504
+    assert arch.model.macs_complete is True
+    odd = layers.RNN(MinimalRNNCell(7), name="odd")
+    y = keras.Input((6, 5))
+    out = odd(y)
+    odd.cell.state_size = "many"  # a state that cannot be replayed: unknown, with the reason
+    arch = extract(y, out)
+    assert arch.node("odd").macs is None
+    assert arch.node("odd").macs_reason == ("recurrent cell MinimalRNNCell without "
+                                           "kernel/recurrent_kernel, and its state_size is not "
+                                           "a list of sizes")
+
+
 def test_dot_and_tensordot_ops():
     a = keras.Input((6, 8))
     arch = extract(a, [keras.ops.dot(a, keras.ops.ones((8, 3))),

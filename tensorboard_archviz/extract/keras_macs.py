@@ -11,7 +11,8 @@ input and the recurrent kernel at every output position, 4 gates). Biases, activ
 normalisation, pooling, merging by adds, reshapes, dropout, preprocessing and ``Embedding``
 lookups are elementwise or data movement: a true 0. Any other layer (a custom ``Layer``, a
 ``Sequential``, functional or subclassed model called inside one, a ``Lambda``, an RNN cell called
-on its own, a helper layer of ``keras.applications`` such as InceptionResNetV2's
+on its own or a custom cell inside ``RNN`` (one step traced, times the steps), a helper layer of
+``keras.applications`` such as InceptionResNetV2's
 ``CustomScaleLayer``) is counted by running its ``call()`` once on symbolic inputs of the call's
 shapes and adding up the layers and ops it runs (the graph nodes this records are removed again).
 Anything else (a custom ``Operation``, a layer wrapping another framework's code
@@ -222,10 +223,31 @@ def _rnn(op: Any, ins: list, outs: list) -> Macs:
     x = ins[0] if ins else None
     if x is None or len(x) < 3 or x[1] is None:
         return _unknown("number of time steps")
-    step = _cell_step(getattr(op, "cell", None))
+    cell = getattr(op, "cell", None)
+    step = _cell_step(cell)
     if step is None:
-        return None, "recurrent cell without kernel/recurrent_kernel (custom cell)"
+        return _traced_step(cell, x)
     return x[1] * step, None
+
+
+def _traced_step(cell: Any, x: list) -> Macs:
+    """A custom recurrent cell (no ``kernel`` / ``recurrent_kernel``): its ``call()`` traced for
+    one step (input [B, features...], states of its ``state_size``), times the steps."""
+    why = "recurrent cell %s without kernel/recurrent_kernel" % type(cell).__name__
+    sizes = getattr(cell, "state_size", None)
+    sizes = list(sizes) if isinstance(sizes, (list, tuple)) else [sizes]
+    states = []
+    for size in sizes:
+        dims = [size] if isinstance(size, int) else list(size) if isinstance(
+            size, (list, tuple)) else None
+        if not dims or not all(isinstance(d, int) and d > 0 for d in dims):
+            return None, why + ", and its state_size is not a list of sizes"
+        states.append(ShapeSpec([None] + dims))
+    if not isinstance(cell, keras.layers.Layer):
+        return None, why
+    step_input = ShapeSpec([x[0]] + list(x[2:]))
+    m, reason = traced_macs(cell, {"args": [step_input, ArgList(states, list)], "kwargs": {}}, 1)
+    return (x[1] * m, None) if m is not None else (None, "%s: %s" % (why, reason))
 
 
 def _conv_lstm(op: Any, ins: list, outs: list) -> Macs:
