@@ -19,7 +19,9 @@ schema_version 2 adds these optional keys:
   "buffers_bytes": int, and on containers "activations_bytes": int | null).
 - model `macs` (int), `macs_complete` (bool), `macs_convention` (str), `macs_comparable` (false only
   on a migrated schema 1 document: its MACs are in the old convention), `batch_size` (int | null),
-  `memory`: {"params_bytes": int, "buffers_bytes": int, "activations_bytes": int | null}.
+  `memory`: {"params_bytes": int, "buffers_bytes": int, "activations_bytes": int | null},
+  `self_macs` (int | null: the model's own work outside every node; null unknown, with
+  `self_macs_reason`; absent: none).
 - `extraction`: an object {"method": str, ...} (schema 1 Keras documents had a string).
 
 Container sums and model totals are computed in one place: `tensorboard_archviz.totals`.
@@ -55,7 +57,8 @@ class SchemaError(ValueError):
 class _Absent:
     """The value of a field the document does not have, where null is a value of its own
     (node ``calls`` null: unknown, absent: not recorded; ``self_macs`` null: unknown own work,
-    absent: no own work; model ``batch_size`` null: unknown, absent: older document)."""
+    absent: no own work; model ``batch_size`` null: unknown, absent: older document; model
+    ``self_macs`` as a node's)."""
 
     def __repr__(self) -> str:
         return "ABSENT"
@@ -101,7 +104,9 @@ class Extraction(TypedDict, total=False):
 class ModelInfo:
     """The model: contract fields, then the schema 2 totals (written by ``totals.fill_totals``)
     and what extractors add (``optimizer_params`` Keras; ``output_names``, ``buffers`` torch;
-    ``self_weights`` / ``self_buffers``: parameters held outside every node). None: absent."""
+    ``self_weights`` / ``self_buffers``: parameters held outside every node; ``self_macs``: the
+    model's own work outside every node, null when unknown (a Keras subclassed model whose
+    ``call()`` could not be traced), with ``self_macs_reason``; absent: none). None: absent."""
 
     name: str
     class_name: str
@@ -119,6 +124,8 @@ class ModelInfo:
     buffers: Optional[int] = None
     self_weights: Optional[List[Dict[str, Any]]] = None
     self_buffers: Optional[List[Dict[str, Any]]] = None
+    self_macs: Optional[int] = ABSENT
+    self_macs_reason: Optional[str] = None
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:

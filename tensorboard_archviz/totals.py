@@ -26,7 +26,8 @@ What `fill_totals` computes (idempotent: containers are recomputed from leaves, 
   per-example outputs of the leaf nodes that are not model inputs (`arch.inputs`, `is_input`).
   Parameters and buffers the model holds outside every node (a PyTorch root module's own
   `nn.Parameter`, a subclassed Keras model's `add_weight`) are given by the extractor as
-  `model.self_weights` / `model.self_buffers` (same entries as a node's `weights` / `buffers`).
+  `model.self_weights` / `model.self_buffers` (same entries as a node's `weights` / `buffers`),
+  and work it does outside every node as `model.self_macs` (as a container's `self_macs`).
   `model.macs_convention` is set to `schema.MACS_CONVENTION` when the extractor left it unset.
 
 A node with ``calls == 0`` (not called during the forward) and a model input did no work: their
@@ -157,8 +158,9 @@ def _listed_buffer_bytes(buffers: List[Dict[str, Any]]) -> int:
 
 
 def _model_own(model: schema.ModelInfo) -> "_Sub":
-    """What the model holds outside every node: ``self_weights`` / ``self_buffers`` (e.g. a
-    PyTorch root module's own ``nn.Parameter``, a subclassed Keras model's ``add_weight``)."""
+    """What the model holds and does outside every node: ``self_weights`` / ``self_buffers``
+    (e.g. a PyTorch root module's own ``nn.Parameter``, a subclassed Keras model's
+    ``add_weight``) and ``self_macs``."""
     sub = _Sub()
     weights = model.self_weights
     if isinstance(weights, list):
@@ -168,6 +170,11 @@ def _model_own(model: schema.ModelInfo) -> "_Sub":
     buffers = model.self_buffers
     if isinstance(buffers, list):
         sub.buffers = _listed_buffer_bytes(buffers)
+    own = model.self_macs  # work done outside every node (absent: none; null: unknown)
+    if own is None:
+        sub.unknown = 1
+    elif own is not schema.ABSENT:
+        sub.macs, sub.known = int(own), 1
     return sub
 
 

@@ -217,6 +217,56 @@ def test_subclassed_model_trace_counts_layers_and_ops():
     assert arch.model.macs == 240 + 200 and arch.model.macs_complete
 
 
+def test_nested_subclassed_model_counts_its_own_operations():
+    """A subclassed model inside a functional one is read from its tracked layers (no graph):
+    the matmul its call() runs between them is its container's own work (``self_macs``), per
+    call; it was silently missing (a figure marked complete that was not)."""
+    scorer = Scorer()
+    x = keras.Input((5, 6))
+    arch = extract(x, layers.Dense(3, name="head")(scorer(x)))
+    box = arch.node(scorer.name)
+    assert box.self_macs == 5 * 5 * 8  # [5, 8] @ [8, 5]
+    assert box.macs == 240 + 200 and box.macs_complete is None
+    assert arch.model.macs == 440 + 5 * 5 * 3 and arch.model.macs_complete is True
+    # called twice: its layers and its own work count both calls
+    twice = Scorer()
+    a, b = keras.Input((5, 6)), keras.Input((5, 6))
+    arch = extract([a, b], layers.Add(name="add")([twice(a), twice(b)]))
+    assert arch.node(twice.name).self_macs == 2 * 200
+    assert arch.model.macs == 2 * (240 + 200) and arch.model.macs_complete is True
+
+
+class Branchy(keras.Model):
+    """Python control flow on a value: Keras cannot trace call() on symbolic inputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = layers.Dense(8, name="proj")
+
+    def call(self, x):
+        h = self.proj(x)
+        if float(keras.ops.convert_to_numpy(keras.ops.sum(h))) > 1e9:
+            return h
+        return keras.ops.matmul(h, keras.ops.transpose(h, (0, 2, 1)))
+
+
+def test_untraceable_model_says_its_own_work_is_unknown():
+    import numpy as np
+
+    model = Branchy()
+    model(np.zeros((2, 5, 6), "float32"))
+    arch = extract_keras(model)
+    assert arch.extraction["method"] == "tracked_layers"
+    m = arch.model
+    assert m.macs == 5 * 6 * 8 and m.macs_complete is False  # the layers' figure: at least
+    assert m.self_macs is None and m.self_macs_reason == (
+        "Branchy.call() could not be traced: the operations it runs outside its layers are "
+        "not counted")
+    again = schema.from_json(arch.to_json())
+    assert again.model.self_macs is None and again.model.macs_complete is False
+    assert json.loads(arch.to_json())["model"]["self_macs"] is None
+
+
 class Block(layers.Layer):
     """A custom layer with sublayers and keras.ops: counted by tracing its call()."""
 

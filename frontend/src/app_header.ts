@@ -19,8 +19,10 @@ function macsStat(arch: Architecture): HTMLElement | null {
   if (isOldMacs(arch)) {
     return stat('MACs (old convention)', fmtMacs(macs, complete), 'macs', String(m.macs_convention));
   }
+  // the model's own work unknown (a Keras call() that could not be traced) says why, as text
+  const own = m.self_macs === null && typeof m.self_macs_reason === 'string' ? m.self_macs_reason : '';
   return stat('MACs per example', fmtMacs(macs, complete), 'macs',
-    (complete ? '' : 'some layers have no MAC count (see the MACs column); this is a lower bound. ')
+    (complete ? '' : (own || 'some layers have no MAC count (see the MACs column)') + '; this is a lower bound. ')
     + fmtInt(macs) + ' multiply-accumulates for one example' + (m.macs_convention ? ' — ' + String(m.macs_convention) : ''));
 }
 

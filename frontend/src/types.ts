@@ -83,6 +83,9 @@ export interface ModelInfo {
   buffers?: number;           // torch: buffer elements
   self_weights?: { name: string; shape: Shape; trainable: boolean; dtype?: string }[];
   self_buffers?: { name: string; shape: Shape; dtype?: string }[];
+  /** the model's own work outside every node; null: unknown (`self_macs_reason` says why) */
+  self_macs?: number | null;
+  self_macs_reason?: string;
   [key: string]: unknown;
 }
 

@@ -64,7 +64,7 @@ import keras
 from keras.src.ops.function import make_node_key
 
 from tensorboard_archviz import schema, totals
-from tensorboard_archviz.extract.keras_macs import arg_shapes, call_macs
+from tensorboard_archviz.extract.keras_macs import arg_shapes, call_macs, own_macs
 
 logger = logging.getLogger(__name__)
 
@@ -581,6 +581,8 @@ class _Extractor:
                 node.is_input = True
             if not _is_model(op):  # containers: totals.fill_totals sums their subtree
                 self._node_macs(node, op, calls)
+            elif _graph_of(op) is None and not isinstance(op, keras.Sequential):
+                self._own_macs(node, op, calls)
             node.memory = {
                 "params_bytes": _weights_bytes(node.weights or ()),
                 "output_bytes": _outputs_bytes(calls)}
@@ -592,12 +594,14 @@ class _Extractor:
         (Keras records the layers inside a nested model once, in the nested model's own graph.)
         """
         for nid, node in self.nodes.items():
-            if _is_model(self.ops[nid]):
-                continue
             k, parent = 1, node.parent
             while parent is not None:
                 k *= max(1, len(self.calls.get(parent) or ()))
                 parent = self.nodes[parent].parent
+            if _is_model(self.ops[nid]):  # its own work, summed over its calls: x its parents'
+                if isinstance(node.self_macs, int) and node.self_macs is not schema.ABSENT:
+                    node.self_macs *= k
+                continue
             if k == 1:
                 continue
             node.container_calls = k
@@ -606,6 +610,23 @@ class _Extractor:
             mem = node.memory
             if mem["output_bytes"] is not None:
                 mem["output_bytes"] *= k
+
+    @staticmethod
+    def _own_macs(node: schema.Node, op: Any, calls: list) -> None:
+        """A nested subclassed model (its layers are nodes, read without a graph): the work
+        its ``call()`` does outside them (a ``keras.ops.matmul`` between two layers) as the
+        container's ``self_macs``, summed over its calls; none recorded: absent."""
+        if not calls:
+            return
+        total: Optional[int] = 0
+        for _, _, _, args in calls:
+            m, why = own_macs(op, args)
+            if m is None:
+                node.self_macs, node.macs_reason = None, why or "unknown"
+                return
+            total += m
+        if total:
+            node.self_macs = total
 
     @staticmethod
     def _node_macs(node: schema.Node, op: Any, calls: list) -> None:
@@ -644,6 +665,10 @@ class _Extractor:
         own = _own_weights(model)
         if own:  # variables of the model itself (add_weight): part of its memory totals
             info.self_weights = _weight_entries(own, {id(v) for v in tw})
+        if self.method == "tracked_layers":  # call() unseen: its own operations are unknown
+            info.self_macs = None
+            info.self_macs_reason = ("%s.call() could not be traced: the operations it runs "
+                                     "outside its layers are not counted" % type(model).__name__)
         extraction = schema.Extraction(method=self.method)
         if self.detail:
             extraction["reason"] = self.detail

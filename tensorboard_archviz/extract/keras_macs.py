@@ -458,8 +458,9 @@ def _traced_ops(layer: Any, args: dict) -> List[Tuple[Any, list, list, dict]]:
             del l._outbound_nodes[n_out:]
 
 
-def traced_macs(layer: Any, args: dict, depth: int) -> Macs:
-    """A custom layer (no rule of its own): the sum over the layers and ops its call() runs."""
+def traced_macs(layer: Any, args: dict, depth: int, skip: frozenset = frozenset()) -> Macs:
+    """A custom layer (no rule of its own): the sum over the layers and ops its call() runs
+    (but the layers whose ids are in `skip`: ``own_macs``)."""
     if any(_opaque(v) for v in list(args.get("args") or []) +
            list((args.get("kwargs") or {}).values())):
         return None, ("no MACs rule for %s, and its call() takes arguments that are not "
@@ -471,11 +472,25 @@ def traced_macs(layer: Any, args: dict, depth: int) -> Macs:
             type(layer).__name__, one_line(e, 160))
     total = 0
     for op, ins, outs, op_args in found:
+        if id(op) in skip:
+            continue
         m, why = call_macs(op, ins, outs, op_args, depth)
         if m is None:
             return None, "%s: %s" % (getattr(op, "name", type(op).__name__), why)
         total += m
     return total, None
+
+
+def own_macs(model: Any, args: Optional[dict]) -> Macs:
+    """The work a nested subclassed model's ``call()`` does outside its tracked layers (which
+    are nodes of their own): its call traced, those layers left out."""
+    if args is None:
+        return None, "call() of %s not recorded" % type(model).__name__
+    layers = frozenset(id(l) for l in model._flatten_layers(include_self=False, recursive=True))
+    m, why = traced_macs(model, args, 1, skip=layers)
+    if m is None and why and why.startswith("no MACs rule for "):
+        why = "its own operations: " + why[len("no MACs rule for "):]
+    return m, why
 
 
 def _shape_of(t: Any) -> Optional[List[Optional[int]]]:
