@@ -55,6 +55,18 @@ def partial_doc():
             "extraction": {"method": "test"}}
 
 
+OWN_REASON = "Net.call() could not be traced: <b>the operations</b> it runs outside its layers are not counted"
+
+
+def untraced_doc():
+    """Every node's figure known, the model's own work (outside every node) unknown."""
+    d = partial_doc()
+    d["nodes"][2]["macs"] = 0
+    d["nodes"][2].pop("macs_reason")
+    d["model"].update(name="untraced", self_macs=None, self_macs_reason=OWN_REASON)
+    return d
+
+
 def v1_doc():
     d = partial_doc()
     d["schema_version"] = 1
@@ -80,6 +92,8 @@ def server(tmp_path_factory, resnet):
         w.add_architecture(resnet, step=0)
     with ArchVizWriter(str(logdir / "partial")) as w:
         w.add_architecture(partial_doc(), step=0)
+    with ArchVizWriter(str(logdir / "untraced")) as w:
+        w.add_architecture(untraced_doc(), step=0)
     write_raw_architecture(str(logdir / "v1"), v1_doc())
     with ArchVizWriter(str(logdir / "steps")) as w:
         for i, s in enumerate((-1, 3, BIG_STEP)):
@@ -93,7 +107,7 @@ def server(tmp_path_factory, resnet):
         w.add_architecture(d, step=0)
         w.add_filter_grid("dense", png, tiles, step=0)
     with run_tensorboard(logdir) as url:
-        for run in ("resnet", "partial", "v1", "grids"):
+        for run in ("resnet", "partial", "v1", "grids", "untraced"):
             wait_for_run(url, run)
         wait_for_run(url, "steps", steps=3)
         yield url
@@ -149,6 +163,15 @@ def test_unknown_macs_show_the_reason_and_totals_say_at_least(server, page):
     assert frame.get_attribute('tr.row[data-id="dense"] td[data-col=param_bytes]', "title") == "8,448 bytes"
     frame.click('tr.row[data-id="custom"]')
     assert "unknown: " + REASON in frame.inner_text("tr.details")
+
+
+def test_unknown_own_work_of_the_model_says_why_in_the_header(server, page):
+    frame = open_run(page, server, "untraced")
+    assert frame.inner_text("[data-total=macs]") == "at least 2,688"
+    title = frame.get_attribute(".av-totals .stat:has([data-total=macs])", "title")
+    assert title.startswith(OWN_REASON + "; this is a lower bound. 2,688 multiply-accumulates")
+    assert frame.locator(".av-totals b b").count() == 0  # the reason is text, never markup
+    assert "—" not in col_texts(frame, "macs")["custom"]
 
 
 def test_schema_1_macs_are_marked_old_convention(server, page):
