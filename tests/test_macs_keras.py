@@ -236,6 +236,30 @@ def test_nested_subclassed_model_counts_its_own_operations():
     assert arch.model.macs == 2 * (240 + 200) and arch.model.macs_complete is True
 
 
+class Twice(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.proj = layers.Dense(6, name="proj")
+        self.out = layers.Dense(4, name="out")
+
+    def call(self, x):
+        return self.out(self.proj(self.proj(x)))
+
+
+def test_nested_subclassed_model_layer_called_twice_counts_both_calls():
+    twice = Twice()
+    x = keras.Input((5, 6))
+    arch = extract(x, twice(x))
+    proj = arch.node(twice.name + "/proj")
+    assert proj.calls == 2 and proj.macs == 2 * 5 * 6 * 6
+    assert arch.node(twice.name + "/out").macs == 5 * 6 * 4
+    assert arch.model.macs == 480 and arch.model.macs_complete is True
+    # the same figures as the model read on its own (symbolic trace)
+    alone = Twice()
+    alone(keras.ops.zeros((1, 5, 6)))
+    assert extract_keras(alone).model.macs == 480
+
+
 class Branchy(keras.Model):
     """Python control flow on a value: Keras cannot trace call() on symbolic inputs."""
 

@@ -64,7 +64,7 @@ import keras
 from keras.src.ops.function import make_node_key
 
 from tensorboard_archviz import schema, totals
-from tensorboard_archviz.extract.keras_macs import arg_shapes, call_macs, own_macs
+from tensorboard_archviz.extract.keras_macs import arg_shapes, call_macs, traced_calls
 
 logger = logging.getLogger(__name__)
 
@@ -582,7 +582,7 @@ class _Extractor:
             if not _is_model(op):  # containers: totals.fill_totals sums their subtree
                 self._node_macs(node, op, calls)
             elif _graph_of(op) is None and not isinstance(op, keras.Sequential):
-                self._own_macs(node, op, calls)
+                self._traced_container(nid, node, op, calls)
             node.memory = {
                 "params_bytes": _weights_bytes(node.weights or ()),
                 "output_bytes": _outputs_bytes(calls)}
@@ -611,22 +611,42 @@ class _Extractor:
             if mem["output_bytes"] is not None:
                 mem["output_bytes"] *= k
 
-    @staticmethod
-    def _own_macs(node: schema.Node, op: Any, calls: list) -> None:
-        """A nested subclassed model (its layers are nodes, read without a graph): the work
-        its ``call()`` does outside them (a ``keras.ops.matmul`` between two layers) as the
-        container's ``self_macs``, summed over its calls; none recorded: absent."""
+    def _traced_container(self, nid: str, node: schema.Node, op: Any, calls: list) -> None:
+        """A nested subclassed model (read from its tracked layers, without a graph): its
+        ``call()`` traced on each recorded call. Its layers take the calls the first trace
+        shows (a layer called twice counts twice; the container's own calls multiply them, see
+        ``_scale_by_container_calls``); what it runs outside them (a ``keras.ops.matmul``
+        between two layers) is its ``self_macs``, summed over its calls (unknown: null and the
+        reason). Processed before its children (nodes are in insertion order)."""
         if not calls:
             return
-        total: Optional[int] = 0
-        for _, _, _, args in calls:
-            m, why = own_macs(op, args)
-            if m is None:
-                node.self_macs, node.macs_reason = None, why or "unknown"
-                return
-            total += m
-        if total:
-            node.self_macs = total
+        children = {id(self.ops[c]): c for c, n in self.nodes.items() if n.parent == nid}
+        seen: Dict[str, list] = {}
+        own: Optional[int] = 0
+        for i, (_, _, _, args) in enumerate(calls):
+            found, why = traced_calls(op, args) if args is not None else (
+                None, "call() of %s not recorded" % type(op).__name__)
+            if found is None:
+                own, node.macs_reason = None, why
+                break
+            for sub, ins, outs, sub_args, dtypes in found:
+                child = children.get(id(sub))
+                if child is not None:
+                    if i == 0:
+                        seen.setdefault(child, []).append((ins, outs, dtypes, sub_args))
+                    continue
+                m, why = call_macs(sub, ins, outs, sub_args, 1)
+                if m is None:
+                    name = getattr(sub, "name", type(sub).__name__)
+                    own, node.macs_reason = None, "its own operations: %s: %s" % (name, why)
+                    break
+                own += m
+            if own is None:
+                break
+        for child, child_calls in seen.items():
+            self.calls[child] = child_calls
+        if own is None or own:
+            node.self_macs = own
 
     @staticmethod
     def _node_macs(node: schema.Node, op: Any, calls: list) -> None:

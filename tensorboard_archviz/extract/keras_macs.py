@@ -430,9 +430,10 @@ def _symbolic(value: Any, made: List[Any]) -> Any:
     return value
 
 
-def _traced_ops(layer: Any, args: dict) -> List[Tuple[Any, list, list, dict]]:
-    """(operation, input shapes, output shapes, argument shapes) of what ``layer.call`` runs on
-    symbolic inputs; the nodes this records on the layer's sublayers are removed again."""
+def _traced_ops(layer: Any, args: dict) -> List[Tuple[Any, list, list, dict, list]]:
+    """(operation, input shapes, output shapes, argument shapes, output dtypes) of what
+    ``layer.call`` runs on symbolic inputs; the nodes this records on the layer's sublayers are
+    removed again."""
     from keras import tree
 
     made: List[Any] = []
@@ -450,7 +451,8 @@ def _traced_ops(layer: Any, args: dict) -> List[Tuple[Any, list, list, dict]]:
             for i, kn in enumerate(op._inbound_nodes):
                 if make_node_key(op, i) in keys and not kn.is_input:
                     found.append((op, [_shape_of(t) for t in kn.input_tensors],
-                                  [_shape_of(t) for t in kn.outputs], arg_shapes(kn)))
+                                  [_shape_of(t) for t in kn.outputs], arg_shapes(kn),
+                                  [getattr(t, "dtype", None) for t in kn.outputs]))
         return found
     finally:
         for l, n_in, n_out in touched:
@@ -458,39 +460,32 @@ def _traced_ops(layer: Any, args: dict) -> List[Tuple[Any, list, list, dict]]:
             del l._outbound_nodes[n_out:]
 
 
-def traced_macs(layer: Any, args: dict, depth: int, skip: frozenset = frozenset()) -> Macs:
-    """A custom layer (no rule of its own): the sum over the layers and ops its call() runs
-    (but the layers whose ids are in `skip`: ``own_macs``)."""
+def traced_calls(layer: Any, args: dict) -> Tuple[Optional[list], Optional[str]]:
+    """(the calls ``layer.call`` makes on symbolic inputs of `args`: (operation, input shapes,
+    output shapes, argument shapes, output dtypes) each, None) or (None, why not)."""
     if any(_opaque(v) for v in list(args.get("args") or []) +
            list((args.get("kwargs") or {}).values())):
         return None, ("no MACs rule for %s, and its call() takes arguments that are not "
                       "tensors" % type(layer).__name__)
     try:
-        found = _traced_ops(layer, args)
+        return _traced_ops(layer, args), None
     except Exception as e:  # noqa: BLE001 - any failure: no figure, with the reason
         return None, "no MACs rule for %s, and tracing its call() failed: %s" % (
             type(layer).__name__, one_line(e, 160))
+
+
+def traced_macs(layer: Any, args: dict, depth: int) -> Macs:
+    """A custom layer (no rule of its own): the sum over the layers and ops its call() runs."""
+    found, why = traced_calls(layer, args)
+    if found is None:
+        return None, why
     total = 0
-    for op, ins, outs, op_args in found:
-        if id(op) in skip:
-            continue
+    for op, ins, outs, op_args, _ in found:
         m, why = call_macs(op, ins, outs, op_args, depth)
         if m is None:
             return None, "%s: %s" % (getattr(op, "name", type(op).__name__), why)
         total += m
     return total, None
-
-
-def own_macs(model: Any, args: Optional[dict]) -> Macs:
-    """The work a nested subclassed model's ``call()`` does outside its tracked layers (which
-    are nodes of their own): its call traced, those layers left out."""
-    if args is None:
-        return None, "call() of %s not recorded" % type(model).__name__
-    layers = frozenset(id(l) for l in model._flatten_layers(include_self=False, recursive=True))
-    m, why = traced_macs(model, args, 1, skip=layers)
-    if m is None and why and why.startswith("no MACs rule for "):
-        why = "its own operations: " + why[len("no MACs rule for "):]
-    return m, why
 
 
 def _shape_of(t: Any) -> Optional[List[Optional[int]]]:
