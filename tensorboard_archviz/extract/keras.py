@@ -36,8 +36,12 @@ layers of a nested model called more than once (their MACs and output bytes coun
 MACs (``macs``) are per example (batch 1) in ``schema.MACS_CONVENTION``, summed over the calls of
 a shared layer; the rules per layer class are in ``extract/keras_macs.py`` (N-D Dense and
 EinsumDense at every position, convolutions of every rank, MultiHeadAttention with its
-projections, QK^T and AV, recurrent cells per step; elementwise layers and Embedding 0). A layer
-without a rule (a custom layer, Lambda) has ``macs`` null and a ``macs_reason``. ``memory`` per
+projections, QK^T and AV, recurrent cells per step; elementwise layers and Embedding 0); a layer
+without a rule (a custom layer, a Lambda) is counted by tracing its ``call()``, and one whose
+figure cannot be known has ``macs`` null and a ``macs_reason``. A nested subclassed model (read
+from its tracked layers) has its ``call()`` traced too: its layers take the calls the trace shows
+and the work it does between them is its ``self_macs``; a top-level model read as
+``"tracked_layers"`` says its own work is unknown (``model.self_macs`` null). ``memory`` per
 node: ``params_bytes`` from the variables' own dtypes, ``output_bytes`` of every output of every
 call per example (output dtype: the mixed-precision compute dtype where it applies). Containers
 (nested models) and the model totals (``macs``, ``macs_complete``, ``memory``) are filled by
