@@ -55,7 +55,8 @@ def partial_doc():
             "extraction": {"method": "test"}}
 
 
-OWN_REASON = "Net.call() could not be traced: <b>the operations</b> it runs outside its layers are not counted"
+OWN_REASON = ("Net.call() could not be traced: <b>the operations</b> it runs outside its layers "
+              "are not counted")
 
 
 def untraced_doc():

@@ -603,7 +603,7 @@ class _Extractor:
                 k *= max(1, len(self.calls.get(parent) or ()))
                 parent = self.nodes[parent].parent
             if _is_model(self.ops[nid]):  # its own work, summed over its calls: x its parents'
-                if isinstance(node.self_macs, int) and node.self_macs is not schema.ABSENT:
+                if isinstance(node.self_macs, int):
                     node.self_macs *= k
                 continue
             if k == 1:
@@ -639,14 +639,12 @@ class _Extractor:
                     if i == 0:
                         seen.setdefault(child, []).append((ins, outs, dtypes, sub_args))
                     continue
-                m, why = call_macs(sub, ins, outs, sub_args, 1)
+                m, why = call_macs(sub, ins, outs, sub_args, 1) if own is not None else (0, None)
                 if m is None:
                     name = getattr(sub, "name", type(sub).__name__)
                     own, node.macs_reason = None, "its own operations: %s: %s" % (name, why)
-                    break
-                own += m
-            if own is None:
-                break
+                elif own is not None:
+                    own += m
         for child, child_calls in seen.items():
             self.calls[child] = child_calls
         if own is None or own:

@@ -2,23 +2,22 @@
 
 The convention is ``schema.MACS_CONVENTION``: multiply-accumulates for one example (batch 1).
 Counted: every matrix product (Dense and EinsumDense at every position of an N-D input,
-``keras.ops.matmul`` / ``einsum`` / ``dot`` / ``tensordot`` / ``dot_product_attention``, the ``Dot`` layer), convolutions
-of every rank (grouped, depthwise, separable, transposed), attention (``MultiHeadAttention`` and
-``GroupedQueryAttention``: the q/k/v projections, QK^T, AV and the output projection;
-``Attention``: QK^T and AV) and recurrent cells once per time step (``LSTM``: 4 gates,
-``GRU``: 3, ``SimpleRNN``: 1; ``Bidirectional`` both directions; ``ConvLSTM1D/2D/3D``: the
+``keras.ops.matmul`` / ``einsum`` / ``dot`` / ``tensordot`` / ``dot_product_attention``, the
+``Dot`` layer), convolutions of every rank (grouped, depthwise, separable, transposed), attention
+(``MultiHeadAttention`` and ``GroupedQueryAttention``: the q/k/v projections, QK^T, AV and the
+output projection; ``Attention``: QK^T and AV) and recurrent cells once per time step (``LSTM``: 4
+gates, ``GRU``: 3, ``SimpleRNN``: 1; ``Bidirectional`` both directions; ``ConvLSTM1D/2D/3D``: the
 input and the recurrent kernel at every output position, 4 gates). Biases, activations,
-normalisation, pooling, merging by adds, reshapes, dropout, preprocessing and ``Embedding``
-lookups are elementwise or data movement: a true 0. Any other layer (a custom ``Layer``, a
-``Sequential``, functional or subclassed model called inside one, a ``Lambda``, an RNN cell called
-on its own or a custom cell inside ``RNN`` (one step traced, times the steps), a helper layer of
-``keras.applications`` such as InceptionResNetV2's
-``CustomScaleLayer``) is counted by running its ``call()`` once on symbolic inputs of the call's
-shapes and adding up the layers and ops it runs (the graph nodes this records are removed again).
-Anything else (a custom ``Operation``, a layer wrapping another framework's code
-(``JaxLayer``, ``TFSMLayer``, ``TorchModuleWrapper``), a call whose trace fails, an unknown
-dimension, a call with non-tensor arguments that cannot be replayed) has no figure:
-``(None, reason)``.
+normalisation, pooling, merging by adds, reshapes, dropout, preprocessing and ``Embedding`` lookups
+are elementwise or data movement: a true 0. Any other layer (a custom ``Layer``, a ``Sequential``,
+functional or subclassed model called inside one, a ``Lambda``, an RNN cell called on its own or a
+custom cell inside ``RNN`` (one step traced, times the steps), a helper layer of
+``keras.applications`` such as InceptionResNetV2's ``CustomScaleLayer``) is counted by running its
+``call()`` once on symbolic inputs of the call's shapes and adding up the layers and ops it runs
+(the graph nodes this records are removed again). Anything else (a custom ``Operation``, a layer
+wrapping another framework's code (``JaxLayer``, ``TFSMLayer``, ``TorchModuleWrapper``), a call
+whose trace fails, an unknown dimension, a call with non-tensor arguments that cannot be replayed)
+has no figure: ``(None, reason)``.
 
 ``call_macs`` receives the shapes of the call: ``ins`` / ``outs`` (lists of shapes, batch first)
 and ``args`` (``{"args": [...], "kwargs": {...}}`` with tensors replaced by their shapes), so
