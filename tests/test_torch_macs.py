@@ -209,6 +209,34 @@ def test_unknown_macs_are_null_with_a_reason():
     schema.from_json(arch.to_json())
 
 
+class SlicedPositions(nn.Embedding):
+    """Whisper's positional embedding: rows of its own weight by slicing, not F.embedding."""
+
+    def forward(self, x):
+        return x + self.weight[: x.shape[1]]
+
+
+class PickedRows(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.table = nn.Parameter(torch.randn(10, 4))
+
+    def forward(self, idx):
+        return torch.index_select(self.table, 0, idx[0]) + self.table[idx[0]]
+
+
+@pytest.mark.parametrize("method", ["auto", "hooks", "fx"])
+def test_reading_rows_of_its_own_weight_is_a_lookup(method):
+    """Slicing or indexing a layer's own weight is a lookup (a true 0, complete), like
+    F.embedding; a layer that multiplies by it elementwise stays unknown (the test above)."""
+    model = nn.Sequential(SlicedPositions(16, 4), nn.Linear(4, 3))
+    arch = extract_torch(model, torch.randn(2, 5, 4), method=method)
+    assert arch.node("0").macs == 0 and arch.node("0").macs_reason is None
+    assert macs(arch) == 5 * 4 * 3 and arch.model.macs_complete is True
+    rows = extract_torch(nn.Sequential(PickedRows()), torch.tensor([[1, 3, 3]]), method=method)
+    assert rows.node("0").macs == 0 and rows.model.macs_complete is True
+
+
 def test_memory_is_dtype_aware():
     model = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8)).to(torch.float64)
     arch = extract_torch(model, torch.randn(3, 8, dtype=torch.float64))

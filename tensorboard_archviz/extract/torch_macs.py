@@ -5,7 +5,8 @@ Counted: every matrix product (``linear`` at every position of an N-D input, ``m
 convolutions (every rank, groups, transposed), attention (the QK^T and AV products of
 ``scaled_dot_product_attention``; ``multi_head_attention_forward`` with its in/out projections)
 and recurrent layers and cells (every weight matrix once per time step and example). Everything
-else (norms, activations, adds, pooling, lookups) is 0 MACs — a true 0, not "unknown".
+else (norms, activations, adds, pooling, lookups) is 0 MACs — a true 0, not "unknown"; indexing
+or slicing a ``Parameter`` (a layer reading rows of its own weight) is such a lookup.
 
 The figures here are for the whole call (every example of the batch); the builder divides by the
 example batch. Two entry points:
@@ -319,9 +320,14 @@ _PLAIN_NAMESPACES = {"aten", "prims", "_c10d_functional", "c10d", "profiler", "r
                      "debugprims", "_quantized_decomposed"}
 
 
+# ATen operations that read rows or slices of a tensor: run on a Parameter (a module's own
+# weight, as in Whisper's positional embedding), a lookup: 0 MACs, and a rule that applied
+_LOOKUP_OPS = frozenset({"index", "index_select", "slice", "select", "gather", "take"})
+
+
 class _OpInfo:
     """What the counter needs of one ATen overload (computed once per overload)."""
-    __slots__ = ("func", "name", "rule", "undefined", "registry", "writes")
+    __slots__ = ("func", "name", "rule", "undefined", "registry", "writes", "lookup")
 
     def __init__(self, func: Any):
         self.func = func
@@ -341,6 +347,7 @@ class _OpInfo:
                                           _UNDEFINED.match(self.name)):
                 self.undefined = ("%s: %s operation whose MACs this convention does not define"
                                   % (qual, "a custom" if ns not in _PLAIN_NAMESPACES else "an"))
+        self.lookup = self.name in _LOOKUP_OPS
         writes = []
         for i, a in enumerate(getattr(getattr(func, "_schema", None), "arguments", ())):
             if a.alias_info is not None and a.alias_info.is_write:
@@ -400,9 +407,14 @@ def _make_dispatch_mode():
             if info.rule is not None or info.registry is not None or info.undefined:
                 macs, known, why = info.figure(args, kwargs, out)
                 (self.stack[-1] if self.stack else self.stray).add(macs, known, why)
+            elif info.lookup and args and type(args[0]) is _PARAMETER:
+                (self.stack[-1] if self.stack else self.stray).add(0, True, None)
             return out
 
     return OpCounter
+
+
+_PARAMETER = torch.nn.Parameter
 
 
 def _written(writes, args, kwargs) -> List[torch.Tensor]:
