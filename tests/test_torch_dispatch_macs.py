@@ -78,6 +78,30 @@ def test_an_operation_without_a_figure_is_unknown_never_zero():
     schema.from_json(arch.to_json())
 
 
+class Normalised(nn.Module):
+    """CLIP / SigLIP-style embeddings: unit vectors (a vector norm), then a product."""
+
+    def forward(self, x):
+        u = x / x.norm(p=2, dim=-1, keepdim=True)
+        v = x / torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+        return u @ v.transpose(0, 1)
+
+
+class Decomposed(nn.Module):
+    def forward(self, x):
+        return torch.linalg.svdvals(x)
+
+
+@pytest.mark.parametrize("method", ["auto", "hooks", "fx"])
+def test_a_vector_norm_is_a_true_zero_a_decomposition_unknown(method):
+    arch = extract_torch(nn.Sequential(Normalised()), torch.randn(3, 5), method=method)
+    # [3, 5] @ [5, 3]: 45 MACs for the batch of 3, 15 per example; the norms are 0
+    assert arch.model.macs == 15 and arch.model.macs_complete is True
+    arch = extract_torch(nn.Sequential(Decomposed()), torch.randn(3, 5), method=method)
+    assert arch.model.macs_complete is False
+    assert "does not define" in arch.node("0").macs_reason
+
+
 class MadeInForward(nn.Module):
     """Materialises its weight by hand in its first forward (not a Lazy* layer)."""
 
