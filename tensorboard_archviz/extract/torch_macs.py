@@ -316,8 +316,9 @@ class Counter:
 # vector norm (``linalg_vector_norm``, what ``x.norm(dim=-1)`` runs) is a reduction like ``sum``:
 # a true 0, as the convention says of norms
 _UNDEFINED = re.compile(r"^_?(fft_|linalg_(?!vector_norm$)|cholesky|qr$|svd|lu|"
-                        r"triangular_solve|geqrf|ormqr|cudnn_rnn|miopen_rnn|_thnn_fused|stft|istft|cdist_forward|sparse_.*mm|"
-                        r"sspaddmm|_?flash_attention_forward|_?efficient_attention_forward)")
+                        r"triangular_solve|geqrf|ormqr|cudnn_rnn|miopen_rnn|_thnn_fused|stft|"
+                        r"istft|cdist_forward|sparse_.*mm|sspaddmm|_?flash_attention_forward|"
+                        r"_?efficient_attention_forward)")
 _PLAIN_NAMESPACES = {"aten", "prims", "_c10d_functional", "c10d", "profiler", "rngprims",
                      "debugprims", "_quantized_decomposed"}
 
