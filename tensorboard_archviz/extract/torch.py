@@ -618,7 +618,7 @@ class _FunctionMode(TorchFunctionMode):
         if seen.busy or seen.leaf_depth:
             if free:
                 if func is _GETITEM and type(args[0]) is nn.Parameter and seen.leaf_depth:
-                    _lookup(self.counter)  # a leaf reading rows of its own weight
+                    self.counter.lookup()  # a leaf reading rows of its own weight, undispatched
                 with _no_dispatch():
                     return func(*args, **kwargs)
             return func(*args, **kwargs)
@@ -658,13 +658,6 @@ class _FunctionMode(TorchFunctionMode):
 _zero_macs_args, _no_dispatch = torch_macs.zero_macs_args, torch._C._DisableTorchDispatch
 _ZERO_FIGURE = (0, None)
 _GETITEM = torch.Tensor.__getitem__
-
-
-def _lookup(counter) -> None:
-    """The running leaf read rows of its own weight outside the dispatch mode: a lookup, as
-    the dispatch mode would have counted it (0 MACs, a rule that applied)."""
-    if counter.stack:
-        counter.stack[-1].add(0, True, None)
 
 
 def _run_hooks(model, args, kwargs, names, leaf_ids, rec: tg.Recorder, write_guard):

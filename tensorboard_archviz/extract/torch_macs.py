@@ -400,6 +400,10 @@ def _make_dispatch_mode():
         def pop(self) -> Counter:
             return self.stack.pop()
 
+        def lookup(self) -> None:
+            """A lookup ran (rows of a Parameter read): 0 MACs, a rule that applied."""
+            (self.stack[-1] if self.stack else self.stray).add(0, True, None)
+
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             info = _INFOS.get(id(func))  # OpOverloads live as long as the process
             if info is None or info.func is not func:
@@ -411,7 +415,7 @@ def _make_dispatch_mode():
                 macs, known, why = info.figure(args, kwargs, out)
                 (self.stack[-1] if self.stack else self.stray).add(macs, known, why)
             elif info.lookup and args and type(args[0]) is _PARAMETER:
-                (self.stack[-1] if self.stack else self.stray).add(0, True, None)
+                self.lookup()
             return out
 
     return OpCounter
