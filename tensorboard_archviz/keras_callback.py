@@ -142,6 +142,7 @@ class ArchVizCallback(keras.callbacks.Callback):
         self._signals_state: Any = None
         self._capture: Any = None
         self._train_batches = 0  # training batches seen by this callback (batch steps)
+        self._signals_batches: Optional[int] = None  # _train_batches at the last signals write
         self.signals_steps: list = []  # steps at which layer signals were written
         if not isinstance(run, str) or not run:
             raise ValueError("ArchVizCallback: run must be a non-empty string, got %r" % (run,))
@@ -370,7 +371,7 @@ class ArchVizCallback(keras.callbacks.Callback):
         if model is None or not model.built or step in self.signals_steps[-1:]:
             return
         from tensorboard_archviz.signals.keras import compute_keras
-        from tensorboard_archviz.signals.write import signals_doc
+        from tensorboard_archviz.signals.write import signals_doc, update_steps
         from tensorboard_archviz.summary import signals_pb
 
         batch = self.example_input
@@ -379,7 +380,10 @@ class ArchVizCallback(keras.callbacks.Callback):
         values, meta = compute_keras(model, batch, self.layer_signals, self._signals())
         if batch is None and self._capture is not None and self._capture.reason:
             meta["notes"].append(self._capture.reason)
+        if "updates.ratio" in values:  # the training batches (optimizer steps) its change spans
+            meta["update_steps"] = update_steps(self._signals_batches, self._train_batches)
         self._write("add_summary", signals_pb(signals_doc(values, **meta)), step)
+        self._signals_batches = self._train_batches
         self.signals_steps.append(step)
 
     def _check_vanished(self) -> None:

@@ -253,8 +253,9 @@ class SignalsReader:
 
     def _assemble(self, run: str, steps: List[int], total: int, series, arch_step, arch,
                   notes: List[str]) -> Dict[str, Any]:
+        spans = (series.pop(SPAN_KEY, None) or {}).get("") or [None] * len(steps)
         ordered, unmatched = order_by_architecture(series, arch)
-        findings, thresholds = run_findings(arch, steps, ordered, notes)
+        findings, thresholds = run_findings(arch, steps, ordered, notes, spans)
         return {
             "run": run, "steps": steps, "step_strings": [reader.step_string(s) for s in steps],
             "total_steps": total, "downsampled": len(steps) < total,
@@ -262,7 +263,8 @@ class SignalsReader:
             "architecture_step_string": None if arch_step is None else reader.step_string(
                 arch_step),
             "signals": [describe(key, rows) for key, rows in ordered.items()],
-            "series": ordered, "findings": findings, "thresholds": thresholds,
+            "series": ordered, "update_steps": spans,
+            "findings": findings, "thresholds": thresholds,
             "unmatched": unmatched, "notes": notes,
         }
 
@@ -302,6 +304,9 @@ def decode_step(raw: Optional[bytes], tag: str) -> Tuple[Optional[Dict[str, Dict
             bad += n
         else:
             bad += 1
+    span = _update_steps(data) if name is None and "updates.ratio" in out else None
+    if span is not None:
+        out[SPAN_KEY] = {"": span}
     notes = []
     version = data.get("version")
     if isinstance(version, int) and version > SIGNALS_VERSION:
@@ -314,6 +319,15 @@ def decode_step(raw: Optional[bytes], tag: str) -> Tuple[Optional[Dict[str, Dict
 
 
 _INVALID = object()
+# An internal series (never served as a signal): the training steps each write's
+# ``updates.ratio`` spans (the stored ``meta.update_steps``), served as ``update_steps``.
+SPAN_KEY = "meta.update_steps"
+
+
+def _update_steps(data: Dict[str, Any]) -> Optional[int]:
+    meta = data.get("meta")
+    span = meta.get("update_steps") if isinstance(meta, dict) else None
+    return span if type(span) is int and span > 0 else None
 
 
 def _checked_values(values: Dict[str, Any]) -> Tuple[Dict[str, Any], int]:
@@ -377,14 +391,15 @@ def describe(key: str, rows: Dict[str, List[Any]]) -> Dict[str, Any]:
     return desc
 
 
-def run_findings(arch, steps: List[int], series, notes: List[str]):
+def run_findings(arch, steps: List[int], series, notes: List[str],
+                 update_steps: Optional[List[Optional[int]]] = None):
     """(findings, thresholds) from ``signals.findings.find``; ([], {}) when it is not there."""
     try:
         from tensorboard_archviz.signals import findings as findings_lib
     except ImportError:
         return [], {}
     try:
-        found, thresholds = findings_lib.find(arch, steps, series)
+        found, thresholds = findings_lib.find(arch, steps, series, update_steps=update_steps)
         return list(found), dict(thresholds)
     except Exception as e:  # noqa: BLE001 - findings never take the answer down
         logger.warning("archviz: computing findings failed", exc_info=True)

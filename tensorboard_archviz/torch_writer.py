@@ -211,6 +211,7 @@ class _SignalsState:
 
         self.torch = TorchSignalState()
         self.off = False
+        self.last_step: Optional[int] = None  # the global_step of the previous write
 
 
 def _signals_state(writer: Any, model: Any) -> Any:
@@ -273,9 +274,13 @@ def add_layer_signals(writer: Any, model: Any, global_step: Optional[int] = None
 def _write_signals(writer, model, global_step, input_to_model, groups, repeats, state,
                    walltime):
     from tensorboard_archviz.signals.torch import compute_torch
-    from tensorboard_archviz.signals.write import signals_doc
+    from tensorboard_archviz.signals.write import signals_doc, update_steps
 
     values, meta = compute_torch(_unwrap(model), input_to_model, groups, state.torch, repeats)
+    step = None if global_step is None else int(global_step)
+    if "updates.ratio" in values:  # the steps its change spans (the findings' per-step rate)
+        meta["update_steps"] = update_steps(state.last_step, step)
+    state.last_step = step
     doc = signals_doc(values, **meta)
     write_summary(writer, summary.signals_pb(doc), global_step, walltime)
     _warn_unknown(writer, "add_layer_signals", {n for per in values.values() for n in per})

@@ -27,6 +27,11 @@ from test_plugin_routes import TILES, png_bytes, small_arch
 STEPS = [0, 100, 200, 300, 400]
 
 
+# (step, the writer's meta.update_steps, the dense layer's update ratio): 0.5 over 100 steps is
+# 5e-3 per step (usual), over 10 steps 0.05 (high); a span that is not a positive int is unknown
+UPDATES = [(0, None, None), (100, 100, 0.5), (200, 100, 0.6), (300, "x", 0.004), (310, 10, 0.5)]
+
+
 def signals_doc(i):
     return {"version": 1, "meta": {"framework": "torch", "notes": []}, "signals": {
         "weights.rms": {"dense": round(0.1 * (i + 1), 6), "ghost": 1.0},
@@ -57,6 +62,15 @@ def build(root):
                                               "values": {"dense": 3, "ghost2": -1}}), step=200)
         w.add_summary(raw_string(metadata.SIGNALS_TAG, metadata.create_signals_metadata(),
                                  b'{"version": 1, "signals": [1, 2'), step=500)
+    with summary.ArchVizWriter(str(root / "upd")) as w:  # ratios spanning meta.update_steps
+        w.add_architecture(small_arch(10), step=0)
+        for step, span, ratio in UPDATES:
+            doc = {"version": 1, "meta": {"framework": "torch", "notes": [],
+                                          "update_steps": span},
+                   "signals": {"weights.rms": {"dense": 0.1}}}
+            if ratio is not None:
+                doc["signals"]["updates.ratio"] = {"dense": ratio}
+            w.add_summary(summary.signals_pb(doc), step=step)
     with summary.ArchVizWriter(str(root / "sig_only")) as w:
         w.add_summary(summary.signals_pb(signals_doc(0)), step=7)
     with summary.ArchVizWriter(str(root / "future")) as w:
@@ -132,6 +146,21 @@ def test_signals_answer_is_exact(server):
     assert ("dead", "activations.zero_fraction") in kinds, body["findings"]
     assert ("nonfinite", "gradients.rms") in kinds, body["findings"]
     assert body["thresholds"]["dead_fraction"] == 0.9
+
+
+def test_update_ratio_findings_are_per_training_step(server):
+    status, body = signals(server, run="upd")
+    assert status == 200, body
+    assert body["steps"] == [0, 100, 200, 300, 310]
+    assert body["update_steps"] == [None, 100, 100, None, 10]
+    assert body["series"]["updates.ratio"]["dense"] == [None, 0.5, 0.6, 0.004, 0.5]
+    high = [f for f in body["findings"] if f["kind"] == "update_high"]
+    assert [(f["nodes"], f["step"]) for f in high] == [(["dense"], 310)], body["findings"]
+    assert high[0]["text"] == ("`dense` update ratio 0.5 over the 10 training steps up to step "
+                               "310: at least 0.05 per step on average, far above the usual "
+                               "0.001 (learning rate too high?)")
+    status, one = signals(server, run="upd", signal="weights.rms", max_steps="2")
+    assert status == 200 and one["steps"] == [0, 310] and one["update_steps"] == [None, 10]
 
 
 def test_signals_downsample_and_one_signal(server):

@@ -86,10 +86,34 @@ def test_frozen_container_is_named_once():
     found, _ = find(ARCH, [0, 1, 2], series)
     assert kinds(found) == ["update_high", "frozen"]
     assert found[0]["text"] == ("`head` update ratio 0.03 at step 2, far above the usual "
-                                "0.001 (learning rate too high?)")
+                                "0.001 per step (learning rate too high?)")
     assert found[1]["nodes"] == ["base"]
     assert found[1]["text"] == ("`base` did not change between steps 0 and 2 "
                                 "(frozen or zero learning rate)")
+
+
+def test_update_ratio_written_every_k_steps_is_compared_per_step():
+    """A ratio written every 100 steps spans 100 updates: healthy per-step ratios of 2e-3 add
+    up to far more than the 1e-2 limit. Only ratio / k (a lower bound on the mean per-step
+    ratio) is compared, from the writer's update_steps, else the gap between written steps."""
+    series = {"updates.ratio": {"relu": [None, 0.73, 0.2, 0.1], "head": [None, 0.21, 0.3, 0.9]}}
+    steps = [0, 100, 200, 300]
+    assert find(ARCH, steps, series)[0] == []                          # gaps of 100 steps
+    assert find(ARCH, steps, series, update_steps=[None, 100, 100, 100])[0] == []
+    found, _ = find(ARCH, steps, series, update_steps=[None, 100, 100, 20])
+    assert [(f["kind"], f["nodes"], f["step"]) for f in found] == [("update_high", ["head"], 300)]
+    assert found[0]["text"] == ("`head` update ratio 0.9 over the 20 training steps up to step "
+                                "300: at least 0.045 per step on average, far above the usual "
+                                "0.001 (learning rate too high?)")
+    # steps that are epochs: the writer's count of training batches decides, not the step gap
+    found, _ = find(ARCH, [0, 1, 2, 3], series, update_steps=[None, 100, 100, 100])
+    assert found == []
+    found, _ = find(ARCH, [0, 1, 2, 3], series)                        # unknown: the gap, 1
+    assert [f["nodes"] for f in found if f["kind"] == "update_high"] == [["head"], ["relu"]]
+    # a non-finite ratio is still named by `nonfinite`, never divided
+    found, _ = find(ARCH, steps, {"updates.ratio": {"head": [None, "NaN", 0.1, 0.1]}},
+                    update_steps=[None, 100, 100, 100])
+    assert kinds(found) == ["nonfinite"]
 
 
 def test_frozen_then_unfrozen_is_one_run():

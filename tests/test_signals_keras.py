@@ -92,6 +92,8 @@ def test_the_default_writes_weights_and_updates_every_epoch(tmp_path):
     assert set(r["series"]) == {"weights.rms", "updates.ratio"}
     assert r["series"]["updates.ratio"]["base_model"] == [None, 0.0, 0.0]
     assert cb._capture is None  # nothing wraps the train function without batch signals
+    # the steps are epochs; each ratio spans the epoch's 2 training batches (optimizer steps)
+    assert [r["docs"][s]["meta"].get("update_steps") for s in r["steps"]] == [None, 2, 2]
 
 
 def test_signals_on_the_held_first_batch_tensorflow(tmp_path):
@@ -122,6 +124,7 @@ def test_example_input_and_batch_steps(tmp_path):
     _, cb, _, r = fitted(tmp_path, layer_signals_every=2, example_input=(x[:8], y[:8]),
                          layer_signals="all")
     assert r["steps"] == [0, 2, 4] == cb.signals_steps  # 2 batches x 2 epochs
+    assert [r["docs"][s]["meta"].get("update_steps") for s in r["steps"]] == [None, 2, 2]
     doc = r["docs"][0]["signals"]
     assert doc["activations.zero_fraction"]["dead"] == 1.0 and "gradients.rms" in doc
     assert r["docs"][0]["meta"]["batch_size"] == 8 and r["docs"][0]["meta"]["time_repeats"] == 3

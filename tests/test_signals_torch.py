@@ -48,6 +48,44 @@ def written(tmp_path, model, x, steps=1, signals=None, opt=None, y=None, **kw):
     return arch, read_signals(str(tmp_path))
 
 
+def test_update_ratio_every_100_steps_of_healthy_sgd_is_no_finding(tmp_path):
+    """The README's loop: SGD at lr 0.1, signals every 100 steps. Each ratio spans 100
+    updates (meta.update_steps) and is large (0.2-0.7) though every single step moves the
+    weights by about 2e-3 of their norm (measured here): no "learning rate too high"."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(256, 20), torch.randint(0, 10, (256,))
+    per_step = []
+    with ArchVizWriter(str(tmp_path)) as w:
+        add_architecture(w, model, x[:8])
+        for step in range(301):
+            before = [p.detach().clone() for p in model[2].parameters()]
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            if step % 100 == 0:
+                add_layer_signals(w, model, step, input_to_model=x[:32])
+            opt.step()
+            delta = sum(((p - b) ** 2).sum() for p, b in zip(model[2].parameters(), before))
+            per_step.append(float(delta.sqrt() / sum((p ** 2).sum() for p in
+                                                       model[2].parameters()).sqrt()))
+    r = read_signals(str(tmp_path))
+    assert [r["docs"][s]["meta"].get("update_steps") for s in r["steps"]] == [None, 100, 100, 100]
+    assert max(per_step[50:]) < 1e-2                      # every step is a usual one
+    assert max(r["series"]["updates.ratio"]["2"][1:]) > 0.1  # their sum over 100 steps is not
+    found, _ = find(r["arch"], r["steps"], r["series"])   # the gap between steps: 100 as well
+    assert "update_high" not in [f["kind"] for f in found]
+    found, _ = find(r["arch"], r["steps"], r["series"],
+                    update_steps=[r["docs"][s]["meta"].get("update_steps") for s in r["steps"]])
+    assert "update_high" not in [f["kind"] for f in found]
+    # called without a step: no span is claimed
+    w2 = ArchVizWriter(str(tmp_path / "nostep"))
+    add_layer_signals(w2, model)
+    doc = add_layer_signals(w2, model)
+    w2.close()
+    assert "updates.ratio" in doc["signals"] and doc["meta"]["update_steps"] is None
+
+
 def test_vanishing_gradients_of_a_20_layer_sigmoid_mlp_are_named(tmp_path):
     model = sigmoid_mlp()
     arch, r = written(tmp_path, model, torch.randn(8, 16))

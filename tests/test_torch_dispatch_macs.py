@@ -172,6 +172,43 @@ def test_sequence_first_lstm_warns_once_naming_the_module_and_batch_size():
     assert given.node("0").macs == per_run // 3 == 7 * (4 * 20 * 10 + 4 * 20 * 20)
 
 
+class PackedLSTM(nn.Module):
+    """torchinfo's PackPaddedLSTM, smaller: token ids [T, N], packed, a sequence-first LSTM."""
+
+    def __init__(self, batch_first=False):
+        super().__init__()
+        self.batch_first = batch_first
+        self.embedding = nn.Embedding(60, 16)
+        self.lstm = nn.LSTM(16, 8, batch_first=batch_first)
+
+    def forward(self, tokens, lengths):
+        packed = nn.utils.rnn.pack_padded_sequence(self.embedding(tokens), lengths,
+                                                   batch_first=self.batch_first)
+        _, (h, _) = self.lstm(packed)
+        return h[-1]
+
+
+def test_lstm_on_a_packed_sequence_names_its_batch():
+    """The packed data is 2-D [sum of lengths, C]: the batch is in the final state [1, N, H]."""
+    lengths = torch.tensor([5, 4, 4, 2])  # 4 sequences, 15 steps in all, padded to T = 5
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        arch = extract_torch(PackedLSTM(), (torch.ones(5, 4, dtype=torch.long), lengths))
+    ours = [str(w.message) for w in seen if "tensorboard-archviz" in str(w.message)]
+    assert len(ours) == 1 and "'lstm' (LSTM, on a packed sequence) has 4 in its batch " \
+        "dimension: pass batch_size=4" in ours[0]
+    per_run = 15 * 4 * 8 * (16 + 8)  # the steps the packed LSTM ran
+    assert arch.model.batch_size == 5 and arch.node("lstm").macs == round(per_run / 5)
+    given = extract_torch(PackedLSTM(), (torch.ones(5, 4, dtype=torch.long), lengths),
+                          batch_size=4)
+    assert given.node("lstm").macs == per_run // 4 and "batch" not in given.extraction
+    with warnings.catch_warnings():  # batch first: the input's first dimension is the batch
+        warnings.simplefilter("error")
+        arch = extract_torch(PackedLSTM(batch_first=True),
+                             (torch.ones(4, 5, dtype=torch.long), lengths))
+    assert arch.model.batch_size == 4 and arch.node("lstm").macs == per_run // 4
+
+
 def test_batch_first_lstm_needs_no_warning():
     model = nn.Sequential(nn.LSTM(10, 20, batch_first=True))
     with warnings.catch_warnings():

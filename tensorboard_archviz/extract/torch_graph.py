@@ -720,31 +720,41 @@ def example_batch(inputs: Sequence[Tuple[str, torch.Tensor]]) -> int:
     return 1
 
 
-_SEQUENCE_FIRST = {"LSTM", "GRU", "RNN", "MultiheadAttention"}
+_RECURRENT = {"LSTM", "GRU", "RNN"}
+_SEQUENCE_FIRST = _RECURRENT | {"MultiheadAttention"}
 
 
 def _sequence_first_batch(modules: Dict[str, ModuleInfo], rec: Recorder, guess: int,
                           extraction: Dict[str, Any]) -> int:
     """Say when the example batch is a guess that a layer contradicts: the first recurrent
     layer or MultiheadAttention with ``batch_first=False`` that ran on a batched (3-D) input
-    holds the batch in its dimension 1. When that differs from `guess` (the first dimension of
+    holds the batch in its dimension 1, and a recurrent layer that ran on a PackedSequence
+    holds it in dimension 1 of its final state. When that differs from `guess` (the first dimension of
     the input), the extraction says so (``batch``) and one warning names the module and
     ``batch_size=``; `guess` stays the batch (the documented rule, the same for a saved
     program that does not know ``batch_first``)."""
     first = None
     for q, m in modules.items():
         calls = rec.calls.get(q)
-        if m.class_name in _SEQUENCE_FIRST and m.config.get("batch_first") is False and calls \
-                and calls[0].inputs and len(calls[0].inputs[0]) == 3:
-            key = rec.order.get(q, len(rec.order))
-            if first is None or key < first[0]:
-                first = (key, q, m.class_name, int(calls[0].inputs[0][1]))
+        if m.class_name not in _SEQUENCE_FIRST or not calls or not calls[0].inputs:
+            continue
+        ins, outs = calls[0].inputs, calls[0].outputs
+        if m.config.get("batch_first") is False and len(ins[0]) == 3:
+            found = (int(ins[0][1]), "batch_first=False")
+        elif m.class_name in _RECURRENT and len(ins[0]) == 2 and outs and len(outs[-1]) == 3:
+            # a PackedSequence (its data is 2-D): the final state [layers, batch, hidden]
+            found = (int(outs[-1][1]), "on a packed sequence")
+        else:
+            continue
+        key = rec.order.get(q, len(rec.order))
+        if first is None or key < first[0]:
+            first = (key, q, m.class_name) + found
     if first is None or first[3] == guess:
         return guess
-    _, q, cls, batch = first
+    _, q, cls, batch, how = first
     note = ("per-example figures are divided by %d, the first dimension of the input, but '%s' "
-            "(%s, batch_first=False) has %d in its batch dimension: pass batch_size=%d if that "
-            "is the batch" % (guess, q, cls, batch, batch))
+            "(%s, %s) has %d in its batch dimension: pass batch_size=%d if that is the batch"
+            % (guess, q, cls, how, batch, batch))
     extraction["batch"] = note
     warnings.warn("tensorboard-archviz: " + note, RuntimeWarning, stacklevel=4)
     return guess

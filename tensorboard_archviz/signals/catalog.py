@@ -38,7 +38,8 @@ SIGNALS: Dict[str, Dict[str, str]] = {
         "label": "Update ratio \u2016\u0394W\u2016/\u2016W\u2016", "unit": "", "scale": "log",
         "description": "Norm of the change of the layer's parameters since the previous write "
                        "divided by their norm, on a fixed random sample of at most %d elements "
-                       "per tensor. Usually about 1e-3; 0 = did not change." % UPDATE_SAMPLE},
+                       "per tensor: every training step since that write adds to it. Usually "
+                       "about 1e-3 per step; 0 = did not change." % UPDATE_SAMPLE},
     "gradients.rms": {
         "label": "Gradient RMS", "unit": "", "scale": "log",
         "description": "Root mean square of the gradients of the layer's parameters on the last "

@@ -13,8 +13,10 @@ numbers, "NaN" / "Infinity" / "-Infinity", null) and ``steps`` its steps. Each f
 - ``dead``: ``activations.zero_fraction`` >= ``dead_fraction`` (0.9): units zero on every
   example of the example batch;
 - ``saturated``: ``activations.saturated_fraction`` >= ``saturated_fraction`` (0.9);
-- ``update_high``: ``updates.ratio`` above ``update_high`` (1e-2: ten times the usual
-  ``update_usual`` 1e-3), at each layer's peak step;
+- ``update_high``: ``updates.ratio`` per training step above ``update_high`` (1e-2: ten
+  times the usual ``update_usual`` 1e-3 per step), at each layer's peak step. A ratio written
+  every k steps spans k updates (``update_steps``), so ratio / k is compared: a lower bound on
+  the mean per-step ratio (``‖ΣΔ‖ ≤ Σ‖Δ‖``), never a false alarm from writing rarely;
 - ``collapsed``: the output layer's (the last layer with activations, in model order)
   activation std is at most ``collapsed_ratio`` (0.05) x its |mean|: the prediction is nearly
   the same for every example (a softmax stuck at the uniform distribution);
@@ -234,17 +236,45 @@ def _peak(vals: List[Any], n_steps: int) -> Optional[Tuple[float, int]]:
     return best
 
 
-def _update_findings(model: _Model, steps, series, t) -> List[Dict[str, Any]]:
-    """Update ratios far above the usual at their peak step; then frozen runs."""
+def _spans(steps: List[int], update_steps: Optional[Sequence[Optional[int]]]) -> List[int]:
+    """The training steps each step's ``updates.ratio`` spans: the writer's ``update_steps``,
+    else the gap to the previous written step (1 for the first)."""
+    given = list(update_steps or [])
+    out = []
+    for i, step in enumerate(steps):
+        span = given[i] if i < len(given) else None
+        if not (type(span) is int and span > 0):
+            span = max(1, step - steps[i - 1]) if i else 1
+        out.append(span)
+    return out
+
+
+def _update_findings(model: _Model, steps, series, t,
+                     update_steps: Optional[Sequence[Optional[int]]] = None
+                     ) -> List[Dict[str, Any]]:
+    """Update ratios far above the usual per step at their peak step; then frozen runs. A
+    ratio spanning k training steps is compared as ratio / k: a lower bound on the mean
+    per-step ratio (the norm of a sum is at most the sum of the norms), so a layer is only
+    named when its steps were certainly large on average."""
     out: List[Dict[str, Any]] = []
     per_node = series["updates.ratio"]
-    peaks = {n: p for n, p in ((n, _peak(v, len(steps))) for n, v in per_node.items()
-                               if n not in model.containers) if p and p[0] > t["update_high"]}
+    spans = _spans(steps, update_steps)
+    per_step = {n: [v if (d := decode(v)) is None or not math.isfinite(d) else d / spans[k]
+                    for k, v in enumerate(vals[:len(steps)])]
+                for n, vals in per_node.items() if n not in model.containers}
+    peaks = {n: p for n, p in ((n, _peak(v, len(steps))) for n, v in per_step.items())
+             if p and p[0] > t["update_high"]}
     for n in sorted(peaks, key=lambda n: -peaks[n][0]):
-        v, i = peaks[n]
-        out.append(_finding("update_high", "updates.ratio", steps, i, [n], (
-            "%s update ratio %s at step %d, far above the usual %s (learning rate too high?)"
-            % (_q(n), fmt(v), steps[i], fmt(t["update_usual"])))))
+        rate, i = peaks[n]
+        ratio, span = decode(per_node[n][i]), spans[i]
+        if span == 1:
+            text = ("%s update ratio %s at step %d, far above the usual %s per step (learning "
+                    "rate too high?)" % (_q(n), fmt(ratio), steps[i], fmt(t["update_usual"])))
+        else:
+            text = ("%s update ratio %s over the %d training steps up to step %d: at least %s "
+                    "per step on average, far above the usual %s (learning rate too high?)"
+                    % (_q(n), fmt(ratio), span, steps[i], fmt(rate), fmt(t["update_usual"])))
+        out.append(_finding("update_high", "updates.ratio", steps, i, [n], text))
     out = _listed(out, "update_high", "have update ratios far above the usual")
     return out + _frozen(model, steps, per_node, series.get("gradients.rms") or {}, t)
 
@@ -390,10 +420,13 @@ def _slowest(model: _Model, steps, per_node) -> List[Dict[str, Any]]:
 
 
 def find(arch: Any, steps: Sequence[int], series: Dict[str, Dict[str, List[Any]]],
-         thresholds: Optional[Dict[str, float]] = None) -> Tuple[List[Dict[str, Any]],
-                                                                 Dict[str, float]]:
+         thresholds: Optional[Dict[str, float]] = None,
+         update_steps: Optional[Sequence[Optional[int]]] = None
+         ) -> Tuple[List[Dict[str, Any]], Dict[str, float]]:
     """``(findings, thresholds)`` of a run (see the module). `arch`: the architecture
-    (``schema.Architecture`` or its dict) whose node order and nesting are used, or None."""
+    (``schema.Architecture`` or its dict) whose node order and nesting are used, or None.
+    `update_steps`: per step, the training steps its ``updates.ratio`` spans (the writers'
+    ``meta.update_steps``; None where unknown: the gap to the previous step)."""
     t = dict(THRESHOLDS, **(thresholds or {}))
     steps = list(steps)
     series = {k: v for k, v in (series or {}).items() if isinstance(v, dict)}
@@ -407,7 +440,7 @@ def find(arch: Any, steps: Sequence[int], series: Dict[str, Dict[str, List[Any]]
         if key in series:
             found += _fraction_findings(model, steps, series[key], key, t)
     if "updates.ratio" in series:
-        found += _update_findings(model, steps, series, t)
+        found += _update_findings(model, steps, series, t, update_steps)
     if "activations.std" in series and "activations.mean" in series:
         found += _collapsed(model, steps, series, t)
     if "time.forward_ms" in series:

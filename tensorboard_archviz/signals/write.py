@@ -1,6 +1,7 @@
 """The stored documents of layer signals and user values (see the ``signals`` route).
 
-``signals_doc`` builds ``{"version": 1, "signals": {key: {node id: value}}, "meta": {...}}`` and
+``signals_doc`` builds ``{"version": 1, "signals": {key: {node id: value}}, "meta": {...}}``
+(``meta.update_steps``: the training steps ``updates.ratio`` spans, see ``update_steps``) and
 ``values_doc`` builds ``{"version": 1, "name": name, "values": {node id: value}}``; every value
 goes through ``catalog.encode`` (6 significant digits, "NaN" / "Infinity" / "-Infinity", null).
 ``summary.signals_pb`` / ``summary.values_pb`` wrap them in Summary protos.
@@ -15,7 +16,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from tensorboard_archviz.signals.catalog import SIGNALS, UPDATE_SAMPLE, encode
 
-__all__ = ["signals_doc", "values_doc", "check_values_name", "VERSION"]
+__all__ = ["signals_doc", "values_doc", "check_values_name", "update_steps", "VERSION"]
 
 VERSION = 1
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
@@ -36,6 +37,17 @@ def signals_doc(signals: Mapping[str, Mapping[str, Any]], *, framework: str,
             "update_sample": int(update_sample), "notes": list(notes or [])}
     info.update(meta)
     return {"version": VERSION, "signals": out, "meta": info}
+
+
+def update_steps(previous: Optional[int], step: Optional[int]) -> Optional[int]:
+    """The training steps (optimizer steps) between two writes of ``updates.ratio``, stored as
+    ``meta.update_steps``: the findings compare ``ratio / update_steps`` with the usual per-step
+    ratio. PyTorch: ``global_step`` (optimizer steps by TensorBoard's convention); Keras: the
+    training batches the callback counted. None when either is unknown or they do not
+    increase."""
+    if previous is None or step is None or step <= previous:
+        return None
+    return step - previous
 
 
 def check_values_name(name: Any) -> str:
