@@ -6,7 +6,8 @@ the contract), no framework needed.
   steps 0..9, the (same) architecture at steps 0 and 5.
   gradients.rms grows 10x per layer from the stem (1e-6) to the head; ``blocks.2.fc`` is NaN at
   step 9, ``blocks.3.fc`` has no value at any step (null), updates.ratio of the stem is exactly 0, and
-  ``ghost.fc`` (an update ratio) is not in the architecture.
+  ``ghost.fc`` (an update ratio) is not in the architecture; each update ratio spans 10 training
+  steps (``meta.update_steps``).
 - ``big_run(logdir, layers=800, steps=1100)``: ``layers`` distinct Linear layers (no folds), one
   signal (gradients.rms) every 100 steps; the route shows 1,000 of them (its default max_steps).
 """
@@ -66,7 +67,9 @@ def small_doc(step: int) -> Dict:
             "signals": {"gradients.rms": grads, "updates.ratio": updates,
                         "activations.zero_fraction": zeros},
             "meta": {"framework": "torch", "batch_size": 1, "time_repeats": None,
-                     "update_sample": 4096, "notes": []}}
+                     "update_sample": 4096, "notes": [],
+                     # each written step's update ratio spans 10 training steps (after the first)
+                     "update_steps": 10 if step else None}}
 
 
 def small_run(run_dir: str) -> None:

@@ -142,6 +142,21 @@ def test_heatmap_keyboard_and_no_signals_message(url, page):
     frame.wait_for_selector("[data-testid=graph-detail][data-node-id='blocks.0.fc']", timeout=60000)
 
 
+def test_update_ratio_cells_say_how_many_training_steps_they_span(url, page):
+    frame = open_view(page, url, "view=signals&run=small", "[data-testid=signals-view][data-render-complete='1']")
+    frame.evaluate("document.querySelector('[data-testid=signals-view]').dataset.renderComplete = '0'")
+    frame.select_option("select[data-action=signal]", "updates.ratio")
+    frame.wait_for_selector("[data-testid=signals-view][data-render-complete='1']")
+    frame.focus("[data-testid=signals-heatmap]")
+    page.keyboard.press("ArrowDown")   # the first layer at the last step
+    tip = frame.inner_text("[data-testid=signals-tip]")
+    assert tip == "stem · step 9 · Update ratio \u2016\u0394W\u2016/\u2016W\u2016: 0 over the 10 " \
+        "training steps since the previous write", tip
+    for _ in range(9):
+        page.keyboard.press("ArrowLeft")   # step 0: the first write has no ratio, no span
+    assert "training steps" not in frame.inner_text("[data-testid=signals-tip]")
+
+
 # --------------------------------------------------------------------------------- Colour by
 
 def fills(frame, ids):

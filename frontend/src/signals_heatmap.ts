@@ -21,6 +21,8 @@ export interface HeatData {
   scale: Scale;
   unit: string;
   signalLabel: string;
+  /** per step: the training steps the value spans (update ratios written every k steps) */
+  spans?: (number | null)[];
 }
 
 const ROW_H = 14;
@@ -235,7 +237,9 @@ export class Heatmap {
     const v = row.values ? row.values[c] : null;
     this.tip.dataset.layer = row.id;
     this.tip.dataset.step = this.d.steps[c];
-    this.tip.textContent = `${row.id} · step ${this.d.steps[c]} · ${this.d.signalLabel}: ${fmtSignal(v, this.d.unit)}`;
+    const span = v !== null && this.d.spans ? this.d.spans[c] : null;
+    const over = span && span > 1 ? ` over the ${span} training steps since the previous write` : '';
+    this.tip.textContent = `${row.id} · step ${this.d.steps[c]} · ${this.d.signalLabel}: ${fmtSignal(v, this.d.unit)}${over}`;
   }
 
   private openAt(r: number, c: number): void {

@@ -163,7 +163,8 @@ class SignalsView {
     const scale = sig.scale(m, kind);
     await yieldToMain();
     if (this.dead) return;
-    const data: HeatData = { rows, steps: sig.steps, scale, unit: m.unit, signalLabel: m.label };
+    const spans = key === 'updates.ratio' ? sig.resp.update_steps : undefined;
+    const data: HeatData = { rows, steps: sig.steps, scale, unit: m.unit, signalLabel: m.label, spans };
     const token = ++this.paintToken;
     const cells = await paintCells(data, () => !this.dead && token === this.paintToken);
     if (!cells) return;

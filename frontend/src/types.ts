@@ -233,6 +233,8 @@ export interface SignalsResponse {
   signals: SignalDesc[];
   /** KEY -> node id -> one value per entry of `steps` */
   series: Record<string, Record<string, SignalValue[]>>;
+  /** per entry of `steps`: the training steps its `updates.ratio` spans (null: unknown) */
+  update_steps?: (number | null)[];
   findings?: SignalFinding[];
   thresholds?: Record<string, number | string>;
   unmatched?: Record<string, string[]>;
