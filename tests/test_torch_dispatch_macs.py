@@ -316,3 +316,121 @@ def test_a_callers_dispatch_mode_still_sees_every_operation():
         assert watched == alone
         batch = alone["model"]["batch_size"]
         assert outer.get_total_flops() == 2 * batch * alone["model"]["macs"] > 0
+
+
+class PositionalAdd(nn.Module):
+    """A leaf adding a learned [T, C] positional embedding (ViT / torchvision MViT style)."""
+
+    def __init__(self):
+        super().__init__()
+        self.pos = nn.Parameter(torch.zeros(16, 8))
+        self.temporal = nn.Parameter(torch.zeros(4, 8))
+
+    def forward(self, x):
+        pe = torch.repeat_interleave(self.temporal, 4, dim=0)
+        return x + self.pos + pe
+
+
+class UnusedMatrix(nn.Module):
+    """A leaf holding a weight matrix its forward never reads: its figure stays unknown."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(8, 8))
+
+    def forward(self, x):
+        return x * 2.0
+
+
+@pytest.mark.parametrize("method", ["hooks", "fx"])
+def test_a_weight_matrix_only_added_is_a_known_zero(method):
+    arch = extract_torch(nn.Sequential(nn.Linear(8, 8), PositionalAdd()), torch.randn(2, 16, 8),
+                         method=method)
+    assert arch.node("1").macs == 0 and arch.node("1").macs_reason is None
+    assert arch.model.macs == 16 * 8 * 8 and arch.model.macs_complete is True
+    arch = extract_torch(nn.Sequential(nn.Linear(8, 8), UnusedMatrix()), torch.randn(2, 8),
+                         method=method)
+    assert arch.node("1").macs is None and "holds a weight matrix" in arch.node("1").macs_reason
+    assert arch.model.macs_complete is False
+
+
+class Detector(nn.Module):
+    """torchvision's detection models' input: a list of [C, H, W] images, batched inside."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+
+    def forward(self, images):
+        return self.conv(torch.stack(images) if images[0].dim() == 3 else torch.cat(images))
+
+
+def test_a_list_of_unbatched_images_is_a_batch_of_that_many():
+    """The batch is the number of images, not the first image's 3 channels (5 images: 5)."""
+    per_image = 16 * 16 * 8 * 3 * 3 * 3
+    for n in (1, 2, 5):
+        a = extract_torch(Detector(), ([torch.randn(3, 16, 16) for _ in range(n)],))
+        assert a.model.batch_size == n and a.model.macs == per_image
+        assert a.extraction["batch"] == ("the input 'images' is a list of %d unbatched images "
+                                         "[C, H, W], batched inside the model: per-example "
+                                         "figures are divided by %d" % (n, n))
+    # a list of batched tensors: the first dimension stays the batch
+    a = extract_torch(Detector(), ([torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16)],))
+    assert a.model.batch_size == 4 and "batch" not in a.extraction
+    assert a.model.macs == 2 * per_image
+
+
+TORCHVISION_OPS = '''
+import torch, torch.nn.functional as F
+from torch import nn
+from tensorboard_archviz.extract.torch import extract_torch
+
+# torchvision's operators as torchvision registers them (schemas of torchvision/csrc/ops),
+# with plain kernels: this environment has no torchvision
+lib = torch.library.Library("torchvision", "DEF")
+lib.define("deform_conv2d(Tensor input, Tensor weight, Tensor offset, Tensor mask, Tensor bias, "
+           "SymInt stride_h, SymInt stride_w, SymInt pad_h, SymInt pad_w, SymInt dilation_h, "
+           "SymInt dilation_w, SymInt groups, SymInt offset_groups, bool use_mask) -> Tensor")
+lib.define("roi_align(Tensor input, Tensor rois, float spatial_scale, SymInt pooled_height, "
+           "SymInt pooled_width, int sampling_ratio, bool aligned) -> Tensor")
+lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+lib.impl("deform_conv2d", lambda x, w, off, mask, b, sh, sw, ph, pw, dh, dw, g, og, um:
+         F.conv2d(x, w, b, (sh, sw), (ph, pw), (dh, dw), g), "CPU")
+lib.impl("roi_align", lambda x, rois, s, h, w, r, a: x.new_zeros(rois.shape[0], x.shape[1], h, w),
+         "CPU")
+lib.impl("nms", lambda d, s, t: torch.argsort(s, descending=True), "CPU")
+
+class Head(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(6, 4, 3, 3))
+        self.bias = nn.Parameter(torch.zeros(6))
+    def forward(self, x):
+        off = torch.zeros(x.shape[0], 18, x.shape[2], x.shape[3])
+        y = torch.ops.torchvision.deform_conv2d(x, self.weight, off, torch.zeros(0), self.bias,
+                                                1, 1, 1, 1, 1, 1, 1, 1, False)
+        boxes = torch.tensor([[0, 0., 0., 4., 4.], [0, 1., 1., 6., 6.]])
+        r = torch.ops.torchvision.roi_align(y, boxes, 1.0, 2, 2, 2, False)
+        keep = torch.ops.torchvision.nms(boxes[:, 1:], torch.tensor([0.9, 0.8]), 0.5)
+        return r[keep]
+
+a = extract_torch(nn.Sequential(Head()), torch.randn(1, 4, 8, 8))
+print(a.node("0").macs, a.node("0").macs_reason, a.model.macs_complete)
+'''
+
+
+def test_torchvision_operators_have_their_figures():
+    """torchvision::deform_conv2d is a convolution; roi_align / nms are 0, not "a custom
+    operation whose MACs this convention does not define" (detection models complete)."""
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("torchvision") is not None:
+        pytest.skip("torchvision is installed: its own operators are registered already")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", TORCHVISION_OPS], check=True, timeout=300,
+                         stdout=subprocess.PIPE, text=True,
+                         env=dict(os.environ, PYTHONPATH=repo)).stdout.split()
+    assert out == [str(8 * 8 * 6 * 4 * 3 * 3), "None", "True"]

@@ -192,14 +192,15 @@ def test_gru_cell():
 
 def test_unknown_macs_are_null_with_a_reason():
     class Opaque(nn.Module):
-        """Holds a weight matrix but runs no operation with a MACs rule."""
+        """Holds a weight matrix but runs no operation with a MACs rule: its product is done
+        by numpy, which no counter sees."""
 
         def __init__(self):
             super().__init__()
             self.w = nn.Parameter(torch.randn(4, 4))
 
         def forward(self, x):
-            return x * self.w.sum()
+            return torch.from_numpy(x.numpy() @ self.w.detach().numpy())
 
     model = nn.Sequential(nn.Linear(4, 4), Opaque())
     arch = extract_torch(model, torch.randn(2, 4))
@@ -207,6 +208,21 @@ def test_unknown_macs_are_null_with_a_reason():
     assert "no operation with a MACs rule" in arch.node("1").macs_reason
     assert macs(arch) == 16 and arch.model.macs_complete is False
     schema.from_json(arch.to_json())
+
+
+def test_a_weight_read_only_by_a_reduction_is_a_known_zero():
+    """``x * self.w.sum()``: the weight is read by a reduction and an elementwise product,
+    both 0 by the convention, all of it dispatched: a known 0, not unknown."""
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(4, 4))
+
+        def forward(self, x):
+            return x * self.w.sum()
+
+    arch = extract_torch(nn.Sequential(nn.Linear(4, 4), Scaled()), torch.randn(2, 4))
+    assert arch.node("1").macs == 0 and macs(arch) == 16 and arch.model.macs_complete is True
 
 
 class SlicedPositions(nn.Embedding):

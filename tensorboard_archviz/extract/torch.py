@@ -617,8 +617,8 @@ class _FunctionMode(TorchFunctionMode):
         ) and _PLAIN_TYPES.issuperset(types)
         if seen.busy or seen.leaf_depth:
             if free:
-                if func is _GETITEM and type(args[0]) is nn.Parameter and seen.leaf_depth:
-                    self.counter.lookup()  # a leaf reading rows of its own weight, undispatched
+                if seen.leaf_depth and _reads_parameter(getattr(func, "__name__", ""), args):
+                    self.counter.lookup()  # a leaf reading its own weight (x + self.pos, ...)
                 with _no_dispatch():
                     return func(*args, **kwargs)
             return func(*args, **kwargs)
@@ -657,7 +657,7 @@ class _FunctionMode(TorchFunctionMode):
 
 _zero_macs_args, _no_dispatch = torch_macs.zero_macs_args, torch._C._DisableTorchDispatch
 _ZERO_FIGURE = (0, None)
-_GETITEM = torch.Tensor.__getitem__
+_reads_parameter = torch_macs.reads_parameter
 
 
 def _run_hooks(model, args, kwargs, names, leaf_ids, rec: tg.Recorder, write_guard):

@@ -708,7 +708,8 @@ def example_batch(inputs: Sequence[Tuple[str, torch.Tensor]]) -> int:
     """The example batch of an extraction: the first dimension of the first input tensor of
     rank >= 2 (Hugging Face names first: ``input_ids``, ``inputs_embeds``, ``pixel_values``,
     ``input_values``, ``input_features``, ``decoder_input_ids``); 1 when every input has rank
-    0 or 1 (an unbatched example, e.g. ``nn.Linear(8, 64)`` on a tensor of shape [8])."""
+    0 or 1 (an unbatched example, e.g. ``nn.Linear(8, 64)`` on a tensor of shape [8]). A list
+    of unbatched images: ``_image_list_batch``."""
     by_name = dict(inputs)
     for key in _HF_BATCH_INPUTS:
         t = by_name.get(key)
@@ -718,6 +719,33 @@ def example_batch(inputs: Sequence[Tuple[str, torch.Tensor]]) -> int:
         if t.dim() >= 2:
             return max(int(t.shape[0]), 1)
     return 1
+
+
+def _image_list_batch(inputs: Sequence[Tuple[str, torch.Tensor]], rec: Recorder, guess: int,
+                      extraction: Dict[str, Any]) -> int:
+    """The example batch of a model called with a list of unbatched images (torchvision's
+    detection and segmentation models take ``[Tensor[C, H, W], ...]``): when the first input
+    of rank >= 2 is an element of a list or tuple argument whose elements are all [C, H, W],
+    and a layer or op ran on [N, C, H', W'] with N the number of images, the batch is N (not
+    the first input's C). Otherwise `guess`."""
+    first = next(((n, t) for n, t in inputs if t.dim() >= 2), None)
+    if first is None or "." not in first[0]:
+        return guess
+    prefix = first[0].rsplit(".", 1)[0] + "."
+    members = [t for n, t in inputs if n.startswith(prefix) and n[len(prefix):].isdigit()]
+    if not members or any(t.dim() != 3 for t in members):
+        return guess
+    n, c = len(members), int(members[0].shape[0])
+    if n == guess or any(int(t.shape[0]) != c for t in members):
+        return guess
+    batched = [c_.inputs[0] for calls in rec.calls.values() for c_ in calls if c_.inputs] + \
+        [op.inputs[0] for op in rec.ops if op.inputs]
+    if not any(len(s) == 4 and s[0] == n and s[1] == c for s in batched):
+        return guess
+    extraction["batch"] = ("the input '%s' is a list of %d unbatched images [C, H, W], batched "
+                           "inside the model: per-example figures are divided by %d"
+                           % (prefix[:-1], n, n))
+    return n
 
 
 _RECURRENT = {"LSTM", "GRU", "RNN"}
@@ -967,6 +995,7 @@ def build_architecture(root_class: str, modules: Dict[str, ModuleInfo], inputs, 
         extraction["dropped_ops"] = dropped
     batch = batch_size or example_batch(inputs)
     if batch_size is None:
+        batch = _image_list_batch(inputs, rec, batch, extraction)
         batch = _sequence_first_batch(modules, rec, batch, extraction)
     nodes = _input_nodes(inputs, batch)
     nodes.extend(execution_order(list(_module_nodes(modules, rec, containers, batch,

@@ -5,8 +5,9 @@ Counted: every matrix product (``linear`` at every position of an N-D input, ``m
 convolutions (every rank, groups, transposed), attention (the QK^T and AV products of
 ``scaled_dot_product_attention``; ``multi_head_attention_forward`` with its in/out projections)
 and recurrent layers and cells (every weight matrix once per time step and example). Everything
-else (norms, activations, adds, pooling, lookups) is 0 MACs — a true 0, not "unknown"; indexing
-or slicing a ``Parameter`` (a layer reading rows of its own weight) is such a lookup.
+else (norms, activations, adds, pooling, lookups) is 0 MACs — a true 0, not "unknown"; a
+``Parameter`` read by such an operation (a layer indexing rows of its own weight, or adding a
+learned positional embedding) makes the layer's 0 a known figure.
 
 The figures here are for the whole call (every example of the batch); the builder divides by the
 example batch. Two entry points:
@@ -319,25 +320,30 @@ _UNDEFINED = re.compile(r"^_?(fft_|linalg_(?!vector_norm$)|cholesky|qr$|svd|lu|"
                         r"triangular_solve|geqrf|ormqr|cudnn_rnn|miopen_rnn|_thnn_fused|stft|"
                         r"istft|cdist_forward|sparse_.*mm|sspaddmm|_?flash_attention_forward|"
                         r"_?efficient_attention_forward)")
+# operations of other libraries that this convention defines (by qualified name): torchvision's
+# deformable convolution is a convolution at sampled positions (the bilinear sampling: 0, like
+# interpolation); RoI pooling / alignment pool (0), non-maximum suppression compares (0)
+_NAMESPACED_RULES = {
+    "torchvision::deform_conv2d": _conv,
+    "torchvision::roi_align": _zero, "torchvision::roi_pool": _zero,
+    "torchvision::ps_roi_align": _zero, "torchvision::ps_roi_pool": _zero,
+    "torchvision::nms": _zero,
+}
 _PLAIN_NAMESPACES = {"aten", "prims", "_c10d_functional", "c10d", "profiler", "rngprims",
                      "debugprims", "_quantized_decomposed"}
 
 
-# ATen operations that read rows or slices of a tensor: run on a Parameter (a module's own
-# weight, as in Whisper's positional embedding), a lookup: 0 MACs, and a rule that applied
-_LOOKUP_OPS = frozenset({"index", "index_select", "slice", "select", "gather", "take"})
-
 
 class _OpInfo:
     """What the counter needs of one ATen overload (computed once per overload)."""
-    __slots__ = ("func", "name", "rule", "undefined", "registry", "writes", "lookup")
+    __slots__ = ("func", "name", "rule", "undefined", "registry", "writes")
 
     def __init__(self, func: Any):
         self.func = func
         qual = str(getattr(func, "_schema", None) and func._schema.name or func)
         ns, _, name = qual.partition("::")
         self.name = name or qual
-        self.rule = _RULES.get(self.name)
+        self.rule = _NAMESPACED_RULES.get(qual) or _RULES.get(self.name)
         self.registry = None
         self.undefined: Optional[str] = None
         if self.rule is None:
@@ -350,7 +356,6 @@ class _OpInfo:
                                           _UNDEFINED.match(self.name)):
                 self.undefined = ("%s: %s operation whose MACs this convention does not define"
                                   % (qual, "a custom" if ns not in _PLAIN_NAMESPACES else "an"))
-        self.lookup = self.name in _LOOKUP_OPS
         writes = []
         for i, a in enumerate(getattr(getattr(func, "_schema", None), "arguments", ())):
             if a.alias_info is not None and a.alias_info.is_write:
@@ -401,7 +406,9 @@ def _make_dispatch_mode():
             return self.stack.pop()
 
         def lookup(self) -> None:
-            """A lookup ran (rows of a Parameter read): 0 MACs, a rule that applied."""
+            """A Parameter was read by an operation without multiply-accumulates (rows of it
+            looked up, or it was added, reshaped, concatenated: a learned positional embedding):
+            0 MACs, a rule that applied."""
             (self.stack[-1] if self.stack else self.stray).add(0, True, None)
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
@@ -414,7 +421,7 @@ def _make_dispatch_mode():
             if info.rule is not None or info.registry is not None or info.undefined:
                 macs, known, why = info.figure(args, kwargs, out)
                 (self.stack[-1] if self.stack else self.stray).add(macs, known, why)
-            elif info.lookup and args and type(args[0]) is _PARAMETER:
+            elif reads_parameter(info.name, args):
                 self.lookup()
             return out
 
@@ -422,6 +429,27 @@ def _make_dispatch_mode():
 
 
 _PARAMETER = torch.nn.Parameter
+
+
+# operations that copy, detach or hand out a tensor's data (ATen and Python names): a weight
+# passed to them may leave for code the counter does not see (``w.detach().numpy()``), so they
+# never make a layer's 0 known
+COPY_NAMES = frozenset({
+    "detach", "detach_", "alias", "clone", "_to_copy", "to", "cpu", "cuda", "copy", "copy_",
+    "_copy_from", "_copy_from_and_resize", "lift_fresh", "lift_fresh_copy", "contiguous",
+    "numpy", "tolist", "item", "__array__", "__deepcopy__", "__reduce_ex__", "data_ptr",
+    "storage", "untyped_storage", "_local_scalar_dense"})
+
+
+def reads_parameter(name: str, args) -> bool:
+    """Whether operation `name` reads a Parameter (a layer's own weight) among its positional
+    arguments for arithmetic or indexing: not a copy or detach of it (``COPY_NAMES``)."""
+    if name in COPY_NAMES:
+        return False
+    for a in args:
+        if type(a) is _PARAMETER:
+            return True
+    return False
 
 
 def _written(writes, args, kwargs) -> List[torch.Tensor]:
