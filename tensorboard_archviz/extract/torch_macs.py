@@ -336,7 +336,7 @@ _PLAIN_NAMESPACES = {"aten", "prims", "_c10d_functional", "c10d", "profiler", "r
 
 class _OpInfo:
     """What the counter needs of one ATen overload (computed once per overload)."""
-    __slots__ = ("func", "name", "rule", "undefined", "registry", "writes")
+    __slots__ = ("func", "name", "rule", "undefined", "registry", "writes", "reads")
 
     def __init__(self, func: Any):
         self.func = func
@@ -356,6 +356,7 @@ class _OpInfo:
                                           _UNDEFINED.match(self.name)):
                 self.undefined = ("%s: %s operation whose MACs this convention does not define"
                                   % (qual, "a custom" if ns not in _PLAIN_NAMESPACES else "an"))
+        self.reads = self.name not in COPY_NAMES  # a Parameter among its arguments is read
         writes = []
         for i, a in enumerate(getattr(getattr(func, "_schema", None), "arguments", ())):
             if a.alias_info is not None and a.alias_info.is_write:
@@ -421,8 +422,11 @@ def _make_dispatch_mode():
             if info.rule is not None or info.registry is not None or info.undefined:
                 macs, known, why = info.figure(args, kwargs, out)
                 (self.stack[-1] if self.stack else self.stray).add(macs, known, why)
-            elif reads_parameter(info.name, args):
-                self.lookup()
+            elif info.reads:
+                for a in args:
+                    if type(a) is _PARAMETER:
+                        self.lookup()  # a weight read by an operation without MACs (x + self.pos)
+                        break
             return out
 
     return OpCounter
