@@ -145,7 +145,8 @@ class Node:
     ``call_shapes`` / ``container_calls`` (Keras shared layers / nested models), the kind flags
     ``is_container``, ``is_input``, ``is_function`` (torch functional op), ``operation``
     (a ``keras.ops`` call), and torch saved programs' ``class_known``, ``config_source``;
-    ``used_by`` (a module whose parent uses its weights directly).
+    ``used_by`` (a module whose weights are used directly instead of calling it: the id of
+    the node that uses them, its parent layer or a functional op).
     """
 
     id: str

@@ -12,6 +12,7 @@ import warnings
 import pytest
 import torch
 import torch.fx
+import torch.nn.functional as F
 from torch import nn
 
 from tensorboard_archviz import schema
@@ -383,6 +384,7 @@ def test_a_list_of_unbatched_images_is_a_batch_of_that_many():
 TORCHVISION_OPS = '''
 import torch, torch.nn.functional as F
 from torch import nn
+import torch.nn.functional as F
 from tensorboard_archviz.extract.torch import extract_torch
 
 # torchvision's operators as torchvision registers them (schemas of torchvision/csrc/ops),
@@ -434,3 +436,32 @@ def test_torchvision_operators_have_their_figures():
                          stdout=subprocess.PIPE, text=True,
                          env=dict(os.environ, PYTHONPATH=repo)).stdout.split()
     assert out == [str(8 * 8 * 6 * 4 * 3 * 3), "None", "True"]
+
+
+class DirectWeights(nn.Module):
+    """Swin's / BEiT's attention: child Linear layers whose weights the parent's forward uses
+    directly (F.linear with self.qkv.weight), never calling them."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Linear(8, 24)
+        self.proj = nn.Linear(8, 8)
+        self.unused = nn.Linear(8, 8)
+
+    def forward(self, x):
+        q, k, v = F.linear(x, self.qkv.weight, self.qkv.bias).chunk(3, dim=-1)
+        return F.linear(q * k + v, self.proj.weight, self.proj.bias)
+
+
+@pytest.mark.parametrize("method", ["hooks", "fx"])
+def test_a_module_whose_weights_the_parent_uses_directly_says_so(method):
+    arch = extract_torch(nn.Sequential(DirectWeights()), torch.randn(2, 5, 8), method=method)
+    qkv, proj, unused = arch.node("0.qkv"), arch.node("0.proj"), arch.node("0.unused")
+    ops = {n.id: n for n in arch.nodes if n.is_function}
+    assert qkv.used_by in ops and ops[qkv.used_by].class_name == "linear"
+    assert qkv.reason == ("not called as a module: its weights are used directly by the "
+                          "operation '%s' in '0'" % qkv.used_by)
+    assert proj.used_by in ops and proj.used_by != qkv.used_by
+    assert ops[qkv.used_by].macs == 5 * 24 * 8 and ops[proj.used_by].macs == 5 * 8 * 8
+    assert unused.used_by is None and unused.reason == "not called during the forward pass"
+    assert qkv.calls == 0 and arch.model.macs == 5 * 32 * 8 and arch.model.macs_complete

@@ -52,7 +52,7 @@ export interface ArchNode {
   operation?: boolean;       // a keras.ops call
   class_known?: boolean;     // torch saved programs
   config_source?: string;
-  used_by?: string;          // a module whose parent uses its weights directly
+  used_by?: string;          // the node using this module's weights directly (a parent, an op)
   [key: string]: unknown;
 }
 

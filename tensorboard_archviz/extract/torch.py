@@ -857,7 +857,8 @@ class _Plan:
             extraction, counts or tg.param_counts(self.model.parameters()),
             sum(b.numel() for b in self.model.buffers()), stopped=stopped,
             batch_size=self.batch_size,
-            own=None if self.bare else tg.module_info("", self.model, counts=counts))
+            own=None if self.bare else tg.module_info("", self.model, counts=counts),
+            weights_used=tg.weights_used_by(rec, self.names))
 
 
 def _plan(model: nn.Module, args: tuple, kwargs: Dict[str, Any]) -> _Plan:

@@ -453,6 +453,9 @@ class Recorder:
         self.taken = set(taken)
         self.counters: Dict[str, int] = {}
         self.order: Dict[str, int] = {}  # node id -> when it first ran (leaf modules, ops)
+        # id(parameter) -> the first op node that took it as an argument (a module's weight
+        # used directly by its parent's forward, as in F.linear(x, self.qkv.weight))
+        self.weight_users: Dict[int, str] = {}
 
     def track(self, t: torch.Tensor, node_id: str) -> None:
         self.producers[id(t)] = (weakref.ref(t), node_id)
@@ -536,6 +539,25 @@ class Recorder:
         self.link(ins, node_id, in_shapes, sources)
         for t in outs:
             self.track(t, node_id)
+        for a in args:
+            if type(a) is nn.Parameter:
+                self.weight_users.setdefault(id(a), node_id)
+
+
+def weights_used_by(rec: Recorder, names: Dict[str, nn.Module]) -> Dict[str, str]:
+    """{qualified name: op node id} of the modules never called whose every parameter an op
+    took as an argument (the op that took the first): their parent's forward uses their weights
+    directly (``F.linear(x, self.qkv.weight)`` in Swin's attention)."""
+    if not rec.weight_users:
+        return {}
+    out = {}
+    for q, m in names.items():
+        if q in rec.calls:
+            continue
+        users = [rec.weight_users.get(id(p)) for p in m._parameters.values() if p is not None]
+        if users and all(users):
+            out[q] = users[0]
+    return out
 
 
 def prune_dead_ops(rec: Recorder, outputs: List[str]) -> int:
@@ -889,7 +911,8 @@ def _set_macs(node: schema.Node, macs: Optional[int], reason: Optional[str], bat
 
 def _module_nodes(modules: Dict[str, ModuleInfo], rec: Recorder,
                   containers: Dict[str, List[Call]], batch: int,
-                  stopped: Optional[str]) -> Dict[str, schema.Node]:
+                  stopped: Optional[str],
+                  weights_used: Optional[Dict[str, str]] = None) -> Dict[str, schema.Node]:
     out: Dict[str, schema.Node] = {}
     used_by: Dict[str, Tuple[str, int]] = {}
     below = _descendants(modules)
@@ -914,6 +937,15 @@ def _module_nodes(modules: Dict[str, ModuleInfo], rec: Recorder,
                                         "directly instead of calling it" % parent)
                 node.used_by = parent
                 _set_macs(node, child_macs, None, batch)
+            elif weights_used and q in weights_used:
+                op = weights_used[q]
+                where = next((o.parent for o in rec.ops if o.id == op), None)
+                node.reason = ("not called as a module: its weights are used directly by the "
+                               "operation '%s' in %s" % (op, "'%s'" % where if where else
+                                                         "the model's forward"))
+                node.used_by = op
+                if m.leaf:
+                    node.macs_reason = node.reason
             elif m.leaf:
                 node.macs_reason = node.reason
             continue
@@ -980,7 +1012,8 @@ def build_architecture(root_class: str, modules: Dict[str, ModuleInfo], inputs, 
                        extraction: Dict[str, Any], counts: Tuple[int, int],
                        buffer_numel: int, stopped: Optional[str] = None,
                        batch_size: Optional[int] = None,
-                       own: Optional[ModuleInfo] = None) -> schema.Architecture:
+                       own: Optional[ModuleInfo] = None,
+                       weights_used: Optional[Dict[str, str]] = None) -> schema.Architecture:
     """The Architecture of one run: `modules` in ``named_modules()`` order (root excluded),
     `inputs` [(node id, tensor)], `rec` the recorded run, `containers` the calls of modules that
     are not leaves where `rec` has none, `output` the model's output, `counts` the model's
@@ -988,7 +1021,9 @@ def build_architecture(root_class: str, modules: Dict[str, ModuleInfo], inputs, 
     ``totals.fill_totals``. `stopped`: the run did not finish (why): modules without calls
     are "not reached", their figures unknown. `batch_size`: the example batch when the rule of
     ``example_batch`` does not find it (e.g. a sequence-first input). `own`: the root module's
-    own parameters and buffers (held outside every node, e.g. ViT's ``cls_token``)."""
+    own parameters and buffers (held outside every node, e.g. ViT's ``cls_token``).
+    `weights_used`: modules never called whose every weight an op took directly (module ->
+    that op's node id; ``weights_used_by``)."""
     outputs, out_info = model_outputs(rec, output)
     dropped = prune_dead_ops(rec, outputs)
     if dropped:
@@ -999,7 +1034,7 @@ def build_architecture(root_class: str, modules: Dict[str, ModuleInfo], inputs, 
         batch = _sequence_first_batch(modules, rec, batch, extraction)
     nodes = _input_nodes(inputs, batch)
     nodes.extend(execution_order(list(_module_nodes(modules, rec, containers, batch,
-                                                    stopped).values())
+                                                    stopped, weights_used).values())
                                  + [_op_node(op, batch) for op in rec.ops], rec.order))
     edges = [schema.Edge(source=s, target=t, shape=sh) for (s, t), sh in rec.edges.items()]
     tr, ntr = counts
