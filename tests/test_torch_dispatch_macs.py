@@ -450,7 +450,7 @@ class DirectWeights(nn.Module):
 
     def forward(self, x):
         q, k, v = F.linear(x, self.qkv.weight, self.qkv.bias).chunk(3, dim=-1)
-        return F.linear(q * k + v, self.proj.weight, self.proj.bias)
+        return F.linear(q * k + v, self.proj.weight, bias=self.proj.bias)  # a keyword too
 
 
 @pytest.mark.parametrize("method", ["hooks", "fx"])

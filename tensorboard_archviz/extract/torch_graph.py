@@ -539,7 +539,7 @@ class Recorder:
         self.link(ins, node_id, in_shapes, sources)
         for t in outs:
             self.track(t, node_id)
-        for a in args:
+        for a in (*args, *kwargs.values()) if kwargs else args:
             if type(a) is nn.Parameter:
                 self.weight_users.setdefault(id(a), node_id)
 
