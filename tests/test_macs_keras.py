@@ -508,3 +508,55 @@ def test_top_level_model_own_variables_count_in_the_memory_total():
     assert [w["name"] for w in arch.model.self_weights] == ["gate"]
     assert arch.model.memory["params_bytes"] == arch.model.total_params * 4 == 72
     schema.from_json(arch.to_json())
+
+
+class PositionEmbedding(layers.Layer):
+    """keras-hub's PositionEmbedding: its weight sliced and broadcast to the input's shape (the
+    batch as a number: a trace with an unknown batch fails)."""
+
+    def build(self, shape):
+        self.w = self.add_weight(shape=(64, shape[-1]))
+
+    def call(self, x):
+        s = keras.ops.shape(x)
+        return keras.ops.broadcast_to(
+            keras.ops.slice(keras.ops.convert_to_tensor(self.w), (0, 0), (s[-2], s[-1])), s)
+
+
+class MaskedMix(layers.Layer):
+    """A causal mask broadcast to the batch, then a Dense and a product of two tensors."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.proj = layers.Dense(8)
+
+    def call(self, x):
+        b, t = keras.ops.shape(x)[0], keras.ops.shape(x)[1]
+        mask = keras.ops.broadcast_to(keras.ops.tril(keras.ops.ones((t, t))), (b, t, t))
+        h = self.proj(x)                                   # 16 * 8 * 8
+        return keras.ops.matmul(mask, h)                   # 16 * 16 * 8
+
+
+class Windows(layers.Layer):
+    """Swin's window partition: four windows folded into the batch dimension."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.d = layers.Dense(8)
+
+    def call(self, x):
+        b = keras.ops.shape(x)[0]
+        y = self.d(keras.ops.reshape(x, (b * 4, 4, 8)))
+        return keras.ops.reshape(y, (b, 16, 8))
+
+
+def test_a_call_needing_the_batch_as_a_number_is_traced_on_one_example():
+    x = keras.Input((16, 8))
+    arch = extract(x, layers.Add()([x, PositionEmbedding(name="pos")(x)]))
+    assert arch.node("pos").macs == 0 and arch.model.macs_complete is True
+    arch = extract(x, MaskedMix(name="mix")(x))
+    assert arch.node("mix").macs == 16 * 8 * 8 + 16 * 16 * 8 and arch.model.macs_complete
+    # windows folded into dimension 0: the layer rule would count one window; unknown instead
+    arch = extract(x, Windows(name="win")(x))
+    assert arch.node("win").macs is None and "tracing its call() failed" in \
+        arch.node("win").macs_reason and arch.model.macs_complete is False

@@ -414,30 +414,35 @@ class ShapeSpec(list):
         self.constant = constant  # a concrete array passed to the call (no batch dimension)
 
 
-def _symbolic(value: Any, made: List[Any]) -> Any:
+def _symbolic(value: Any, made: List[Any], one: bool = False) -> Any:
     """A symbolic stand-in for a tensor argument (constants too: nothing is allocated), also
-    inside a list or tuple of them (``Add()([a, b])``, InceptionResNetV2's scale layer)."""
+    inside a list or tuple of them (``Add()([a, b])``, InceptionResNetV2's scale layer);
+    `one`: an unknown batch dimension becomes 1 (one example)."""
     if isinstance(value, ArgList):
-        items = [_symbolic(v, made) for v in value]
+        items = [_symbolic(v, made, one) for v in value]
         return tuple(items) if value.kind is tuple else items
     if isinstance(value, ShapeSpec):
+        shape = tuple(value)
+        if one and shape and shape[0] is None and not value.constant:
+            shape = (1,) + shape[1:]
         # a name of our own: Keras' automatic names (input_layer_N) stay as the user expects
-        t = keras.Input(batch_shape=tuple(value), dtype=value.dtype or "float32",
+        t = keras.Input(batch_shape=shape, dtype=value.dtype or "float32",
                         name="archviz_trace_input_%d" % len(made))
         made.append(t)
         return t
     return value
 
 
-def _traced_ops(layer: Any, args: dict) -> List[Tuple[Any, list, list, dict, list]]:
+def _traced_ops(layer: Any, args: dict, one: bool = False
+                ) -> List[Tuple[Any, list, list, dict, list]]:
     """(operation, input shapes, output shapes, argument shapes, output dtypes) of what
-    ``layer.call`` runs on symbolic inputs; the nodes this records on the layer's sublayers are
-    removed again."""
+    ``layer.call`` runs on symbolic inputs (`one`: of one example, see ``_symbolic``); the
+    nodes this records on the layer's sublayers are removed again."""
     from keras import tree
 
     made: List[Any] = []
-    call_args = [_symbolic(a, made) for a in args.get("args") or []]
-    call_kwargs = {k: _symbolic(v, made) for k, v in (args.get("kwargs") or {}).items()}
+    call_args = [_symbolic(a, made, one) for a in args.get("args") or []]
+    call_kwargs = {k: _symbolic(v, made, one) for k, v in (args.get("kwargs") or {}).items()}
     touched = [(l, len(l._inbound_nodes), len(l._outbound_nodes))
                for l in layer._flatten_layers(include_self=False, recursive=True)]
     try:
@@ -467,10 +472,47 @@ def traced_calls(layer: Any, args: dict) -> Tuple[Optional[list], Optional[str]]
         return None, ("no MACs rule for %s, and its call() takes arguments that are not "
                       "tensors" % type(layer).__name__)
     try:
-        return _traced_ops(layer, args), None
+        found = _traced_ops(layer, args)
     except Exception as e:  # noqa: BLE001 - any failure: no figure, with the reason
-        return None, "no MACs rule for %s, and tracing its call() failed: %s" % (
-            type(layer).__name__, one_line(e, 160))
+        failed = e
+    else:  # inside a trace of one example (below), the same check of what it counted
+        if not _of_one_example(args) or all(_one_example(op, i, o) for op, i, o, _, _ in found):
+            return found, None
+        return None, ("no MACs rule for %s, and its call() folds something into the batch "
+                      "dimension of one example" % type(layer).__name__)
+    # A call() that needs the batch as a number (``ops.broadcast_to(w, ops.shape(x))``, a
+    # reshape by the batch, a causal mask) is traced again on one example. Its figures are
+    # per example as they stand when every counted call ran on that one example (dimension 0
+    # is 1); a call that folded something into dimension 0 (windows) keeps the failure.
+    try:
+        found = _traced_ops(layer, args, one=True)
+    except Exception:  # noqa: BLE001 - the first failure is the one to tell
+        found = None
+    if found is not None and all(_one_example(op, ins, outs) for op, ins, outs, _, _ in found):
+        return found, None
+    return None, "no MACs rule for %s, and tracing its call() failed: %s" % (
+        type(layer).__name__, one_line(failed, 160))
+
+
+def _of_one_example(args: dict) -> bool:
+    """Whether a call's tensor arguments are of one example (dimension 0 is 1)."""
+    specs = [v for v in list(args.get("args") or []) + list((args.get("kwargs") or {}).values())
+             for v in (v if isinstance(v, ArgList) else [v])]
+    return any(isinstance(v, ShapeSpec) and not v.constant and v and v[0] == 1 for v in specs)
+
+
+# keras.ops products whose rules count dimension 0 when it is a number (the whole operands)
+_WHOLE_OPERANDS = {"Matmul", "Einsum", "Dot", "Tensordot"}
+
+
+def _one_example(op: Any, ins: list, outs: list) -> bool:
+    """Whether a call traced on one example gives its per-example figure: a keras.ops product
+    that counts whole operands, an operation of 0 MACs, or a call whose inputs and outputs all
+    have 1 in dimension 0 (the layer rules and convolution / attention ops leave it out)."""
+    if not isinstance(op, keras.layers.Layer):
+        if type(op).__name__ in _WHOLE_OPERANDS or _op_macs(op, ins, outs)[0] == 0:
+            return True
+    return all(not s or s[0] == 1 for s in list(ins) + list(outs) if s is not None)
 
 
 def traced_macs(layer: Any, args: dict, depth: int) -> Macs:
