@@ -544,19 +544,22 @@ class Recorder:
                 self.weight_users.setdefault(id(a), node_id)
 
 
-def weights_used_by(rec: Recorder, names: Dict[str, nn.Module]) -> Dict[str, str]:
-    """{qualified name: op node id} of the modules never called whose every parameter an op
-    took as an argument (the op that took the first): their parent's forward uses their weights
-    directly (``F.linear(x, self.qkv.weight)`` in Swin's attention)."""
+def weights_used_by(rec: Recorder, names: Dict[str, nn.Module]
+                    ) -> Dict[str, Tuple[str, Optional[str]]]:
+    """{qualified name: (op node id, the module it ran in)} of the modules never called whose
+    every parameter an op took as an argument (the op that took the first): their parent's
+    forward uses their weights directly (``F.linear(x, self.qkv.weight)`` in Swin's
+    attention)."""
     if not rec.weight_users:
         return {}
+    parents = {op.id: op.parent for op in rec.ops}
     out = {}
     for q, m in names.items():
         if q in rec.calls:
             continue
         users = [rec.weight_users.get(id(p)) for p in m._parameters.values() if p is not None]
         if users and all(users):
-            out[q] = users[0]
+            out[q] = (users[0], parents.get(users[0]))
     return out
 
 
@@ -912,7 +915,8 @@ def _set_macs(node: schema.Node, macs: Optional[int], reason: Optional[str], bat
 def _module_nodes(modules: Dict[str, ModuleInfo], rec: Recorder,
                   containers: Dict[str, List[Call]], batch: int,
                   stopped: Optional[str],
-                  weights_used: Optional[Dict[str, str]] = None) -> Dict[str, schema.Node]:
+                  weights_used: Optional[Dict[str, Tuple[str, Optional[str]]]] = None
+                  ) -> Dict[str, schema.Node]:
     out: Dict[str, schema.Node] = {}
     used_by: Dict[str, Tuple[str, int]] = {}
     below = _descendants(modules)
@@ -938,8 +942,7 @@ def _module_nodes(modules: Dict[str, ModuleInfo], rec: Recorder,
                 node.used_by = parent
                 _set_macs(node, child_macs, None, batch)
             elif weights_used and q in weights_used:
-                op = weights_used[q]
-                where = next((o.parent for o in rec.ops if o.id == op), None)
+                op, where = weights_used[q]
                 node.reason = ("not called as a module: its weights are used directly by the "
                                "operation '%s' in %s" % (op, "'%s'" % where if where else
                                                          "the model's forward"))
@@ -1013,7 +1016,8 @@ def build_architecture(root_class: str, modules: Dict[str, ModuleInfo], inputs, 
                        buffer_numel: int, stopped: Optional[str] = None,
                        batch_size: Optional[int] = None,
                        own: Optional[ModuleInfo] = None,
-                       weights_used: Optional[Dict[str, str]] = None) -> schema.Architecture:
+                       weights_used: Optional[Dict[str, Tuple[str, Optional[str]]]] = None
+                       ) -> schema.Architecture:
     """The Architecture of one run: `modules` in ``named_modules()`` order (root excluded),
     `inputs` [(node id, tensor)], `rec` the recorded run, `containers` the calls of modules that
     are not leaves where `rec` has none, `output` the model's output, `counts` the model's
@@ -1023,7 +1027,7 @@ def build_architecture(root_class: str, modules: Dict[str, ModuleInfo], inputs, 
     ``example_batch`` does not find it (e.g. a sequence-first input). `own`: the root module's
     own parameters and buffers (held outside every node, e.g. ViT's ``cls_token``).
     `weights_used`: modules never called whose every weight an op took directly (module ->
-    that op's node id; ``weights_used_by``)."""
+    (that op's node id, the module it ran in); ``weights_used_by``)."""
     outputs, out_info = model_outputs(rec, output)
     dropped = prune_dead_ops(rec, outputs)
     if dropped:

@@ -249,6 +249,12 @@ def _spans(steps: List[int], update_steps: Optional[Sequence[Optional[int]]]) ->
     return out
 
 
+def _rate(value: Any, span: int) -> Optional[float]:
+    """A stored ratio per training step (None: no finite value)."""
+    d = decode(value)
+    return None if d is None or not math.isfinite(d) else d / span
+
+
 def _update_findings(model: _Model, steps, series, t,
                      update_steps: Optional[Sequence[Optional[int]]] = None
                      ) -> List[Dict[str, Any]]:
@@ -259,8 +265,7 @@ def _update_findings(model: _Model, steps, series, t,
     out: List[Dict[str, Any]] = []
     per_node = series["updates.ratio"]
     spans = _spans(steps, update_steps)
-    per_step = {n: [v if (d := decode(v)) is None or not math.isfinite(d) else d / spans[k]
-                    for k, v in enumerate(vals[:len(steps)])]
+    per_step = {n: [_rate(v, spans[k]) for k, v in enumerate(vals[:len(steps)])]
                 for n, vals in per_node.items() if n not in model.containers}
     peaks = {n: p for n, p in ((n, _peak(v, len(steps))) for n, v in per_step.items())
              if p and p[0] > t["update_high"]}
